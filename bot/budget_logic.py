@@ -1,0 +1,83 @@
+"""Pure budget arithmetic: calendar periods in a time zone, and what fits in what is left."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.config import BudgetLimit, Period
+from bot.pricing import PriceBook
+
+
+def period_bounds(period: Period, now_utc: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The calendar period holding `now_utc` in `tz`, as naive UTC [start, end). Weeks start on Monday."""
+    local = now_utc.replace(tzinfo=UTC).astimezone(tz)
+    day = local.date()
+    if period is Period.DAY:
+        first, after = day, day + timedelta(days=1)
+    elif period is Period.WEEK:
+        first = day - timedelta(days=day.weekday())
+        after = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        after = (first + timedelta(days=32)).replace(day=1)
+    return _local_midnight_utc(first, tz), _local_midnight_utc(after, tz)
+
+
+def _local_midnight_utc(day, tz: ZoneInfo) -> datetime:  # noqa: ANN001 - a date
+    local = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeState:
+    """One budget scope as the reserver sees it, with its counter row locked."""
+
+    scope_key: str
+    limit: BudgetLimit
+    period_start: datetime
+    period_end: datetime
+    spent_nanos: int
+    reserved_nanos: int
+
+    @property
+    def available_nanos(self) -> int | None:
+        if self.limit.limit_nanos is None:
+            return None
+        return max(0, self.limit.limit_nanos - self.spent_nanos - self.reserved_nanos)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of sizing a call against what is left: `max_tokens == 0` means it does not fit."""
+
+    max_tokens: int
+    amount_nanos: int
+    binding_scope: ScopeState | None
+
+    @property
+    def fits(self) -> bool:
+        return self.max_tokens > 0
+
+
+def plan_call(
+    prices: PriceBook,
+    scopes: list[ScopeState],
+    *,
+    estimated_prompt_tokens: int,
+    wanted_max_tokens: int,
+    min_max_tokens: int,
+    web_search: bool,
+) -> Plan:
+    """Size a call to the tightest scope: the wanted max_tokens if its worst case fits, else as many
+    output tokens as fit, as long as that is at least `min_max_tokens`."""
+    limited = [s for s in scopes if s.available_nanos is not None]
+    tightest = min(limited, key=lambda s: s.available_nanos or 0, default=None)
+    wanted_cost = prices.worst_case_nanos(estimated_prompt_tokens, wanted_max_tokens, web_search)
+    if tightest is None or wanted_cost <= (tightest.available_nanos or 0):
+        return Plan(wanted_max_tokens, wanted_cost, tightest)
+    affordable = prices.max_tokens_affordable(estimated_prompt_tokens, web_search, tightest.available_nanos or 0)
+    if affordable < min(min_max_tokens, wanted_max_tokens):
+        return Plan(0, wanted_cost, tightest)
+    return Plan(affordable, prices.worst_case_nanos(estimated_prompt_tokens, affordable, web_search), tightest)

@@ -1,0 +1,129 @@
+"""The normalised types every platform adapter and the core agree on.
+
+Adapters translate platform events into these; the core never sees a Slack or Discord payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    DISCORD = "discord"
+    CLI = "cli"
+
+
+class AttachmentKind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a message, already fetched (or refused) by the adapter.
+
+    `data` holds the bytes for TEXT and IMAGE; SKIPPED carries `skipped_reason` in plain words,
+    which the core passes on to the user so nothing is dropped silently.
+    """
+
+    filename: str
+    kind: AttachmentKind
+    size: int
+    data: bytes = b""
+    content_type: str = ""
+    skipped_reason: str = ""
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """Where a conversation lives. `thread_id` is the platform's id for the thread (Slack thread_ts,
+    Discord thread channel id, a DM channel id) and is unique within its channel."""
+
+    platform: Platform
+    workspace_id: str
+    channel_id: str
+    thread_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One user message, as every adapter must hand it to `ChatService.handle`."""
+
+    thread: ThreadKey
+    message_id: str
+    user_id: str
+    text: str
+    user_name: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    channel_name: str = ""
+    is_direct: bool = False
+    force_review: bool = False
+    web_search: bool | None = None
+    thinking: bool | None = None
+    reasoning_effort: str | None = None
+
+    @property
+    def platform(self) -> Platform:
+        return self.thread.platform
+
+    @property
+    def dedup_key(self) -> str:
+        t = self.thread
+        return f"{t.platform}:{t.workspace_id}:{t.channel_id}:{self.message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_searches: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.web_searches + other.web_searches,
+        )
+
+
+NANOS_PER_USD = 1_000_000_000
+
+
+def format_usd(nanos: int) -> str:
+    """Dollars for people: cents from a dollar up, four decimals below, six for fractions of a cent."""
+    dollars = nanos / NANOS_PER_USD
+    if abs(dollars) >= 1:
+        return f"${dollars:,.2f}"
+    if abs(dollars) >= 0.0001 or nanos == 0:
+        return f"${dollars:.4f}"
+    return f"${dollars:.6f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """What the last message of an answer says about itself."""
+
+    usage: Usage
+    cost_nanos: int
+    budget_left_fraction: float | None = None
+    budget_left_nanos: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def text(self) -> str:
+        u = self.usage
+        tokens = u.prompt_tokens + u.completion_tokens
+        parts = [f"{tokens:,} tokens", format_usd(self.cost_nanos)]
+        if self.budget_left_fraction is not None and self.budget_left_fraction < 0.2:
+            left = format_usd(self.budget_left_nanos or 0)
+            parts.append(f"{left} left in this channel's budget")
+        return " · ".join(parts + list(self.notes))

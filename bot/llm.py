@@ -1,0 +1,363 @@
+"""SeedClient: streaming Chat Completions against the Seed endpoint over one shared httpx client.
+
+Retries happen only before the first byte of an answer reaches the caller: connect errors, 5xx and
+overload 429s, with exponential backoff, full jitter and `Retry-After`. Once a stream has started,
+a failure surfaces as `SeedStreamBroken`, since the caller already showed part of the answer.
+The client knows nothing of the database or of budgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from httpx_sse import EventSource, SSEError
+
+from bot.domain import Usage
+
+log = logging.getLogger(__name__)
+
+Effort = Literal["low", "medium", "high"]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class SeedError(Exception):
+    """Base of every failure talking to the Seed endpoint. `status` is the HTTP status, if any."""
+
+    user_message = "The model could not answer right now."
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class SeedAuthError(SeedError):
+    user_message = "The bot's key for the model was refused; an admin needs to check SEED_API_KEY."
+
+
+class SeedRateLimited(SeedError):
+    user_message = "The model is overloaded right now; please try again in a minute."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class SeedQuotaExhausted(SeedError):
+    user_message = "The bot's model account has run out of quota; an admin needs to top it up."
+
+
+class SeedContextTooLong(SeedError):
+    user_message = "This conversation is too long for the model; start a new thread to continue."
+
+
+class SeedBadRequest(SeedError):
+    user_message = "The model rejected the request."
+
+
+class SeedUnavailable(SeedError):
+    user_message = "The model's service is unreachable right now; please try again shortly."
+
+
+class SeedStreamBroken(SeedError):
+    user_message = "The connection to the model broke while it was answering."
+
+
+class SeedContentFiltered(SeedError):
+    user_message = "The model declined to answer this (content filter)."
+
+
+# --- request and events -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    max_tokens: int = 4096
+    enable_thinking: bool = True
+    reasoning_effort: Effort | None = None
+    enable_web_search: bool = False
+    enable_caching: bool = False
+    stop: list[str] = field(default_factory=list)
+    response_format: dict[str, Any] | None = None
+
+    def body(self, model: str, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": self.messages,
+            "max_tokens": self.max_tokens,
+            "enable_thinking": self.enable_thinking,
+            "enable_web_search": self.enable_web_search,
+            "enable_caching": self.enable_caching,
+            "stream": stream,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if self.enable_thinking and self.reasoning_effort:
+            body["reasoning_effort"] = self.reasoning_effort
+        if self.stop:
+            body["stop"] = ",".join(self.stop)
+        if self.response_format:
+            body["response_format"] = self.response_format
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str
+
+
+StreamEvent = ContentDelta | ReasoningDelta | UsageReport | Finish
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole answer, as `SeedClient.complete` collects it."""
+
+    content: str
+    reasoning: str
+    usage: Usage | None
+    finish_reason: str
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SeedClient:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        model: str,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        max_retry_after: float = 60.0,
+        sleep: Sleep = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.model = model
+        self.max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"},
+            timeout=httpx.Timeout(timeout, connect=10.0, pool=30.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings, **kw: Any) -> SeedClient:  # noqa: ANN001
+        return cls(
+            api_key=settings.require_api_key(),
+            base_url=settings.seed_base_url,
+            model=settings.seed_model,
+            timeout=settings.seed_timeout_seconds,
+            max_retries=settings.seed_max_retries,
+            **kw,
+        )
+
+    def __repr__(self) -> str:
+        return f"SeedClient(base_url={str(self._http.base_url)!r}, model={self.model!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> SeedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Yield the answer as it arrives. Raises a `SeedError` subclass on failure."""
+        response = await self._open_stream(request.body(self.model, stream=True))
+        try:
+            async for event in self._read_events(response, web_search=request.enable_web_search):
+                yield event
+        finally:
+            await response.aclose()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Collect a streamed answer. A content-filter refusal raises `SeedContentFiltered`."""
+        content: list[str] = []
+        reasoning: list[str] = []
+        usage: Usage | None = None
+        finish = ""
+        async for event in self.stream(request):
+            match event:
+                case ContentDelta(text):
+                    content.append(text)
+                case ReasoningDelta(text):
+                    reasoning.append(text)
+                case UsageReport(u):
+                    usage = u
+                case Finish(reason):
+                    finish = reason
+        if finish == "content_filter":
+            raise SeedContentFiltered("the answer was stopped by the provider's content filter")
+        return Completion("".join(content), "".join(reasoning), usage, finish)
+
+    # -- internals --
+
+    async def _open_stream(self, body: dict[str, Any]) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                request = self._http.build_request("POST", "chat/completions", json=body)
+                response = await self._http.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                error: SeedError = SeedUnavailable(f"cannot reach the Seed endpoint: {type(exc).__name__}")
+                retry_after = None
+            except httpx.TimeoutException as exc:
+                error = SeedUnavailable(f"the Seed endpoint did not answer in time: {type(exc).__name__}")
+                retry_after = None
+            else:
+                if response.status_code == 200:
+                    return response
+                await response.aread()
+                await response.aclose()
+                error = classify_error(response)
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            if not _retryable(error) or attempt >= self.max_retries:
+                raise error
+            if retry_after is not None and retry_after > self._max_retry_after:
+                raise error
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            attempt += 1
+            log.warning("seed call failed (%s), retry %d/%d in %.2fs", error, attempt, self.max_retries, delay)
+            await self._sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self._backoff_cap, self._backoff_base * 2**attempt))
+
+    async def _read_events(self, response: httpx.Response, *, web_search: bool) -> AsyncIterator[StreamEvent]:
+        finished = False
+        saw_usage = False
+        try:
+            async for sse in EventSource(response).aiter_sse():
+                if sse.data.strip() == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(sse.data)
+                except json.JSONDecodeError as exc:
+                    raise SeedStreamBroken(f"malformed chunk from the Seed endpoint: {exc.msg}") from None
+                if "error" in chunk:
+                    err = chunk["error"] or {}
+                    raise SeedStreamBroken(f"the Seed endpoint reported an error mid-answer: {err.get('message')}")
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("reasoning_content"):
+                        yield ReasoningDelta(delta["reasoning_content"])
+                    if delta.get("content"):
+                        yield ContentDelta(delta["content"])
+                    if choice.get("finish_reason"):
+                        finished = True
+                        yield Finish(choice["finish_reason"])
+                if chunk.get("usage"):
+                    saw_usage = True
+                    yield UsageReport(parse_usage(chunk["usage"], web_search=web_search))
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout, SSEError) as exc:
+            raise SeedStreamBroken(f"the answer stream broke: {type(exc).__name__}") from None
+        if not finished:
+            raise SeedStreamBroken("the answer stream ended before the model finished")
+        if not saw_usage:
+            log.warning("seed stream finished without a usage report")
+
+
+def parse_usage(raw: dict[str, Any], *, web_search: bool = False) -> Usage:
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    searches = raw.get("web_search_count", raw.get("num_web_searches"))
+    if searches is None:
+        # The provider documents no search counter: with search on, bill one so budgets never under-count.
+        searches = 1 if web_search else 0
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        web_searches=int(searches),
+    )
+
+
+def classify_error(response: httpx.Response) -> SeedError:
+    """Map an error response to the exception a caller can act on."""
+    status = response.status_code
+    try:
+        err = (response.json() or {}).get("error") or {}
+    except (json.JSONDecodeError, ValueError, AttributeError):
+        err = {}
+    if not isinstance(err, dict):
+        err = {"message": str(err)}
+    code = str(err.get("code") or "")
+    kind = str(err.get("type") or "")
+    message = str(err.get("message") or response.reason_phrase or f"HTTP {status}")
+    words = f"{code} {kind} {message}".lower()
+    text = f"Seed API {status}: {message}"
+    if status in (401, 403):
+        return SeedAuthError(text, status=status, code=code)
+    if status == 429:
+        if any(w in words for w in ("quota", "insufficient", "billing", "exhausted")):
+            return SeedQuotaExhausted(text, status=status, code=code)
+        return SeedRateLimited(
+            text, status=status, code=code, retry_after=_retry_after_seconds(response.headers.get("Retry-After"))
+        )
+    if status in (400, 413) and any(w in words for w in ("context", "too long", "maximum", "token limit")):
+        return SeedContextTooLong(text, status=status, code=code)
+    if status >= 500:
+        return SeedUnavailable(text, status=status, code=code)
+    return SeedBadRequest(text, status=status, code=code)
+
+
+def _retryable(error: SeedError) -> bool:
+    return isinstance(error, SeedRateLimited | SeedUnavailable)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,181 @@
+"""The schema. Money is integer nano-dollars (BigInteger); timestamps are naive UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Channel(Base):
+    """A place people talk to the bot: a Slack or Discord channel, a DM, or the terminal."""
+
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("platform", "workspace_id", "channel_id", name="uq_channels_platform_ids"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    web_search: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasoning_effort: Mapped[str | None] = mapped_column(String(8), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def address(self) -> str:
+        return f"{self.platform}:{self.channel_id}"
+
+
+class Thread(Base):
+    __tablename__ = "threads"
+    __table_args__ = (UniqueConstraint("channel_pk", "platform_thread_id", name="uq_threads_channel_thread"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    platform_thread_id: Mapped[str] = mapped_column(String(128))
+    # The first message still in the prompt. It only moves forward, in large steps, so that the
+    # prompt's prefix stays byte-identical between steps and the provider's cache keeps hitting.
+    history_floor_message_pk: Mapped[int] = mapped_column(Integer, default=0)
+    # The last prompt as we estimated it and as the provider counted it: their ratio corrects the
+    # next estimate, since Seed's tokenizer is not the one we count with.
+    last_prompt_estimate: Mapped[int] = mapped_column(Integer, default=0)
+    last_prompt_actual: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_thread_id", "thread_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    thread_pk: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    # platform:workspace:channel:message id of a user's message. The unique constraint is the
+    # deduplication of retries, replays and a second replica: whoever inserts first answers.
+    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True, default=None)
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    user_name: Mapped[str] = mapped_column(String(200), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    token_estimate: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="ok")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UsageEntry(Base):
+    """The ledger: one row per model call, whatever happened to it."""
+
+    __tablename__ = "usage_ledger"
+    __table_args__ = (Index("ix_usage_ledger_channel_started", "channel_pk", "started_at"),
+                      Index("ix_usage_ledger_started", "started_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    thread_pk: Mapped[int | None] = mapped_column(ForeignKey("threads.id", ondelete="SET NULL"), default=None)
+    reservation_pk: Mapped[int | None] = mapped_column(Integer, default=None, unique=True)
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="chat")
+    model: Mapped[str] = mapped_column(String(64), default="")
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    web_searches: Mapped[int] = mapped_column(Integer, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_known: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    first_token_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class Refusal(Base):
+    """A message the budget refused: no model call, so no ledger row, but admins want the count."""
+
+    __tablename__ = "budget_refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    scope_key: Mapped[str] = mapped_column(String(64))
+    needed_nanos: Mapped[int] = mapped_column(BigInteger)
+    available_nanos: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Budget(Base):
+    """An explicit budget. Channels without a row use SEEDBOT_DEFAULT_CHANNEL_BUDGET."""
+
+    __tablename__ = "budgets"
+
+    scope_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limit_nanos: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    period: Mapped[str] = mapped_column(String(8), default="day")
+    updated_by: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BudgetChange(Base):
+    __tablename__ = "budget_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(64), index=True)
+    changed_by: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[str] = mapped_column(String(40))
+    new_value: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BudgetCounter(Base):
+    """Running totals of one scope in one period; the row that reservers lock."""
+
+    __tablename__ = "budget_counters"
+
+    scope_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    reserved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Reservation(Base):
+    __tablename__ = "budget_reservations"
+    __table_args__ = (Index("ix_budget_reservations_status_expires", "status", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    thread_pk: Mapped[int | None] = mapped_column(Integer, default=None)
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="chat")
+    # The counters this reservation holds money in, as "scope|period|iso start" joined by ";".
+    counter_keys: Mapped[str] = mapped_column(String(400))
+    amount_nanos: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Delivery(Base):
+    """A claimed once-only delivery (daily summary, budget alert): the unique key is the claim."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="claimed")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,0 +1,35 @@
+"""What the core calls out through. Adapters implement these; the core imports no platform."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain import Footer
+
+
+class ReplySink(Protocol):
+    """Where one answer goes, as it is produced.
+
+    The core calls `start` once, then any number of `status` and `append`, then exactly one of
+    `finish` (the answer is complete or was cut; the footer says which) or `fail` (nothing useful
+    was produced, `reason` is a plain sentence for the user). The sink owns pacing and splitting.
+    """
+
+    async def start(self) -> None: ...
+
+    async def status(self, text: str) -> None: ...
+
+    async def append(self, delta: str) -> None: ...
+
+    async def finish(self, footer: Footer) -> None: ...
+
+    async def fail(self, reason: str) -> None: ...
+
+
+class Notifier(Protocol):
+    """Direct messages to people and channels, for summaries and alerts (not answers)."""
+
+    async def send_direct(self, user_id: str, text: str, *, png: bytes | None = None,
+                          filename: str = "") -> None: ...
+
+    async def send_channel(self, workspace_id: str, channel_id: str, text: str) -> None: ...

@@ -1,0 +1,118 @@
+"""Conversations in SQL: channels, threads and messages. The database is the memory of a thread;
+no platform history API is ever asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import Database
+from bot.domain import Incoming
+from bot.models import Channel, Message, Thread, utcnow
+from bot.prompt import HistoryTurn
+
+HISTORY_STATUSES = ("ok", "cut")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    pk: int
+    web_search: bool
+    reasoning_effort: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    pk: int
+    floor_pk: int
+    last_prompt_estimate: int
+    last_prompt_actual: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A message this process won the right to answer, with the thread's history before it."""
+
+    channel: ChannelInfo
+    thread: ThreadInfo
+    message_pk: int
+    history: list[HistoryTurn]
+
+
+class ConversationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
+        """Record the user's message, or return None if this message was seen before (a retry, a
+        replay, another replica). One transaction: the unique dedup key decides."""
+        async with self._db.session() as session:
+            channel = await self._channel(session, incoming)
+            thread = await self._thread(session, channel.id, incoming.thread.thread_id)
+            message_pk = await session.scalar(
+                self._db.insert(Message).values(
+                    thread_pk=thread.id, role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
+                    user_name=incoming.user_name, content=text, token_estimate=token_estimate,
+                    status="pending", created_at=utcnow(),
+                ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Message.id)
+            )
+            if message_pk is None:
+                return None
+            rows = await session.execute(
+                select(Message.id, Message.role, Message.content, Message.token_estimate)
+                .where(Message.thread_pk == thread.id, Message.id >= thread.history_floor_message_pk,
+                       Message.id < message_pk, Message.status.in_(HISTORY_STATUSES))
+                .order_by(Message.id)
+            )
+            history = [HistoryTurn(*row) for row in rows]
+            return Claimed(
+                ChannelInfo(channel.id, channel.web_search, channel.reasoning_effort),
+                ThreadInfo(thread.id, thread.history_floor_message_pk, thread.last_prompt_estimate,
+                           thread.last_prompt_actual),
+                message_pk, history,
+            )
+
+    @staticmethod
+    async def record_answer(session: AsyncSession, *, claimed: Claimed, answer: str, answer_tokens: int,
+                            status: str, floor_pk: int, prompt_estimate: int, prompt_actual: int | None) -> None:
+        """Persist the outcome of one turn inside the caller's transaction (the settlement's)."""
+        user_status = "ok" if status in HISTORY_STATUSES else status
+        await session.execute(update(Message).where(Message.id == claimed.message_pk).values(status=user_status))
+        if answer:
+            session.add(Message(thread_pk=claimed.thread.pk, role="assistant", content=answer,
+                                token_estimate=answer_tokens, status=status, created_at=utcnow()))
+        values: dict[str, object] = {"history_floor_message_pk": floor_pk, "updated_at": utcnow()}
+        if prompt_actual:
+            values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
+        await session.execute(update(Thread).where(Thread.id == claimed.thread.pk).values(**values))
+
+    async def mark_user_message(self, message_pk: int, status: str) -> None:
+        async with self._db.session() as session:
+            await session.execute(update(Message).where(Message.id == message_pk).values(status=status))
+
+    async def _channel(self, session: AsyncSession, incoming: Incoming) -> Channel:
+        key = incoming.thread
+        query = select(Channel).where(Channel.platform == key.platform.value,
+                                      Channel.workspace_id == key.workspace_id, Channel.channel_id == key.channel_id)
+        channel = (await session.scalars(query)).one_or_none()
+        if channel is None:
+            await session.execute(self._db.insert(Channel).values(
+                platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
+                name=incoming.channel_name, web_search=False, created_at=utcnow(),
+            ).on_conflict_do_nothing())
+            channel = (await session.scalars(query)).one()
+        return channel
+
+    async def _thread(self, session: AsyncSession, channel_pk: int, thread_id: str) -> Thread:
+        query = select(Thread).where(Thread.channel_pk == channel_pk, Thread.platform_thread_id == thread_id)
+        thread = (await session.scalars(query)).one_or_none()
+        if thread is None:
+            now = utcnow()
+            await session.execute(self._db.insert(Thread).values(
+                channel_pk=channel_pk, platform_thread_id=thread_id, history_floor_message_pk=0,
+                last_prompt_estimate=0, last_prompt_actual=0, created_at=now, updated_at=now,
+            ).on_conflict_do_nothing())
+            thread = (await session.scalars(query)).one()
+        return thread

@@ -1,0 +1,137 @@
+"""Shared fixtures: the fake Seed server, settings pointed at it, and databases on SQLite and on
+the PostgreSQL server named by SEEDBOT_TEST_POSTGRES_URL (each test gets its own database)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot import migrate
+from bot.app import Core, build_core
+from bot.config import Settings, load_settings
+from bot.llm import SeedClient
+from tests.fakes.seed import FakeSeed
+from tests.sinks import RecordingSink
+
+POSTGRES_URL_ENV = "SEEDBOT_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "SEEDBOT_REQUIRE_POSTGRES"
+
+
+@pytest.fixture
+async def fake_seed() -> AsyncIterator[FakeSeed]:
+    async with FakeSeed() as fake:
+        yield fake
+
+
+def _postgres_admin_url() -> str | None:
+    return os.environ.get(POSTGRES_URL_ENV)
+
+
+async def create_postgres_database() -> tuple[str, Callable[[], object]]:
+    """A new empty database on the test server; returns its URL and an async dropper."""
+    admin = _postgres_admin_url()
+    if not admin:
+        if os.environ.get(REQUIRE_POSTGRES_ENV):
+            pytest.fail(f"{POSTGRES_URL_ENV} is not set but {REQUIRE_POSTGRES_ENV} is")
+        pytest.skip(f"set {POSTGRES_URL_ENV} to run the PostgreSQL tests")
+    name = f"seedbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = await asyncpg.connect(admin)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get(REQUIRE_POSTGRES_ENV):
+            pytest.fail(f"cannot reach PostgreSQL at {admin}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = admin.rsplit("/", 1)[0]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return f"{base}/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'seedbot.db'}"
+        return
+    url, drop = await create_postgres_database()
+    await asyncio.to_thread(migrate.upgrade, url)
+    try:
+        yield url
+    finally:
+        await drop()  # type: ignore[misc]
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'seedbot.db'}"
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    url, drop = await create_postgres_database()
+    await asyncio.to_thread(migrate.upgrade, url)
+    try:
+        yield url
+    finally:
+        await drop()  # type: ignore[misc]
+
+
+def make_settings(fake: FakeSeed, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "_env_file": None,
+        "SEED_API_KEY": fake.api_key,
+        "SEED_BASE_URL": fake.base_url,
+        "DATABASE_URL": database_url,
+        "SEED_MAX_RETRIES": 2,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings_for(fake_seed: FakeSeed) -> Callable[..., Settings]:
+    def build(database_url: str, **overrides: object) -> Settings:
+        return make_settings(fake_seed, database_url, **overrides)
+
+    return build
+
+
+@pytest.fixture
+async def core_for(settings_for: Callable[..., Settings]) -> AsyncIterator[Callable[..., object]]:
+    """Build a Core (and close it after the test) for a database URL and setting overrides."""
+    built: list[Core] = []
+
+    async def build(database_url: str, **overrides: object) -> Core:
+        settings = settings_for(database_url, **overrides)
+        # Retries in tests need not wait out real backoff.
+        core = await build_core(settings, llm=SeedClient.from_settings(settings, sleep=_no_sleep))
+        built.append(core)
+        return core
+
+    yield build
+    for core in built:
+        await core.aclose()
+
+
+async def _no_sleep(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()

@@ -1,0 +1,214 @@
+"""SeedClient against the fake Seed server: the stream, the request body, and every fault."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.llm import (
+    ChatRequest,
+    ContentDelta,
+    Finish,
+    ReasoningDelta,
+    SeedAuthError,
+    SeedClient,
+    SeedContentFiltered,
+    SeedContextTooLong,
+    SeedQuotaExhausted,
+    SeedRateLimited,
+    SeedStreamBroken,
+    SeedUnavailable,
+    UsageReport,
+)
+from tests.fakes.seed import FakeSeed, Reply
+
+
+class SleepRecorder:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def client_for(fake: FakeSeed, sleep: SleepRecorder, **kw: object) -> SeedClient:
+    return SeedClient(api_key=fake.api_key, base_url=fake.base_url, model=fake.model, sleep=sleep, **kw)
+
+
+def ask(text: str = "What is a monad?", **kw: object) -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": text}], **kw)
+
+
+async def collect(client: SeedClient, request: ChatRequest) -> list[object]:
+    return [event async for event in client.stream(request)]
+
+
+async def test_stream_yields_reasoning_content_usage_and_finish(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="Use a dict.", reasoning="Thinking about maps.", chunk_chars=4))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        events = await collect(client, ask(reasoning_effort="high", enable_web_search=True, enable_caching=True,
+                                           max_tokens=300, stop=["END", "STOP"]))
+    text = "".join(e.text for e in events if isinstance(e, ContentDelta))
+    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    assert text == "Use a dict."
+    assert reasoning == "Thinking about maps."
+    assert [e.reason for e in events if isinstance(e, Finish)] == ["stop"]
+    usage = [e.usage for e in events if isinstance(e, UsageReport)][0]
+    assert usage.completion_tokens == fake_seed.count("Use a dict.") + fake_seed.count("Thinking about maps.")
+    assert usage.reasoning_tokens == fake_seed.count("Thinking about maps.")
+    assert usage.web_searches == 1  # search on and no counter reported: billed as one
+    body = fake_seed.requests[0].body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["reasoning_effort"] == "high"
+    assert body["enable_web_search"] is True and body["enable_caching"] is True
+    assert body["max_tokens"] == 300 and body["stop"] == "END,STOP"
+    assert body["model"] == "seed-2-0-code"
+
+
+async def test_thinking_off_sends_no_effort(fake_seed: FakeSeed) -> None:
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        await collect(client, ask(enable_thinking=False, reasoning_effort="high"))
+    body = fake_seed.requests[0].body
+    assert body["enable_thinking"] is False
+    assert "reasoning_effort" not in body
+
+
+async def test_overload_429_is_retried_honouring_retry_after(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="overload_429", retry_after=7), Reply(content="ok now"))
+    sleep = SleepRecorder()
+    async with client_for(fake_seed, sleep) as client:
+        completion = await client.complete(ask())
+    assert completion.content == "ok now"
+    assert len(fake_seed.requests) == 2
+    assert sleep.delays == [7.0]
+
+
+async def test_overload_429_gives_up_after_max_retries(fake_seed: FakeSeed) -> None:
+    fake_seed.script(*[Reply(fault="overload_429", retry_after=1) for _ in range(5)])
+    async with client_for(fake_seed, SleepRecorder(), max_retries=2) as client:
+        with pytest.raises(SeedRateLimited) as caught:
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 3
+    assert caught.value.retry_after == 1.0
+
+
+async def test_retry_after_longer_than_we_wait_is_not_slept(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="overload_429", retry_after=3600))
+    sleep = SleepRecorder()
+    async with client_for(fake_seed, sleep) as client:
+        with pytest.raises(SeedRateLimited):
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 1 and sleep.delays == []
+
+
+async def test_quota_429_is_not_retried(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="quota_429"))
+    sleep = SleepRecorder()
+    async with client_for(fake_seed, sleep) as client:
+        with pytest.raises(SeedQuotaExhausted) as caught:
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 1 and sleep.delays == []
+    assert caught.value.status == 429
+    assert "quota" in caught.value.user_message
+
+
+async def test_500_is_retried_with_backoff_then_succeeds(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="server_500"), Reply(fault="server_500"), Reply(content="recovered"))
+    sleep = SleepRecorder()
+    async with client_for(fake_seed, sleep, max_retries=3, backoff_base=0.5) as client:
+        completion = await client.complete(ask())
+    assert completion.content == "recovered"
+    assert len(fake_seed.requests) == 3
+    assert len(sleep.delays) == 2
+    assert 0 <= sleep.delays[0] <= 0.5 and 0 <= sleep.delays[1] <= 1.0  # full jitter under the doubling cap
+
+
+async def test_500_exhausted_is_provider_unavailable(fake_seed: FakeSeed) -> None:
+    fake_seed.script(*[Reply(fault="server_500") for _ in range(4)])
+    async with client_for(fake_seed, SleepRecorder(), max_retries=3) as client:
+        with pytest.raises(SeedUnavailable):
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 4
+
+
+async def test_context_too_long_is_not_retried(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="context_400"))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        with pytest.raises(SeedContextTooLong):
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 1
+
+
+async def test_bad_key_is_auth_error_without_retry(fake_seed: FakeSeed) -> None:
+    sleep = SleepRecorder()
+    client = SeedClient(api_key="wrong-key-123", base_url=fake_seed.base_url, model=fake_seed.model, sleep=sleep)
+    async with client:
+        with pytest.raises(SeedAuthError) as caught:
+            await collect(client, ask())
+    assert len(fake_seed.requests) == 1 and sleep.delays == []
+    assert "wrong-key-123" not in str(caught.value)
+
+
+async def test_stream_cut_mid_answer_raises_after_the_partial_answer(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="abcdefghijklmnopqrstuvwxyz", chunk_chars=5, fault="cut", cut_after_chunks=2))
+    received: list[str] = []
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        with pytest.raises(SeedStreamBroken):
+            async for event in client.stream(ask()):
+                if isinstance(event, ContentDelta):
+                    received.append(event.text)
+    assert "".join(received) == "abcdefghij"
+    assert len(fake_seed.requests) == 1  # a started answer is never silently re-run
+
+
+async def test_slow_first_token_arrives_within_the_timeout(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="late but fine", first_token_delay=0.6))
+    async with client_for(fake_seed, SleepRecorder(), timeout=5.0) as client:
+        completion = await client.complete(ask())
+    assert completion.content == "late but fine"
+
+
+async def test_first_token_slower_than_the_timeout_is_unavailable(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="too late", first_token_delay=1.5))
+    async with client_for(fake_seed, SleepRecorder(), timeout=0.3, max_retries=0) as client:
+        with pytest.raises((SeedUnavailable, SeedStreamBroken)):
+            await collect(client, ask())
+
+
+async def test_content_filter_is_a_finish_reason_and_complete_raises(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="partial", fault="content_filter"), Reply(content="x", fault="content_filter"))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        events = await collect(client, ask())
+        assert Finish("content_filter") in events
+        with pytest.raises(SeedContentFiltered):
+            await client.complete(ask())
+
+
+async def test_unreachable_endpoint_is_retried_then_unavailable() -> None:
+    sleep = SleepRecorder()
+    client = SeedClient(api_key="k", base_url="http://127.0.0.1:9/v1", model="seed-2-0-code", sleep=sleep,
+                        max_retries=2)
+    async with client:
+        with pytest.raises(SeedUnavailable):
+            await collect(client, ask())
+    assert len(sleep.delays) == 2
+
+
+async def test_api_key_never_in_repr_or_logs(fake_seed: FakeSeed, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_seed.script(Reply(fault="overload_429", retry_after=0), Reply(content="fine"))
+    client = client_for(fake_seed, SleepRecorder())
+    async with client:
+        await client.complete(ask())
+    assert fake_seed.api_key not in repr(client)
+    assert fake_seed.api_key not in caplog.text
+    assert fake_seed.requests[0].headers["Authorization"] == f"Bearer {fake_seed.api_key}"
+
+
+async def test_length_finish_is_reported(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content=" ".join(["word"] * 200)))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        completion = await client.complete(ask(max_tokens=10))
+    assert completion.finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens <= 10
