@@ -112,6 +112,18 @@ def _usd_string(nanos: int) -> str:
     return format((Decimal(nanos) / NANOS_PER_USD).normalize(), "f")
 
 
+@app.command()
+def run() -> None:
+    """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics)."""
+    from adapters.run import run_until_signalled
+
+    settings = _settings()
+    try:
+        asyncio.run(run_until_signalled(settings))
+    except ConfigError as exc:
+        _die(str(exc), 2)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the schema migrations to DATABASE_URL."""

@@ -4,6 +4,7 @@ locks from the queries themselves."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,6 +71,10 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url, **engine_kw)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing our own transactions here, instead of letting
+        # pooled connections poll the file lock (busy_timeout sleeps up to 100 ms a try), keeps the
+        # wait in the event loop and fair; other processes still meet busy_timeout.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -77,7 +82,11 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
+        if self._sqlite_writer is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_writer, self.sessions() as session, session.begin():
             yield session
 
     def insert(self, table: Any) -> Any:

@@ -1,0 +1,20 @@
+"""What `seedbot run` needs from a platform adapter."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+
+class PlatformAdapter(Protocol):
+    name: str
+
+    def mount(self, app: web.Application) -> None:
+        """Add HTTP routes to the process's server (before it starts). Most adapters add none."""
+
+    async def start(self) -> None:
+        """Connect to the platform. Returns once connected (or raises a ConfigError-worthy error)."""
+
+    async def stop(self) -> None:
+        """Stop receiving new messages. Answers in flight are drained by the runner."""

@@ -1,0 +1,57 @@
+"""The process's HTTP server: /healthz and /metrics here; platform adapters mount their own routes
+(Slack's /slack/events) on the same application."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bot.db import Database
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def build_web_app(db: Database, metrics: Metrics) -> web.Application:
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        try:
+            async with db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
+            log.warning("health check failed: %s", type(exc).__name__)
+            return web.json_response({"status": "unhealthy", "database": "unreachable"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def metrics_page(_request: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+class WebServer:
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self._host = host
+        self._port = port
+        self._runner = web.AppRunner(app, access_log=None)
+        self.port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("HTTP server listening on %s:%d", self._host, self.port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
