@@ -22,6 +22,7 @@ from bot.models import (
     Budget,
     BudgetChange,
     BudgetCounter,
+    Channel,
     Refusal,
     Reservation,
     UsageEntry,
@@ -36,8 +37,15 @@ GLOBAL_SCOPE = "global"
 AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
 
 
-def channel_scope(channel_pk: int) -> str:
-    return f"channel:{channel_pk}"
+def channel_scope(platform: str, channel_id: str) -> str:
+    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`. Keyed by the platform's
+    ids rather than our row id, so a budget can be set before the bot has seen the channel."""
+    return f"{platform}:{channel_id}"
+
+
+def _channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
+    platform, _, channel_id = scope_key.partition(":")
+    return select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,7 @@ class BudgetManager:
         self,
         *,
         channel_pk: int,
+        scope_key: str,
         thread_pk: int | None,
         user_id: str,
         kind: str,
@@ -157,7 +166,7 @@ class BudgetManager:
     ) -> Grant | Denial:
         now = self._clock()
         async with self._db.session() as session:
-            scopes = await self._lock_scopes(session, [channel_scope(channel_pk), GLOBAL_SCOPE], now)
+            scopes = await self._lock_scopes(session, [scope_key, GLOBAL_SCOPE], now)
             plan: Plan = plan_call(
                 self._prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
                 wanted_max_tokens=wanted_max_tokens, min_max_tokens=self._settings.min_answer_tokens,
@@ -196,7 +205,7 @@ class BudgetManager:
                 await self._close(session, reservation, outcome)
             if also is not None:
                 await also(session)
-            return await self._remaining(session, reservation.channel_pk if reservation else None)
+            return await self._remaining(session, _channel_scope_of(reservation))
 
     async def expire_stale(self, now: datetime | None = None) -> int:
         """Settle reservations whose process died, at their reserved amount. Returns how many."""
@@ -215,9 +224,9 @@ class BudgetManager:
             log.warning("settled %d stale reservations at their reserved amount", len(stale))
         return len(stale)
 
-    async def remaining(self, channel_pk: int) -> Remaining:
+    async def remaining(self, scope_key: str) -> Remaining:
         async with self._db.session() as session:
-            return await self._remaining(session, channel_pk)
+            return await self._remaining(session, scope_key)
 
     async def scope_state(self, scope_key: str) -> ScopeState:
         """A scope's current period, read without taking a reservation (for `budget show`)."""
@@ -273,14 +282,14 @@ class BudgetManager:
     async def _ledger_spent(self, session: AsyncSession, scope_key: str, since: datetime) -> int:
         query = select(func.coalesce(func.sum(UsageEntry.cost_nanos), 0)).where(UsageEntry.started_at >= since)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(UsageEntry.channel_pk == int(scope_key.removeprefix("channel:")))
+            query = query.where(UsageEntry.channel_pk.in_(_channel_pks(scope_key)))
         return int(await session.scalar(query) or 0)
 
     async def _active_reserved(self, session: AsyncSession, scope_key: str, since: datetime) -> int:
         query = select(func.coalesce(func.sum(Reservation.amount_nanos), 0)).where(
             Reservation.status == "active", Reservation.created_at >= since)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(Reservation.channel_pk == int(scope_key.removeprefix("channel:")))
+            query = query.where(Reservation.channel_pk.in_(_channel_pks(scope_key)))
         return int(await session.scalar(query) or 0)
 
     async def _adjust(self, session: AsyncSession, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
@@ -293,8 +302,15 @@ class BudgetManager:
                     spent_nanos=BudgetCounter.spent_nanos + spent)
         )
 
-    async def _remaining(self, session: AsyncSession, channel_pk: int | None) -> Remaining:
-        if channel_pk is None:
+    async def _remaining(self, session: AsyncSession, scope_key: str | None) -> Remaining:
+        if scope_key is None:
             return Remaining(None, None)
-        state = await self._scope_state(session, channel_scope(channel_pk), self._clock(), lock=False)
+        state = await self._scope_state(session, scope_key, self._clock(), lock=False)
         return Remaining(state.available_nanos, state.limit.limit_nanos)
+
+
+def _channel_scope_of(reservation: Reservation | None) -> str | None:
+    if reservation is None:
+        return None
+    scopes = [_parse_counter_key(key)[0] for key in reservation.counter_keys.split(";")]
+    return next((scope for scope in scopes if scope != GLOBAL_SCOPE), None)

@@ -129,7 +129,8 @@ class ChatService:
                                fixed_tokens=fixed_tokens, correction=correction)
         prompt_estimate = fixed_tokens + window.tokens()
         granted = await self.budget.reserve(
-            channel_pk=claimed.channel.pk, thread_pk=thread.pk, user_id=incoming.user_id, kind="chat",
+            channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
+            user_id=incoming.user_id, kind="chat",
             estimated_prompt_tokens=math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor)),
             wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
         )

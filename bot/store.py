@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.budget import channel_scope
 from bot.db import Database
 from bot.domain import Incoming
 from bot.models import Channel, Message, Thread, utcnow
@@ -19,8 +20,14 @@ HISTORY_STATUSES = ("ok", "cut")
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
     pk: int
+    platform: str
+    channel_id: str
     web_search: bool
     reasoning_effort: str | None
+
+    @property
+    def scope_key(self) -> str:
+        return channel_scope(self.platform, self.channel_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,8 @@ class ConversationStore:
             )
             history = [HistoryTurn(*row) for row in rows]
             return Claimed(
-                ChannelInfo(channel.id, channel.web_search, channel.reasoning_effort),
+                ChannelInfo(channel.id, channel.platform, channel.channel_id, channel.web_search,
+                            channel.reasoning_effort),
                 ThreadInfo(thread.id, thread.history_floor_message_pk, thread.last_prompt_estimate,
                            thread.last_prompt_actual),
                 message_pk, history,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.app import Core
 from bot.budget import channel_scope
 from bot.domain import Attachment, AttachmentKind, Usage
-from bot.models import BudgetCounter, Message, Refusal, UsageEntry
+from bot.models import BudgetCounter, Refusal, UsageEntry
 from bot.prompt import SYSTEM_PROMPT, build_user_turn
 from bot.tokens import estimate_message_tokens
 from tests.factories import incoming
@@ -54,7 +54,7 @@ async def test_an_answer_streams_and_is_stored_and_billed(core_for, database_url
     assert rows[0].prompt_tokens == usage["prompt_tokens"]
     assert rows[0].cost_nanos == core.prices.cost_nanos(answer.usage)
     assert rows[0].first_token_ms is not None and rows[0].duration_ms is not None
-    (counter,) = [c for c in await counters(core) if c.scope_key.startswith("channel:")]
+    (counter,) = [c for c in await counters(core) if c.scope_key == channel_scope("slack", "C1")]
     assert counter.reserved_nanos == 0 and counter.spent_nanos == rows[0].cost_nanos
     body = fake_seed.completions[0].body
     assert body["enable_caching"] is False  # first turn of a thread
@@ -93,7 +93,7 @@ async def test_budget_race_never_overspends(core_for, database_url: str, fake_se
     text = "Explain the borrow checker."
     reserved_prompt, worst = worst_case_for(core, text)
     limit = n * worst
-    await core.budget.set_limit(channel_scope(1), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     # Every answer costs exactly its worst case, so settling never frees room for an extra call.
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=reserved_prompt,
                                     completion_tokens=core.settings.seed_max_tokens, chunk_delay=0.005)
@@ -105,7 +105,7 @@ async def test_budget_race_never_overspends(core_for, database_url: str, fake_se
         nonlocal peak
         while not done.is_set():
             for counter in await counters(core):
-                if counter.scope_key == channel_scope(1):
+                if counter.scope_key == channel_scope("slack", "C1"):
                     peak = max(peak, counter.reserved_nanos + counter.spent_nanos)
             await asyncio.sleep(0.01)
 
@@ -181,7 +181,7 @@ async def test_shrinks_max_tokens_to_fit_what_is_left(core_for, sqlite_url: str,
     # Room for the prompt and 1,000 output tokens, not the default 4,096.
     limit = core.prices.worst_case_nanos(reserved_prompt, 1_000, False)
     await core.store.claim(incoming("create channel", message_id="warm"), "", 0)
-    await core.budget.set_limit(channel_scope(1), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     fake_seed.script(Reply(content="long answer", prompt_tokens=reserved_prompt, completion_tokens=950))
     sink = RecordingSink()
     answer = await core.service.handle(incoming(text), sink)
@@ -228,7 +228,7 @@ async def test_budget_race_across_two_processes_on_postgres(core_for, postgres_u
     reserved_prompt, worst = worst_case_for(core, text)
     await core.store.claim(incoming("warm-up creates channel 1", message_id="warm"), "", 0)
     limit = n * worst
-    await core.budget.set_limit(channel_scope(1), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=reserved_prompt,
                                     completion_tokens=core.settings.seed_max_tokens, chunk_delay=0.005)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL"))}

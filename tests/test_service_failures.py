@@ -25,7 +25,7 @@ async def only_ledger_row(core: Core) -> UsageEntry:
 async def channel_counter(core: Core) -> BudgetCounter:
     async with core.db.session() as session:
         return (await session.scalars(select(BudgetCounter).where(
-            BudgetCounter.scope_key == channel_scope(1)))).one()
+            BudgetCounter.scope_key == channel_scope("slack", "C1")))).one()
 
 
 async def stored_messages(core: Core) -> list[tuple[str, str, str]]:
@@ -108,7 +108,8 @@ async def test_a_reservation_whose_process_died_is_settled_after_the_ttl(core_fo
     core = await core_for(database_url)
     claimed = await core.store.claim(incoming("create channel", message_id="warm"), "", 0)
     assert claimed is not None
-    grant = await core.budget.reserve(channel_pk=claimed.channel.pk, thread_pk=claimed.thread.pk, user_id="U1",
+    grant = await core.budget.reserve(channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key,
+                                      thread_pk=claimed.thread.pk, user_id="U1",
                                       kind="chat", estimated_prompt_tokens=1_000, wanted_max_tokens=4_096,
                                       web_search=False)
     assert isinstance(grant, Grant)
