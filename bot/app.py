@@ -11,12 +11,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from bot import migrate
+from bot.admin import AdminCommands
 from bot.budget import BudgetManager
 from bot.config import ConfigError, Settings
 from bot.db import Database
 from bot.llm import SeedClient
 from bot.metrics import Metrics
 from bot.pricing import PriceBook
+from bot.reports import Reports
 from bot.service import ChatService
 from bot.store import ConversationStore
 
@@ -33,6 +35,8 @@ class Core:
     store: ConversationStore
     metrics: Metrics
     service: ChatService
+    reports: Reports
+    admin: AdminCommands
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -54,7 +58,9 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     store = ConversationStore(db)
     metrics = metrics or Metrics()
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics)
-    return Core(settings, db, llm, prices, budget, store, metrics, service)
+    reports = Reports(db, settings, prices, budget)
+    admin = AdminCommands(settings, budget, reports)
+    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin)
 
 
 async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:

@@ -228,10 +228,10 @@ class BudgetManager:
         async with self._db.session() as session:
             return await self._remaining(session, scope_key)
 
-    async def scope_state(self, scope_key: str) -> ScopeState:
-        """A scope's current period, read without taking a reservation (for `budget show`)."""
+    async def scope_state(self, scope_key: str, at: datetime | None = None) -> ScopeState:
+        """A scope's period at `at` (default now), read without taking a reservation."""
         async with self._db.session() as session:
-            return await self._scope_state(session, scope_key, self._clock(), lock=False)
+            return await self._scope_state(session, scope_key, at or self._clock(), lock=False)
 
     # -- internals --
 
@@ -272,15 +272,19 @@ class BudgetManager:
             await session.execute(
                 self._db.insert(BudgetCounter).values(
                     scope_key=scope_key, period=limit.period.value, period_start=start,
-                    spent_nanos=await self._ledger_spent(session, scope_key, start),
+                    spent_nanos=await self.ledger_spent(session, scope_key, start),
                     reserved_nanos=await self._active_reserved(session, scope_key, start),
                 ).on_conflict_do_nothing()
             )
             counter = (await session.scalars(query)).one()
         return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos)
 
-    async def _ledger_spent(self, session: AsyncSession, scope_key: str, since: datetime) -> int:
+    @staticmethod
+    async def ledger_spent(session: AsyncSession, scope_key: str, since: datetime,
+                           until: datetime | None = None) -> int:
         query = select(func.coalesce(func.sum(UsageEntry.cost_nanos), 0)).where(UsageEntry.started_at >= since)
+        if until is not None:
+            query = query.where(UsageEntry.started_at < until)
         if scope_key != GLOBAL_SCOPE:
             query = query.where(UsageEntry.channel_pk.in_(_channel_pks(scope_key)))
         return int(await session.scalar(query) or 0)

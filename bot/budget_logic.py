@@ -22,10 +22,10 @@ def period_bounds(period: Period, now_utc: datetime, tz: ZoneInfo) -> tuple[date
     else:
         first = day.replace(day=1)
         after = (first + timedelta(days=32)).replace(day=1)
-    return _local_midnight_utc(first, tz), _local_midnight_utc(after, tz)
+    return local_midnight_utc(first, tz), local_midnight_utc(after, tz)
 
 
-def _local_midnight_utc(day, tz: ZoneInfo) -> datetime:  # noqa: ANN001 - a date
+def local_midnight_utc(day, tz: ZoneInfo) -> datetime:  # noqa: ANN001 - a date
     local = datetime(day.year, day.month, day.day, tzinfo=tz)
     return local.astimezone(UTC).replace(tzinfo=None)
 
