@@ -6,9 +6,12 @@ from typing import Protocol
 
 from aiohttp import web
 
+from bot.ports import Notifier
+
 
 class PlatformAdapter(Protocol):
     name: str
+    notifier: Notifier
 
     def mount(self, app: web.Application) -> None:
         """Add HTTP routes to the process's server (before it starts). Most adapters add none."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import date
 
 from adapters.base import PlatformAdapter
 from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
+from bot.scheduler import BudgetAlerts, Scheduler
 from bot.web import WebServer, build_web_app
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class BotProcess:
         self.adapters: list[PlatformAdapter] = []
         self.server: WebServer | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self.scheduler: Scheduler | None = None
 
     async def start(self) -> None:
         self.core = await build_core(self.settings)
@@ -70,16 +73,20 @@ class BotProcess:
         for adapter in self.adapters:
             await adapter.start()
             log.info("%s adapter started", adapter.name)
+        notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
+        self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
+        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def _maintain(self) -> None:
-        assert self.core is not None
+        assert self.core is not None and self.scheduler is not None
         while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
             try:
                 await self.core.budget.expire_stale()
-            except Exception:  # noqa: BLE001 - a failed sweep is retried next interval
-                log.exception("expiring stale reservations failed")
+                await self.scheduler.tick()
+            except Exception:  # noqa: BLE001 - whatever failed is retried next interval
+                log.exception("maintenance tick failed")
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
 
     async def stop(self) -> None:
         if self._maintenance is not None:
@@ -110,3 +117,24 @@ async def run_until_signalled(settings: Settings) -> None:
         await stop.wait()
     finally:
         await process.stop()
+
+
+async def send_summary_now(settings: Settings, day: date) -> tuple[int, int]:
+    """`seedbot report --send`: connect the configured platforms, deliver `day`'s summary to every
+    admin who has not had it (the same once-only claims as the scheduler), disconnect."""
+    check_platforms(settings)
+    tasks = BackgroundTasks()
+    core = await build_core(settings, require_model_key=False)
+    adapters = configured_adapters(settings, core, tasks)
+    started: list[PlatformAdapter] = []
+    try:
+        for adapter in adapters:
+            await adapter.start()
+            started.append(adapter)
+        scheduler = Scheduler(settings, core.db, core.reports, {a.name: a.notifier for a in adapters})
+        sent = await scheduler.send_summary(day)
+        return sent, len(scheduler.admins) - sent
+    finally:
+        for adapter in reversed(started):
+            await adapter.stop()
+        await core.aclose()

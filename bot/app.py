@@ -19,6 +19,7 @@ from bot.llm import SeedClient
 from bot.metrics import Metrics
 from bot.pricing import PriceBook
 from bot.reports import Reports
+from bot.review_service import ReviewService
 from bot.service import ChatService
 from bot.store import ConversationStore
 
@@ -44,11 +45,12 @@ class Core:
 
 
 async def build_core(settings: Settings, *, llm: SeedClient | None = None, metrics: Metrics | None = None,
-                     migrate_sqlite: bool = True) -> Core:
+                     migrate_sqlite: bool = True, require_model_key: bool = True) -> Core:
+    """`require_model_key=False` is for admin commands, which never call the model."""
     db = Database(settings.database_url)
     try:
         await ensure_schema(db, upgrade_sqlite=migrate_sqlite)
-        llm = llm or SeedClient.from_settings(settings)
+        llm = llm or SeedClient.from_settings(settings, require_key=require_model_key)
     except BaseException:
         await db.dispose()
         raise
@@ -57,7 +59,9 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     await budget.expire_stale()
     store = ConversationStore(db)
     metrics = metrics or Metrics()
-    service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics)
+    reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
+    service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
+                          reviewer=reviewer)
     reports = Reports(db, settings, prices, budget)
     admin = AdminCommands(settings, budget, reports)
     return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin)

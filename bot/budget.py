@@ -73,6 +73,9 @@ class Remaining:
 
     left_nanos: int | None
     limit_nanos: int | None
+    scope_key: str = ""
+    period_end: datetime | None = None
+    spent_nanos: int = 0
 
     @property
     def fraction(self) -> float | None:
@@ -125,6 +128,15 @@ class BudgetManager:
         if scope_key == GLOBAL_SCOPE:
             return self._settings.global_budget_limit
         return self._settings.default_budget
+
+    async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
+        async with self._db.session() as session:
+            return await self.limit_for(session, scope_key)
+
+    async def explicit_limits(self) -> list[tuple[str, BudgetLimit]]:
+        async with self._db.session() as session:
+            rows = await session.scalars(select(Budget).order_by(Budget.scope_key))
+            return [(row.scope_key, BudgetLimit(row.limit_nanos, Period(row.period))) for row in rows]
 
     async def set_limit(self, scope_key: str, limit: BudgetLimit | str, changed_by: str) -> tuple[str, str]:
         """Set a scope's budget and record the change. Returns (old, new) as people read them."""
@@ -310,7 +322,8 @@ class BudgetManager:
         if scope_key is None:
             return Remaining(None, None)
         state = await self._scope_state(session, scope_key, self._clock(), lock=False)
-        return Remaining(state.available_nanos, state.limit.limit_nanos)
+        return Remaining(state.available_nanos, state.limit.limit_nanos, scope_key, state.period_end,
+                         state.spent_nanos)
 
 
 def _channel_scope_of(reservation: Reservation | None) -> str | None:

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
-from bot.app import build_core
+from bot.app import Core, build_core
 from bot.config import ConfigError, Settings, load_settings
-from bot.domain import NANOS_PER_USD, Attachment, AttachmentKind, Incoming, Platform, ThreadKey
+from bot.domain import NANOS_PER_USD, Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd
+from bot.reports import SpendReport, render_summary
 from bot.terminal import TerminalSink
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+budget_app = typer.Typer(help="Channel budgets.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+
+T = TypeVar("T")
 
 CLI_WORKSPACE = "local"
 CLI_CHANNEL = "cli"
@@ -122,6 +130,134 @@ def run() -> None:
         asyncio.run(run_until_signalled(settings))
     except ConfigError as exc:
         _die(str(exc), 2)
+
+
+@budget_app.command("set")
+def budget_set(
+    channel: Annotated[str, typer.Argument(help="platform:channel, e.g. slack:C0123 or discord:4567, or global.")],
+    value: Annotated[str, typer.Argument(help="5/day, 12.50/week, 100/month or none.")],
+) -> None:
+    """Set a channel's budget (or the global cap). Recorded with who and when."""
+    from bot.config import parse_budget
+
+    _check_scope(channel)
+    try:
+        parse_budget(value)
+    except ValueError as exc:
+        _die(str(exc), 2)
+    settings = _settings()
+
+    async def change(core: Core) -> tuple[str, str]:
+        return await core.budget.set_limit(channel, value, changed_by=f"cli:{getpass.getuser()}")
+
+    old, new = _with_core(settings, change)
+    typer.echo(f"{channel}: {old} -> {new}")
+
+
+@budget_app.command("show")
+def budget_show(
+    channel: Annotated[str | None, typer.Argument(help="platform:channel or global; all budgets if omitted.")] = None,
+) -> None:
+    """Show a budget with its spend this period and recent changes, or list every budget."""
+    settings = _settings()
+    if channel is not None:
+        _check_scope(channel)
+
+    async def show(core: Core) -> str:
+        if channel is not None:
+            return await core.admin.budget_show(channel)
+        lines = [f"default for channels: {settings.default_budget.describe()}",
+                 f"global cap: {(await core.budget.limit_for_scope('global')).describe()}"]
+        for scope_key, limit in await core.budget.explicit_limits():
+            lines.append(f"{scope_key}: {limit.describe()}")
+        return "\n".join(lines)
+
+    typer.echo(_with_core(settings, show))
+
+
+@app.command()
+def spend(
+    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), default 6 days ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day, inclusive (YYYY-MM-DD), default today.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Spend from the ledger over a range of days in SEEDBOT_TIMEZONE."""
+    settings = _settings()
+    today = datetime.now(settings.tz).date()
+    last = _parse_day(until, "--until") if until else today
+    first = _parse_day(since, "--since") if since else last - timedelta(days=6)
+    if first > last:
+        _die("--since is after --until", 2)
+
+    async def figures(core: Core) -> SpendReport:
+        start, _ = core.reports.day_bounds(first)
+        _, end = core.reports.day_bounds(last)
+        return await core.reports.spend(start, end)
+
+    report = _with_core(settings, figures)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+        return
+    typer.echo(f"{first} to {last}: {format_usd(report.cost_nanos)} in {report.requests} model calls, "
+               f"{report.answers} answers, {report.refusals} refused for budget, {report.failures} failed")
+    for channel in report.channels:
+        typer.echo(f"  {channel.address:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls")
+
+
+@app.command()
+def report(
+    date_: Annotated[str | None, typer.Option("--date", help="The day (YYYY-MM-DD), default yesterday.")] = None,
+    send: Annotated[bool, typer.Option("--send", help="Deliver it to the admins now instead of printing.")] = False,
+) -> None:
+    """Print the daily summary, or deliver it now (once per admin per day, like the scheduled one)."""
+    settings = _settings()
+    day = _parse_day(date_, "--date") if date_ else datetime.now(settings.tz).date() - timedelta(days=1)
+    if send:
+        from adapters.run import send_summary_now
+
+        try:
+            sent, skipped = asyncio.run(send_summary_now(settings, day))
+        except ConfigError as exc:
+            _die(str(exc), 2)
+        typer.echo(f"summary for {day} sent to {sent} admins" + (f"; {skipped} already had it" if skipped else ""))
+        return
+
+    async def text(core: Core) -> str:
+        since, until = core.reports.day_bounds(day)
+        return render_summary(await core.reports.spend(since, until), day)
+
+    typer.echo(_with_core(settings, text))
+
+
+def _check_scope(scope: str) -> None:
+    platform, _, channel_id = scope.partition(":")
+    if scope != "global" and (platform not in ("slack", "discord", "cli") or not channel_id):
+        _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
+
+
+def _parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _die(f"{option} must be a date like 2026-11-26", 2)
+        raise
+
+
+def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
+    """Run `work` with a Core that needs no Seed key (admin commands make no model calls)."""
+
+    async def run_it() -> T:
+        core = await build_core(settings, require_model_key=False)
+        try:
+            return await work(core)
+        finally:
+            await core.aclose()
+
+    try:
+        return asyncio.run(run_it())
+    except ConfigError as exc:
+        _die(str(exc), 2)
+        raise
 
 
 @db_app.command("upgrade")

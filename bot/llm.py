@@ -182,9 +182,11 @@ class SeedClient:
         )
 
     @classmethod
-    def from_settings(cls, settings, **kw: Any) -> SeedClient:  # noqa: ANN001
+    def from_settings(cls, settings, *, require_key: bool = True, **kw: Any) -> SeedClient:  # noqa: ANN001
+        key = settings.require_api_key() if require_key else (
+            settings.seed_api_key.get_secret_value() if settings.seed_api_key else "")
         return cls(
-            api_key=settings.require_api_key(),
+            api_key=key,
             base_url=settings.seed_base_url,
             model=settings.seed_model,
             timeout=settings.seed_timeout_seconds,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,12 @@ class Answer:
     reason: str = ""
 
 
+class BudgetWatcher(Protocol):
+    async def after_charge(self, incoming: Incoming, remaining: Remaining) -> None: ...
+
+    async def after_denial(self, incoming: Incoming, denial: Denial, channel_scope: str) -> None: ...
+
+
 class Reviewer(Protocol):
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
                            sink: ReplySink) -> Answer | None: ...
@@ -84,6 +90,7 @@ class ChatService:
         self.prices = prices
         self.metrics = metrics or Metrics()
         self.reviewer = reviewer
+        self.budget_watcher: BudgetWatcher | None = None
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
 
@@ -103,6 +110,9 @@ class ChatService:
             reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink)
             if reviewed is not None:
                 self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
+                if self.budget_watcher is not None and reviewed.cost_nanos:
+                    remaining = await self.budget.remaining(claimed.channel.scope_key)
+                    await self._watch(self.budget_watcher.after_charge(incoming, remaining))
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
@@ -135,8 +145,11 @@ class ChatService:
             wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
         )
         if isinstance(granted, Denial):
-            return await self._notice(claimed, sink, incoming.platform.value, "refused",
-                                      denial_text(granted, incoming.platform, self.settings))
+            refused = await self._notice(claimed, sink, incoming.platform.value, "refused",
+                                         denial_text(granted, incoming.platform, self.settings))
+            await self._watch(self.budget_watcher and self.budget_watcher.after_denial(
+                incoming, granted, claimed.channel.scope_key))
+            return refused
         effort = (incoming.reasoning_effort or claimed.channel.reasoning_effort
                   or self.settings.default_reasoning_effort)
         request = ChatRequest(
@@ -152,8 +165,20 @@ class ChatService:
             notes.append(f"{window.dropped} earlier messages left out of the context")
         if granted.shrunk:
             notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
-        return await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                  prompt_estimate=prompt_estimate)
+        answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
+                                               prompt_estimate=prompt_estimate)
+        await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
+        return answer
+
+    @staticmethod
+    async def _watch(watching: Awaitable[None] | None) -> None:
+        """Budget alerts must never cost the user their answer."""
+        if watching is None:
+            return
+        try:
+            await watching
+        except Exception:  # noqa: BLE001
+            log.exception("budget alert check failed")
 
     async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
         call = _Call(started=self._clock())
@@ -180,7 +205,7 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int) -> Answer:
+                      floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
         if call.error is not None and not streamed:
@@ -223,11 +248,12 @@ class ChatService:
         if not answer_text:
             reason = _failure_sentence(call)
             await sink.fail(reason)
-            return Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
+            failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
+            return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                         budget_left_nanos=remaining.left_nanos, notes=tuple(notes))
         await sink.finish(footer)
-        return Answer(status, answer_text, usage, cost)
+        return Answer(status, answer_text, usage, cost), remaining
 
     def _count(self, usage: Usage, cost: int) -> None:
         self.metrics.cost.labels("all").inc(cost)

@@ -96,6 +96,13 @@ class ConversationStore:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
         await session.execute(update(Thread).where(Thread.id == claimed.thread.pk).values(**values))
 
+    async def save_answer(self, claimed: Claimed, answer: str, answer_tokens: int, status: str) -> None:
+        """Persist an answer that was settled elsewhere (reviews settle one reservation per call)."""
+        async with self._db.session() as session:
+            await self.record_answer(session, claimed=claimed, answer=answer, answer_tokens=answer_tokens,
+                                     status=status, floor_pk=claimed.thread.floor_pk, prompt_estimate=0,
+                                     prompt_actual=None)
+
     async def mark_user_message(self, message_pk: int, status: str) -> None:
         async with self._db.session() as session:
             await session.execute(update(Message).where(Message.id == message_pk).values(status=status))

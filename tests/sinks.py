@@ -33,3 +33,32 @@ class RecordingSink:
 
     async def fail(self, reason: str) -> None:
         self.failure = reason
+
+
+@dataclass
+class Sent:
+    kind: str
+    to: str
+    text: str
+    png: bytes | None = None
+
+
+@dataclass
+class RecordingNotifier:
+    """A Notifier that records deliveries; `fail_times` makes the next sends raise."""
+
+    sent: list[Sent] = field(default_factory=list)
+    fail_times: int = 0
+
+    async def send_direct(self, user_id: str, text: str, *, png: bytes | None = None, filename: str = "") -> None:
+        self._maybe_fail()
+        self.sent.append(Sent("direct", user_id, text, png))
+
+    async def send_channel(self, workspace_id: str, channel_id: str, text: str) -> None:
+        self._maybe_fail()
+        self.sent.append(Sent("channel", f"{workspace_id}/{channel_id}", text))
+
+    def _maybe_fail(self) -> None:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise ConnectionError("platform unreachable")

@@ -1,0 +1,174 @@
+"""The merged review as Markdown: summary and risk, findings by severity, then what was left out."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import PurePosixPath
+
+from bot.review.grounding import MergedReview
+from bot.review.model import SkippedFile, SkipReason
+from bot.review.reply import SEVERITY_ORDER, Finding
+
+_LANGUAGE_BY_EXTENSION = {
+    "py": "python",
+    "pyi": "python",
+    "ts": "typescript",
+    "tsx": "tsx",
+    "js": "javascript",
+    "jsx": "jsx",
+    "mjs": "javascript",
+    "cjs": "javascript",
+    "go": "go",
+    "rs": "rust",
+    "java": "java",
+    "kt": "kotlin",
+    "kts": "kotlin",
+    "scala": "scala",
+    "rb": "ruby",
+    "php": "php",
+    "cs": "csharp",
+    "swift": "swift",
+    "m": "objectivec",
+    "c": "c",
+    "h": "c",
+    "cc": "cpp",
+    "cpp": "cpp",
+    "cxx": "cpp",
+    "hpp": "cpp",
+    "hh": "cpp",
+    "sh": "bash",
+    "bash": "bash",
+    "zsh": "bash",
+    "ps1": "powershell",
+    "yml": "yaml",
+    "yaml": "yaml",
+    "json": "json",
+    "toml": "toml",
+    "ini": "ini",
+    "xml": "xml",
+    "html": "html",
+    "css": "css",
+    "scss": "scss",
+    "sql": "sql",
+    "md": "markdown",
+    "lua": "lua",
+    "dart": "dart",
+    "ex": "elixir",
+    "exs": "elixir",
+    "erl": "erlang",
+    "hs": "haskell",
+    "r": "r",
+    "pl": "perl",
+    "tf": "hcl",
+    "proto": "protobuf",
+    "vue": "vue",
+    "gradle": "groovy",
+    "groovy": "groovy",
+    "diff": "diff",
+    "patch": "diff",
+}
+_LANGUAGE_BY_FILE_NAME = {
+    "Dockerfile": "dockerfile",
+    "Makefile": "makefile",
+    "CMakeLists.txt": "cmake",
+    "Jenkinsfile": "groovy",
+    "Gemfile": "ruby",
+    "Rakefile": "ruby",
+}
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_BACKTICK_RUN = re.compile(r"`+")
+
+
+def render_review(review: MergedReview) -> str:
+    sections = [_head(review), _findings(review.findings), _raw_replies(review.raw_replies), _footer(review)]
+    return "\n\n".join(section for section in sections if section)
+
+
+def _head(review: MergedReview) -> str:
+    if review.risk is None:
+        return "" if review.raw_replies else "**Code review**: nothing in this change was reviewed."
+    head = f"**Code review** · risk: **{review.risk.value}**"
+    return "\n\n".join([head, *(balance_fences(summary) for summary in review.summaries)])
+
+
+def _findings(findings: tuple[Finding, ...]) -> str:
+    if not findings:
+        return ""
+    blocks = []
+    for severity in SEVERITY_ORDER:
+        group = [finding for finding in findings if finding.severity is severity]
+        if group:
+            blocks.append(f"**{severity.value.capitalize()} ({len(group)})**")
+            blocks.extend(_finding(finding) for finding in group)
+    return "\n\n".join(blocks)
+
+
+def _finding(finding: Finding) -> str:
+    title = " ".join(finding.title.split())
+    parts = [f"`{finding.path}:{finding.line}` {title}"]
+    if finding.explanation.strip():
+        parts.append(balance_fences(finding.explanation.strip()))
+    if finding.suggestion:
+        parts.append(code_block(finding.suggestion.strip("\n"), language_for(finding.path)))
+    return "\n".join(parts)
+
+
+def _raw_replies(replies: tuple[str, ...]) -> str:
+    if not replies:
+        return ""
+    intro = "The model's answer was not in the expected format, so here it is as written:"
+    return "\n\n".join([intro, *(balance_fences(reply.strip()) for reply in replies)])
+
+
+def _footer(review: MergedReview) -> str:
+    lines = [_skipped_line(reason, files) for reason, files in _by_reason(review.skipped).items()]
+    if review.dropped_findings:
+        count = review.dropped_findings
+        noun = "finding" if count == 1 else "findings"
+        lines.append(f"{count} {noun} dropped for citing lines outside the diff.")
+    lines.extend(note[0].upper() + note[1:] + "." for note in review.notes)
+    return "\n".join(lines)
+
+
+def _by_reason(skipped: tuple[SkippedFile, ...]) -> dict[SkipReason, list[SkippedFile]]:
+    groups: dict[SkipReason, list[SkippedFile]] = defaultdict(list)
+    for file in skipped:
+        groups[file.reason].append(file)
+    return groups
+
+
+def _skipped_line(reason: SkipReason, files: list[SkippedFile]) -> str:
+    names = ", ".join(f"`{f.path}`" + (f" ({f.detail})" if f.detail else "") for f in files)
+    return f"Not reviewed, {reason.value}: {names}"
+
+
+def language_for(path: str) -> str:
+    name = PurePosixPath(path).name
+    if name in _LANGUAGE_BY_FILE_NAME:
+        return _LANGUAGE_BY_FILE_NAME[name]
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    return _LANGUAGE_BY_EXTENSION.get(extension, "")
+
+
+def code_block(code: str, language: str = "") -> str:
+    """A fenced block that the code cannot close: the fence is longer than any backtick run in it."""
+    longest = max((len(run) for run in _BACKTICK_RUN.findall(code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
+def balance_fences(text: str) -> str:
+    """`text` with a closing fence added if it leaves a code block open (CommonMark's rules)."""
+    open_fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE_LINE.match(line)
+        if match is None:
+            continue
+        fence, rest = match[1], match[2]
+        if open_fence is None:
+            if not (fence[0] == "`" and "`" in rest):
+                open_fence = fence
+        elif fence[0] == open_fence[0] and len(fence) >= len(open_fence) and not rest.strip():
+            open_fence = None
+    return text if open_fence is None else f"{text}\n{open_fence}"

@@ -1,0 +1,143 @@
+"""The review path of ChatService: a message carrying a diff gets a grounded review.
+
+The pure steps live in bot.review; this module adds what touches the world: a budget reservation and
+a ledger row per model call, the calls themselves (concurrently), persistence, and the sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
+from bot.config import Settings
+from bot.domain import Footer, Incoming, Usage
+from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError
+from bot.ports import ReplySink
+from bot.pricing import PriceBook
+from bot.prompt import UserTurn
+from bot.replies import denial_text
+from bot.review import (
+    ChunkReview,
+    ReviewBudget,
+    ReviewChunk,
+    build_review_messages,
+    detect_diff,
+    ground_findings,
+    merge_reviews,
+    parse_review_reply,
+    prepare_review,
+    render_review,
+)
+from bot.service import Answer
+from bot.store import Claimed, ConversationStore
+from bot.tokens import estimate_message_tokens
+
+log = logging.getLogger(__name__)
+
+NO_DIFF = ("I found no diff to review. Paste a unified diff (`git diff` output, fenced as ```diff or raw) "
+           "or attach a .diff/.patch file.")
+
+
+@dataclass(slots=True)
+class _CallResult:
+    chunk: ReviewChunk
+    review: ChunkReview | None = None
+    usage: Usage | None = None
+    cost_nanos: int = 0
+    refused: Denial | None = None
+    error: str = ""
+
+
+class ReviewService:
+    def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
+                 prices: PriceBook) -> None:
+        self._settings = settings
+        self._llm = llm
+        self._budget = budget
+        self._store = store
+        self._prices = prices
+
+    async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
+                           sink: ReplySink) -> Answer | None:
+        requested = incoming.force_review or "review" in incoming.text.lower()
+        diff = detect_diff(incoming.text, incoming.attachments, review_requested=requested)
+        if diff is None:
+            if not incoming.force_review:
+                return None
+            await self._store.mark_user_message(claimed.message_pk, "empty")
+            await sink.fail(NO_DIFF)
+            return Answer("empty", reason=NO_DIFF)
+        budget = ReviewBudget(self._settings.review_tokens, self._settings.review_max_calls)
+        # Parsing and planning a 50,000-line diff takes a few hundred ms: keep it off the event loop.
+        plan = await asyncio.to_thread(prepare_review, diff, budget)
+        if plan.chunks:
+            await sink.start()
+            await sink.status(f"reviewing {sum(len(c.parts) for c in plan.chunks)} files…")
+        results = await asyncio.gather(*(self._review_chunk(incoming, claimed, chunk) for chunk in plan.chunks))
+        if plan.chunks and all(r.refused for r in results):
+            text = denial_text(results[0].refused, incoming.platform, self._settings)  # type: ignore[arg-type]
+            await self._store.mark_user_message(claimed.message_pk, "refused")
+            await sink.fail(text)
+            return Answer("refused", reason=text)
+        merged = merge_reviews(plan, [r.review for r in results if r.review is not None])
+        text = render_review(merged)
+        usage = sum((r.usage for r in results if r.usage), Usage())
+        cost = sum(r.cost_nanos for r in results)
+        notes = [f"{len(results)} review calls" if len(results) > 1 else "1 review call"] if results else []
+        refused = sum(1 for r in results if r.refused)
+        if refused:
+            notes.append(f"{refused} review calls refused by the budget")
+        status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
+        await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
+        if not plan.chunks:
+            await sink.start()
+        await sink.append(text)
+        remaining = await self._budget.remaining(claimed.channel.scope_key)
+        await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
+                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes)))
+        return Answer(status, text, usage, cost)
+
+    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk) -> _CallResult:
+        result = _CallResult(chunk)
+        grant = await self._budget.reserve(
+            channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
+            user_id=incoming.user_id, kind="review",
+            estimated_prompt_tokens=math.ceil(chunk.prompt_tokens * self._settings.token_safety_factor),
+            wanted_max_tokens=self._settings.seed_max_tokens, web_search=False)
+        if isinstance(grant, Denial):
+            result.refused = grant
+            return result
+        started = time.monotonic()
+        request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
+                              reasoning_effort="medium", enable_caching=False)
+        try:
+            completion = await self._llm.complete(request)
+        except SeedContentFiltered:
+            await self._settle(grant, result, None, "filtered", "content filter", started)
+            return result
+        except SeedError as exc:
+            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started)
+            return result
+        await self._settle(grant, result, completion, "ok", None, started)
+        result.review = ground_findings(parse_review_reply(completion.content), chunk)
+        return result
+
+    async def _settle(self, grant: Grant, result: _CallResult, completion: Completion | None, status: str,
+                      error: str | None, started: float) -> Remaining:
+        usage = completion.usage if completion else None
+        if usage is not None:
+            cost = self._prices.cost_nanos(usage)
+        else:
+            # A filtered answer is billed without usage in hand; an error before any answer is released.
+            cost = grant.amount_nanos if status == "filtered" else 0
+        result.usage, result.cost_nanos = usage, cost
+        u = usage or Usage()
+        return await self._budget.settle(grant, Settlement(
+            status=status, cost_nanos=cost, model=self._llm.model, prompt_tokens=u.prompt_tokens,
+            cached_tokens=u.cached_tokens, completion_tokens=u.completion_tokens,
+            reasoning_tokens=u.reasoning_tokens, web_searches=u.web_searches, usage_known=usage is not None,
+            error=error, duration_ms=int((time.monotonic() - started) * 1000)))
