@@ -11,10 +11,10 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 from bot.domain import Attachment, AttachmentKind
+from bot.markdown import fence_for, language_for
 from bot.tokens import PER_MESSAGE_OVERHEAD, count_tokens
 
 SYSTEM_PROMPT = """You are seedbot, a senior software engineer helping a team in their chat.
@@ -29,31 +29,6 @@ TRUNCATE_TO_SHARE = 0.5
 IMAGE_TOKEN_ESTIMATE = 1_600
 
 _FLAG_RE = re.compile(r"(?<!\S)--(web|fast)(?!\S)")
-
-LANGUAGE_BY_SUFFIX = {
-    ".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".ts": "typescript",
-    ".tsx": "tsx", ".jsx": "jsx", ".go": "go", ".rs": "rust", ".java": "java", ".kt": "kotlin",
-    ".rb": "ruby", ".php": "php", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp",
-    ".cs": "csharp", ".swift": "swift", ".scala": "scala", ".sh": "bash", ".bash": "bash", ".zsh": "bash",
-    ".sql": "sql", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml", ".md": "markdown",
-    ".html": "html", ".css": "css", ".diff": "diff", ".patch": "diff", ".xml": "xml", ".lua": "lua",
-    ".r": "r", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell", ".tf": "hcl",
-    ".dockerfile": "dockerfile", ".ini": "ini", ".cfg": "ini", ".txt": "text", ".log": "text",
-}
-
-
-def language_for(filename: str) -> str:
-    name = PurePosixPath(filename.lower())
-    if name.name == "dockerfile":
-        return "dockerfile"
-    return LANGUAGE_BY_SUFFIX.get(name.suffix, "")
-
-
-def fence_for(content: str) -> str:
-    """A backtick fence longer than any run of backticks inside `content`."""
-    longest = max((len(m) for m in re.findall(r"`{3,}", content)), default=2)
-    return "`" * (longest + 1)
-
 
 @dataclass(frozen=True, slots=True)
 class Options:

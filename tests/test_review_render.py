@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bot.markdown import code_block, language_for
 from bot.review import (
     Finding,
     MergedReview,
@@ -20,7 +21,6 @@ from bot.review import (
     render_review,
 )
 from bot.review.model import NOTE_PLAIN_CODE, NOTE_REPAIRED_HEADERS, SkippedFile, SkipReason
-from bot.review.render import code_block, language_for
 from tests.test_review_support import TINY_PNG, GitRepo, open_fence_at_end
 
 TRICKY_SUGGESTION = 'doc = """\n```python\nprint(1)\n```\n"""\nfence = "````"'

@@ -4,80 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import PurePosixPath
 
+from bot.markdown import code_block, language_for
 from bot.review.grounding import MergedReview
 from bot.review.model import SkippedFile, SkipReason
 from bot.review.reply import SEVERITY_ORDER, Finding
 
-_LANGUAGE_BY_EXTENSION = {
-    "py": "python",
-    "pyi": "python",
-    "ts": "typescript",
-    "tsx": "tsx",
-    "js": "javascript",
-    "jsx": "jsx",
-    "mjs": "javascript",
-    "cjs": "javascript",
-    "go": "go",
-    "rs": "rust",
-    "java": "java",
-    "kt": "kotlin",
-    "kts": "kotlin",
-    "scala": "scala",
-    "rb": "ruby",
-    "php": "php",
-    "cs": "csharp",
-    "swift": "swift",
-    "m": "objectivec",
-    "c": "c",
-    "h": "c",
-    "cc": "cpp",
-    "cpp": "cpp",
-    "cxx": "cpp",
-    "hpp": "cpp",
-    "hh": "cpp",
-    "sh": "bash",
-    "bash": "bash",
-    "zsh": "bash",
-    "ps1": "powershell",
-    "yml": "yaml",
-    "yaml": "yaml",
-    "json": "json",
-    "toml": "toml",
-    "ini": "ini",
-    "xml": "xml",
-    "html": "html",
-    "css": "css",
-    "scss": "scss",
-    "sql": "sql",
-    "md": "markdown",
-    "lua": "lua",
-    "dart": "dart",
-    "ex": "elixir",
-    "exs": "elixir",
-    "erl": "erlang",
-    "hs": "haskell",
-    "r": "r",
-    "pl": "perl",
-    "tf": "hcl",
-    "proto": "protobuf",
-    "vue": "vue",
-    "gradle": "groovy",
-    "groovy": "groovy",
-    "diff": "diff",
-    "patch": "diff",
-}
-_LANGUAGE_BY_FILE_NAME = {
-    "Dockerfile": "dockerfile",
-    "Makefile": "makefile",
-    "CMakeLists.txt": "cmake",
-    "Jenkinsfile": "groovy",
-    "Gemfile": "ruby",
-    "Rakefile": "ruby",
-}
 _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_BACKTICK_RUN = re.compile(r"`+")
 
 
 def render_review(review: MergedReview) -> str:
@@ -141,21 +74,6 @@ def _by_reason(skipped: tuple[SkippedFile, ...]) -> dict[SkipReason, list[Skippe
 def _skipped_line(reason: SkipReason, files: list[SkippedFile]) -> str:
     names = ", ".join(f"`{f.path}`" + (f" ({f.detail})" if f.detail else "") for f in files)
     return f"Not reviewed, {reason.value}: {names}"
-
-
-def language_for(path: str) -> str:
-    name = PurePosixPath(path).name
-    if name in _LANGUAGE_BY_FILE_NAME:
-        return _LANGUAGE_BY_FILE_NAME[name]
-    extension = name.rpartition(".")[2].lower() if "." in name else ""
-    return _LANGUAGE_BY_EXTENSION.get(extension, "")
-
-
-def code_block(code: str, language: str = "") -> str:
-    """A fenced block that the code cannot close: the fence is longer than any backtick run in it."""
-    longest = max((len(run) for run in _BACKTICK_RUN.findall(code)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{code}\n{fence}"
 
 
 def balance_fences(text: str) -> str:
