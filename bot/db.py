@@ -36,7 +36,9 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
 def create_engine(url: str, **kw: Any) -> AsyncEngine:
     url = normalise_url(url)
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
+        # Sessions always end in COMMIT or ROLLBACK, so the pool need not roll back again on return.
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                     pool_reset_on_return=None, **kw)
         _configure_sqlite(engine)
         return engine
     kw.setdefault("pool_size", 10)
