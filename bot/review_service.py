@@ -19,6 +19,7 @@ from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, Se
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import UserTurn
+from bot.redact import redact
 from bot.replies import denial_text
 from bot.review import (
     ChunkReview,
@@ -95,7 +96,7 @@ class ReviewService:
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:
             await sink.start()
-        await sink.append(text)
+        await sink.append(redact(text))
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                                  budget_left_nanos=remaining.left_nanos, notes=tuple(notes)))

@@ -32,6 +32,7 @@ from bot.metrics import Metrics
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
+from bot.redact import StreamRedactor
 from bot.replies import denial_text, too_long_text
 from bot.store import Claimed, ConversationStore
 from bot.tokens import estimate_message_tokens
@@ -181,14 +182,18 @@ class ChatService:
             log.exception("budget alert check failed")
 
     async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
+        """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
+        text, since the next turn's prompt must repeat it byte for byte."""
         call = _Call(started=self._clock())
+        redactor = StreamRedactor()
         try:
             async for event in self.llm.stream(request):
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
                         call.parts.append(text)
-                        await sink.append(text)
+                        if shown := redactor.feed(text):
+                            await sink.append(shown)
                     case ReasoningDelta():
                         self._first_token(call)
                     case UsageReport(usage):
@@ -197,6 +202,8 @@ class ChatService:
                         call.finish = reason
         except SeedError as exc:
             call.error = exc
+        if rest := redactor.flush():
+            await sink.append(rest)
         return call
 
     def _first_token(self, call: _Call) -> None:

@@ -103,6 +103,29 @@ class ConversationStore:
                                      status=status, floor_pk=claimed.thread.floor_pk, prompt_estimate=0,
                                      prompt_actual=None)
 
+    async def has_thread(self, platform: str, workspace_id: str, channel_id: str, thread_id: str) -> bool:
+        """Whether the bot already holds a conversation in this thread: how adapters tell a thread the
+        bot is in from one it is not, without asking the platform's history API."""
+        async with self._db.session() as session:
+            found = await session.scalar(
+                select(Thread.id).join(Channel, Thread.channel_pk == Channel.id)
+                .where(Channel.platform == platform, Channel.workspace_id == workspace_id,
+                       Channel.channel_id == channel_id, Thread.platform_thread_id == thread_id)
+                .limit(1)
+            )
+            return found is not None
+
+    async def thread_of_message(self, platform: str, workspace_id: str, channel_id: str,
+                                message_id: str) -> str | None:
+        """The platform thread id of the conversation a user message (by its platform id) was part of,
+        or None if the bot never received it. Looked up by the message's dedup key (Incoming.dedup_key)."""
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(Thread.platform_thread_id).join(Message, Message.thread_pk == Thread.id)
+                .where(Message.dedup_key == f"{platform}:{workspace_id}:{channel_id}:{message_id}")
+                .limit(1)
+            )
+
     async def mark_user_message(self, message_pk: int, status: str) -> None:
         async with self._db.session() as session:
             await session.execute(update(Message).where(Message.id == message_pk).values(status=status))
