@@ -11,18 +11,21 @@ from bot.config import Settings, parse_budget
 from bot.domain import format_usd
 from bot.models import utcnow
 from bot.reports import Reports
+from bot.store import ConversationStore
 
 NOT_ADMIN = ("Only seedbot admins can change budgets, and you are not one of them. "
              "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")
 HELP = ("Usage: `/seed budget` shows this channel's budget, `/seed budget 5/day` (or `/week`, `/month`, `none`) "
-        "sets it (admins only), `/seed spend` shows the last 7 days.")
+        "sets it, `/seed web on|off` and `/seed effort low|medium|high` set this channel's defaults "
+        "(admins only), `/seed spend` shows the last 7 days.")
 
 
 class AdminCommands:
-    def __init__(self, settings: Settings, budget: BudgetManager, reports: Reports) -> None:
+    def __init__(self, settings: Settings, budget: BudgetManager, reports: Reports, store: ConversationStore) -> None:
         self._settings = settings
         self._budget = budget
         self._reports = reports
+        self._store = store
 
     def is_admin(self, platform: str, user_id: str) -> bool:
         return f"{platform}:{user_id}" in self._settings.admin_ids
@@ -62,16 +65,33 @@ class AdminCommands:
         lines += [f"• {c.address}: {format_usd(c.cost_nanos)} ({c.requests} calls)" for c in report.channels[:10]]
         return "\n".join(lines)
 
+    async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
+                             args: list[str]) -> str:
+        if not self.is_admin(platform, user_id):
+            return NOT_ADMIN
+        allowed = {"web": ("on", "off"), "effort": ("low", "medium", "high")}[option]
+        if len(args) != 1 or args[0] not in allowed:
+            return f"Usage: `/seed {option} {'|'.join(allowed)}`"
+        if option == "web":
+            changed = await self._store.set_channel_options(platform, channel_id, web_search=args[0] == "on")
+        else:
+            changed = await self._store.set_channel_options(platform, channel_id, reasoning_effort=args[0])
+        if not changed:
+            return "I have not answered in this channel yet; mention me here once, then set its options."
+        return f"This channel's {option} is now {args[0]}."
+
     async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str) -> str:
         """`/seed budget [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`."""
         try:
             words = shlex.split(text)
         except ValueError:
             words = text.split()
-        if not words or words[0] not in ("budget", "spend"):
+        if not words or words[0] not in ("budget", "spend", "web", "effort"):
             return HELP
         if words[0] == "spend":
             return await self.spend()
+        if words[0] in ("web", "effort"):
+            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:])
         args = words[1:]
         scope = channel_scope(platform, channel_id)
         if args and ":" in args[0]:

@@ -63,7 +63,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
                           reviewer=reviewer)
     reports = Reports(db, settings, prices, budget)
-    admin = AdminCommands(settings, budget, reports)
+    admin = AdminCommands(settings, budget, reports, store)
     return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin)
 
 

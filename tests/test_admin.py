@@ -184,3 +184,18 @@ async def test_cli_spend_json_and_report_equal_the_ledger(core_for, database_url
     assert code == 0 and "$2.5/week" in out and "cli:" in out
     code, _, err = await run_cli(tmp_path, database_url, "budget", "set", "C0", "5/day")
     assert code == 2 and "platform:channel" in err
+
+
+async def test_admins_set_channel_web_search_and_effort(core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
+    assert "not answered in this channel" in await core.admin.slash_command("slack", "UADMIN", "C1", "web on")
+    await core.service.handle(incoming("first"), RecordingSink())
+    assert await core.admin.slash_command("slack", "UNOBODY", "C1", "web on") == NOT_ADMIN
+    assert await core.admin.slash_command("slack", "UADMIN", "C1", "web on") == "This channel's web is now on."
+    assert await core.admin.slash_command("slack", "UADMIN", "C1", "effort high") == \
+        "This channel's effort is now high."
+    assert "Usage" in await core.admin.slash_command("slack", "UADMIN", "C1", "effort extreme")
+    await core.service.handle(incoming("second"), RecordingSink())
+    body = fake_seed.completions[-1].body
+    assert body["enable_web_search"] is True and body["reasoning_effort"] == "high"
+    assert fake_seed.completions[0].body["reasoning_effort"] == "medium"
