@@ -126,6 +126,19 @@ class ConversationStore:
                 .limit(1)
             )
 
+    async def set_channel_options(self, platform: str, channel_id: str, *, web_search: bool | None = None,
+                                  reasoning_effort: str | None = None) -> bool:
+        """Change a channel's defaults; False if the bot has not seen the channel yet."""
+        values: dict[str, object] = {}
+        if web_search is not None:
+            values["web_search"] = web_search
+        if reasoning_effort is not None:
+            values["reasoning_effort"] = reasoning_effort
+        async with self._db.session() as session:
+            result = await session.execute(update(Channel).where(
+                Channel.platform == platform, Channel.channel_id == channel_id).values(**values))
+            return result.rowcount > 0
+
     async def mark_user_message(self, message_pk: int, status: str) -> None:
         async with self._db.session() as session:
             await session.execute(update(Message).where(Message.id == message_pk).values(status=status))
