@@ -91,6 +91,8 @@ class BotProcess:
     async def stop(self) -> None:
         if self._maintenance is not None:
             self._maintenance.cancel()
+            # Let a tick cut short inside a transaction roll back before the engine is disposed.
+            await asyncio.gather(self._maintenance, return_exceptions=True)
         for adapter in reversed(self.adapters):
             try:
                 await adapter.stop()

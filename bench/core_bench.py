@@ -1,15 +1,17 @@
-"""Core benchmark: ChatService on SQLite against an instant fake Seed model, in one process.
+"""Core benchmark: ChatService against an instant fake Seed model running in another process.
 
-Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, RSS
-growth over many answered messages, and the cached share of a 30-turn thread.
-Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50]
+Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, and RSS
+before and after, for one bot process on SQLite (or the PostgreSQL database given).
+Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50] [--database-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import contextlib
+import gc
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +19,7 @@ from pathlib import Path
 from bot.app import build_core
 from bot.config import load_settings
 from tests.factories import incoming
-from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingSink
-
-ANSWER_200_TOKENS = " ".join(f"word{i}" for i in range(200))
 
 
 def rss_mb() -> float:
@@ -33,58 +32,76 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def run(messages: int, concurrency: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        async with FakeSeed() as fake:
-            fake.default_reply = Reply(content=ANSWER_200_TOKENS, chunk_chars=400)
-            settings = load_settings(_env_file=None, SEED_API_KEY=fake.api_key, SEED_BASE_URL=fake.base_url,
-                                     DATABASE_URL=f"sqlite+aiosqlite:///{tmp}/bench.db",
+class TimedSink(RecordingSink):
+    """Records when the core is about to send the model request (it starts the sink right before)."""
+
+    started_at: float = 0.0
+
+    async def start(self) -> None:
+        self.started_at = time.monotonic()
+        await super().start()
+
+
+async def run(messages: int, concurrency: int, database_url: str | None) -> None:
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.fake_seed_server",
+                                                  stdout=asyncio.subprocess.PIPE)
+    assert server.stdout is not None
+    base_url = (await server.stdout.readline()).decode().strip()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
+                                     DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
                                      SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
             core = await build_core(settings)
             try:
-                await _warm_up(core)
-                rss_start = rss_mb()
-                sent_at: dict[str, float] = {}
-                semaphore = asyncio.Semaphore(concurrency)
-
-                async def one(i: int) -> None:
-                    async with semaphore:
-                        message = incoming(f"question {i}: how do I sort a dict by value?", thread=f"b{i % 500}",
-                                           channel=f"C{i % 20}", message_id=f"bench-{i}")
-                        sent_at[f"question {i}:"] = time.monotonic()
-                        await core.service.handle(message, RecordingSink())
-
-                fake.requests.clear()
-                started = time.monotonic()
-                await asyncio.gather(*(one(i) for i in range(messages)))
-                elapsed = time.monotonic() - started
-                latencies = []
-                for record in fake.requests:
-                    text = record.body["messages"][-1]["content"]
-                    key = text.split(" how")[0]
-                    if key in sent_at:
-                        latencies.append((record.at - sent_at[key]) * 1000)
-                rss_end = rss_mb()
-                print(f"messages answered:                  {messages:,} at concurrency {concurrency}")
-                print(f"answers per second (200-token):     {messages / elapsed:,.0f}")
-                print(f"event -> model request p50 / p99:   {percentile(latencies, 0.5):.1f} ms / "
-                      f"{percentile(latencies, 0.99):.1f} ms (mean {statistics.mean(latencies):.1f})")
-                print(f"RSS before / after:                 {rss_start:.0f} MB / {rss_end:.0f} MB")
+                await measure(core, messages, concurrency)
             finally:
                 await core.aclose()
+    finally:
+        server.kill()
+        with contextlib.suppress(ProcessLookupError):
+            await server.wait()
 
 
-async def _warm_up(core) -> None:  # noqa: ANN001
+async def measure(core, messages: int, concurrency: int) -> None:  # noqa: ANN001
     for i in range(20):
         await core.service.handle(incoming("warm up", thread=f"w{i}", message_id=f"warm-{i}"), RecordingSink())
+    gc.collect()
+    rss_start = rss_mb()
+    latencies: list[float] = []
+    semaphore = asyncio.Semaphore(concurrency)
+    checkpoints: list[tuple[int, float]] = []
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            message = incoming(f"question {i}: how do I sort a dict by value?", thread=f"b{i % 500}",
+                               channel=f"C{i % 20}", message_id=f"bench-{i}")
+            sink = TimedSink()
+            received = time.monotonic()
+            await core.service.handle(message, sink)
+            latencies.append((sink.started_at - received) * 1000)
+            if (i + 1) % max(1, messages // 5) == 0:
+                checkpoints.append((i + 1, rss_mb()))
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(messages)))
+    elapsed = time.monotonic() - started
+    gc.collect()
+    print(f"messages answered:                  {messages:,} at concurrency {concurrency}")
+    print(f"answers per second (200-token):     {messages / elapsed:,.0f}")
+    print(f"event -> model request p50 / p99:   {percentile(latencies, 0.5):.1f} ms / "
+          f"{percentile(latencies, 0.99):.1f} ms")
+    print(f"RSS before / after:                 {rss_start:.0f} MB / {rss_mb():.0f} MB "
+          f"(during: {', '.join(f'{n:,}: {mb:.0f}' for n, mb in sorted(checkpoints))})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--database-url", help="an empty, migrated database (default: a new SQLite file)")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.concurrency))
+    asyncio.run(run(args.messages, args.concurrency, args.database_url))
 
 
 if __name__ == "__main__":

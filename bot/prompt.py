@@ -28,7 +28,9 @@ TRUNCATE_TO_SHARE = 0.5
 # An image costs tokens the provider counts, not us; reserve for it generously.
 IMAGE_TOKEN_ESTIMATE = 1_600
 
-_FLAG_RE = re.compile(r"(?<!\S)--(web|fast)(?!\S)")
+# A flag takes one blank before it with it, so "fix this --web" loses no other spacing (code keeps its indent).
+_FLAG_RE = re.compile(r"(?:(?<=^)|[ \t]|(?<=\n))--(web|fast)(?!\S)")
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -40,8 +42,7 @@ class Options:
 def parse_options(text: str) -> Options:
     """`--web` asks for web search, `--fast` turns thinking off; both are removed from the question."""
     flags = set(_FLAG_RE.findall(text))
-    cleaned = _FLAG_RE.sub("", text).strip()
-    return Options(web_search="web" in flags, fast="fast" in flags, text=re.sub(r"[ \t]{2,}", " ", cleaned))
+    return Options(web_search="web" in flags, fast="fast" in flags, text=_FLAG_RE.sub("", text).strip())
 
 
 @dataclass(slots=True)

@@ -1,0 +1,174 @@
+"""SlackAdapter: a Bolt AsyncApp receiving events over HTTP (`POST /slack/events` on the process's
+aiohttp server, signatures checked with SLACK_SIGNING_SECRET) and/or Socket Mode (when
+SLACK_APP_TOKEN is set), answering through the core.
+
+One aiohttp session serves the Web API clients and file downloads. The Web API client retries a 429
+after its Retry-After and a dropped connection. auth.test runs once, at start, and its answer is
+what Bolt's authorisation returns for every request, so nothing but the signature check stands
+between an event and its acknowledgement. Tokens and the signing secret are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.events_logic import BotIdentity
+from adapters.slack.files import FileFetcher
+from adapters.slack.handlers import SlackHandlers
+from adapters.slack.notifier import SlackNotifier
+from adapters.slack.stream import StreamingSwitch, error_code
+from adapters.slack.users import UserNames
+from bot.app import Core
+from bot.background import BackgroundTasks
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+WEB_API_TIMEOUT_SECONDS = 30
+RATE_LIMIT_RETRIES = 3
+CONNECTION_RETRIES = 2
+
+
+def web_client(base_url: str, token: str | None) -> AsyncWebClient:
+    """A Web API client that waits out 429s (Retry-After) and retries dropped connections."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=WEB_API_TIMEOUT_SECONDS,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
+    )
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() or None if value is not None else None
+
+
+class SlackAdapter:
+    name = "slack"
+
+    def __init__(self, settings: Settings, core: Core, tasks: BackgroundTasks) -> None:
+        token = _secret(settings.slack_bot_token)
+        if token is None:
+            raise ConfigError("SLACK_BOT_TOKEN: required for the Slack adapter (an xoxb- bot token)")
+        self._token = token
+        self._signing_secret = _secret(settings.slack_signing_secret)
+        self._app_token = _secret(settings.slack_app_token)
+        self._tasks = tasks
+        self._session: aiohttp.ClientSession | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._accepting = False
+        self.identity: BotIdentity | None = None
+        self.client = web_client(settings.slack_api_url, token)
+        # Bolt's own client carries no token: each request gets it from `authorize` below.
+        self._bolt_client = web_client(settings.slack_api_url, None)
+        self.switch = StreamingSwitch()
+        self.users = UserNames(self.client)
+        self.files = FileFetcher(self._shared_session, token, self.client,
+                                 max_text_bytes=settings.max_attachment_bytes,
+                                 max_image_bytes=settings.max_image_bytes)
+        self.notifier = SlackNotifier(self.client)
+
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            # Bolt passes arguments by parameter name; auth.test ran once, in start().
+            identity = self._require_identity()
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=identity.team_id or team_id,
+                                   bot_user_id=identity.user_id, bot_id=identity.bot_id, bot_token=token)
+
+        self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
+                            authorize=authorize, process_before_response=False)
+        self.handlers = SlackHandlers(core=core, tasks=tasks, client=self.client, files=self.files,
+                                      users=self.users, switch=self.switch, identity=self._require_identity)
+        self.handlers.register(self.app)
+
+    # -- PlatformAdapter --
+
+    def mount(self, app: web.Application) -> None:
+        if self._signing_secret is not None:
+            app.router.add_post(EVENTS_PATH, self.handle_http)
+
+    async def start(self) -> None:
+        self._shared_session()
+        try:
+            auth = await self.client.auth_test()
+        except Exception as exc:
+            await self._close_session()
+            raise ConfigError(f"SLACK_BOT_TOKEN: Slack's auth.test failed ({error_code(exc)})") from None
+        self.identity = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""),
+                                    str(auth.get("team_id") or ""))
+        self._accepting = True
+        if self._app_token is not None:
+            await self._connect_socket(self._app_token)
+        log.info("Slack: signed in as %s in %s (%s)", self.identity.user_id, self.identity.team_id,
+                 "Socket Mode" if self._socket else "HTTP events")
+
+    async def _connect_socket(self, app_token: str) -> None:
+        # slack_sdk retries a failed connection forever; a token Slack refuses is a setting to fix.
+        try:
+            await self._bolt_client.apps_connections_open(app_token=app_token)
+        except Exception as exc:
+            await self.stop()
+            raise ConfigError(f"SLACK_APP_TOKEN: Slack refused to open a Socket Mode connection "
+                              f"({error_code(exc)})") from None
+        self._socket = AsyncSocketModeHandler(self.app, app_token=app_token)
+        await self._socket.connect_async()
+
+    async def stop(self) -> None:
+        """Stop receiving (HTTP events get 503 so Slack redelivers them elsewhere); the session stays
+        open until the answers in flight are done, which the runner waits for."""
+        self._accepting = False
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self.handlers.inflight:
+            self._tasks.spawn(self._close_when_idle(), name="slack:close")
+        else:
+            await self._close_session()
+
+    # -- HTTP events --
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        if not self._accepting:
+            return web.Response(status=503, text="not accepting events")
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    # -- internals --
+
+    def _require_identity(self) -> BotIdentity:
+        if self.identity is None:
+            raise RuntimeError("the Slack adapter has not started")
+        return self.identity
+
+    def _shared_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self.client.session = self._bolt_client.session = self._session
+        return self._session
+
+    async def _close_when_idle(self) -> None:
+        try:
+            while self.handlers.inflight:
+                await asyncio.wait(set(self.handlers.inflight))
+        finally:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,117 @@
+"""The ReplySink for Slack: an answer streams into a thread, batched so a long answer costs a handful
+of Web API calls, cut into several messages at Slack's limit without breaking a code block, with the
+footer as its last line.
+
+Pacing: the first text starts the message at once (chat.startStream, or chat.postMessage where
+streaming is unavailable), so the user sees the answer begin. After that, pending text is written
+at most once per `interval`, the gap growing by one interval per write up to four (writes at about
+1 s, 3 s, 6 s, 10 s, 14 s ...), or sooner for a stream whose buffer has grown past `big_chars`. So a
+1,000-token answer streamed in a few seconds costs start + two appends + stop, and a minute-long one
+about a dozen calls. Edits (chat.update) never come sooner than `interval` after the previous write
+of the same message.
+
+`status` shows the assistant pane's "thinking…" (assistant.threads.setStatus) in assistant threads
+and nothing elsewhere; Slack clears the status itself when the answer's first message appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.split_logic import CONTENT_LIMIT, MarkdownSplitter, footer_markdown
+from adapters.slack.stream import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
+from bot.domain import Footer
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_SECONDS = 1.0
+BIG_BUFFER_CHARS = 4_000
+
+
+class SlackSink:
+    def __init__(self, client: AsyncWebClient, target: Target, *, switch: StreamingSwitch | None = None,
+                 assistant: bool = False, interval: float = FLUSH_INTERVAL_SECONDS,
+                 big_chars: int = BIG_BUFFER_CHARS, limit: int = CONTENT_LIMIT,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self._client = client
+        self._target = target
+        self._switch = switch or StreamingSwitch()
+        self._assistant = assistant
+        self._interval = interval
+        self._big = big_chars
+        self._clock = clock
+        self._sleep = sleep
+        self._splitter = MarkdownSplitter(limit)
+        self.messages: list[AnswerMessage] = []
+        self._current = self._new_message()
+        self._status_shown = False
+
+    # -- ReplySink --
+
+    async def start(self) -> None:
+        """Nothing to show yet: the message appears with the first text."""
+
+    async def status(self, text: str) -> None:
+        if not self._assistant or self._current.ts is not None:
+            return
+        try:
+            await self._client.assistant_threads_setStatus(channel_id=self._target.channel,
+                                                           thread_ts=self._target.thread_ts, status=text)
+            self._status_shown = bool(text)
+        except Exception as exc:  # noqa: BLE001 - a status is a nicety
+            log.info("assistant.threads.setStatus failed (%s)", error_code(exc))
+
+    async def append(self, delta: str) -> None:
+        if not delta:
+            return
+        await self._take(self._splitter.feed(delta))
+        await self._pace()
+
+    async def finish(self, footer: Footer) -> None:
+        await self._take(self._splitter.finish(footer_markdown(footer.text())))
+        await self._current.flush(final=True)
+        await self._clear_status()
+
+    async def fail(self, reason: str) -> None:
+        if self._current.ts is not None or self._current.pending:
+            closing = self._splitter.finish()
+            await self._take(closing)
+            await self._current.flush(final=True)
+        notice = self._new_message(stream=False)
+        notice.add(reason)
+        await notice.flush(final=True)
+        await self._clear_status()
+
+    # -- internals --
+
+    def _new_message(self, *, stream: bool | None = None) -> AnswerMessage:
+        if stream is None:
+            stream = not any(m.stream_failed for m in self.messages)
+        message = AnswerMessage(self._client, self._target, stream=stream, switch=self._switch,
+                                interval=self._interval, clock=self._clock, sleep=self._sleep)
+        self.messages.append(message)
+        self._current = message
+        return message
+
+    async def _take(self, parts: list[str]) -> None:
+        """parts[0] continues the current message; each further part starts a new one."""
+        self._current.add(parts[0])
+        for part in parts[1:]:
+            await self._current.flush(final=True)
+            self._new_message().add(part)
+
+    async def _pace(self) -> None:
+        message = self._current
+        if not message.pending:
+            return
+        if message.ts is None or message.due() or (message.streaming and len(message.pending) >= self._big):
+            await message.flush()
+
+    async def _clear_status(self) -> None:
+        """Slack clears the status when a reply appears; if none could be posted, clear it here."""
+        if self._status_shown and all(m.ts is None for m in self.messages):
+            await self.status("")

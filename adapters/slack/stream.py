@@ -1,0 +1,201 @@
+"""One Slack message of an answer: streamed with chat.startStream/appendStream/stopStream where Slack
+allows it, otherwise posted with chat.postMessage and edited with chat.update at most once per
+interval. A stream that breaks mid-answer (expired, not in streaming state, any error) continues
+as edits of the same message, from what was already shown. Nothing here raises: a Slack failure is
+logged and the answer goes on as well as it can, so the core always gets to settle the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+# Errors that say streaming is not available to this app at all (not just for one message).
+STREAMING_UNAVAILABLE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type",
+                                   "missing_scope", "feature_not_enabled", "not_supported"})
+STREAMING_RECHECK_SECONDS = 600.0
+# Paced writes of one message come at most every interval x (writes so far), up to this many intervals.
+MAX_INTERVAL_STEPS = 4
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def error_code(exc: Exception) -> str:
+    if isinstance(exc, SlackApiError):
+        response: Any = exc.response
+        try:
+            return str(response.get("error") or f"http_{response.status_code}")
+        except AttributeError:
+            return "slack_api_error"
+    return type(exc).__name__
+
+
+class StreamingSwitch:
+    """Remembers, per process, that Slack said chat streaming is unavailable, so later answers go
+    straight to chat.postMessage; it tries streaming again after a while."""
+
+    def __init__(self, recheck_seconds: float = STREAMING_RECHECK_SECONDS, clock: Clock = time.monotonic) -> None:
+        self._recheck = recheck_seconds
+        self._clock = clock
+        self._refused_at: float | None = None
+
+    def available(self) -> bool:
+        return self._refused_at is None or self._clock() - self._refused_at >= self._recheck
+
+    def refused(self) -> None:
+        self._refused_at = self._clock()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an answer goes and whom it is for (chat.startStream needs the recipient in channels)."""
+
+    channel: str
+    thread_ts: str
+    recipient_user_id: str
+    recipient_team_id: str
+
+
+class AnswerMessage:
+    """The text of one message: `shown` is on Slack, `pending` waits for the next write."""
+
+    def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
+                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self._client = client
+        self._target = target
+        self._want_stream = stream
+        self._switch = switch
+        self._interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self.ts: str | None = None
+        self.shown = ""
+        self.pending = ""
+        self.streaming = False
+        self.stream_failed = False  # a stream call failed: later messages of this answer should not try
+        self.failed = False  # Slack refused the message itself; later text is dropped
+        self.last_write = float("-inf")
+        self.writes = 0
+
+    def add(self, text: str) -> None:
+        self.pending += text
+
+    def due(self) -> bool:
+        """Whether the next paced write may go: the gap grows by one interval per write already
+        made (1 s, 2 s, 3 s, then every 4 s), so a long answer stays within a handful of calls."""
+        gap = self._interval * min(max(self.writes, 1), MAX_INTERVAL_STEPS)
+        return self._clock() - self.last_write >= gap
+
+    async def flush(self, *, final: bool = False) -> None:
+        """Send what is pending. The caller paces non-final flushes; a final one ends the message
+        (stops its stream), waiting out the edit interval if it must edit."""
+        if self.failed:
+            return
+        if self.ts is None:
+            if not self.pending:
+                return
+            if not final and self._want_stream and self._switch.available() and await self._start_stream():
+                return
+            await self._post(self.pending)
+            return
+        if self.streaming:
+            if await (self._stop_stream() if final else self._append()):
+                return
+            self.streaming = False
+        await self._edit(final)
+
+    # -- streaming --
+
+    async def _start_stream(self) -> bool:
+        t = self._target
+        try:
+            response = await self._client.chat_startStream(
+                channel=t.channel, thread_ts=t.thread_ts, markdown_text=self.pending,
+                recipient_user_id=t.recipient_user_id, recipient_team_id=t.recipient_team_id,
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to posting
+            code = error_code(exc)
+            if code in STREAMING_UNAVAILABLE:
+                self._switch.refused()
+            log.info("chat.startStream failed (%s); posting instead", code)
+            self.stream_failed = True
+            return False
+        self.ts = str(response["ts"])
+        self.streaming = True
+        self._sent()
+        return True
+
+    async def _append(self) -> bool:
+        if not self.pending:
+            return True
+        return await self._stream_call("chat.appendStream", self._client.chat_appendStream,
+                                       markdown_text=self.pending)
+
+    async def _stop_stream(self) -> bool:
+        extra = {"markdown_text": self.pending} if self.pending else {}
+        done = await self._stream_call("chat.stopStream", self._client.chat_stopStream, **extra)
+        if done:
+            self.streaming = False
+        return done
+
+    async def _stream_call(self, name: str, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> bool:
+        assert self.ts is not None
+        try:
+            await method(channel=self._target.channel, ts=self.ts, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the message goes on as edits
+            log.info("%s failed (%s); continuing with chat.update", name, error_code(exc))
+            self.stream_failed = True
+            return False
+        self._sent()
+        return True
+
+    # -- posting and editing --
+
+    async def _post(self, text: str) -> None:
+        """A new message holding `text` (all that is pending)."""
+        t = self._target
+        try:
+            response = await self._client.chat_postMessage(channel=t.channel, thread_ts=t.thread_ts,
+                                                           markdown_text=text)
+        except Exception as exc:  # noqa: BLE001 - nothing more can be shown in this thread
+            log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped",
+                        t.channel, error_code(exc))
+            self.failed = True
+            return
+        self.ts = str(response["ts"])
+        self._sent()
+
+    async def _edit(self, final: bool) -> None:
+        if not self.pending:
+            return
+        wait = self._interval - (self._clock() - self.last_write)
+        if wait > 0:
+            if not final:
+                return
+            await self._sleep(wait)
+        assert self.ts is not None
+        try:
+            await self._client.chat_update(channel=self._target.channel, ts=self.ts,
+                                           markdown_text=self.shown + self.pending)
+        except Exception as exc:  # noqa: BLE001 - continue in a new message instead
+            log.info("chat.update failed (%s); continuing in a new message", error_code(exc))
+            self.ts, self.shown = None, ""
+            await self._post(self.pending)
+            return
+        self._sent()
+
+    def _sent(self) -> None:
+        self.shown += self.pending
+        self.pending = ""
+        self.last_write = self._clock()
+        self.writes += 1
