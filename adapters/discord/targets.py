@@ -1,0 +1,134 @@
+"""Where an answer's messages go: a channel or thread, a thread still to be opened, or the response
+to a slash command. The sink (sink.py) paces and splits; a target only sends and edits.
+
+Model text never pings anyone: every send and edit carries AllowedMentions.none().
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import discord
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+ARCHIVE_MINUTES = 1440
+
+
+class Posted(Protocol):
+    """A message we sent and may edit."""
+
+    id: int
+
+    async def edit(self, content: str) -> None: ...
+
+
+class Target(Protocol):
+    wants_typing: bool
+
+    async def open(self) -> None:
+        """Get ready to send (open a thread); idempotent, never raises."""
+
+    async def typing(self) -> None: ...
+
+    async def send(self, content: str) -> Posted: ...
+
+
+class _Message:
+    """A sent discord.Message, WebhookMessage or InteractionMessage: all edit the same way."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self._message = message
+        self.id = message.id
+
+    async def edit(self, content: str) -> None:
+        await self._message.edit(content=content, allowed_mentions=NO_PINGS)
+
+
+class ChannelTarget:
+    """A channel, thread or DM; optionally every message a reply to `reply_to`."""
+
+    wants_typing = True
+
+    def __init__(self, channel: discord.abc.Messageable, *, reply_to: discord.Message | None = None) -> None:
+        self.channel = channel
+        self.reply_to = reply_to
+
+    async def open(self) -> None:
+        return None
+
+    async def typing(self) -> None:
+        await self.channel.typing()
+
+    async def send(self, content: str) -> Posted:
+        reference = self.reply_to.to_reference(fail_if_not_exists=False) if self.reply_to else None
+        sent = await self.channel.send(content, allowed_mentions=NO_PINGS, reference=reference)  # type: ignore[arg-type]
+        return _Message(sent)
+
+
+class NewThreadTarget(ChannelTarget):
+    """A thread to open from the user's message on first use (so a replayed duplicate opens none).
+    If Discord will not open it (no permission, a channel type without threads), the answer goes to
+    the channel as a reply instead; the conversation key is the same either way (the message id)."""
+
+    def __init__(self, message: discord.Message, name: str, client: discord.Client) -> None:
+        super().__init__(message.channel)
+        self._message = message
+        self._client = client
+        self._name = name
+        self._opened = False
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        try:
+            self.channel = await self._message.create_thread(name=self._name, auto_archive_duration=ARCHIVE_MINUTES)
+            return
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS and await self._existing_thread():
+                return
+            log.warning("could not open a thread from message %s (%s); answering in the channel",
+                        self._message.id, exc)
+        self.reply_to = self._message
+
+    async def _existing_thread(self) -> bool:
+        guild = self._message.guild
+        thread = guild.get_thread(self._message.id) if guild else None
+        if thread is None:
+            try:
+                fetched = await self._client.fetch_channel(self._message.id)
+            except discord.HTTPException:
+                return False
+            thread = fetched if isinstance(fetched, discord.Thread) else None
+        if thread is not None:
+            self.channel = thread
+        return thread is not None
+
+
+class InteractionTarget:
+    """The response to a deferred slash command: the first message replaces "thinking…", the rest
+    are followups. Both are edited through the interaction's webhook token (valid 15 minutes)."""
+
+    wants_typing = False  # the deferred response already shows "seedbot is thinking…"
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+        self._first = True
+
+    async def open(self) -> None:
+        return None
+
+    async def typing(self) -> None:
+        return None
+
+    async def send(self, content: str) -> Posted:
+        if self._first:
+            self._first = False
+            original = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
+            return _Message(original)
+        followup = await self._interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS)
+        return _Message(followup)
