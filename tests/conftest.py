@@ -17,6 +17,7 @@ from bot.app import Core, build_core
 from bot.config import Settings, load_settings
 from bot.llm import SeedClient
 from tests.fakes.seed import FakeSeed
+from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
 
 POSTGRES_URL_ENV = "SEEDBOT_TEST_POSTGRES_URL"
@@ -130,6 +131,12 @@ async def core_for(settings_for: Callable[..., Settings]) -> AsyncIterator[Calla
 
 async def _no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ model, for the Discord end-to-end tests."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +23,7 @@ from bot.app import Core
 from bot.config import Settings
 from tests.fakes.discord_fake import JSON, Channel, FakeDiscord
 from tests.fakes.seed import FakeSeed
+from tests.waiting import wait_until_idle
 
 DISCORD_API, DISCORD_GATEWAY = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
 FOOTER_RE = re.compile(r"(?:^|\n)(-# [\d,]+ tokens · \$[\d.,]+[^\n]*)$")
@@ -41,13 +41,7 @@ class RunningBot:
         return adapter
 
     async def idle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Wait until no answer is in flight."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.process.tasks):
-            if loop.time() > deadline:
-                raise TimeoutError("answers still running")
-            await asyncio.sleep(0.01)
+        await wait_until_idle(self.process.tasks, timeout)
 
     def bot_messages(self, channel: Channel | int) -> list[JSON]:
         found = self.fake.messages_in(channel, author=self.fake.bot)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -10,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.run import BotProcess
 from adapters.slack.adapter import SlackAdapter
 from adapters.slack.split_logic import open_fence
 from bot.config import Settings
 from tests.fakes.slack import FakeSlack, Message
+from tests.waiting import wait_until_idle
 
 FOOTER_RE = re.compile(r"\n\n_[^\n]*_$")
 
@@ -36,13 +38,7 @@ class RunningBot:
         return adapter
 
     async def idle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Wait until no answer is in flight."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.process.tasks):
-            if loop.time() > deadline:
-                raise TimeoutError("answers still running")
-            await asyncio.sleep(0.01)
+        await wait_until_idle(self.process.tasks, timeout)
 
 
 @asynccontextmanager
@@ -69,6 +65,12 @@ async def running_bot(slack: FakeSlack, settings_for: Callable[..., Settings], t
         yield bot
     finally:
         await process.stop()
+
+
+@pytest.fixture
+async def bot(slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[RunningBot]:
+    async with running_bot(slack, settings_for, tmp_path) as running:
+        yield running
 
 
 def bot_replies(slack: FakeSlack, channel: str, thread_ts: str) -> list[Message]:

@@ -24,12 +24,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def client(slack: FakeSlack) -> AsyncWebClient:
     return AsyncWebClient(token=slack.config.bot_token, base_url=slack.api_url)
 

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
-import pytest
-
-from bot.config import Settings
 from bot.tokens import count_tokens
+from tests import slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import RunningBot, answer_part, bot_replies, running_bot, wait_for_answer
+from tests.slack_harness import (
+    RunningBot,
+    answer_part,
+    bot_replies,
+    wait_for_answer,
+)
+
+bot = slack_harness.bot  # the running-bot fixture
 
 ANSWER = "Use `git rebase -i HEAD~3`, then mark the commits to squash with `s`.\n\n```bash\ngit push -f\n```"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with running_bot(slack, settings_for, tmp_path) as running:
-        yield running
 
 
 async def test_mention_is_acked_at_once_and_answered_by_a_stream_in_its_thread(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
-
 from adapters.slack.split_logic import MESSAGE_LIMIT
 from bot.config import Settings
+from tests import slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
 from tests.slack_harness import (
@@ -23,20 +22,10 @@ from tests.slack_harness import (
     wait_for_answer,
 )
 
+bot = slack_harness.bot  # the running-bot fixture
+
 # ~1,200 characters streamed over ~2.5 s: long enough for several paced writes.
 PACED = "".join(f"Line {i}: keep retries idempotent and bounded.\n" for i in range(28))
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with running_bot(slack, settings_for, tmp_path) as running:
-        yield running
 
 
 async def ask(bot: RunningBot, slack: FakeSlack, text: str, *, timeout: float = 15) -> list[Message]:  # noqa: ASYNC109

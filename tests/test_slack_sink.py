@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,12 +15,6 @@ from tests.fakes.slack import FakeSlack
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 FOOTER = Footer(usage=Usage(prompt_tokens=100, completion_tokens=20), cost_nanos=88_000)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture
