@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 _LANGUAGE_BY_EXTENSION = {
@@ -94,3 +95,54 @@ def code_block(code: str, language: str = "") -> str:
     """A fenced block that the code cannot close."""
     fence = fence_for(code)
     return f"{fence}{language}\n{code}\n{fence}"
+
+
+# Fences as chat renders them: any indentation is accepted, since answers put code inside list items.
+_FENCE_LINE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+_INFO_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """An open fenced code block: how it was opened, so it can be closed and reopened alike."""
+
+    indent: str
+    marker: str  # the run of backticks or tildes that opened it; closing needs as many
+    info: str  # the language (first word of the info string), possibly ""
+
+    @property
+    def opener(self) -> str:
+        return f"{self.indent}{self.marker}{self.info}"
+
+    @property
+    def closer(self) -> str:
+        return f"{self.indent}{self.marker}"
+
+
+def fence_step(fence: Fence | None, line: str) -> Fence | None:
+    """The code block open after one complete `line`, given the one open before it (CommonMark rules)."""
+    match = _FENCE_LINE.match(line)
+    if match is None:
+        return fence
+    indent, marker, rest = match.groups()
+    if fence is None:
+        if marker[0] == "`" and "`" in rest:
+            return None  # ```inline``` on one line is not an opening fence
+        words = rest.split()
+        return Fence(indent, marker, words[0][:_INFO_CHARS] if words else "")
+    closes = marker[0] == fence.marker[0] and len(marker) >= len(fence.marker) and not rest.strip()
+    return None if closes else fence
+
+
+def open_fence(text: str, fence: Fence | None = None) -> Fence | None:
+    """The code block still open at the end of `text` (its last line counts without a newline), if
+    `fence` was open at its start."""
+    for line in text.split("\n"):
+        fence = fence_step(fence, line)
+    return fence
+
+
+def balance_fences(text: str) -> str:
+    """`text` with a closing fence added if it leaves a code block open."""
+    fence = open_fence(text)
+    return text if fence is None else f"{text}\n{fence.closer}"

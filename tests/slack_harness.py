@@ -13,8 +13,8 @@ import pytest
 
 from adapters.run import BotProcess
 from adapters.slack.adapter import SlackAdapter
-from adapters.slack.split_logic import open_fence
 from bot.config import Settings
+from bot.markdown import open_fence
 from tests.fakes.slack import FakeSlack, Message
 from tests.waiting import wait_until_idle
 

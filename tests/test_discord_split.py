@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from adapters.discord.split_logic import LIMIT, Fence, fence_after, split_markdown, split_text
+from adapters.discord.split_logic import LIMIT, split_markdown, split_text
+from bot.markdown import Fence, open_fence
 
 LANGUAGES = ["python", "ts", "", "rust", "c++", "bash"]
 WORDS = ["".join(random.Random(n).choices("abcdefghij_()=.,", k=1 + n % 12)) for n in range(300)]
@@ -104,12 +105,12 @@ def test_tilde_fences_and_longer_backtick_fences_are_respected() -> None:
     for message in split_text(answer, 500):
         assert len(message) <= 500
         assert message.startswith("````markdown") and message.endswith("````")
-    assert fence_after("~~~\n```\n") == Fence("", "~~~", "")
+    assert open_fence("~~~\n```\n") == Fence("", "~~~", "")
 
 
 def test_inline_triple_backticks_do_not_open_a_block() -> None:
-    assert fence_after("use ```x``` here\n```py") == Fence("", "```", "py")
-    assert fence_after("```a``` and text") is None
+    assert open_fence("use ```x``` here\n```py") == Fence("", "```", "py")
+    assert open_fence("```a``` and text") is None
 
 
 def test_a_word_longer_than_a_message_is_the_only_thing_ever_cut() -> None:

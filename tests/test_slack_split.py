@@ -9,13 +9,11 @@ import pytest
 from adapters.slack.split_logic import (
     CONTENT_LIMIT,
     MESSAGE_LIMIT,
-    Fence,
     MarkdownSplitter,
-    fence_after,
     footer_markdown,
-    open_fence,
     split_markdown,
 )
+from bot.markdown import Fence, fence_step, open_fence
 
 
 def fence_lines(text: str) -> list[str]:
@@ -112,14 +110,14 @@ def test_a_line_longer_than_a_message_is_cut_hard_and_stays_fenced() -> None:
 
 
 def test_longer_and_tilde_fences_are_tracked() -> None:
-    assert fence_after(None, "````markdown") == Fence("", "````", "markdown")
-    inner = fence_after(Fence("", "````", "markdown"), "```")  # too short to close ````
+    assert fence_step(None, "````markdown") == Fence("", "````", "markdown")
+    inner = fence_step(Fence("", "````", "markdown"), "```")  # too short to close ````
     assert inner == Fence("", "````", "markdown")
-    assert fence_after(Fence("", "````", "markdown"), "`````") is None
-    assert fence_after(None, "  ~~~ yaml") == Fence("  ", "~~~", "yaml")
-    assert fence_after(Fence("  ", "~~~", "yaml"), "```") == Fence("  ", "~~~", "yaml")
-    assert fence_after(None, "use ```x``` inline") is None
-    assert fence_after(None, "```x``` inline") is None
+    assert fence_step(Fence("", "````", "markdown"), "`````") is None
+    assert fence_step(None, "  ~~~ yaml") == Fence("  ", "~~~", "yaml")
+    assert fence_step(Fence("  ", "~~~", "yaml"), "```") == Fence("  ", "~~~", "yaml")
+    assert fence_step(None, "use ```x``` inline") is None
+    assert fence_step(None, "```x``` inline") is None
 
 
 def test_finish_closes_a_fence_the_model_left_open() -> None:

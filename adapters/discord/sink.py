@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from adapters.discord.split_logic import LIMIT, Fence, fence_after, split_markdown, split_text
+from adapters.discord.split_logic import LIMIT, split_markdown, split_text
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
+from bot.markdown import Fence, open_fence
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class DiscordSink:
         except SEND_ERRORS as exc:
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)
-            self._seg_fence = fence_after(self.text[self._seg_start:current.shown_end], self._seg_fence)
+            self._seg_fence = open_fence(self.text[self._seg_start:current.shown_end], self._seg_fence)
             self._seg_start = current.shown_end
             self._current = None
             return False

@@ -10,32 +10,14 @@ change: the sink can freeze them and keep editing only the last one.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from bot.markdown import Fence, fence_step, open_fence
 
 LIMIT = 2000
 # A fence whose decoration (reopen line + close line) would take more than this share of a message
 # is not reopened; only pathological inputs (hundreds of backticks) get there.
 _MAX_DECORATION_SHARE = 0.25
-_FENCE_LINE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
-_INFO_CHARS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """An open code block: how it was opened, so it can be closed and reopened the same way."""
-
-    indent: str
-    marker: str  # the run of backticks or tildes that opened it; closing needs as many
-    info: str  # the language (first word of the info string), possibly ""
-
-    @property
-    def opener(self) -> str:
-        return f"{self.indent}{self.marker}{self.info}"
-
-    @property
-    def closer(self) -> str:
-        return f"{self.indent}{self.marker}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,31 +29,6 @@ class Chunk:
     start: int
     end: int
     fence_after: Fence | None  # the code block still open at `end` (closed in `text`)
-
-
-def fence_step(line: str, fence: Fence | None) -> Fence | None:
-    """The code block open after `line`, given the one open before it."""
-    match = _FENCE_LINE.match(line)
-    if fence is None:
-        if match is None:
-            return None
-        indent, marker, info = match.groups()
-        if marker[0] == "`" and "`" in info:
-            return None  # ```inline``` on one line is not an opening fence
-        words = info.split()
-        return Fence(indent, marker, words[0][:_INFO_CHARS] if words else "")
-    if match is not None:
-        marker, rest = match.group(2), match.group(3)
-        if marker[0] == fence.marker[0] and len(marker) >= len(fence.marker) and not rest.strip():
-            return None
-    return fence
-
-
-def fence_after(text: str, fence: Fence | None = None) -> Fence | None:
-    """The code block open at the end of `text`, if `fence` was open at its start."""
-    for line in text.split("\n"):
-        fence = fence_step(line, fence)
-    return fence
 
 
 def _closing(fence: Fence | None) -> int:
@@ -106,7 +63,7 @@ def split_markdown(text: str, limit: int = LIMIT, *, fence: Fence | None = None)
 def _cut(text: str, pos: int, room: int, fence: Fence | None, limit: int) -> tuple[int, int, Fence | None]:
     """Where the chunk starting at `pos` ends: (end, where the next chunk starts, fence open at end)."""
     if len(text) - pos <= room:
-        rest = fence_after(text[pos:], fence)
+        rest = open_fence(text[pos:], fence)
         if len(text) - pos + _closing(_decorates(rest, limit)) <= room:
             return len(text), len(text), rest
     outside = anywhere = after_opener = None
@@ -115,7 +72,7 @@ def _cut(text: str, pos: int, room: int, fence: Fence | None, limit: int) -> tup
         newline = text.find("\n", line_start, pos + room + 1)
         if newline == -1:
             break
-        before, state = state, fence_step(text[line_start:newline], state)
+        before, state = state, fence_step(state, text[line_start:newline])
         if newline > pos and newline - pos + _closing(_decorates(state, limit)) <= room:
             candidate = (newline, newline + 1, state)
             if before is None and state is not None:
@@ -140,7 +97,7 @@ def _cut_at_space(text: str, pos: int, room: int, fence: Fence | None, limit: in
         space = max(text.rfind(" ", floor + 1, right + 1), text.rfind("\t", floor + 1, right + 1))
         if space <= max(floor, pos):
             return None
-        after = fence_after(text[pos:space], fence)
+        after = open_fence(text[pos:space], fence)
         if space - pos + _closing(_decorates(after, limit)) <= room:
             return space, space + 1, after
         right = space - 1
@@ -151,11 +108,11 @@ def _cut_hard(text: str, pos: int, room: int, fence: Fence | None, limit: int) -
     """A single word longer than a message: cut it, leaving room for a closing fence."""
     end = pos + room
     while end > pos + 1:
-        after = fence_after(text[pos:end], fence)
+        after = open_fence(text[pos:end], fence)
         if end - pos + _closing(_decorates(after, limit)) <= room:
             return end, end, after
         end -= 1
-    return pos + 1, pos + 1, fence_after(text[pos:pos + 1], fence)
+    return pos + 1, pos + 1, open_fence(text[pos:pos + 1], fence)
 
 
 def split_text(text: str, limit: int = LIMIT) -> list[str]:

@@ -13,7 +13,8 @@ the fence lines it added at the cuts, gives back exactly the text it was fed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from bot.markdown import Fence, fence_step
 
 MESSAGE_LIMIT = 12_000
 # Every message keeps this much room for a closing fence and, on the last one, the footer line.
@@ -26,48 +27,8 @@ SOFT_SHARE = 0.85
 LINE_ROOM = 400
 FOOTER_MAX_CHARS = 1_400  # notes about skipped files can make it long
 
-_FENCE_RE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_~])")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """An open fenced code block: how it was opened, so it can be closed and reopened alike."""
-
-    indent: str
-    marker: str
-    info: str
-
-    @property
-    def opener(self) -> str:
-        return f"{self.indent}{self.marker}{self.info}"
-
-    @property
-    def closer(self) -> str:
-        return f"{self.indent}{self.marker}"
-
-
-def fence_after(fence: Fence | None, line: str) -> Fence | None:
-    """The fence state after one complete line (CommonMark rules, any indentation accepted)."""
-    match = _FENCE_RE.match(line)
-    if match is None:
-        return fence
-    indent, marker, rest = match.groups()
-    if fence is None:
-        if marker[0] == "`" and "`" in rest:
-            return None  # inline code such as ```x```, not a fence
-        return Fence(indent, marker, rest.strip())
-    closes = marker[0] == fence.marker[0] and len(marker) >= len(fence.marker) and not rest.strip()
-    return None if closes else fence
-
-
-def open_fence(text: str) -> Fence | None:
-    """The fence still open at the end of `text` (its last line counts even without a newline)."""
-    fence: Fence | None = None
-    for line in text.split("\n"):
-        fence = fence_after(fence, line)
-    return fence
 
 
 def footer_markdown(text: str) -> str:
@@ -132,7 +93,7 @@ class MarkdownSplitter:
     def finish(self, footer: str = "") -> list[str]:
         """Close a fence the answer left open and append `footer` (it fits: FOOTER_ROOM is kept free)."""
         out = [""]
-        fence = fence_after(self._fence, self._line) if self._line else self._fence
+        fence = fence_step(self._fence, self._line) if self._line else self._fence
         if fence is not None:
             out[0] += ("\n" if self._line else "") + fence.closer
         self._line, self._fence, self._cut_pending = "", None, False
@@ -145,7 +106,7 @@ class MarkdownSplitter:
         self._length += len(text)
         self._line += text
         if self._line.endswith("\n"):
-            self._fence = fence_after(self._fence, self._line[:-1].rstrip("\r"))
+            self._fence = fence_step(self._fence, self._line[:-1].rstrip("\r"))
             self._line = ""
 
     def _cut(self, out: list[str]) -> None:

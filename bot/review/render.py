@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
-from bot.markdown import code_block, language_for
+from bot.markdown import balance_fences, code_block, language_for
 from bot.review.grounding import MergedReview
 from bot.review.model import SkippedFile, SkipReason
 from bot.review.reply import SEVERITY_ORDER, Finding
-
-_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 
 
 def render_review(review: MergedReview) -> str:
@@ -76,17 +73,3 @@ def _skipped_line(reason: SkipReason, files: list[SkippedFile]) -> str:
     return f"Not reviewed, {reason.value}: {names}"
 
 
-def balance_fences(text: str) -> str:
-    """`text` with a closing fence added if it leaves a code block open (CommonMark's rules)."""
-    open_fence: str | None = None
-    for line in text.split("\n"):
-        match = _FENCE_LINE.match(line)
-        if match is None:
-            continue
-        fence, rest = match[1], match[2]
-        if open_fence is None:
-            if not (fence[0] == "`" and "`" in rest):
-                open_fence = fence
-        elif fence[0] == open_fence[0] and len(fence) >= len(open_fence) and not rest.strip():
-            open_fence = None
-    return text if open_fence is None else f"{text}\n{open_fence}"
