@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -35,7 +35,7 @@ CLI_WORKSPACE = "local"
 CLI_CHANNEL = "cli"
 
 
-def _die(message: str, code: int = 1) -> None:
+def _die(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"seedbot: {message}", err=True)
     raise typer.Exit(code)
 
@@ -45,7 +45,6 @@ def _settings() -> Settings:
         return load_settings()
     except ConfigError as exc:
         _die(str(exc), 2)
-        raise  # unreachable; keeps type checkers calm
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
@@ -240,7 +239,6 @@ def _parse_day(text: str, option: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         _die(f"{option} must be a date like 2026-11-26", 2)
-        raise
 
 
 def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
@@ -257,7 +255,6 @@ def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
         return asyncio.run(run_it())
     except ConfigError as exc:
         _die(str(exc), 2)
-        raise
 
 
 @db_app.command("upgrade")

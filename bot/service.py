@@ -251,7 +251,7 @@ class ChatService:
             first_token_ms=_ms(call.first_token - call.started) if call.first_token else None,
             duration_ms=_ms(now - call.started),
         ), also=record)
-        self._count(usage, cost)
+        self._count(usage, cost, claimed.channel.platform)
         if not answer_text:
             reason = _failure_sentence(call)
             await sink.fail(reason)
@@ -262,8 +262,8 @@ class ChatService:
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
 
-    def _count(self, usage: Usage, cost: int) -> None:
-        self.metrics.cost.labels("all").inc(cost)
+    def _count(self, usage: Usage, cost: int, platform: str) -> None:
+        self.metrics.cost.labels(platform).inc(cost)
         for kind in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
 
