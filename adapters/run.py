@@ -114,10 +114,11 @@ async def run_until_signalled(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await process.start()
     try:
+        await process.start()
         await stop.wait()
     finally:
+        # Also after a failed start: whatever did start (engine, server, a connected adapter) is closed.
         await process.stop()
 
 
@@ -139,4 +140,6 @@ async def send_summary_now(settings: Settings, day: date) -> tuple[int, int]:
     finally:
         for adapter in reversed(started):
             await adapter.stop()
+        # A Socket Mode or gateway connection may have taken a message meanwhile: answer it before leaving.
+        await tasks.drain(DRAIN_SECONDS)
         await core.aclose()

@@ -71,7 +71,8 @@ class DiscordAdapter:
             raise ConfigError(TOKEN_REFUSED) from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             await self._shut()
-            raise ConfigError(f"DISCORD_API_URL: cannot log in to Discord at {Route.BASE}: {exc}") from None
+            url = self._settings.discord_api_url
+            raise ConfigError(f"DISCORD_API_URL: cannot log in to Discord at {url}: {exc}") from None
         self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(self.client.ready.wait())
         try:
