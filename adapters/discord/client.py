@@ -74,6 +74,8 @@ class ShardedSeedbotClient(_Seedbot, discord.AutoShardedClient):
 def build_client(settings: Settings) -> SeedbotClient | ShardedSeedbotClient:
     """DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS make it an AutoShardedClient running those shards
     (several processes can split the shards of one bot); otherwise a plain Client."""
+    # The bot never joins voice: discord.py's start-up warnings about voice libraries are noise.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
     shard_ids = settings.discord_shard_id_list
     count = settings.discord_shard_count
     if shard_ids is None and count is None:
