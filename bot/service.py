@@ -64,6 +64,41 @@ class Reviewer(Protocol):
                            sink: ReplySink) -> Answer | None: ...
 
 
+class GuardedSink:
+    """Shields the core from a failing platform: a sink error is logged and never interrupts the
+    accounting of a call that is already paid for. After an append fails, later appends are skipped
+    (the platform is not hammered); finish and fail are still tried, since they may recover."""
+
+    def __init__(self, sink: ReplySink) -> None:
+        self._sink = sink
+        self.broken = False
+
+    async def start(self) -> None:
+        await self._call("start", self._sink.start())
+
+    async def status(self, text: str) -> None:
+        await self._call("status", self._sink.status(text))
+
+    async def append(self, delta: str) -> None:
+        if not self.broken:
+            self.broken = not await self._call("append", self._sink.append(delta))
+
+    async def finish(self, footer: Footer) -> None:
+        await self._call("finish", self._sink.finish(footer))
+
+    async def fail(self, reason: str) -> None:
+        await self._call("fail", self._sink.fail(reason))
+
+    @staticmethod
+    async def _call(what: str, call: Awaitable[None]) -> bool:
+        try:
+            await call
+        except Exception:  # noqa: BLE001 - any platform failure; the books come first
+            log.exception("reply sink %s failed", what)
+            return False
+        return True
+
+
 @dataclass(slots=True)
 class _Call:
     """The state of one streamed model call."""
@@ -97,6 +132,7 @@ class ChatService:
 
     async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
         """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+        sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
@@ -106,7 +142,9 @@ class ChatService:
             log.debug("duplicate message %s ignored", incoming.dedup_key)
             return None
         if not turn.text.strip() and not turn.images:
-            return await self._notice(claimed, sink, platform, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
+            empty = await self._notice(claimed, sink, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
+            self.metrics.messages.labels(platform, empty.status).inc()
+            return empty
         if self.reviewer is not None:
             reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink)
             if reviewed is not None:
@@ -121,10 +159,9 @@ class ChatService:
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
-    async def _notice(self, claimed: Claimed, sink: ReplySink, platform: str, status: str, text: str) -> Answer:
+    async def _notice(self, claimed: Claimed, sink: ReplySink, status: str, text: str) -> Answer:
         await self.store.mark_user_message(claimed.message_pk, status)
         await sink.fail(text)
-        self.metrics.messages.labels(platform, status).inc()
         return Answer(status, reason=text)
 
     async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink, *,
@@ -135,7 +172,7 @@ class ChatService:
         fixed_tokens = self._system_tokens + turn.token_estimate()
         if fixed_tokens * correction > self.settings.context_tokens:
             text = too_long_text(math.ceil(fixed_tokens * correction), self.settings.context_tokens)
-            return await self._notice(claimed, sink, incoming.platform.value, "too_long", text)
+            return await self._notice(claimed, sink, "too_long", text)
         window = choose_window(claimed.history, floor_pk=thread.floor_pk, budget_tokens=self.settings.context_tokens,
                                fixed_tokens=fixed_tokens, correction=correction)
         prompt_estimate = fixed_tokens + window.tokens()
@@ -146,8 +183,8 @@ class ChatService:
             wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
         )
         if isinstance(granted, Denial):
-            refused = await self._notice(claimed, sink, incoming.platform.value, "refused",
-                                         denial_text(granted, incoming.platform, self.settings))
+            text = denial_text(granted, incoming.platform, self.settings)
+            refused = await self._notice(claimed, sink, "refused", text)
             await self._watch(self.budget_watcher and self.budget_watcher.after_denial(
                 incoming, granted, claimed.channel.scope_key))
             return refused
