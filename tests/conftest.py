@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -64,17 +65,23 @@ async def create_postgres_database() -> tuple[str, Callable[[], object]]:
     return f"{base}/{name}", drop
 
 
+@asynccontextmanager
+async def migrated_postgres_database() -> AsyncIterator[str]:
+    url, drop = await create_postgres_database()
+    try:
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        await drop()  # type: ignore[misc]
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'seedbot.db'}"
         return
-    url, drop = await create_postgres_database()
-    await asyncio.to_thread(migrate.upgrade, url)
-    try:
+    async with migrated_postgres_database() as url:
         yield url
-    finally:
-        await drop()  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -84,12 +91,8 @@ async def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    url, drop = await create_postgres_database()
-    await asyncio.to_thread(migrate.upgrade, url)
-    try:
+    async with migrated_postgres_database() as url:
         yield url
-    finally:
-        await drop()  # type: ignore[misc]
 
 
 def make_settings(fake: FakeSeed, database_url: str, **overrides: object) -> Settings:
