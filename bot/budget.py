@@ -8,12 +8,13 @@ any number of processes are serialised and the sum reserved plus spent never pas
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call
 from bot.config import BudgetLimit, Period, Settings, parse_budget
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = "global"
 
-AlsoInTransaction = Callable[[AsyncSession], Awaitable[None]]
+AlsoInTransaction = Callable[[Session], None]
 
 
 def channel_scope(platform: str, channel_id: str) -> str:
@@ -121,8 +122,8 @@ class BudgetManager:
 
     # -- limits --
 
-    async def limit_for(self, session: AsyncSession, scope_key: str) -> BudgetLimit:
-        row = await session.get(Budget, scope_key)
+    def limit_for(self, session: Session, scope_key: str) -> BudgetLimit:
+        row = session.get(Budget, scope_key)
         if row is not None:
             return BudgetLimit(row.limit_nanos, Period(row.period))
         if scope_key == GLOBAL_SCOPE:
@@ -130,21 +131,28 @@ class BudgetManager:
         return self._settings.default_budget
 
     async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
-        async with self._db.session() as session:
-            return await self.limit_for(session, scope_key)
+
+        def work(session: Session) -> Any:
+            return self.limit_for(session, scope_key)
+
+        return await self._db.run(work)
 
     async def explicit_limits(self) -> list[tuple[str, BudgetLimit]]:
-        async with self._db.session() as session:
-            rows = await session.scalars(select(Budget).order_by(Budget.scope_key))
+
+        def work(session: Session) -> Any:
+            rows = session.scalars(select(Budget).order_by(Budget.scope_key))
             return [(row.scope_key, BudgetLimit(row.limit_nanos, Period(row.period))) for row in rows]
+
+        return await self._db.run(work)
 
     async def set_limit(self, scope_key: str, limit: BudgetLimit | str, changed_by: str) -> tuple[str, str]:
         """Set a scope's budget and record the change. Returns (old, new) as people read them."""
         if isinstance(limit, str):
             limit = parse_budget(limit)
-        async with self._db.session() as session:
-            old = await self.limit_for(session, scope_key)
-            row = await session.get(Budget, scope_key)
+
+        def work(session: Session) -> Any:
+            old = self.limit_for(session, scope_key)
+            row = session.get(Budget, scope_key)
             if row is None:
                 row = Budget(scope_key=scope_key)
                 session.add(row)
@@ -154,13 +162,18 @@ class BudgetManager:
             row.updated_at = self._clock()
             session.add(BudgetChange(scope_key=scope_key, changed_by=changed_by, old_value=old.describe(),
                                      new_value=limit.describe(), changed_at=self._clock()))
-        return old.describe(), limit.describe()
+            return old.describe(), limit.describe()
+
+        return await self._db.run(work)
 
     async def changes(self, scope_key: str, limit: int = 10) -> list[BudgetChange]:
-        async with self._db.session() as session:
-            rows = await session.scalars(select(BudgetChange).where(BudgetChange.scope_key == scope_key)
+
+        def work(session: Session) -> Any:
+            rows = session.scalars(select(BudgetChange).where(BudgetChange.scope_key == scope_key)
                                          .order_by(BudgetChange.id.desc()).limit(limit))
             return list(rows)
+
+        return await self._db.run(work)
 
     # -- reservations --
 
@@ -177,8 +190,9 @@ class BudgetManager:
         web_search: bool,
     ) -> Grant | Denial:
         now = self._clock()
-        async with self._db.session() as session:
-            scopes = await self._lock_scopes(session, [scope_key, GLOBAL_SCOPE], now)
+
+        def work(session: Session) -> Any:
+            scopes = self._lock_scopes(session, [scope_key, GLOBAL_SCOPE], now)
             plan: Plan = plan_call(
                 self._prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
                 wanted_max_tokens=wanted_max_tokens, min_max_tokens=self._settings.min_answer_tokens,
@@ -193,63 +207,78 @@ class BudgetManager:
                 return Denial(binding.scope_key, binding.spent_nanos + binding.reserved_nanos,
                               binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
             for scope in scopes:
-                await self._adjust(session, _counter_key(scope), reserved=plan.amount_nanos)
+                self._adjust(session, _counter_key(scope), reserved=plan.amount_nanos)
             reservation = Reservation(
                 channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
                 counter_keys=";".join(_counter_key(s) for s in scopes), amount_nanos=plan.amount_nanos,
                 created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
             )
             session.add(reservation)
-            await session.flush()
+            session.flush()
             return Grant(reservation.id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
+
+        return await self._db.run(work)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row.
 
         `also` runs in the same transaction, so an answer and the money it cost are stored together.
         """
-        async with self._db.session() as session:
-            reservation = await session.get(Reservation, grant.reservation_id, with_for_update=True)
+
+        def work(session: Session) -> Any:
+            reservation = session.get(Reservation, grant.reservation_id, with_for_update=True)
             if reservation is None or reservation.status != "active":
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
             else:
-                await self._close(session, reservation, outcome)
+                self._close(session, reservation, outcome)
             if also is not None:
-                await also(session)
-            return await self._remaining(session, _channel_scope_of(reservation))
+                also(session)
+            return self._remaining(session, _channel_scope_of(reservation))
+
+        return await self._db.run(work)
 
     async def expire_stale(self, now: datetime | None = None) -> int:
         """Settle reservations whose process died, at their reserved amount. Returns how many."""
         now = now or self._clock()
-        async with self._db.session() as session:
-            stale = list(await session.scalars(
+
+        def work(session: Session) -> Any:
+            stale = list(session.scalars(
                 select(Reservation).where(Reservation.status == "active", Reservation.expires_at < now)
                 .order_by(Reservation.id).with_for_update(skip_locked=not self._db.is_sqlite)
             ))
             for reservation in stale:
-                await self._close(session, reservation, Settlement(
+                self._close(session, reservation, Settlement(
                     status="expired", cost_nanos=reservation.amount_nanos, usage_known=False,
                     error="the process handling this call stopped before it settled",
                 ))
-        if stale:
-            log.warning("settled %d stale reservations at their reserved amount", len(stale))
-        return len(stale)
+            return len(stale)
+
+        expired = await self._db.run(work)
+        if expired:
+            log.warning("settled %d stale reservations at their reserved amount", expired)
+        return expired
 
     async def remaining(self, scope_key: str) -> Remaining:
-        async with self._db.session() as session:
-            return await self._remaining(session, scope_key)
+
+        def work(session: Session) -> Any:
+            return self._remaining(session, scope_key)
+
+        return await self._db.run(work)
 
     async def scope_state(self, scope_key: str, at: datetime | None = None) -> ScopeState:
         """A scope's period at `at` (default now), read without taking a reservation."""
-        async with self._db.session() as session:
-            return await self._scope_state(session, scope_key, at or self._clock(), lock=False)
+
+        def work(session: Session) -> Any:
+            return self._scope_state(session, scope_key, at or self._clock(), lock=False)
+
+        return await self._db.run(work)
 
     # -- internals --
 
-    async def _close(self, session: AsyncSession, reservation: Reservation, outcome: Settlement) -> None:
+    def _close(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
         for key in sorted(reservation.counter_keys.split(";")):
-            await self._adjust(session, key, reserved=-reservation.amount_nanos, spent=outcome.cost_nanos)
+            self._adjust(session, key, reserved=-reservation.amount_nanos, spent=outcome.cost_nanos)
         reservation.status = "released" if outcome.cost_nanos == 0 else "settled"
         if outcome.status == "expired":
             reservation.status = "expired"
@@ -264,12 +293,12 @@ class BudgetManager:
             duration_ms=outcome.duration_ms,
         ))
 
-    async def _lock_scopes(self, session: AsyncSession, scope_keys: list[str], now: datetime) -> list[ScopeState]:
+    def _lock_scopes(self, session: Session, scope_keys: list[str], now: datetime) -> list[ScopeState]:
         # A fixed lock order (sorted keys) keeps two reservers from deadlocking on PostgreSQL.
-        return [await self._scope_state(session, key, now, lock=True) for key in sorted(scope_keys)]
+        return [self._scope_state(session, key, now, lock=True) for key in sorted(scope_keys)]
 
-    async def _scope_state(self, session: AsyncSession, scope_key: str, now: datetime, *, lock: bool) -> ScopeState:
-        limit = await self.limit_for(session, scope_key)
+    def _scope_state(self, session: Session, scope_key: str, now: datetime, *, lock: bool) -> ScopeState:
+        limit = self.limit_for(session, scope_key)
         start, end = period_bounds(limit.period, now, self._settings.tz)
         query = select(BudgetCounter).where(
             BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
@@ -277,40 +306,40 @@ class BudgetManager:
         ).execution_options(populate_existing=True)
         if lock:
             query = query.with_for_update()
-        counter = (await session.scalars(query)).one_or_none()
+        counter = (session.scalars(query)).one_or_none()
         if counter is None:
             # First use of this period: open its counter from the books, so a budget set or changed
             # mid-period still counts what was already spent.
-            await session.execute(
+            session.execute(
                 self._db.insert(BudgetCounter).values(
                     scope_key=scope_key, period=limit.period.value, period_start=start,
-                    spent_nanos=await self.ledger_spent(session, scope_key, start),
-                    reserved_nanos=await self._active_reserved(session, scope_key, start),
+                    spent_nanos=self.ledger_spent(session, scope_key, start),
+                    reserved_nanos=self._active_reserved(session, scope_key, start),
                 ).on_conflict_do_nothing()
             )
-            counter = (await session.scalars(query)).one()
+            counter = (session.scalars(query)).one()
         return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos)
 
     @staticmethod
-    async def ledger_spent(session: AsyncSession, scope_key: str, since: datetime,
+    def ledger_spent(session: Session, scope_key: str, since: datetime,
                            until: datetime | None = None) -> int:
         query = select(func.coalesce(func.sum(UsageEntry.cost_nanos), 0)).where(UsageEntry.started_at >= since)
         if until is not None:
             query = query.where(UsageEntry.started_at < until)
         if scope_key != GLOBAL_SCOPE:
             query = query.where(UsageEntry.channel_pk.in_(_channel_pks(scope_key)))
-        return int(await session.scalar(query) or 0)
+        return int(session.scalar(query) or 0)
 
-    async def _active_reserved(self, session: AsyncSession, scope_key: str, since: datetime) -> int:
+    def _active_reserved(self, session: Session, scope_key: str, since: datetime) -> int:
         query = select(func.coalesce(func.sum(Reservation.amount_nanos), 0)).where(
             Reservation.status == "active", Reservation.created_at >= since)
         if scope_key != GLOBAL_SCOPE:
             query = query.where(Reservation.channel_pk.in_(_channel_pks(scope_key)))
-        return int(await session.scalar(query) or 0)
+        return int(session.scalar(query) or 0)
 
-    async def _adjust(self, session: AsyncSession, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
+    def _adjust(self, session: Session, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
         scope_key, period, start = _parse_counter_key(counter_key)
-        await session.execute(
+        session.execute(
             update(BudgetCounter)
             .where(BudgetCounter.scope_key == scope_key, BudgetCounter.period == period,
                    BudgetCounter.period_start == start)
@@ -318,10 +347,10 @@ class BudgetManager:
                     spent_nanos=BudgetCounter.spent_nanos + spent)
         )
 
-    async def _remaining(self, session: AsyncSession, scope_key: str | None) -> Remaining:
+    def _remaining(self, session: Session, scope_key: str | None) -> Remaining:
         if scope_key is None:
             return Remaining(None, None)
-        state = await self._scope_state(session, scope_key, self._clock(), lock=False)
+        state = self._scope_state(session, scope_key, self._clock(), lock=False)
         return Remaining(state.available_nanos, state.limit.limit_nanos, scope_key, state.period_end,
                          state.spent_nanos)
 

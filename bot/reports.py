@@ -158,8 +158,8 @@ class Reports:
         state = await self._budget.scope_state(scope_key, at=at - timedelta(microseconds=1))
         if state.limit.limit_nanos is None:
             return state.limit.describe(), None
-        async with self._db.session() as session:
-            spent = await BudgetManager.ledger_spent(session, scope_key, state.period_start, until=at)
+        spent = await self._db.run(
+            lambda session: BudgetManager.ledger_spent(session, scope_key, state.period_start, until=at))
         return state.limit.describe(), spent / state.limit.limit_nanos if state.limit.limit_nanos else None
 
     async def daily_series(self, last_day: date, days: int = CHART_DAYS) -> dict[str, list[int]]:

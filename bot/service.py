@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
 from bot.config import Settings
@@ -272,8 +272,8 @@ class ChatService:
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
         now = self._clock()
 
-        async def record(session: AsyncSession) -> None:
-            await ConversationStore.record_answer(
+        def record(session: Session) -> None:
+            ConversationStore.record_answer(
                 session, claimed=claimed, answer=answer_text, answer_tokens=estimate_message_tokens(answer_text),
                 status=status if answer_text else ("failed" if status in ("failed", "cut") else status),
                 floor_pk=floor_pk, prompt_estimate=prompt_estimate,
