@@ -131,14 +131,12 @@ class BudgetManager:
         return self._settings.default_budget
 
     async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
-
         def work(session: Session) -> Any:
             return self.limit_for(session, scope_key)
 
         return await self._db.run(work)
 
     async def explicit_limits(self) -> list[tuple[str, BudgetLimit]]:
-
         def work(session: Session) -> Any:
             rows = session.scalars(select(Budget).order_by(Budget.scope_key))
             return [(row.scope_key, BudgetLimit(row.limit_nanos, Period(row.period))) for row in rows]
@@ -167,10 +165,9 @@ class BudgetManager:
         return await self._db.run(work)
 
     async def changes(self, scope_key: str, limit: int = 10) -> list[BudgetChange]:
-
         def work(session: Session) -> Any:
             rows = session.scalars(select(BudgetChange).where(BudgetChange.scope_key == scope_key)
-                                         .order_by(BudgetChange.id.desc()).limit(limit))
+                                   .order_by(BudgetChange.id.desc()).limit(limit))
             return list(rows)
 
         return await self._db.run(work)
@@ -260,7 +257,6 @@ class BudgetManager:
         return expired
 
     async def remaining(self, scope_key: str) -> Remaining:
-
         def work(session: Session) -> Any:
             return self._remaining(session, scope_key)
 
