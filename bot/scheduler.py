@@ -147,12 +147,13 @@ class BudgetAlerts:
             await self._pause_notice(incoming, remaining.scope_key, remaining.period_end)
 
     async def after_denial(self, incoming: Incoming, denial: Denial, channel_scope: str) -> None:
-        if denial.scope_key != channel_scope:
-            return
+        """A refusal means the scope is full. The global cap alerts admins too; only a channel's own
+        budget pauses that channel with a notice (a full global cap is told per message already)."""
         for threshold in ALERT_THRESHOLDS:
             await self._alert_admins(denial.scope_key, denial.resets_at, threshold, denial.spent_nanos,
                                      denial.limit_nanos)
-        await self._pause_notice(incoming, denial.scope_key, denial.resets_at)
+        if denial.scope_key == channel_scope:
+            await self._pause_notice(incoming, denial.scope_key, denial.resets_at)
 
     async def _alert_admins(self, scope_key: str, period_end: datetime, threshold: float, spent: int,
                             limit: int) -> None:

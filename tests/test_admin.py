@@ -199,3 +199,16 @@ async def test_admins_set_channel_web_search_and_effort(core_for, sqlite_url: st
     body = fake_seed.completions[-1].body
     assert body["enable_web_search"] is True and body["reasoning_effort"] == "high"
     assert fake_seed.completions[0].body["reasoning_effort"] == "medium"
+
+
+async def test_a_full_global_cap_alerts_admins_once_without_pausing_channels(core_for, sqlite_url: str,
+                                                                             fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_GLOBAL_BUDGET="0.000001/day")
+    slack = RecordingNotifier()
+    core.service.budget_watcher = BudgetAlerts(
+        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": slack})
+    for i in range(3):
+        answer = await core.service.handle(incoming(f"q{i}", channel=f"C{i}"), RecordingSink())
+        assert answer is not None and answer.status == "refused"
+    assert [(s.kind, s.to) for s in slack.sent] == [("direct", "UADMIN"), ("direct", "UADMIN")]
+    assert all(s.text.startswith("Budget alert: global has used") for s in slack.sent)
