@@ -17,6 +17,7 @@ import time
 
 import aiohttp
 
+from bench.core_bench import percentile
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 
@@ -25,11 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def wait_healthy(url: str, seconds: float = 60.0) -> None:

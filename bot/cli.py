@@ -10,7 +10,6 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -18,7 +17,7 @@ import typer
 
 from bot.app import Core, build_core
 from bot.config import ConfigError, Settings, load_settings
-from bot.domain import NANOS_PER_USD, Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd
+from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
 from bot.reports import SpendReport, render_summary
 from bot.terminal import TerminalSink
 
@@ -97,7 +96,7 @@ def ask(
             "answer": answer.text,
             "usage": {"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
                       "completion_tokens": usage.completion_tokens, "reasoning_tokens": usage.reasoning_tokens},
-            "cost_usd": _usd_string(answer.cost_nanos),
+            "cost_usd": usd_string(answer.cost_nanos),
             "status": answer.status,
             "thread": thread_id,
         }))
@@ -113,10 +112,6 @@ async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # n
         return await core.service.handle(incoming, sink)
     finally:
         await core.aclose()
-
-
-def _usd_string(nanos: int) -> str:
-    return format((Decimal(nanos) / NANOS_PER_USD).normalize(), "f")
 
 
 @app.command()

@@ -6,6 +6,7 @@ Adapters translate platform events into these; the core never sees a Slack or Di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -97,6 +98,11 @@ class Usage:
 
 
 NANOS_PER_USD = 1_000_000_000
+
+
+def usd_string(nanos: int) -> str:
+    """Exact dollars as a decimal string, for machines: 1_600_000 -> "0.0016"."""
+    return format((Decimal(nanos) / NANOS_PER_USD).normalize(), "f")
 
 
 def format_usd(nanos: int) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +16,7 @@ from bot.budget import BudgetManager, channel_scope
 from bot.budget_logic import local_midnight_utc
 from bot.config import Settings
 from bot.db import Database
-from bot.domain import NANOS_PER_USD, format_usd
+from bot.domain import NANOS_PER_USD, format_usd, usd_string
 from bot.models import Channel, Refusal, UsageEntry
 from bot.pricing import PriceBook
 
@@ -82,10 +81,6 @@ class SpendReport:
             "users": [{"user": u.user_id, "cost_usd": usd_string(u.cost_nanos), "requests": u.requests}
                       for u in self.users],
         }
-
-
-def usd_string(nanos: int) -> str:
-    return format((Decimal(nanos) / NANOS_PER_USD).normalize(), "f")
 
 
 class Reports:

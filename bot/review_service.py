@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
+from bot.budget import BudgetManager, Denial, Grant, Settlement
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError
@@ -128,7 +128,7 @@ class ReviewService:
         return result
 
     async def _settle(self, grant: Grant, result: _CallResult, completion: Completion | None, status: str,
-                      error: str | None, started: float) -> Remaining:
+                      error: str | None, started: float) -> None:
         usage = completion.usage if completion else None
         if usage is not None:
             cost = self._prices.cost_nanos(usage)
@@ -137,7 +137,7 @@ class ReviewService:
             cost = grant.amount_nanos if status == "filtered" else 0
         result.usage, result.cost_nanos = usage, cost
         u = usage or Usage()
-        return await self._budget.settle(grant, Settlement(
+        await self._budget.settle(grant, Settlement(
             status=status, cost_nanos=cost, model=self._llm.model, prompt_tokens=u.prompt_tokens,
             cached_tokens=u.cached_tokens, completion_tokens=u.completion_tokens,
             reasoning_tokens=u.reasoning_tokens, web_searches=u.web_searches, usage_known=usage is not None,
