@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.app import build_core
+from adapters.core import build_core
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink

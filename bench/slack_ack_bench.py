@@ -52,7 +52,7 @@ async def run(events: int) -> None:
                     "SLACK_BOT_TOKEN": slack.config.bot_token, "SLACK_SIGNING_SECRET": slack.config.signing_secret,
                     "SLACK_API_URL": slack.api_url, "SEEDBOT_HTTP_HOST": "127.0.0.1", "SEEDBOT_HTTP_PORT": str(port),
                     "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/ack.db", "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"}
-            bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env, cwd=tmp)
+            bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=env, cwd=tmp)
             try:
                 await wait_healthy(f"http://127.0.0.1:{port}/healthz")
                 mentions = [slack.events.app_mention(f"question {i}", channel=f"C{i % 10}") for i in range(events)]

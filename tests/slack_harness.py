@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from adapters.run import BotProcess
+from adapters.runtime import BotProcess
 from adapters.slack.adapter import SlackAdapter
+from bot.chat.markdown import open_fence
 from bot.config import Settings
-from bot.markdown import open_fence
 from tests.fakes.slack import FakeSlack, Message
 from tests.waiting import wait_until_idle
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.admin import NOT_ADMIN
-from bot.budget import channel_scope
-from bot.db import Database
-from bot.models import UsageEntry
-from bot.reports import render_summary
-from bot.scheduler import BudgetAlerts, Scheduler
+from bot.budget.reservations import channel_scope
+from bot.ops.admin import NOT_ADMIN
+from bot.ops.reports import render_summary
+from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.storage.engine import Database
+from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingNotifier, RecordingSink
@@ -158,7 +158,7 @@ async def test_budget_commands_need_an_admin_and_take_effect_next_message(core_f
 async def run_cli(cwd: Path, database_url: str, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL"))}
     env["DATABASE_URL"] = database_url
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, cwd=cwd, env=env,
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", *args, cwd=cwd, env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     return process.returncode or 0, out.decode(), err.decode()

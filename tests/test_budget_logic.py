@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.budget_logic import ScopeState, period_bounds, plan_call
+from bot.budget.periods import ScopeState, period_bounds, plan_call
+from bot.budget.pricing import PriceBook
 from bot.config import BudgetLimit, Period, load_settings
-from bot.pricing import PriceBook
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

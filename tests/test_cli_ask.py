@@ -17,7 +17,7 @@ async def run_cli(fake: FakeSeed, cwd: Path, *args: str, env: dict[str, str] | N
     full_env |= {"SEED_API_KEY": fake.api_key, "SEED_BASE_URL": fake.base_url, "SEED_MAX_RETRIES": "0"}
     full_env |= env or {}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=full_env, stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "adapters.cli", *args, cwd=cwd, env=full_env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout=120)
     return process.returncode or 0, out.decode(), err.decode()

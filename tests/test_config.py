@@ -60,8 +60,8 @@ def test_budget_parsing(text: str, limit: BudgetLimit) -> None:
 
 def test_the_cli_reports_a_bad_setting_in_one_line_without_a_traceback(tmp_path) -> None:  # noqa: ANN001
     env = {**os.environ, "SEED_API_KEY": "k", "SEED_PRICE_INPUT_PER_M": "cheap"}
-    result = subprocess.run([sys.executable, "-m", "bot", "ask", "hi"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hi"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "seedbot: SEED_PRICE_INPUT_PER_M: Input should be a valid decimal"
     assert "Traceback" not in result.stderr

@@ -1,5 +1,5 @@
 """The slash commands end to end: /ask and /review answer through the core into the interaction's
-response, /budget and /spend answer privately with bot.admin's text, and the notifier delivers."""
+response, /budget and /spend answer privately with bot.ops.admin's text, and the notifier delivers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.admin import NOT_ADMIN
+from bot.chat.service import Answer
 from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
+from bot.ops.admin import NOT_ADMIN
 from bot.ports import ReplySink
-from bot.service import Answer
 from tests import discord_harness
 from tests.discord_harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import JSON, FakeDiscord

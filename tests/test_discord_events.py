@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from adapters.discord.events_logic import (
+from adapters.discord.files import FileInfo, Plan, plan_for, text_or_refusal
+from adapters.discord.routing import (
     DM_WORKSPACE,
     Ignore,
     MessageFacts,
@@ -25,7 +26,6 @@ from adapters.discord.events_logic import (
     strip_mentions,
     thread_name,
 )
-from adapters.discord.files import FileInfo, Plan, plan_for, text_or_refusal
 from bot.domain import AttachmentKind, Platform, ThreadKey
 
 FIXTURES = Path(__file__).parent.parent / "adapters" / "discord" / "fixtures"

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import discord
 
 from adapters.discord.sink import DiscordSink, footer_line
-from adapters.discord.targets import THREAD_EXISTS, NewThreadTarget
+from adapters.discord.transport import THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage
 
 FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000)

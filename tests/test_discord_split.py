@@ -8,7 +8,7 @@ import re
 import pytest
 
 from adapters.discord.split_logic import LIMIT, split_markdown, split_text
-from bot.markdown import Fence, open_fence
+from bot.chat.markdown import Fence, open_fence
 
 LANGUAGES = ["python", "ts", "", "rust", "c++", "bash"]
 WORDS = ["".join(random.Random(n).choices("abcdefghij_()=.,", k=1 + n % 12)) for n in range(300)]

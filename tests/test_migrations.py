@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot import migrate
 from bot.config import ConfigError
-from bot.db import Database
+from bot.storage import migrate
+from bot.storage.engine import Database
 
 
 async def test_alembic_check_reports_no_drift(database_url: str) -> None:
@@ -22,7 +22,7 @@ async def test_alembic_check_reports_no_drift(database_url: str) -> None:
 def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     env = {**os.environ, "DATABASE_URL": url}
-    result = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "db", "upgrade"], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "database is at head" in result.stdout
@@ -35,7 +35,7 @@ def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 
 async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: str) -> None:
-    from bot.app import ensure_schema
+    from adapters.core import ensure_schema
 
     db = Database(postgres_url)
     try:

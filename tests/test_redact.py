@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from bot.redact import MASK, StreamRedactor, redact
+from bot.chat.redaction import MASK, StreamRedactor, redact
 
 SECRETS = [
     "AKIAIOSFODNN7EXAMPLE",

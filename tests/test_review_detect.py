@@ -7,7 +7,7 @@ import pytest
 from bot.domain import Attachment, AttachmentKind
 from bot.review import detect_diff, parse_diff_input
 from bot.review.detect import SYNTHETIC_PATH
-from bot.review.model import DiffOrigin
+from bot.review.types import DiffOrigin
 from tests.test_review_support import GitRepo
 
 

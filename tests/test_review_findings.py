@@ -19,7 +19,8 @@ from bot.review import (
     parse_review_reply,
     review_response_format,
 )
-from bot.review.model import (
+from bot.review.findings import ParsedReply
+from bot.review.types import (
     FileDiff,
     FilePart,
     ReviewBudget,
@@ -28,7 +29,6 @@ from bot.review.model import (
     SkippedFile,
     SkipReason,
 )
-from bot.review.reply import ParsedReply
 from tests.test_review_support import GitRepo
 
 APP_BEFORE = "".join(f"line_{n} = {n}\n" for n in range(1, 101))

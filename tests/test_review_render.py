@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.markdown import code_block, language_for
+from bot.chat.markdown import code_block, language_for
 from bot.review import (
     Finding,
     MergedReview,
@@ -20,7 +20,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
-from bot.review.model import NOTE_PLAIN_CODE, NOTE_REPAIRED_HEADERS, SkippedFile, SkipReason
+from bot.review.types import NOTE_PLAIN_CODE, NOTE_REPAIRED_HEADERS, SkippedFile, SkipReason
 from tests.test_review_support import TINY_PNG, GitRepo, open_fence_at_end
 
 TRICKY_SUGGESTION = 'doc = """\n```python\nprint(1)\n```\n"""\nfence = "````"'

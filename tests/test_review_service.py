@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain import Attachment, AttachmentKind
-from bot.models import UsageEntry
+from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingSink

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from bot.review.model import FileDiff, LineKind, ParsedDiff
+from bot.review.types import FileDiff, LineKind, ParsedDiff
 
 # The smallest valid PNG: signature, IHDR, IDAT, IEND. Has NUL bytes, so git treats it as binary.
 TINY_PNG = bytes.fromhex(

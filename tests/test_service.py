@@ -10,12 +10,12 @@ import sys
 
 from sqlalchemy import func, select
 
-from bot.app import Core
-from bot.budget import channel_scope
+from adapters.core import Core
+from bot.budget.reservations import channel_scope
+from bot.chat.prompt import SYSTEM_PROMPT, build_user_turn
+from bot.chat.tokens import estimate_message_tokens
 from bot.domain import Attachment, AttachmentKind, Usage
-from bot.models import BudgetCounter, Refusal, UsageEntry
-from bot.prompt import SYSTEM_PROMPT, build_user_turn
-from bot.tokens import estimate_message_tokens
+from bot.storage.tables import BudgetCounter, Refusal, UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingSink

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app import Core
-from bot.budget import Grant, channel_scope
+from adapters.core import Core
+from bot.budget.reservations import Grant, channel_scope
 from bot.llm import SeedContentFiltered, SeedContextTooLong, SeedQuotaExhausted, SeedUnavailable
-from bot.models import BudgetCounter, Message, Reservation, UsageEntry, utcnow
+from bot.storage.tables import BudgetCounter, Message, Reservation, UsageEntry, utcnow
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingSink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.tokens import count_tokens
+from bot.chat.tokens import count_tokens
 from tests import slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack

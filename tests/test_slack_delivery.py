@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.run import BotProcess
+from adapters.runtime import BotProcess
 from bot.config import ConfigError, Settings
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.events_logic import (
+from adapters.slack.routing import (
     ASSISTANT_PROMPTS,
     Addressed,
     BotIdentity,

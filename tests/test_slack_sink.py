@@ -8,7 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.sink import SlackSink
-from adapters.slack.stream import StreamingSwitch, Target
+from adapters.slack.transport import StreamingSwitch, Target
 from adapters.slack.users import UserNames
 from bot.domain import Footer, Usage
 from tests.fakes.slack import FakeSlack

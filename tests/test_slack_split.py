@@ -13,7 +13,7 @@ from adapters.slack.split_logic import (
     footer_markdown,
     split_markdown,
 )
-from bot.markdown import Fence, fence_step, open_fence
+from bot.chat.markdown import Fence, fence_step, open_fence
 
 
 def fence_lines(text: str) -> list[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.web import build_web_app
+from bot.web.server import build_web_app
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed
 from tests.sinks import RecordingSink
@@ -26,7 +26,7 @@ async def test_healthz_and_metrics_report_what_happened(core_for, sqlite_url: st
 
 
 async def test_healthz_is_unhealthy_without_a_database(core_for, sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
-    from bot.db import Database
+    from bot.storage.engine import Database
 
     core = await core_for(sqlite_url)
     broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")

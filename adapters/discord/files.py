@@ -19,8 +19,8 @@ from typing import Protocol
 import aiohttp
 import discord
 
+from bot.chat.markdown import language_for
 from bot.domain import Attachment, AttachmentKind
-from bot.markdown import language_for
 
 log = logging.getLogger(__name__)
 

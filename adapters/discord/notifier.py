@@ -8,7 +8,7 @@ import io
 import discord
 
 from adapters.discord.split_logic import split_text
-from adapters.discord.targets import NO_PINGS
+from adapters.discord.transport import NO_PINGS
 
 
 class DiscordNotifier:

@@ -27,9 +27,9 @@ import aiohttp
 import discord
 
 from adapters.discord.split_logic import LIMIT, split_markdown, split_text
-from adapters.discord.targets import Posted, Target
+from adapters.discord.transport import Posted, Target
+from bot.chat.markdown import Fence, open_fence
 from bot.domain import Footer
-from bot.markdown import Fence, open_fence
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.markdown import Fence, fence_step, open_fence
+from bot.chat.markdown import Fence, fence_step, open_fence
 
 LIMIT = 2000
 # A fence whose decoration (reopen line + close line) would take more than this share of a message

@@ -26,14 +26,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.events_logic import BotIdentity
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
 from adapters.slack.files import FileFetcher
-from adapters.slack.handlers import SlackHandlers
+from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
-from adapters.slack.stream import StreamingSwitch, error_code
+from adapters.slack.routing import BotIdentity
+from adapters.slack.transport import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
-from bot.app import Core
-from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)

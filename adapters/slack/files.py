@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat.markdown import language_for
 from bot.domain import Attachment, AttachmentKind
-from bot.markdown import language_for
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import time
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.split_logic import CONTENT_LIMIT, MarkdownSplitter, footer_markdown
-from adapters.slack.stream import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
+from adapters.slack.transport import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
 from bot.domain import Footer
 
 log = logging.getLogger(__name__)

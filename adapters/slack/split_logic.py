@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from bot.markdown import Fence, fence_step
+from bot.chat.markdown import Fence, fence_step
 
 MESSAGE_LIMIT = 12_000
 # Every message keeps this much room for a closing fence and, on the last one, the footer line.

@@ -12,15 +12,17 @@ import math
 import time
 from dataclasses import dataclass
 
-from bot.budget import BudgetManager, Denial, Grant, Settlement
+from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, Denial, Grant, Settlement
+from bot.chat.notices import denial_text
+from bot.chat.prompt import UserTurn
+from bot.chat.redaction import redact
+from bot.chat.service import Answer
+from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError
 from bot.ports import ReplySink
-from bot.pricing import PriceBook
-from bot.prompt import UserTurn
-from bot.redact import redact
-from bot.replies import denial_text
 from bot.review import (
     ChunkReview,
     ReviewBudget,
@@ -33,9 +35,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
-from bot.service import Answer
-from bot.store import Claimed, ConversationStore
-from bot.tokens import estimate_message_tokens
+from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
 

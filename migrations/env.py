@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.db import create_engine
-from bot.models import Base
+from bot.storage.engine import create_engine
+from bot.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,7 +14,12 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
+from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, Denial, Grant, Remaining, Settlement
+from bot.chat.notices import denial_text, too_long_text
+from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
+from bot.chat.redaction import StreamRedactor
+from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage
 from bot.llm import (
@@ -28,14 +33,9 @@ from bot.llm import (
     SeedStreamBroken,
     UsageReport,
 )
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.ports import ReplySink
-from bot.pricing import PriceBook
-from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.redact import StreamRedactor
-from bot.replies import denial_text, too_long_text
-from bot.store import Claimed, ConversationStore
-from bot.tokens import estimate_message_tokens
+from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
 

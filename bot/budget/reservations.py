@@ -1,7 +1,7 @@
 """Reserve, settle and release money against channel and global budgets.
 
 Every reservation runs in one transaction that locks the counter rows of its scopes (SELECT ... FOR
-UPDATE on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.db), so concurrent reservers in
+UPDATE on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so concurrent reservers in
 any number of processes are serialised and the sum reserved plus spent never passes a limit.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call
+from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call
+from bot.budget.pricing import PriceBook
 from bot.config import BudgetLimit, Period, Settings, parse_budget
-from bot.db import Database
-from bot.models import (
+from bot.storage.engine import Database
+from bot.storage.tables import (
     Budget,
     BudgetChange,
     BudgetCounter,
@@ -29,7 +30,6 @@ from bot.models import (
     UsageEntry,
     utcnow,
 )
-from bot.pricing import PriceBook
 
 log = logging.getLogger(__name__)
 

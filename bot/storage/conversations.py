@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.budget import channel_scope
-from bot.db import Database
+from bot.budget.reservations import channel_scope
+from bot.chat.prompt import HistoryTurn
 from bot.domain import Incoming
-from bot.models import Channel, Message, Thread, utcnow
-from bot.prompt import HistoryTurn
+from bot.storage.engine import Database
+from bot.storage.tables import Channel, Message, Thread, utcnow
 
 HISTORY_STATUSES = ("ok", "cut")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from bot.budget import GLOBAL_SCOPE, Denial
+from bot.budget.reservations import GLOBAL_SCOPE, Denial
 from bot.config import Settings
 from bot.domain import Platform, format_usd
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 
-from bot.budget import BudgetManager, channel_scope
+from bot.budget.reservations import BudgetManager, channel_scope
 from bot.config import Settings, parse_budget
 from bot.domain import format_usd
-from bot.models import utcnow
-from bot.reports import Reports
-from bot.store import ConversationStore
+from bot.ops.reports import Reports
+from bot.storage.conversations import ConversationStore
+from bot.storage.tables import utcnow
 
 NOT_ADMIN = ("Only seedbot admins can change budgets, and you are not one of them. "
              "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")

@@ -11,12 +11,12 @@ import logging
 import signal
 from datetime import date
 
-from adapters.base import PlatformAdapter
-from bot.app import Core, build_core
-from bot.background import BackgroundTasks
+from adapters.common.platform import PlatformAdapter
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core, build_core
 from bot.config import ConfigError, Settings
-from bot.scheduler import BudgetAlerts, Scheduler
-from bot.web import WebServer, build_web_app
+from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.web.server import WebServer, build_web_app
 
 log = logging.getLogger(__name__)
 

@@ -10,18 +10,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from bot import migrate
-from bot.admin import AdminCommands
-from bot.budget import BudgetManager
+from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager
+from bot.chat.service import ChatService
 from bot.config import ConfigError, Settings
-from bot.db import Database
 from bot.llm import SeedClient
-from bot.metrics import Metrics
-from bot.pricing import PriceBook
-from bot.reports import Reports
-from bot.review_service import ReviewService
-from bot.service import ChatService
-from bot.store import ConversationStore
+from bot.ops.admin import AdminCommands
+from bot.ops.metrics import Metrics
+from bot.ops.reports import Reports
+from bot.review.service import ReviewService
+from bot.storage import migrate
+from bot.storage.conversations import ConversationStore
+from bot.storage.engine import Database
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.events_logic import (
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
+from adapters.slack.files import FileFetcher
+from adapters.slack.routing import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
     Addressed,
@@ -27,12 +30,9 @@ from adapters.slack.events_logic import (
     assistant_thread_started,
     decide,
 )
-from adapters.slack.files import FileFetcher
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
-from adapters.slack.stream import StreamingSwitch, Target, error_code
+from adapters.slack.transport import StreamingSwitch, Target, error_code
 from adapters.slack.users import UserNames
-from bot.app import Core
-from bot.background import BackgroundTasks
 
 log = logging.getLogger(__name__)
 

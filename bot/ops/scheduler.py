@@ -17,13 +17,13 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import or_, update
 
-from bot.budget import Denial, Remaining
+from bot.budget.reservations import Denial, Remaining
 from bot.config import Settings
-from bot.db import Database
 from bot.domain import Incoming, format_usd
-from bot.models import Delivery, utcnow
+from bot.ops.reports import Reports, render_chart, render_summary
 from bot.ports import Notifier
-from bot.reports import Reports, render_chart, render_summary
+from bot.storage.engine import Database
+from bot.storage.tables import Delivery, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
-from bot.app import Core, build_core
+from adapters.core import Core, build_core
+from adapters.terminal.sink import TerminalSink
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
-from bot.reports import SpendReport, render_summary
-from bot.terminal import TerminalSink
+from bot.ops.reports import SpendReport, render_summary
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -117,7 +117,7 @@ async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # n
 @app.command()
 def run() -> None:
     """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics)."""
-    from adapters.run import run_until_signalled
+    from adapters.runtime import run_until_signalled
 
     settings = _settings()
     try:
@@ -207,7 +207,7 @@ def report(
     settings = _settings()
     day = _parse_day(date_, "--date") if date_ else datetime.now(settings.tz).date() - timedelta(days=1)
     if send:
-        from adapters.run import send_summary_now
+        from adapters.runtime import send_summary_now
 
         try:
             sent, skipped = asyncio.run(send_summary_now(settings, day))
@@ -255,7 +255,7 @@ def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the schema migrations to DATABASE_URL."""
-    from bot import migrate
+    from bot.storage import migrate
 
     settings = _settings()
     try:
@@ -268,3 +268,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()
+
+
+if __name__ == "__main__":
+    main()

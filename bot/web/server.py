@@ -9,8 +9,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot.db import Database
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
+from bot.storage.engine import Database
 
 log = logging.getLogger(__name__)
 

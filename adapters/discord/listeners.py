@@ -16,7 +16,10 @@ from typing import Any
 
 import discord
 
-from adapters.discord.events_logic import (
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
+from adapters.discord.files import AttachmentReader
+from adapters.discord.routing import (
     Ignore,
     MessageFacts,
     Place,
@@ -26,11 +29,8 @@ from adapters.discord.events_logic import (
     interaction_key,
     route,
 )
-from adapters.discord.files import AttachmentReader
 from adapters.discord.sink import FALLBACK_REASON, DiscordSink
-from adapters.discord.targets import ChannelTarget, InteractionTarget, NewThreadTarget, Target
-from bot.app import Core
-from bot.background import BackgroundTasks
+from adapters.discord.transport import ChannelTarget, InteractionTarget, NewThreadTarget, Target
 from bot.config import Settings
 from bot.domain import Incoming, ThreadKey
 

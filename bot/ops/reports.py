@@ -12,13 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budget import BudgetManager, channel_scope
-from bot.budget_logic import local_midnight_utc
+from bot.budget.periods import local_midnight_utc
+from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, channel_scope
 from bot.config import Settings
-from bot.db import Database
 from bot.domain import NANOS_PER_USD, format_usd, usd_string
-from bot.models import Channel, Refusal, UsageEntry
-from bot.pricing import PriceBook
+from bot.storage.engine import Database
+from bot.storage.tables import Channel, Refusal, UsageEntry
 
 FAILED_STATUSES = ("failed", "cut", "expired")
 TOP_USERS = 5
