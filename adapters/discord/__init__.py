@@ -2,13 +2,12 @@
 
 adapter.py       DiscordAdapter: login, gateway task, READY or a ConfigError, drain and close
 client.py        the discord.Client / AutoShardedClient subclass: intents, on_message, command sync
-conversation.py  a message or slash command -> Incoming -> ChatService.handle, in a tracked task
+listeners.py     a message or slash command -> Incoming -> ChatService.handle, in a tracked task
 commands.py      /ask, /review, /budget show|set, /spend
-events_logic.py  PURE: which messages are answered, where, under which thread key
+routing.py       PURE: which messages are answered, where, under which thread key
 split_logic.py   PURE: Markdown into <= 2,000-character messages, code fences closed and reopened
 sink.py          the ReplySink: paced edits, overflow into new messages, footer, fallbacks
-targets.py       where messages go: a channel, a thread opened on first use, an interaction response
+transport.py     where messages go: a channel, a thread opened on first use, an interaction response
 files.py         attachments: judged by name and size before download, read, or refused in a sentence
 notifier.py      bot.ports.Notifier: DMs and channel notices
-fixtures/        MESSAGE_CREATE payloads with their channels, for the events_logic tests
 """

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from bot.chat.tokens import count_tokens
-from tests import slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import (
+from tests.slack import harness as slack_harness
+from tests.slack.harness import (
     RunningBot,
     answer_part,
     bot_replies,

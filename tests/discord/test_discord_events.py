@@ -1,5 +1,5 @@
-"""events_logic and the pure half of files: who gets an answer, where, under which key, from recorded
-gateway payloads (adapters/discord/fixtures) and plain data."""
+"""routing and the pure half of files: who gets an answer, where, under which key, from recorded
+gateway payloads (tests/discord/payloads) and plain data."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from adapters.discord.routing import (
 )
 from bot.domain import AttachmentKind, Platform, ThreadKey
 
-FIXTURES = Path(__file__).parent.parent / "adapters" / "discord" / "fixtures"
+FIXTURES = Path(__file__).parent / "payloads"
 
 
 def fixture(name: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from bot.review.types import (
     Selection,
     SkipReason,
 )
-from tests.test_review_support import GitRepo, added_lines_in_prompt, fully_mangled, parse_line_ranges
+from tests.review.test_review_support import GitRepo, added_lines_in_prompt, fully_mangled, parse_line_ranges
 
 DEFAULT_BUDGET = ReviewBudget(tokens_per_call=100_000, max_calls=4)
 

@@ -14,7 +14,7 @@ from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
-from tests.slack_harness import running_bot
+from tests.slack.harness import running_bot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

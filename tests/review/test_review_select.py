@@ -9,7 +9,7 @@ import pytest
 from bot.review import parse_diff, select_files
 from bot.review.selection import DEFAULT_RULES, SelectionRules
 from bot.review.types import ParsedDiff, SkipReason
-from tests.test_review_support import TINY_PNG, GitRepo
+from tests.review.test_review_support import TINY_PNG, GitRepo
 
 KEPT_BEFORE = "".join(f"def step_{n}():\n    return {n}\n\n" for n in range(12))
 KEPT_AFTER = KEPT_BEFORE.replace("    return 1\n", "").replace("    return 9\n", "    return 9 * 9\n")

@@ -13,8 +13,8 @@ from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
 from bot.ops.admin import NOT_ADMIN
 from bot.ports import ReplySink
-from tests import discord_harness
-from tests.discord_harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
+from tests.discord import harness as discord_harness
+from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import JSON, FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 

@@ -8,7 +8,7 @@ from bot.domain import Attachment, AttachmentKind
 from bot.review import detect_diff, parse_diff_input
 from bot.review.detect import SYNTHETIC_PATH
 from bot.review.types import DiffOrigin
-from tests.test_review_support import GitRepo
+from tests.review.test_review_support import GitRepo
 
 
 @pytest.fixture(scope="module")

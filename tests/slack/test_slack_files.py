@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.domain import AttachmentKind
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import answer_part, running_bot, wait_for_answer
+from tests.slack.harness import answer_part, running_bot, wait_for_answer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
 SOURCE = b"def retry(fn, attempts=3):\n    for i in range(attempts):\n        try:\n            return fn()\n" \

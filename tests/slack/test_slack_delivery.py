@@ -14,7 +14,7 @@ from adapters.runtime import BotProcess
 from bot.config import ConfigError, Settings
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import answer_part, bot_replies, running_bot, wait_for_answer
+from tests.slack.harness import answer_part, bot_replies, running_bot, wait_for_answer
 
 
 async def test_an_event_delivered_four_times_over_http_is_answered_once(

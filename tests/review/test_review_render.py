@@ -21,7 +21,7 @@ from bot.review import (
     render_review,
 )
 from bot.review.types import NOTE_PLAIN_CODE, NOTE_REPAIRED_HEADERS, SkippedFile, SkipReason
-from tests.test_review_support import TINY_PNG, GitRepo, open_fence_at_end
+from tests.review.test_review_support import TINY_PNG, GitRepo, open_fence_at_end
 
 TRICKY_SUGGESTION = 'doc = """\n```python\nprint(1)\n```\n"""\nfence = "````"'
 

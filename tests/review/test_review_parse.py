@@ -8,7 +8,7 @@ from bot.review import detect_diff, parse_diff, parse_diff_input
 from bot.review.parse import PLAIN_CODE_PATH, repair_hunk_headers
 from bot.review.scan import split_lines
 from bot.review.types import LineKind, ParsedDiff
-from tests.test_review_support import (
+from tests.review.test_review_support import (
     MANGLERS,
     TINY_PNG,
     GitRepo,

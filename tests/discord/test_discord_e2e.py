@@ -16,8 +16,8 @@ import discord
 import pytest
 
 from bot.config import ConfigError, Settings
-from tests import discord_harness
-from tests.discord_harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
+from tests.discord import harness as discord_harness
+from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from adapters.slack.split_logic import MESSAGE_LIMIT
 from bot.config import Settings
-from tests import slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
-from tests.slack_harness import (
+from tests.slack import harness as slack_harness
+from tests.slack.harness import (
     RunningBot,
     answer_part,
     bot_replies,

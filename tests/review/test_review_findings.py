@@ -29,7 +29,7 @@ from bot.review.types import (
     SkippedFile,
     SkipReason,
 )
-from tests.test_review_support import GitRepo
+from tests.review.test_review_support import GitRepo
 
 APP_BEFORE = "".join(f"line_{n} = {n}\n" for n in range(1, 101))
 APP_AFTER = APP_BEFORE.replace(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests import discord_harness
-from tests.discord_harness import RunningBot
+from tests.discord import harness as discord_harness
+from tests.discord.harness import RunningBot
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
-from tests.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
+from tests.review.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
 
 discord_urls_restored = discord_harness.discord_urls_restored
 fake = discord_harness.fake
