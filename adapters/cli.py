@@ -132,7 +132,7 @@ def budget_set(
     value: Annotated[str, typer.Argument(help="5/day, 12.50/week, 100/month or none.")],
 ) -> None:
     """Set a channel's budget (or the global cap). Recorded with who and when."""
-    from bot.config import parse_budget
+    from bot.budget.limits import parse_budget
 
     _check_scope(channel)
     try:

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
+
+# Reasoning effort as the Seed endpoint names it (`reasoning_effort`).
+Effort = Literal["low", "medium", "high"]
 
 
 class Platform(StrEnum):

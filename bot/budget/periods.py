@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.budget.limits import BudgetLimit, Period
 from bot.budget.pricing import PriceBook
-from bot.config import BudgetLimit, Period
 
 
 def period_bounds(period: Period, now_utc: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.budget.limits import BudgetLimit, Period, parse_budget
 from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call
 from bot.budget.pricing import PriceBook
-from bot.config import BudgetLimit, Period, Settings, parse_budget
+from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.tables import (
     Budget,

@@ -16,17 +16,14 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from bot.domain import Usage
+from bot.domain import Effort, Usage
 
 log = logging.getLogger(__name__)
-
-Effort = Literal["low", "medium", "high"]
-
 
 # --- errors -------------------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 
+from bot.budget.limits import parse_budget
 from bot.budget.reservations import BudgetManager, channel_scope
-from bot.config import Settings, parse_budget
+from bot.config import Settings
 from bot.domain import format_usd
 from bot.ops.reports import Reports
 from bot.storage.conversations import ConversationStore

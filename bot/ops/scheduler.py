@@ -89,7 +89,7 @@ class Scheduler:
     def due_day(self, now_utc: datetime) -> date:
         """The latest day whose summary is due: yesterday once today's report time has passed."""
         local = now_utc.replace(tzinfo=UTC).astimezone(self._settings.tz)
-        hour, minute = (int(part) for part in self._settings.report_time.split(":"))
+        hour, minute = self._settings.report_time.hour, self._settings.report_time.minute
         passed = local.time() >= time(hour, minute)
         return local.date() - timedelta(days=1 if passed else 2)
 

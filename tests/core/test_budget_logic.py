@@ -5,9 +5,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.budget.limits import BudgetLimit, Period
 from bot.budget.periods import ScopeState, period_bounds, plan_call
 from bot.budget.pricing import PriceBook
-from bot.config import BudgetLimit, Period, load_settings
+from bot.config import load_settings
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bot.config import BudgetLimit, ConfigError, Period, load_settings, parse_budget
+from bot.budget.limits import BudgetLimit, Period, parse_budget
+from bot.config import ConfigError, load_settings
 
 
 def test_defaults_are_the_documented_ones() -> None:
