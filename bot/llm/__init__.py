@@ -13,16 +13,11 @@ Exception tree (every failure talking to the endpoint is a `SeedError`)::
     └── SeedContentFiltered    finish_reason "content_filter": a refusal, not an error
 """
 
-from bot.llm.client import (
-    ChatRequest,
-    Completion,
-    ContentDelta,
-    Effort,
-    Finish,
-    ReasoningDelta,
+from bot.domain import Effort
+from bot.llm.client import SeedClient, parse_usage
+from bot.llm.errors import (
     SeedAuthError,
     SeedBadRequest,
-    SeedClient,
     SeedContentFiltered,
     SeedContextTooLong,
     SeedError,
@@ -30,11 +25,9 @@ from bot.llm.client import (
     SeedRateLimited,
     SeedStreamBroken,
     SeedUnavailable,
-    StreamEvent,
-    UsageReport,
     classify_error,
-    parse_usage,
 )
+from bot.llm.events import ChatRequest, Completion, ContentDelta, Finish, ReasoningDelta, StreamEvent, UsageReport
 
 __all__ = [
     "ChatRequest", "Completion", "ContentDelta", "Effort", "Finish", "ReasoningDelta", "SeedAuthError",

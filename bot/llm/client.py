@@ -9,142 +9,28 @@ The client knows nothing of the database or of budgets.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from httpx_sse import EventSource, SSEError
 
-from bot.domain import Effort, Usage
+from bot.domain import Usage
+from bot.llm.errors import (
+    SeedContentFiltered,
+    SeedError,
+    SeedStreamBroken,
+    SeedUnavailable,
+    classify_error,
+    is_retryable,
+    retry_after_seconds,
+)
+from bot.llm.events import ChatRequest, Completion, ContentDelta, Finish, ReasoningDelta, StreamEvent, UsageReport
 
 log = logging.getLogger(__name__)
-
-# --- errors -------------------------------------------------------------------------------------
-
-
-class SeedError(Exception):
-    """Base of every failure talking to the Seed endpoint. `status` is the HTTP status, if any."""
-
-    user_message = "The model could not answer right now."
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class SeedAuthError(SeedError):
-    user_message = "The bot's key for the model was refused; an admin needs to check SEED_API_KEY."
-
-
-class SeedRateLimited(SeedError):
-    user_message = "The model is overloaded right now; please try again in a minute."
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.retry_after = retry_after
-
-
-class SeedQuotaExhausted(SeedError):
-    user_message = "The bot's model account has run out of quota; an admin needs to top it up."
-
-
-class SeedContextTooLong(SeedError):
-    user_message = "This conversation is too long for the model; start a new thread to continue."
-
-
-class SeedBadRequest(SeedError):
-    user_message = "The model rejected the request."
-
-
-class SeedUnavailable(SeedError):
-    user_message = "The model's service is unreachable right now; please try again shortly."
-
-
-class SeedStreamBroken(SeedError):
-    user_message = "The connection to the model broke while it was answering."
-
-
-class SeedContentFiltered(SeedError):
-    user_message = "The model declined to answer this (content filter)."
-
-
-# --- request and events -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ChatRequest:
-    messages: list[dict[str, Any]]
-    max_tokens: int = 4096
-    enable_thinking: bool = True
-    reasoning_effort: Effort | None = None
-    enable_web_search: bool = False
-    enable_caching: bool = False
-    stop: list[str] = field(default_factory=list)
-    response_format: dict[str, Any] | None = None
-
-    def body(self, model: str, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": self.messages,
-            "max_tokens": self.max_tokens,
-            "enable_thinking": self.enable_thinking,
-            "enable_web_search": self.enable_web_search,
-            "enable_caching": self.enable_caching,
-            "stream": stream,
-        }
-        if stream:
-            body["stream_options"] = {"include_usage": True}
-        if self.enable_thinking and self.reasoning_effort:
-            body["reasoning_effort"] = self.reasoning_effort
-        if self.stop:
-            body["stop"] = ",".join(self.stop)
-        if self.response_format:
-            body["response_format"] = self.response_format
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class ContentDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    usage: Usage
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    reason: str
-
-
-StreamEvent = ContentDelta | ReasoningDelta | UsageReport | Finish
-
-
-@dataclass(slots=True)
-class Completion:
-    """A whole answer, as `SeedClient.complete` collects it."""
-
-    content: str
-    reasoning: str
-    usage: Usage | None
-    finish_reason: str
-
-
-# --- the client ---------------------------------------------------------------------------------
-
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -252,8 +138,8 @@ class SeedClient:
                 await response.aread()
                 await response.aclose()
                 error = classify_error(response)
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            if not _retryable(error) or attempt >= self.max_retries:
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            if not is_retryable(error) or attempt >= self.max_retries:
                 raise error
             if retry_after is not None and retry_after > self._max_retry_after:
                 raise error
@@ -313,50 +199,3 @@ def parse_usage(raw: dict[str, Any], *, web_search: bool = False) -> Usage:
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         web_searches=int(searches),
     )
-
-
-def classify_error(response: httpx.Response) -> SeedError:
-    """Map an error response to the exception a caller can act on."""
-    status = response.status_code
-    try:
-        err = (response.json() or {}).get("error") or {}
-    except (json.JSONDecodeError, ValueError, AttributeError):
-        err = {}
-    if not isinstance(err, dict):
-        err = {"message": str(err)}
-    code = str(err.get("code") or "")
-    kind = str(err.get("type") or "")
-    message = str(err.get("message") or response.reason_phrase or f"HTTP {status}")
-    words = f"{code} {kind} {message}".lower()
-    text = f"Seed API {status}: {message}"
-    if status in (401, 403):
-        return SeedAuthError(text, status=status, code=code)
-    if status == 429:
-        if any(w in words for w in ("quota", "insufficient", "billing", "exhausted")):
-            return SeedQuotaExhausted(text, status=status, code=code)
-        return SeedRateLimited(
-            text, status=status, code=code, retry_after=_retry_after_seconds(response.headers.get("Retry-After"))
-        )
-    if status in (400, 413) and any(w in words for w in ("context", "too long", "maximum", "token limit")):
-        return SeedContextTooLong(text, status=status, code=code)
-    if status >= 500:
-        return SeedUnavailable(text, status=status, code=code)
-    return SeedBadRequest(text, status=status, code=code)
-
-
-def _retryable(error: SeedError) -> bool:
-    return isinstance(error, SeedRateLimited | SeedUnavailable)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
