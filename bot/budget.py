@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call
@@ -160,6 +160,13 @@ class BudgetManager:
             row.updated_at = self._clock()
             session.add(BudgetChange(scope_key=scope_key, changed_by=changed_by, old_value=old.describe(),
                                      new_value=limit.describe(), changed_at=self._clock()))
+            if old.period != limit.period:
+                # A counter left from an earlier stint in this period missed what was spent meanwhile:
+                # drop it, and the next use reopens it from the ledger (see _scope_state).
+                start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
+                session.execute(delete(BudgetCounter).where(
+                    BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
+                    BudgetCounter.period_start == start))
             return old.describe(), limit.describe()
 
         return await self._db.run(work)
