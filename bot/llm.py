@@ -274,6 +274,9 @@ class SeedClient:
         try:
             async for sse in EventSource(response).aiter_sse():
                 if sse.data.strip() == "[DONE]":
+                    # The server's own end-of-answer mark: complete, with or without a finish_reason
+                    # (several OpenAI-compatible servers leave it null throughout).
+                    finished = True
                     break
                 try:
                     chunk = json.loads(sse.data)

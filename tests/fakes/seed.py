@@ -33,11 +33,12 @@ class Reply:
     chunk_chars: int = 24
     chunk_delay: float = 0.0
     first_token_delay: float = 0.0
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"  # None: every chunk says null, as some servers do
     fault: str | None = None
     retry_after: float | None = None
     cut_after_chunks: int = 2
     include_usage: bool = True
+    send_done: bool = True  # False: the body ends cleanly without `data: [DONE]`
     # Report these instead of counting, to pin a cost exactly.
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -246,7 +247,8 @@ class FakeSeed:
         await send({}, final_reason)
         if reply.include_usage and (body.get("stream_options") or {}).get("include_usage"):
             await send(None, usage_block=usage)
-        await response.write(b"data: [DONE]\n\n")
+        if reply.send_done:
+            await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
