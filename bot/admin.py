@@ -13,8 +13,17 @@ from bot.models import utcnow
 from bot.reports import Reports
 from bot.store import ConversationStore
 
-NOT_ADMIN = ("Only seedbot admins can change budgets, and you are not one of them. "
-             "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")
+BUDGETS = "budgets"
+WEB_SEARCH = "this channel's web search setting (/seed web on|off)"
+EFFORT = "this channel's reasoning effort (/seed effort low|medium|high)"
+
+
+def not_admin(setting: str) -> str:
+    """The refusal for a non-admin, naming the `setting` they tried to change (BUDGETS, WEB_SEARCH, EFFORT)."""
+    return (f"Only seedbot admins can change {setting}, and you are not one of them. "
+            "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")
+
+
 HELP = ("Usage: `/seed budget` shows this channel's budget, `/seed budget 5/day` (or `/week`, `/month`, `none`) "
         "sets it, `/seed web on|off` and `/seed effort low|medium|high` set this channel's defaults "
         "(admins only), `/seed spend` shows the last 7 days.")
@@ -49,7 +58,7 @@ class AdminCommands:
 
     async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str) -> str:
         if not self.is_admin(platform, user_id):
-            return NOT_ADMIN
+            return not_admin(BUDGETS)
         try:
             limit = parse_budget(value)
         except ValueError as exc:
@@ -68,7 +77,7 @@ class AdminCommands:
     async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
                              args: list[str]) -> str:
         if not self.is_admin(platform, user_id):
-            return NOT_ADMIN
+            return not_admin(WEB_SEARCH if option == "web" else EFFORT)
         allowed = {"web": ("on", "off"), "effort": ("low", "medium", "high")}[option]
         if len(args) != 1 or args[0] not in allowed:
             return f"Usage: `/seed {option} {'|'.join(allowed)}`"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.admin import NOT_ADMIN
+from bot.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.budget import channel_scope
 from bot.db import Database
 from bot.models import UsageEntry
@@ -142,7 +142,7 @@ async def test_budget_commands_need_an_admin_and_take_effect_next_message(core_f
                                                                           fake_seed: FakeSeed) -> None:
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     reply = await core.admin.slash_command("slack", "UNOBODY", "C1", "budget 100/day")
-    assert reply == NOT_ADMIN
+    assert reply == not_admin(BUDGETS)
     assert (await core.budget.limit_for_scope("slack:C1")).describe() == "$5/day"
 
     reply = await core.admin.slash_command("slack", "UADMIN", "C1", "budget 0.000001/day")
@@ -190,7 +190,7 @@ async def test_admins_set_channel_web_search_and_effort(core_for, sqlite_url: st
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     assert "not answered in this channel" in await core.admin.slash_command("slack", "UADMIN", "C1", "web on")
     await core.service.handle(incoming("first"), RecordingSink())
-    assert await core.admin.slash_command("slack", "UNOBODY", "C1", "web on") == NOT_ADMIN
+    assert await core.admin.slash_command("slack", "UNOBODY", "C1", "web on") == not_admin(WEB_SEARCH)
     assert await core.admin.slash_command("slack", "UADMIN", "C1", "web on") == "This channel's web is now on."
     assert await core.admin.slash_command("slack", "UADMIN", "C1", "effort high") == \
         "This channel's effort is now high."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.admin import NOT_ADMIN
+from bot.admin import BUDGETS, not_admin
 from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
 from bot.ports import ReplySink
@@ -61,7 +61,7 @@ async def test_budget_set_is_for_admins_and_answers_privately(
             "budget", user=bob, options=[{"name": "set", "type": 1, "options": [
                 {"name": "value", "type": 3, "value": "0.01/day"}]}])
         await fake.wait_until(lambda: bool(ephemeral_texts(fake, set_by_bob)))
-        assert ephemeral_texts(fake, set_by_bob) == [NOT_ADMIN]
+        assert ephemeral_texts(fake, set_by_bob) == [not_admin(BUDGETS)]
         assert core_of(bot).settings.default_budget.describe() in await core_of(bot).admin.budget_show(scope)
 
         set_by_alice = await fake.dispatch_interaction_create(
