@@ -117,18 +117,24 @@ def format_usd(nanos: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Footer:
-    """What the last message of an answer says about itself."""
+    """What the last message of an answer says about itself. `usage_known` is False when the provider
+    sent no usage: then `cost_nanos` is the reservation charged in its place, and `usage` says nothing."""
 
     usage: Usage
     cost_nanos: int
     budget_left_fraction: float | None = None
     budget_left_nanos: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    usage_known: bool = True
 
     def text(self) -> str:
+        """The footer's words, one line: `1,234 tokens · $0.0012 · ...notes`."""
         u = self.usage
         tokens = u.prompt_tokens + u.completion_tokens
-        parts = [f"{tokens:,} tokens", format_usd(self.cost_nanos)]
+        if self.usage_known:
+            parts = [f"{tokens:,} tokens", format_usd(self.cost_nanos)]
+        else:
+            parts = [f"usage not reported; charged the reserved {format_usd(self.cost_nanos)}"]
         if self.budget_left_fraction is not None and self.budget_left_fraction < 0.2:
             left = format_usd(self.budget_left_nanos or 0)
             parts.append(f"{left} left in this channel's budget")

@@ -295,7 +295,7 @@ class ChatService:
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes))
+                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes), usage_known=call.usage is not None)
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
 

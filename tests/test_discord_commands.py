@@ -31,7 +31,7 @@ async def test_ask_command_streams_into_its_response_and_a_reply_continues_it(
     await fake.dispatch_interaction_create("ask", options={"question": "how does asyncio.gather work?"})
     response, followup = await bot.answer_in(fake.channel)
     assert [c.type for c in fake.records.interaction_callbacks] == [5]  # deferred: "seedbot is thinking…"
-    assert response["content"] + " " + split_footer(followup["content"])[0] == answer
+    assert response["content"] + split_footer(followup["content"])[0] == answer
     edits = [e for e in fake.records.message_events if e.message_id == int(response["id"]) and e.kind == "edit"]
     assert len(edits) >= 2 and all(e.via == "interaction" for e in edits)
 

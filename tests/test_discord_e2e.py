@@ -112,12 +112,13 @@ async def test_a_9000_character_answer_arrives_in_balanced_messages_of_at_most_2
     assert all(m.count("```") % 2 == 0 for m in messages)  # every fence balanced in every message
     messages[-1], _footer = split_footer(messages[-1])
     # Take the added fence lines away again: a message closed for a cut ends with ``` and the next
-    # one starts by reopening it with its language.
+    # one starts by reopening it with its language. (The cuts here fall at line ends, and the line
+    # break or space at a cut stays in the message before it.)
     for i in range(len(messages) - 1):
         if messages[i].endswith("\n```") and messages[i + 1].startswith("```"):
-            messages[i] = messages[i].removesuffix("\n```")
+            messages[i] = messages[i].removesuffix("```")
             messages[i + 1] = messages[i + 1].split("\n", 1)[1]
-    assert "\n".join(messages) == answer
+    assert "".join(messages) == answer
     assert all(len(e.content) <= 2000 for e in fake.records.message_events)
 
 
@@ -235,7 +236,7 @@ async def test_api_calls_for_a_20_second_answer_at_one_tenth_scale(
         messages = await bot.answer_in(int(question["id"]))
         calls = fake.records.calls[before:]
     messages[-1]["content"], _ = split_footer(messages[-1]["content"])
-    assert len(messages) == 2 and " ".join(m["content"] for m in messages) == answer
+    assert len(messages) == 2 and "".join(m["content"] for m in messages) == answer
     kinds = Counter(f"{c.method} {re.sub(r'/[0-9]+', '/…', c.path)}" for c in calls)
     print(f"\nDiscord API calls for a 20-second streamed answer (at 1/10 scale): {len(calls)} {dict(kinds)}")
     assert len(calls) <= 16

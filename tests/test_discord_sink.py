@@ -10,11 +10,16 @@ from types import SimpleNamespace
 
 import discord
 
-from adapters.discord.sink import DiscordSink, footer_line
+from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.discord.sink import DiscordSink
 from adapters.discord.targets import THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage
 
 FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000)
+
+
+def footer_line(footer: Footer) -> str:
+    return render_footer(footer, DISCORD_FOOTER, separated=False)
 
 
 def not_found() -> discord.NotFound:
@@ -138,12 +143,16 @@ async def test_fail_sends_the_reason_even_without_start() -> None:
     assert len(target.messages) == 1
 
 
-async def test_footer_that_does_not_fit_gets_its_own_message() -> None:
+async def test_footer_never_stands_alone_after_a_full_message() -> None:
+    """Was: 1,995 characters, then the footer alone. Every message keeps room for the footer."""
     target = MemoryTarget()
     sink = DiscordSink(target, interval=0.01)
     await sink.append("y" * 1995)
     await sink.finish(FOOTER)
-    assert [len(m.content) for m in target.messages] == [1995, len(footer_line(FOOTER))]
+    assert all(len(m.content) <= 2000 for m in target.messages)
+    *_, last = [m.content for m in target.messages]
+    assert last.endswith("\n" + footer_line(FOOTER)) and last.startswith("y")
+    assert "".join(m.content for m in target.messages).count("y") == 1995
 
 
 async def target_has(target: MemoryTarget, count: int) -> None:

@@ -5,7 +5,6 @@ client.py        the discord.Client / AutoShardedClient subclass: intents, on_me
 conversation.py  a message or slash command -> Incoming -> ChatService.handle, in a tracked task
 commands.py      /ask, /review, /budget show|set, /spend
 events_logic.py  PURE: which messages are answered, where, under which thread key
-split_logic.py   PURE: Markdown into <= 2,000-character messages, code fences closed and reopened
 sink.py          the ReplySink: paced edits, overflow into new messages, footer, fallbacks
 targets.py       where messages go: a channel, a thread opened on first use, an interaction response
 files.py         attachments: judged by name and size before download, read, or refused in a sentence

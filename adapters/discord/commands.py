@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 import discord
 from discord import app_commands
 
+from adapters.common.splitter import split_markdown
 from adapters.discord.conversation import Conversations, place_of_channel
-from adapters.discord.split_logic import split_text
+from adapters.discord.sink import LIMIT
 from adapters.discord.targets import NO_PINGS
 from bot.admin import AdminCommands
 from bot.budget import channel_scope
@@ -85,5 +86,5 @@ async def reply_privately(interaction: discord.Interaction, produce: Callable[[]
     except Exception:  # noqa: BLE001 - the user gets a sentence, the log the traceback
         log.exception("/%s failed", interaction.command.qualified_name if interaction.command else "command")
         text = FAILED
-    for part in split_text(text):
+    for part in split_markdown(text, LIMIT):
         await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)

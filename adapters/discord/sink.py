@@ -3,9 +3,10 @@
 The answer grows by editing one message. Edits of a message are at least DISCORD_EDIT_INTERVAL
 apart; while an answer streams, the gap grows by a tenth of the interval per edit already made (to
 3x), so early text shows up quickly and a 20-second answer still costs about a dozen API calls.
-When the text passes 2,000 characters, the full message is frozen and the answer continues in a new
-one, cut per split_logic (code blocks closed and reopened). The last message gets the footer
-(`-# 1,234 tokens · $0.0012`) on its own line, or a message of its own if it does not fit.
+When the text passes what a message holds, the full message is frozen and the answer continues in a
+new one, cut by adapters.common.splitter (code blocks closed and reopened, never inside a character).
+The last message gets the footer (`-# 1,234 tokens · $0.0012`) on its own line: every message keeps
+room for it, so it never stands alone.
 
 Until the first text arrives, the typing indicator is on (re-sent every 8 s; sending a message
 ends it). If an edit fails (the message was deleted, or Discord keeps refusing), the rest of the
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from adapters.discord.split_logic import LIMIT, split_markdown, split_text
+from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
-from bot.markdown import Fence, open_fence
+from bot.markdown import open_fence
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,8 @@ MAX_GAP_FACTOR = 3.0
 MAX_RESTARTS = 5
 SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 FALLBACK_REASON = "Something went wrong while answering; please try again."
-
-
-def footer_line(footer: Footer) -> str:
-    """The footer as Discord subtext, on one line."""
-    text = " ".join(footer.text().split())
-    return f"-# {text}" if text else ""
+# Discord refuses a message over 2,000 characters.
+LIMIT = 2000
 
 
 @dataclass(slots=True)
@@ -53,7 +51,7 @@ class _Live:
 
     posted: Posted
     content: str
-    shown_end: int  # offset in the answer where the text this message shows ends
+    shown: int  # how much of its message text (see DiscordSink._texts) it shows, without a closing fence
     touched: float  # when it was sent or last edited
 
 
@@ -76,8 +74,11 @@ class DiscordSink:
         self._pump: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._current: _Live | None = None
-        self._seg_start = 0  # where the text of the current message (and those after it) begins
-        self._seg_fence: Fence | None = None  # the code block open at _seg_start
+        self._splitter = MarkdownSplitter(limit, DISCORD_FOOTER.room)
+        self._fed = 0  # characters of the answer given to the splitter
+        self._texts = [""]  # each message's text as the splitter cut it
+        self._first_open = 0  # index in _texts of the first message not yet frozen
+        self._footer_given = False
         self.messages_sent = 0
         self.edits = 0
 
@@ -101,7 +102,7 @@ class DiscordSink:
         if self._closed:
             return
         self._closed = self._final = True
-        self._footer = footer_line(footer)
+        self._footer = render_footer(footer, DISCORD_FOOTER)
         self._closing.set()
         self._wake.set()
         await self._wait_for(self._ensure_pump())
@@ -115,9 +116,9 @@ class DiscordSink:
         if self._pump is not None:
             await self._wait_for(self._pump)
         await self._open()
-        for content in split_text(reason or FALLBACK_REASON, self._limit):
+        for content in split_markdown(reason or FALLBACK_REASON, self._limit):
             self._current = None
-            if not await self._show(content, 0):
+            if not await self._show(content, len(content), 0):  # always a new message: never edited
                 return
 
     @property
@@ -211,26 +212,28 @@ class DiscordSink:
 
     async def _render_once(self, final: bool) -> bool:
         """Show the answer so far; False if an edit failed and the rest must be rendered again."""
-        base = self._seg_start
-        chunks = split_markdown(self.text[base:], self._limit, fence=self._seg_fence)
-        footer = self._footer if final else ""
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            content = chunk.text
-            if last and footer and content.strip() and len(content) + 1 + len(footer) <= self._limit:
-                content, footer = f"{content}\n{footer}", ""
-            if content.strip() and not await self._show(content, base + chunk.end):
+        text = self.text
+        parts = self._splitter.feed(text[self._fed:])
+        self._fed = len(text)
+        if final and not self._footer_given:
+            self._footer_given = True
+            tail = self._splitter.finish(self._footer or "")
+            parts[-1] += tail[0]
+            parts += tail[1:]
+        self._texts[-1] += parts[0]
+        self._texts += parts[1:]
+        for index in range(self._first_open, len(self._texts)):
+            last = index == len(self._texts) - 1
+            body = self._texts[index]
+            content = body if final or not last else body + self._splitter.closing()
+            if content.strip() and not await self._show(content, len(body), index):
                 return False
             if not last:  # this message is full: freeze it, continue in a new one
                 self._current = None
-                self._seg_start = base + chunks[index + 1].start
-                self._seg_fence = chunk.fence_after
-        if footer:
-            self._current = None
-            return await self._show(footer[: self._limit], self._seg_start)
+                self._first_open = index + 1
         return True
 
-    async def _show(self, content: str, shown_end: int) -> bool:
+    async def _show(self, content: str, shown: int, index: int) -> bool:
         current = self._current
         if current is None:
             try:
@@ -239,21 +242,29 @@ class DiscordSink:
                 log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
                 return False
-            self._current = _Live(posted, content, shown_end, self._clock())
+            self._current = _Live(posted, content, shown, self._clock())
             self.messages_sent += 1
             return True
         if current.content == content:
-            current.shown_end = shown_end
+            current.shown = shown
             return True
         try:
             await current.posted.edit(content)
         except SEND_ERRORS as exc:
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)
-            self._seg_fence = open_fence(self.text[self._seg_start:current.shown_end], self._seg_fence)
-            self._seg_start = current.shown_end
-            self._current = None
+            self._continue_after(index, current.shown)
             return False
-        current.content, current.shown_end, current.touched = content, shown_end, self._clock()
+        current.content, current.shown, current.touched = content, shown, self._clock()
         self.edits += 1
         return True
+
+    def _continue_after(self, index: int, shown: int) -> None:
+        """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest
+        of its text starts a new message (its code block, if one is open there, reopened)."""
+        text = self._texts[index]
+        fence = open_fence(text[:shown])
+        reopen = fence.opener + "\n" if fence is not None and text[shown:].strip() else ""
+        self._texts[index:index + 1] = [text[:shown], reopen + text[shown:]]
+        self._current = None
+        self._first_open = index + 1

@@ -5,7 +5,6 @@
     events_logic.py pure: event payload -> Incoming, or why it is ignored
     sink.py         the ReplySink: splitting, pacing, assistant status
     stream.py       one Slack message: chat streaming, falling back to postMessage + update
-    split_logic.py  pure: Markdown cut at Slack's 12,000-character limit, code fences kept whole
     files.py        shared files: downloaded with the bot token, capped, classified by name and content
     users.py        display names from users.info, in a bounded LRU
     notifier.py     bot.ports.Notifier: DMs (with a chart) and channel posts for the scheduler

@@ -17,12 +17,14 @@ and nothing elsewhere; Slack clears the status itself when the answer's first me
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.split_logic import CONTENT_LIMIT, MarkdownSplitter, footer_markdown
+from adapters.common.footer import SLACK_FOOTER, render_footer
+from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.stream import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
 from bot.domain import Footer
 
@@ -30,12 +32,14 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 1.0
 BIG_BUFFER_CHARS = 4_000
+# Slack takes at most 12,000 characters of `markdown_text` per message.
+MESSAGE_LIMIT = 12_000
 
 
 class SlackSink:
     def __init__(self, client: AsyncWebClient, target: Target, *, switch: StreamingSwitch | None = None,
                  assistant: bool = False, interval: float = FLUSH_INTERVAL_SECONDS,
-                 big_chars: int = BIG_BUFFER_CHARS, limit: int = CONTENT_LIMIT,
+                 big_chars: int = BIG_BUFFER_CHARS, limit: int = MESSAGE_LIMIT,
                  clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self._client = client
         self._target = target
@@ -45,7 +49,9 @@ class SlackSink:
         self._big = big_chars
         self._clock = clock
         self._sleep = sleep
-        self._splitter = MarkdownSplitter(limit)
+        # The last message keeps room for the footer (notes about skipped files can make it long).
+        self._footer_style = dataclasses.replace(SLACK_FOOTER, room=min(SLACK_FOOTER.room, limit // 4))
+        self._splitter = MarkdownSplitter(limit, self._footer_style.room)
         self.messages: list[AnswerMessage] = []
         self._current = self._new_message()
         self._status_shown = False
@@ -72,7 +78,7 @@ class SlackSink:
         await self._pace()
 
     async def finish(self, footer: Footer) -> None:
-        await self._take(self._splitter.finish(footer_markdown(footer.text())))
+        await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
         await self._current.flush(final=True)
         await self._clear_status()
 
