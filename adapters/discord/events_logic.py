@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from adapters.common.splitter import clip
 from bot.domain import Platform, ThreadKey
 
 DM_WORKSPACE = "dm"
@@ -176,7 +177,7 @@ def thread_name(text: str, author_name: str = "") -> str:
 def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = clip(text, limit).removesuffix("…")  # whole characters (grapheme clusters) only
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,.;:-") + "…"
