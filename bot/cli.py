@@ -47,16 +47,20 @@ def _settings() -> Settings:
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
+    """A --file judged like a file shared in chat; a refused one ends the command with its skip note."""
+    from adapters.common.attachments import AttachmentLimits, skipped
+
+    limits = AttachmentLimits(settings.max_attachment_bytes, settings.max_image_bytes)
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        refusal = limits.refuse_before_download(path.name, size)
+        data = b"" if refusal else path.read_bytes()
     except OSError as exc:
         _die(f"cannot read {path}: {exc.strerror}")
-    if len(data) > settings.max_attachment_bytes:
-        _die(f"{path} is {len(data):,} bytes; the limit is {settings.max_attachment_bytes:,} "
-             "(SEEDBOT_MAX_ATTACHMENT_BYTES)")
-    if b"\x00" in data[:8192]:
-        _die(f"{path} looks binary; only text files can be added to a question")
-    return Attachment(filename=path.name, kind=AttachmentKind.TEXT, size=len(data), data=data)
+    attachment = skipped(path.name, size, refusal) if refusal else limits.classify(path.name, data)
+    if attachment.kind is AttachmentKind.SKIPPED:
+        _die(f"{path} was skipped: {attachment.skipped_reason}")
+    return attachment
 
 
 @app.command()
@@ -65,7 +69,7 @@ def ask(
     web: Annotated[bool, typer.Option("--web", help="Let the model search the web.")] = False,
     effort: Annotated[str | None, typer.Option("--effort", help="Reasoning effort: low, medium or high.")] = None,
     no_thinking: Annotated[bool, typer.Option("--no-thinking", help="Answer without thinking first.")] = False,
-    file: Annotated[list[Path] | None, typer.Option("--file", help="Add a text file to the question.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Add a text file or image.")] = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Continue the conversation with this id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
 ) -> None:
