@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bot.models import UsageEntry
@@ -17,25 +18,16 @@ async def ledger_statuses(core) -> list[str]:  # noqa: ANN001
         return list((await session.scalars(select(UsageEntry.status).order_by(UsageEntry.id))).all())
 
 
-async def test_null_finish_reasons_then_usage_then_done_is_ok(core_for, sqlite_url: str,
-                                                              fake_seed: FakeSeed) -> None:
+@pytest.mark.parametrize("include_usage", [True, False], ids=["usage-then-done", "no-usage-then-done"])
+async def test_null_finish_reasons_then_done_is_ok(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                   include_usage: bool) -> None:
     core = await core_for(sqlite_url)
-    fake_seed.script(Reply(content=ANSWER, chunk_chars=8, finish_reason=None))
+    fake_seed.script(Reply(content=ANSWER, chunk_chars=8, finish_reason=None, include_usage=include_usage))
     sink = RecordingSink()
     answer = await core.service.handle(incoming(), sink)
     assert answer is not None and (answer.status, answer.text) == ("ok", ANSWER)
     assert sink.footer is not None and not any("cut off" in note for note in sink.footer.notes)
     assert await ledger_statuses(core) == ["ok"]
-
-
-async def test_null_finish_reasons_and_no_usage_then_done_is_ok(core_for, sqlite_url: str,
-                                                                fake_seed: FakeSeed) -> None:
-    core = await core_for(sqlite_url)
-    fake_seed.script(Reply(content=ANSWER, finish_reason=None, include_usage=False))
-    sink = RecordingSink()
-    answer = await core.service.handle(incoming(), sink)
-    assert answer is not None and answer.status == "ok"
-    assert sink.footer is not None and not any("cut off" in note for note in sink.footer.notes)
 
 
 async def test_a_body_ending_without_done_or_reason_is_still_cut(core_for, sqlite_url: str,
