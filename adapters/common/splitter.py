@@ -103,7 +103,7 @@ class MarkdownSplitter:
         self._header = 0  # of which the reopened fence line at its start
         self._line = ""  # the current, unfinished line of the answer
         self._fence: Fence | None = None  # the block open at the start of `_line`
-        self._tail = ""  # the last grapheme cluster fed, until the next delta shows it is complete
+        self._tail = ""  # the last word (or cluster) fed, until the next delta shows it is complete
         self._pending = False  # a cut is decided where the current message's text ends ...
         self._held = ""  # ... and this text, after it, waits to see whether the answer ends first
         self.messages = 1
@@ -117,9 +117,9 @@ class MarkdownSplitter:
             # it; a "word" too long for that (text without spaces) waits only for its last cluster.
             start = max(text.rfind(ending) for ending in _SETTLED_ENDINGS) + 1
             if len(text) - start > MAX_WORD_WAIT:
-                ends = grapheme_ends(text[-2 * MAX_WORD_WAIT:])
-                start = len(text) - 2 * MAX_WORD_WAIT + ends[-2] if len(ends) > 1 else 0
-                start = max(start, 0)
+                window = len(text) - min(len(text), 2 * MAX_WORD_WAIT)
+                ends = grapheme_ends(text[window:])
+                start = window + (ends[-2] if len(ends) > 1 else 0)
             text, self._tail = text[:start], text[start:]
         out = [""]
         self._consume(text, out)
