@@ -92,6 +92,10 @@ class ReviewService:
         refused = sum(1 for r in results if r.refused)
         if refused:
             notes.append(f"{refused} review calls refused by the budget")
+        charged = [r for r in results if r.cost_nanos]
+        unreported = sum(1 for r in charged if r.usage is None)
+        if 0 < unreported < len(charged):
+            notes.append(f"usage not reported for {unreported} review calls, charged their reservations")
         status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:
@@ -99,7 +103,8 @@ class ReviewService:
         await sink.append(redact(text))
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes)))
+                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                                 usage_known=not charged or unreported < len(charged)))
         return Answer(status, text, usage, cost)
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk) -> _CallResult:
@@ -133,8 +138,9 @@ class ReviewService:
         if usage is not None:
             cost = self._prices.cost_nanos(usage)
         else:
-            # A filtered answer is billed without usage in hand; an error before any answer is released.
-            cost = grant.amount_nanos if status == "filtered" else 0
+            # An answer (filtered or not) without usage in hand is billed its reservation; an error
+            # before any answer is released.
+            cost = grant.amount_nanos if completion is not None or status == "filtered" else 0
         result.usage, result.cost_nanos = usage, cost
         u = usage or Usage()
         await self._budget.settle(grant, Settlement(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from adapters.common.footer import DISCORD_FOOTER, SLACK_FOOTER, render_footer
@@ -9,10 +11,12 @@ from bot.domain import Footer, Usage, format_usd
 from bot.models import UsageEntry
 from tests import discord_harness
 from tests.discord_harness import RunningBot, core_of
+from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import wait_for_answer
+from tests.sinks import RecordingSink
+from tests.slack_harness import running_bot, wait_for_answer
 
 discord_urls_restored = discord_harness.discord_urls_restored
 fake = discord_harness.fake
@@ -65,8 +69,6 @@ async def test_discord_footer_without_usage(fake: FakeDiscord, fake_seed: FakeSe
 
 
 async def test_slack_footer_without_usage(slack: FakeSlack, fake_seed: FakeSeed, settings_for, tmp_path) -> None:  # noqa: ANN001
-    from tests.slack_harness import running_bot
-
     fake_seed.script(Reply(content="Use `git stash`.", include_usage=False))
     async with running_bot(slack, settings_for, tmp_path) as running:
         mention = slack.events.app_mention("stash?")
@@ -77,3 +79,17 @@ async def test_slack_footer_without_usage(slack: FakeSlack, fake_seed: FakeSeed,
         cost = await charged(running.process.core)
     assert slack.final_text("C1", reply.ts) == (
         f"Use `git stash`.\n\n_usage not reported; charged the reserved {format_usd(cost)}_")
+
+
+async def test_a_review_without_usage_is_charged_its_reservation_and_says_so(core_for, sqlite_url: str,
+                                                                             fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    reply = json.dumps({"summary": "Fine.", "risk": "low", "findings": []})
+    fake_seed.script(Reply(content=reply, include_usage=False))
+    diff = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a + b\n+    return a - b\n"
+    sink = RecordingSink()
+    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    assert result is not None and result.status == "ok"
+    cost = await charged(core)
+    assert cost > 0 and sink.footer is not None
+    assert sink.footer.text().startswith(f"usage not reported; charged the reserved {format_usd(cost)}")

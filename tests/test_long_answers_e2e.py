@@ -12,7 +12,7 @@ from tests.discord_harness import RunningBot, split_footer
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack_harness import answer_part, wait_for_answer
+from tests.slack_harness import answer_part, running_bot, wait_for_answer
 
 discord_urls_restored = discord_harness.discord_urls_restored
 fake = discord_harness.fake
@@ -50,8 +50,6 @@ async def test_a_chinese_answer_without_spaces_is_not_cut_inside_a_zwj_emoji_on_
 
 async def test_a_long_flag_line_is_not_cut_inside_a_flag_on_slack(slack: FakeSlack, fake_seed: FakeSeed,
                                                                   settings_for, tmp_path) -> None:  # noqa: ANN001
-    from tests.slack_harness import running_bot
-
     answer = "旗" + "🇺🇸🇬🇧🇫🇷🇯🇵" * 1_600  # 12,801 characters, no space: more than one Slack message
     fake_seed.token_scale = 0.1  # flags cost many tokens each: keep the answer under max_tokens
     fake_seed.script(Reply(content=answer, chunk_chars=301))
