@@ -23,6 +23,15 @@ async def set_budget(core, value: str) -> str:  # noqa: ANN001
     return await core.admin.slash_command("slack", "UADMIN", "C1", f"budget {value}")
 
 
+async def replay(core, *steps: str | int) -> None:  # noqa: ANN001
+    """Budget commands (strings) and calls settled at so many dollars (ints), in order."""
+    for step in steps:
+        if isinstance(step, str):
+            assert "changed" in await set_budget(core, step)
+        else:
+            await spend(core, step)
+
+
 def worst_case_tokens(core, dollars_x100: int) -> int:  # noqa: ANN001
     """max_tokens whose worst case (10 prompt tokens) is about dollars_x100 / 100 dollars."""
     return core.prices.max_tokens_affordable(10, False, dollars_x100 * NANOS_PER_USD // 100)
@@ -30,11 +39,7 @@ def worst_case_tokens(core, dollars_x100: int) -> int:  # noqa: ANN001
 
 async def test_month_day_month_rebuilds_the_monthly_counter_from_the_ledger(core_for, database_url: str) -> None:
     core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN)
-    await set_budget(core, "100/month")
-    await spend(core, 10)
-    await set_budget(core, "50/day")
-    await spend(core, 3)
-    await set_budget(core, "100/month")
+    await replay(core, "100/month", 10, "50/day", 3, "100/month")
     state = await core.budget.scope_state(SCOPE)
     assert (state.spent_nanos, state.available_nanos) == (13 * NANOS_PER_USD, 87 * NANOS_PER_USD)
     assert "Spent this period: $13.00 (13%)" in await set_budget(core, "")
@@ -46,11 +51,7 @@ async def test_month_day_month_rebuilds_the_monthly_counter_from_the_ledger(core
 
 async def test_day_week_day_rebuilds_the_daily_counter(core_for, sqlite_url: str) -> None:
     core = await core_for(sqlite_url, SEEDBOT_ADMINS=ADMIN)
-    await set_budget(core, "20/day")
-    await spend(core, 4)
-    await set_budget(core, "100/week")
-    await spend(core, 6)
-    await set_budget(core, "20/day")
+    await replay(core, "20/day", 4, "100/week", 6, "20/day")
     state = await core.budget.scope_state(SCOPE)
     assert (state.spent_nanos, state.available_nanos) == (10 * NANOS_PER_USD, 10 * NANOS_PER_USD)
     # Changing the amount but not the period keeps the counter (nothing was missed).
