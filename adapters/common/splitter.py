@@ -82,6 +82,38 @@ def _decorated(fence: Fence | None) -> Fence | None:
     return fence
 
 
+class _Line:
+    """The answer's current, unfinished line, in pieces: text without line breaks can make one line very
+    long, and it grows once per delta (joining it each time would cost its length every time)."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self.length = 0
+
+    def __bool__(self) -> bool:
+        return self.length > 0
+
+    def add(self, text: str) -> None:
+        if text:
+            self._parts.append(text)
+            self.length += len(text)
+
+    def text(self) -> str:
+        joined = "".join(self._parts)
+        self._parts = [joined] if joined else []
+        return joined
+
+    def tail(self, count: int) -> str:
+        """The last `count` characters (fewer if the line is shorter)."""
+        parts, size = [], 0
+        for part in reversed(self._parts):
+            parts.append(part)
+            size += len(part)
+            if size >= count:
+                break
+        return "".join(reversed(parts))[-count:]
+
+
 class MarkdownSplitter:
     """One answer's position in its current message and in code fences; cuts it into messages.
 
@@ -101,7 +133,7 @@ class MarkdownSplitter:
         self._hold_max = footer_room // 2
         self._length = 0  # characters in the current message
         self._header = 0  # of which the reopened fence line at its start
-        self._line = ""  # the current, unfinished line of the answer
+        self._line = _Line()  # the current, unfinished line of the answer
         self._fence: Fence | None = None  # the block open at the start of `_line`
         self._tail = ""  # the last word (or cluster) fed, until the next delta shows it is complete
         self._pending = False  # a cut is decided where the current message's text ends ...
@@ -133,7 +165,7 @@ class MarkdownSplitter:
         self._consume(text, out)
         if self._pending:
             held, self._held = self._held, ""
-            after = _decorated(open_fence(self._line + held, self._fence))
+            after = _decorated(open_fence(self._line.text() + held, self._fence))
             closing = 1 + len(after.closer) if after else 0
             if self._length + len(held) + closing + len(footer) <= self._limit:
                 self._pending = False  # the tail and the footer fit: no cut after all
@@ -141,14 +173,14 @@ class MarkdownSplitter:
                 self._cut(out)
             self._emit_lines(out, held)
         close = self.closing()
-        self._line, self._fence = "", None
+        self._line, self._fence = _Line(), None
         out[-1] += close + footer
         self._length += len(close) + len(footer)
         return out
 
     def closing(self) -> str:
         """What would close the current message's open code block if it ended now ("" if none)."""
-        fence = _decorated(fence_step(self._fence, self._line) if self._line else self._fence)
+        fence = _decorated(fence_step(self._fence, self._line.text()) if self._line else self._fence)
         if fence is None:
             return ""
         return ("\n" if self._line else "") + fence.closer
@@ -187,10 +219,10 @@ class MarkdownSplitter:
         """Text of at most one line (ending the line or not) into the current message."""
         out[-1] += text
         self._length += len(text)
-        self._line += text
-        if self._line.endswith("\n"):
-            self._fence = fence_step(self._fence, self._line[:-1].rstrip("\r"))
-            self._line = ""
+        self._line.add(text)
+        if text.endswith("\n"):
+            self._fence = fence_step(self._fence, self._line.text()[:-1].rstrip("\r"))
+            self._line = _Line()
 
     def _emit_lines(self, out: list[str], text: str) -> None:
         for line in _LINE.findall(text):
@@ -213,7 +245,7 @@ class MarkdownSplitter:
     def _cut_point(self, piece: str, room: int) -> int:
         """Where to cut a line that does not fit in `room`: after a space in its second half, else after the
         last whole grapheme cluster that fits; 0 (cut before it) when none fits and the message has text."""
-        context = self._line[-2 * MAX_WORD_WAIT:]  # what precedes the piece decides its first cluster
+        context = self._line.tail(2 * MAX_WORD_WAIT)  # what precedes the piece decides its first cluster
         line = context + piece[: room + 2 * MAX_WORD_WAIT]
 
         def boundary(offset: int) -> int:
