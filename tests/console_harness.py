@@ -68,6 +68,7 @@ async def running_console(slack: FakeSlack, settings_for: Callable[..., Settings
     values: dict[str, Any] = {"SEEDBOT_ADMINS": ADMINS, "SLACK_CLIENT_ID": slack.openid.client_id,
                               "SLACK_CLIENT_SECRET": slack.openid.client_secret}
     values.update(overrides)
+    slack.add_user("U9", "carol", real_name="Carol Admin")
     async with running_bot(slack, settings_for, tmp_path, **values) as bot:
         yield ConsoleBot(bot, f"sqlite+aiosqlite:///{tmp_path / 'slack.db'}", tmp_path)
 

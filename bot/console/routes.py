@@ -86,6 +86,7 @@ class Console:
             loader=jinja2.PackageLoader("bot.console", "templates"),
             autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
         self._templates.filters["usd"] = format_usd
+        self._templates.filters["usd_exact"] = usd_string
 
     # -- plumbing --
 
@@ -155,7 +156,7 @@ class Console:
         month = await reports.spend_days(today.replace(day=1), today)
         return self._render(request, "overview.html", today=today, day=day, week=week, month=month,
                             week_first=today - timedelta(days=SPEND_DAYS - 1),
-                            forecast=project_month_end(month.cost_nanos, today), usd_string=usd_string)
+                            forecast=project_month_end(month.cost_nanos, today))
 
     async def chart(self, _request: web.Request) -> web.Response:
         today = self._today()
