@@ -71,6 +71,8 @@ async def test_an_admin_signs_in_and_the_console_agrees_with_the_cli(browser, sl
         assert await page.inner_text("#week-total") == format_usd(int(Decimal(week["cost_usd"]) * 10**9))
         month = json.loads(await console.cli("spend", "--json", "--since", today.replace(day=1).isoformat()))
         assert await page.get_attribute("#month-total", "data-usd") == month["cost_usd"]
+        assert await page.get_attribute("#cache-savings", "data-usd") == month["cache_savings_usd"] != "0"
+        assert await page.inner_text("#failures") == f"{month['failures']} / {month['refusals']}"
         chart = await page.evaluate("document.querySelector('img.chart').naturalWidth")
         assert chart > 0
         await _screenshot(page, "console-overview.png")
