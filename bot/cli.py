@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from bot.app import Core, build_core
+from bot.budget import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
 from bot.reports import SpendReport, render_summary
@@ -248,8 +249,7 @@ def report(
 
 
 def _check_scope(scope: str) -> None:
-    platform, _, channel_id = scope.partition(":")
-    if scope != "global" and (platform not in ("slack", "discord", "cli") or not channel_id):
+    if not is_scope_key(scope):
         _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 from yarl import URL
 
-from bot.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, signing_key
+from bot.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
+from bot.console.queries import ConsoleQueries, LedgerFilter
 from tests.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
 from tests.fakes.slack import FakeSlack
 
@@ -152,3 +155,35 @@ def test_project_month_end(spent: int, day: str, expected: int) -> None:
     from bot.budget_logic import project_month_end
 
     assert project_month_end(spent, date.fromisoformat(day)) == expected
+
+
+async def test_links_are_single_use_under_concurrent_redemption(core_for, database_url: str) -> None:
+    core = await core_for(database_url, SEEDBOT_ADMINS="slack:U1")
+    key = await signing_key(core.db)
+    assert await signing_key(core.db) == key  # made once, then shared
+    auth = ConsoleAuth(core.db, key, core.settings.admin_ids)
+    token = auth.link_token("slack:U1")
+    results = await asyncio.gather(*(auth.redeem_link(token) for _ in range(5)), return_exceptions=True)
+    assert results.count("slack:U1") == 1
+    assert all(isinstance(r, LinkRefused) for r in results if r != "slack:U1")
+    assert auth.read_session(auth.session_cookie("slack:U1")) is not None
+    assert ConsoleAuth(core.db, key, frozenset()).read_session(auth.session_cookie("slack:U1")) is None
+
+
+async def test_ledger_filters_and_deletion_on_every_database(core_for, database_url: str) -> None:
+    core = await core_for(database_url)
+    today = now_local(core)
+    await seed_ledger(core, today)
+    queries = ConsoleQueries(core.db, core.reports)
+    everything = await core.reports.spend(datetime(2000, 1, 1), datetime(2100, 1, 1))
+    assert await queries.ledger_totals(LedgerFilter()) == (everything.requests, everything.cost_nanos)
+    today_report = await core.reports.spend_days(today, today)
+    assert await queries.ledger_totals(LedgerFilter(day=today)) == (today_report.requests, today_report.cost_nanos)
+    rows = await queries.ledger(LedgerFilter(channel="slack:C2", status="ok"), limit=None)
+    assert [r.cost_nanos for r in rows] == [250_000_000, 3_000_000_000, 987_654_321]
+    assert await queries.ledger_totals(LedgerFilter(person="discord:777")) == (2, 2_140_000_000)
+    [thread] = [t for t in await queries.threads() if t.platform_thread_id == "t-seed"]
+    assert thread.messages == 4
+    assert await queries.delete_thread(thread.pk) == 4
+    assert await queries.thread(thread.pk) is None
+    assert await queries.ledger_totals(LedgerFilter()) == (everything.requests, everything.cost_nanos)

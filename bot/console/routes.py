@@ -22,7 +22,7 @@ from slack_sdk.oauth import OpenIDConnectAuthorizeUrlGenerator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Core
-from bot.budget import GLOBAL_SCOPE
+from bot.budget import GLOBAL_SCOPE, is_scope_key
 from bot.budget_logic import project_month_end
 from bot.console.auth import (
     SESSION_COOKIE,
@@ -64,13 +64,6 @@ def _day(text: str | None) -> date | None:
         return date.fromisoformat(text) if text else None
     except ValueError:
         raise web.HTTPBadRequest(text="day must be a date like 2026-11-26") from None
-
-
-def _scope(text: str) -> str | None:
-    platform, _, channel_id = text.partition(":")
-    if text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and channel_id):
-        return text
-    return None
 
 
 class Console:
@@ -187,9 +180,9 @@ class Console:
 
     async def set_budget(self, request: web.Request) -> web.Response:
         form = await request.post()
-        scope = _scope(str(form.get("scope", "")))
+        scope = str(form.get("scope", ""))
         value = str(form.get("value", "")).strip()
-        if scope is None or not value:
+        if not is_scope_key(scope) or not value:
             return await self.channels(request, "Give a channel and a budget like 5/day, 12.50/week or none.")
         platform, _, user_id = request[SESSION_KEY].admin_id.partition(":")
         return await self.channels(request, await self._core.admin.budget_set(platform, user_id, scope, value))
