@@ -59,7 +59,9 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
         cookie = response.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
         assert "Secure" not in cookie  # plain HTTP here; over HTTPS the cookie is Secure
-        assert (await client.get(console.base_url + "/admin/health")).status == 200
+        health = await client.get(console.base_url + "/admin/health")
+        assert health.status == 200 and health.headers["X-Frame-Options"] == "DENY"
+        assert health.headers["Cache-Control"] == "no-store"
         async with _client() as other:
             reused = await other.get(link, allow_redirects=False)
             assert reused.status == 403 and "already used" in await reused.text()

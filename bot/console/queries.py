@@ -36,6 +36,9 @@ class LedgerFilter:
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
+    """One ledger row as the console shows it: `channel` and `person` as `platform:id`, money in
+    nano-dollars, `started_at` naive UTC."""
+
     id: int
     started_at: datetime
     channel: str
@@ -54,6 +57,8 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class ThreadSummary:
+    """A conversation in the list: its row id, channel, platform thread id and message count."""
+
     pk: int
     channel: str
     channel_name: str
@@ -64,6 +69,8 @@ class ThreadSummary:
 
 @dataclass(frozen=True, slots=True)
 class ThreadMessage:
+    """One stored message of a conversation; `user` is the poster's name, or seedbot's."""
+
     role: str
     user: str
     content: str
@@ -73,6 +80,8 @@ class ThreadMessage:
 
 @dataclass(frozen=True, slots=True)
 class Health:
+    """The health page's figures: reservations still `active` and the nano-dollars they hold."""
+
     database_ok: bool
     last_summary_sent_at: datetime | None
     active_reservations: int
@@ -80,6 +89,8 @@ class Health:
 
 
 class ConsoleQueries:
+    """Read (and, for conversations, delete) what the console shows beyond bot.reports' figures."""
+
     def __init__(self, db: Database, reports: Reports) -> None:
         self._db = db
         self._reports = reports

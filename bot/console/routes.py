@@ -106,22 +106,26 @@ class Console:
         """No console page without a session (GET: 302 to sign-in, anything else: 401); every POST
         carries the session's CSRF token."""
         path = request.path
-        if not (path == PREFIX or path.startswith(f"{PREFIX}/")) or path in OPEN_PATHS \
-                or path.startswith(f"{PREFIX}/static/"):
+        if not (path == PREFIX or path.startswith(f"{PREFIX}/")) or path.startswith(f"{PREFIX}/static/"):
             return await handler(request)
-        session = self._auth.read_session(request.cookies.get(SESSION_COOKIE))
-        if session is None:
-            if request.method in ("GET", "HEAD"):
-                raise web.HTTPFound(f"{PREFIX}/login")
-            raise web.HTTPUnauthorized(text="sign in first")
-        if request.method == "POST":
-            form = await request.post()
-            token = form.get("csrf_token")
-            if not session.csrf_ok(token if isinstance(token, str) else None):
-                raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
-        request[SESSION_KEY] = session
+        if path not in OPEN_PATHS:
+            session = self._auth.read_session(request.cookies.get(SESSION_COOKIE))
+            if session is None:
+                if request.method in ("GET", "HEAD"):
+                    raise web.HTTPFound(f"{PREFIX}/login")
+                raise web.HTTPUnauthorized(text="sign in first")
+            if request.method == "POST":
+                form = await request.post()
+                token = form.get("csrf_token")
+                if not session.csrf_ok(token if isinstance(token, str) else None):
+                    raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
+            request[SESSION_KEY] = session
         response = await handler(request)
+        # Pages hold spend and conversations: not cached, not framed, and a sign-in token in the
+        # address never leaves in a Referer header.
         response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
     def _render(self, request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
