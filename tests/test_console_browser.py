@@ -87,6 +87,11 @@ async def test_an_admin_signs_in_and_the_console_agrees_with_the_cli(browser, sl
         assert "Budget for slack:C2: $12.5/week" in shown and "slack:U1: $5/day → $12.5/week" in shown
         await _screenshot(page, "console-channels.png")
 
+        await page.click("nav >> text=People")
+        people = await page.eval_on_selector_all(
+            "tr.person", "rows => rows.map(r => [r.dataset.user, r.dataset.usd])")
+        assert people == [[u["user"], u["cost_usd"]] for u in month["users"]] and len(people) >= 3
+
         await page.click("nav >> text=Ledger")
         await page.select_option("select[name=channel]", "slack:C2")
         await page.select_option("select[name=status]", "ok")
