@@ -112,16 +112,18 @@ class ConsoleQueries:
 
     async def ledger(self, filters: LedgerFilter, limit: int | None = LEDGER_PAGE_ROWS) -> list[LedgerRow]:
         """Ledger rows matching `filters`, newest first; `limit=None` for all of them (the CSV)."""
-        query = (select(UsageEntry, Channel.platform, Channel.channel_id)
-                 .join(Channel, Channel.id == UsageEntry.channel_pk)
+        # Columns, not ORM entities: a CSV of the whole ledger should not build an object per row.
+        e = UsageEntry
+        query = (select(e.id, e.started_at, Channel.platform, Channel.channel_id, e.user_id, e.kind, e.model,
+                        e.status, e.prompt_tokens, e.cached_tokens, e.completion_tokens, e.reasoning_tokens,
+                        e.web_searches, e.cost_nanos, e.thread_pk)
+                 .join(Channel, Channel.id == e.channel_pk)
                  .where(*self._ledger_conditions(filters))
-                 .order_by(UsageEntry.started_at.desc(), UsageEntry.id.desc()).limit(limit))
+                 .order_by(e.started_at.desc(), e.id.desc()).limit(limit))
 
         def work(session: Session) -> list[LedgerRow]:
-            return [LedgerRow(e.id, e.started_at, channel_scope(p, c), f"{p}:{e.user_id}", e.kind, e.model,
-                              e.status, e.prompt_tokens, e.cached_tokens, e.completion_tokens, e.reasoning_tokens,
-                              e.web_searches, e.cost_nanos, e.thread_pk)
-                    for e, p, c in session.execute(query)]
+            return [LedgerRow(row_id, started, channel_scope(platform, channel_id), f"{platform}:{user_id}", *rest)
+                    for row_id, started, platform, channel_id, user_id, *rest in session.execute(query)]
 
         return await self._db.run(work)
 

@@ -148,9 +148,10 @@ class Console:
     async def overview(self, request: web.Request) -> web.Response:
         today = self._today()
         reports = self._core.reports
-        day = await reports.spend_days(today, today)
+        # Only the 7-day table shows budgets; their per-channel look-ups are skipped for the other two.
+        day = await reports.spend_days(today, today, with_budgets=False)
         week = await reports.spend_days(today - timedelta(days=SPEND_DAYS - 1), today)
-        month = await reports.spend_days(today.replace(day=1), today)
+        month = await reports.spend_days(today.replace(day=1), today, with_budgets=False)
         return self._render(request, "overview.html", today=today, day=day, week=week, month=month,
                             week_first=today - timedelta(days=SPEND_DAYS - 1),
                             forecast=project_month_end(month.cost_nanos, today))
@@ -164,7 +165,7 @@ class Console:
     async def channels(self, request: web.Request, message: str | None = None) -> web.Response:
         today = self._today()
         budget = self._core.budget
-        month = await self._core.reports.spend_days(today.replace(day=1), today)
+        month = await self._core.reports.spend_days(today.replace(day=1), today, with_budgets=False)
         month_spend = {c.address: c.cost_nanos for c in month.channels}
         known = await self._queries.channels()
         names = dict(known)
