@@ -76,6 +76,9 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
         async with _client() as other:
             refused = await other.get(f"{console.base_url}/admin/login?token={not_admin}", allow_redirects=False)
             assert refused.status == 403 and "not in SEEDBOT_ADMINS" in await refused.text()
+        token = await _csrf(client, console.base_url + "/admin/health")
+        await client.post(console.base_url + "/admin/logout", data={"csrf_token": token})
+        assert (await client.get(console.base_url + "/admin/health", allow_redirects=False)).status == 302
         secure = await client.get(await console.link("--as", "slack:U9"), allow_redirects=False,
                                   headers={"X-Forwarded-Proto": "https"})
         assert "Secure" in secure.headers["Set-Cookie"]
