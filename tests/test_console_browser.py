@@ -115,7 +115,16 @@ async def test_an_admin_signs_in_and_the_console_agrees_with_the_cli(browser, sl
         after = json.loads(await console.cli("spend", "--json"))
         assert (after["cost_usd"], after["requests"]) == (week["cost_usd"], week["requests"])
 
+        # The process delivers the summary that was due when it started; the health page says when.
+        await slack.wait_for(lambda: any(m.is_bot for m in slack.messages(slack.dm_channel("U9"))), timeout=60)
         await page.click("nav >> text=Health")
+        for _ in range(100):  # the delivery is marked sent just after the message is posted
+            if await page.inner_text("#last-summary") != "never":
+                break
+            await asyncio.sleep(0.1)
+            await page.reload()
+        assert await page.inner_text("#last-summary") != "never"
+        assert await page.inner_text("#reservations") == "0 holding $0.0000"
         assert await page.inner_text("#platforms") == "slack"
         assert await page.inner_text("#database") == "reachable"
         await context.close()
