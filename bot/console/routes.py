@@ -49,16 +49,6 @@ SESSION_KEY = web.RequestKey("console_session", ConsoleSession)
 Platforms = Callable[[], list[str]]
 
 
-def _is_https(request: web.Request) -> bool:
-    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-
-
-def _set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int) -> None:
-    # Lax, not Strict: the browser must send the cookie on the top-level redirect back from Slack.
-    response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True, samesite="Lax",
-                        secure=_is_https(request))
-
-
 def _day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
@@ -134,6 +124,15 @@ class Console:
             session=session, csrf_token=session.csrf_token if session else "", page=template.removesuffix(".html"),
             **context)
         return web.Response(text=page, content_type="text/html", status=status)
+
+    def _set_cookie(self, response: web.StreamResponse, request: web.Request, name: str, value: str,
+                    max_age: int) -> None:
+        # Secure whenever browsers reach us over HTTPS: directly, behind a proxy that says so, or
+        # as SEEDBOT_PUBLIC_URL declares. Lax, not Strict: the browser must send the state cookie on
+        # the top-level redirect back from Slack.
+        secure = request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https" \
+            or (self._settings.public_url or "").startswith("https://")
+        response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True, samesite="Lax", secure=secure)
 
     def _today(self) -> date:
         return datetime.now(self._settings.tz).date()
@@ -265,7 +264,8 @@ class Console:
 
     def _signed_in(self, request: web.Request, admin_id: str) -> web.Response:
         response = web.HTTPSeeOther(f"{PREFIX}/")
-        _set_cookie(response, request, SESSION_COOKIE, self._auth.session_cookie(admin_id), SESSION_MAX_AGE_SECONDS)
+        self._set_cookie(response, request, SESSION_COOKIE, self._auth.session_cookie(admin_id),
+                         SESSION_MAX_AGE_SECONDS)
         response.del_cookie(STATE_COOKIE, path=PREFIX)
         raise response
 
@@ -287,7 +287,7 @@ class Console:
             redirect_uri=f"{self._public_base(request)}{PREFIX}/login/slack/callback",
             authorization_url=self._slack_url("/openid/connect/authorize"))
         response = web.HTTPFound(generator.generate(state))
-        _set_cookie(response, request, STATE_COOKIE, self._auth.state_cookie(state), STATE_MAX_AGE_SECONDS)
+        self._set_cookie(response, request, STATE_COOKIE, self._auth.state_cookie(state), STATE_MAX_AGE_SECONDS)
         raise response
 
     async def slack_callback(self, request: web.Request) -> web.Response:
