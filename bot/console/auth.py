@@ -1,12 +1,13 @@
 """Who may see the admin console: one-time sign-in links, session cookies and CSRF tokens.
 
-Tokens are signed and time-stamped with itsdangerous (HMAC-SHA1 over a URL-safe payload, checked with
+Tokens are signed and time-stamped with itsdangerous (HMAC-SHA256 over a URL-safe payload, checked with
 a maximum age); single use of a sign-in link is a unique row in `console_link_uses`. The signing key is
 one random row in `console_keys`, made on first use, so `seedbot admin link` and every replica agree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ class ConsoleAuth:
 
     def _serializer(self, purpose: str, issued_at: int | None = None) -> URLSafeTimedSerializer:
         signer = TimestampSigner if issued_at is None else _signer_issued_at(issued_at)
-        return URLSafeTimedSerializer(self._secret, salt=f"seedbot-console-{purpose}", signer=signer)
+        return URLSafeTimedSerializer(self._secret, salt=f"seedbot-console-{purpose}", signer=signer,
+                                      signer_kwargs={"digest_method": hashlib.sha256})
 
     def is_admin(self, admin_id: str) -> bool:
         return admin_id in self._admins
