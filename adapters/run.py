@@ -68,6 +68,10 @@ class BotProcess:
         app = build_web_app(self.core.db, self.core.metrics)
         for adapter in self.adapters:
             adapter.mount(app)
+        if self.settings.console_enabled:
+            from bot.console import mount_console
+
+            await mount_console(app, self.core, lambda: [adapter.name for adapter in self.adapters])
         self.server = WebServer(app, self.settings.http_host, self.settings.http_port)
         await self.server.start()
         for adapter in self.adapters:

@@ -44,6 +44,12 @@ def channel_scope(platform: str, channel_id: str) -> str:
     return f"{platform}:{channel_id}"
 
 
+def is_scope_key(text: str) -> bool:
+    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`."""
+    platform, _, channel_id = text.partition(":")
+    return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
+
+
 def _channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
     platform, _, channel_id = scope_key.partition(":")
     return select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)

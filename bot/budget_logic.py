@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config import BudgetLimit, Period
@@ -81,3 +82,14 @@ def plan_call(
     if affordable < min(min_max_tokens, wanted_max_tokens):
         return Plan(0, wanted_cost, tightest)
     return Plan(affordable, prices.worst_case_nanos(estimated_prompt_tokens, affordable, web_search), tightest)
+
+
+def days_in_month(day: date) -> int:
+    """How many days the calendar month holding `day` has (28 to 31)."""
+    return calendar.monthrange(day.year, day.month)[1]
+
+
+def project_month_end(spent_nanos: int, today: date) -> int:
+    """Month-end spend in nano-dollars at this month's average daily rate: `spent_nanos` is the month's
+    spend up to now and `today` the local date in SEEDBOT_TIMEZONE, counted as a whole day elapsed."""
+    return spent_nanos * days_in_month(today) // today.day

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from bot.app import Core, build_core
+from bot.budget import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
 from bot.reports import SpendReport, render_summary
@@ -27,6 +28,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 budget_app = typer.Typer(help="Channel budgets.", no_args_is_help=True)
 app.add_typer(budget_app, name="budget")
+admin_app = typer.Typer(help="The admin console (/admin on the HTTP server).", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 
 T = TypeVar("T")
 
@@ -173,6 +176,30 @@ def budget_show(
     typer.echo(_with_core(settings, show))
 
 
+@admin_app.command("link")
+def admin_link(
+    as_admin: Annotated[str | None, typer.Option("--as", help="The admin to sign in as, e.g. slack:U0123; "
+                                                           "default the first in SEEDBOT_ADMINS.")] = None,
+) -> None:
+    """Print a one-time sign-in URL for the admin console (valid for 10 minutes, signs in once)."""
+    from bot.console import sign_in_url
+
+    settings = _settings()
+    admins = [part.strip() for part in settings.admins.split(",") if part.strip()]
+    if not admins:
+        _die("SEEDBOT_ADMINS is empty: list the admins first, e.g. SEEDBOT_ADMINS=slack:U0123", 2)
+    admin_id = as_admin or admins[0]
+    if admin_id not in settings.admin_ids:
+        _die(f"{admin_id} is not in SEEDBOT_ADMINS", 2)
+    if not settings.console_enabled:
+        _die("the console is off (SEEDBOT_CONSOLE=false)", 2)
+
+    async def link(core: Core) -> str:
+        return await sign_in_url(core, admin_id)
+
+    typer.echo(_with_core(settings, link))
+
+
 @app.command()
 def spend(
     since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), default 6 days ago.")] = None,
@@ -188,9 +215,7 @@ def spend(
         _die("--since is after --until", 2)
 
     async def figures(core: Core) -> SpendReport:
-        start, _ = core.reports.day_bounds(first)
-        _, end = core.reports.day_bounds(last)
-        return await core.reports.spend(start, end)
+        return await core.reports.spend_days(first, last)
 
     report = _with_core(settings, figures)
     if as_json:
@@ -228,8 +253,7 @@ def report(
 
 
 def _check_scope(scope: str) -> None:
-    platform, _, channel_id = scope.partition(":")
-    if scope != "global" and (platform not in ("slack", "discord", "cli") or not channel_id):
+    if not is_scope_key(scope):
         _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
 
 

@@ -124,11 +124,17 @@ class Settings(BaseSettings):
     http_host: str = Field(default="0.0.0.0", alias="SEEDBOT_HTTP_HOST")
     http_port: int = Field(default=3000, ge=0, le=65535, alias="SEEDBOT_HTTP_PORT")
 
+    # Admin console (/admin on the HTTP server); the public URL is where sign-in links point
+    console_enabled: bool = Field(default=True, alias="SEEDBOT_CONSOLE")
+    public_url: str | None = Field(default=None, alias="SEEDBOT_PUBLIC_URL")
+
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
 
     # Discord
     discord_bot_token: SecretStr | None = Field(default=None, alias="DISCORD_BOT_TOKEN")

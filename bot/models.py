@@ -179,3 +179,24 @@ class Delivery(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ConsoleKey(Base):
+    """The admin console's signing key, made on first use and shared through the database, so the CLI
+    that prints a sign-in link and every replica serving the console sign and check with the same key."""
+
+    __tablename__ = "console_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleLinkUse(Base):
+    """A redeemed one-time sign-in link: the unique nonce is what makes the link single-use."""
+
+    __tablename__ = "console_link_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(String(100))
+    used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -95,7 +95,15 @@ class Reports:
         tz = self._settings.tz
         return local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz)
 
-    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True) -> SpendReport:
+    async def spend_days(self, first: date, last: date, **options: object) -> SpendReport:
+        """`spend` over whole local days, `first` to `last` inclusive (what `seedbot spend` shows)."""
+        start, _ = self.day_bounds(first)
+        _, end = self.day_bounds(last)
+        return await self.spend(start, end, **options)  # type: ignore[arg-type]
+
+    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True,
+                    top_users: int | None = TOP_USERS) -> SpendReport:
+        """Ledger figures for [since, until) (naive UTC); `top_users=None` lists every person."""
         report = SpendReport(since, until)
         in_range = (UsageEntry.started_at >= since, UsageEntry.started_at < until)
         async with self._db.session() as session:
@@ -127,7 +135,7 @@ class Reports:
                        func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
                 .group_by(Channel.platform, UsageEntry.user_id)
-                .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(TOP_USERS))
+                .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(top_users))
             report.users = [UserSpend(f"{p}:{u}", int(cost), int(count)) for p, u, cost, count in users]
         for address, name, cost, count in channel_rows:
             budget, utilisation = "", None
