@@ -139,6 +139,12 @@ class ConversationStore:
         statement = update(Message).where(Message.id == message_pk).values(status=status)
         await self._db.run(lambda session: session.execute(statement))
 
+    async def finish_pending(self, message_pk: int, status: str) -> None:
+        """Give a user message `status` unless it already has a final one (it is not "pending")."""
+        statement = (update(Message).where(Message.id == message_pk, Message.status == "pending")
+                     .values(status=status))
+        await self._db.run(lambda session: session.execute(statement))
+
     def _channel(self, session: Session, incoming: Incoming) -> Channel:
         key = incoming.thread
         query = select(Channel).where(Channel.platform == key.platform.value,

@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.supervisor import AnswerSupervisor
 from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
@@ -33,6 +34,7 @@ from adapters.slack.stream import StreamingSwitch, Target, error_code
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.domain import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class SlackHandlers:
                  users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
                  interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
+        self._supervisor = AnswerSupervisor(core.service)
         self._tasks = tasks
         self._client = client
         self._files = files
@@ -106,14 +109,17 @@ class SlackHandlers:
         if decision.needs_thread_check and not await self._core.store.has_thread(
                 key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
             return
-        name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
-                                                 self._files.fetch_all(decision.files))
-        incoming = dataclasses.replace(incoming, user_name=name, attachments=attachments)
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
         sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
                          interval=self._interval)
-        await self._core.service.handle(incoming, sink)
+
+        async def prepare(incoming: Incoming) -> Incoming:
+            name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
+                                                     self._files.fetch_all(decision.files))
+            return dataclasses.replace(incoming, user_name=name, attachments=attachments)
+
+        await self._supervisor.answer(incoming, sink, prepare=prepare)
 
     async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
         try:
