@@ -102,6 +102,10 @@ class Settlement:
     first_token_ms: int | None = None
     duration_ms: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.cost_nanos < 0:  # money is never negative: a bug upstream, not a refund
+            raise ValueError(f"a settlement cannot cost {self.cost_nanos} nano-dollars")
+
 
 def _counter_key(scope: ScopeState) -> str:
     return f"{scope.scope_key}|{scope.limit.period.value}|{scope.period_start.isoformat()}"
