@@ -338,6 +338,7 @@ def safe_incoming(incoming: Incoming) -> Incoming:
         incoming, text=clean_text(incoming.text), message_id=clean_text(incoming.message_id),
         user_id=clean_text(incoming.user_id), user_name=clean_text(incoming.user_name),
         channel_name=clean_text(incoming.channel_name),
+        attachments=tuple(dataclasses.replace(a, filename=clean_text(a.filename)) for a in incoming.attachments),
         thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
                          clean_text(key.thread_id)),
     )
