@@ -65,7 +65,7 @@ class BotProcess:
     async def start(self) -> None:
         self.core = await build_core(self.settings)
         self.adapters = configured_adapters(self.settings, self.core, self.tasks)
-        app = build_web_app(self.core.db, self.core.metrics)
+        app = build_web_app(self.core.db, self.core.metrics, read_timeout=self.settings.http_read_timeout)
         for adapter in self.adapters:
             adapter.mount(app)
         self.server = WebServer(app, self.settings.http_host, self.settings.http_port)

@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     # HTTP server (Slack events, health, metrics)
     http_host: str = Field(default="0.0.0.0", alias="SEEDBOT_HTTP_HOST")
     http_port: int = Field(default=3000, ge=0, le=65535, alias="SEEDBOT_HTTP_PORT")
+    http_read_timeout: float = Field(default=10.0, gt=0, alias="SEEDBOT_HTTP_READ_TIMEOUT")
 
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")

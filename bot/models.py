@@ -179,3 +179,13 @@ class Delivery(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class RequestClaim(Base):
+    """A signed request that must run at most once (a Slack slash command), keyed by its signature:
+    a replay reaching any replica finds the key taken."""
+
+    __tablename__ = "request_claims"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -16,19 +16,22 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
+from adapters.slack.http_edge import decode_body, header_problem, payload_problem
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.stream import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
@@ -69,6 +72,7 @@ class SlackAdapter:
         self._token = token
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._app_token = _secret(settings.slack_app_token)
+        self._verifier = SignatureVerifier(self._signing_secret or "")
         self._tasks = tasks
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -143,9 +147,30 @@ class SlackAdapter:
     # -- HTTP events --
 
     async def handle_http(self, request: web.Request) -> web.Response:
+        """Slack's HTTP requests, through the checks of adapters.slack.http_edge, then Bolt."""
         if not self._accepting:
             return web.Response(status=503, text="not accepting events")
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        if problem := header_problem(request.headers):
+            return web.Response(status=401, text=problem)
+        body = decode_body(await request.read())
+        if body is None:
+            return web.Response(status=400, text="body is not UTF-8")
+        assert self._signing_secret is not None  # the route is mounted only with a signing secret
+        if not self._verifier.is_valid(body, request.headers["X-Slack-Request-Timestamp"],
+                                       request.headers["X-Slack-Signature"]):
+            return web.Response(status=401, text="invalid signature")
+        if problem := payload_problem(body, request.headers.get("Content-Type", "")):
+            log.warning("signed Slack request ignored: %s", problem)
+            return web.Response(status=200)
+        try:
+            bolt_response = await self.app.async_dispatch(
+                AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers)))
+        except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried
+            log.warning("signed Slack request ignored: Bolt could not read it (%s)", type(exc).__name__)
+            return web.Response(status=200)
+        if bolt_response.status == 404 or bolt_response.status >= 500:
+            log.warning("signed Slack request ignored: Bolt answered %d", bolt_response.status)
+            return web.Response(status=200)
         return await to_aiohttp_response(bolt_response)
 
     # -- internals --

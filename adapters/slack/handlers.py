@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.supervisor import AnswerSupervisor
@@ -35,6 +36,7 @@ from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.domain import Incoming
+from bot.request_claims import RequestClaims
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class SlackHandlers:
                  interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
         self._supervisor = AnswerSupervisor(core.service)
+        self._claims = RequestClaims(core.db)
         self._tasks = tasks
         self._client = client
         self._files = files
@@ -69,7 +72,14 @@ class SlackHandlers:
             if thread is not None:
                 self._spawn(self._suggest_prompts(thread.channel_id, thread.thread_ts), "slack:prompts")
 
-        async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                             request: AsyncBoltRequest) -> None:
+            # A signed command replayed within the signature window runs once, on any replica.
+            signature = (request.headers.get("x-slack-signature") or [""])[0]
+            if signature and not await self._claims.claim(f"slack-command:{signature}"):
+                log.warning("replayed Slack command ignored")
+                await ack()
+                return
             await ack()
             self._spawn(self._answer_command(command, respond), "slack:command")
 
@@ -93,7 +103,8 @@ class SlackHandlers:
     def route(self, body: dict[str, Any], *, assistant: bool) -> None:
         decision = decide(body, self._identity(), assistant=assistant)
         if isinstance(decision, Ignored):
-            log.debug("Slack event ignored: %s", decision.reason)
+            level = logging.WARNING if decision.reason.startswith("malformed") else logging.DEBUG
+            log.log(level, "Slack event ignored: %s", decision.reason)
             return
         key = decision.incoming.dedup_key
         self._spawn(self.answer(decision), f"slack:{key}")

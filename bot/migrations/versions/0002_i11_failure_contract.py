@@ -1,0 +1,32 @@
+"""failure contract: once-only signed requests
+
+Revision ID: 0002_i11
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002_i11"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "request_claims",
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    with op.batch_alter_table("request_claims", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_request_claims_claimed_at"), ["claimed_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("request_claims", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_request_claims_claimed_at"))
+    op.drop_table("request_claims")
