@@ -72,7 +72,7 @@ class SlackAdapter:
         self._token = token
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._app_token = _secret(settings.slack_app_token)
-        self._verifier = SignatureVerifier(self._signing_secret or "")
+        self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._tasks = tasks
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -155,7 +155,7 @@ class SlackAdapter:
         body = decode_body(await request.read())
         if body is None:
             return web.Response(status=400, text="body is not UTF-8")
-        assert self._signing_secret is not None  # the route is mounted only with a signing secret
+        assert self._verifier is not None  # the route is mounted only with a signing secret
         if not self._verifier.is_valid(body, request.headers["X-Slack-Request-Timestamp"],
                                        request.headers["X-Slack-Signature"]):
             return web.Response(status=401, text="invalid signature")

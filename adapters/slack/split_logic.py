@@ -26,6 +26,8 @@ SOFT_SHARE = 0.85
 # Within this many characters of the limit, even a code block is cut at the next line start.
 LINE_ROOM = 400
 FOOTER_MAX_CHARS = 1_400  # notes about skipped files can make it long
+# A fence marker (with its language) longer than this is never closed or reopened at a cut.
+MAX_FENCE_CHARS = 100
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_~])")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
@@ -94,7 +96,7 @@ class MarkdownSplitter:
         """Close a fence the answer left open and append `footer` (it fits: FOOTER_ROOM is kept free)."""
         out = [""]
         fence = fence_step(self._fence, self._line) if self._line else self._fence
-        if fence is not None:
+        if _closable(fence):
             out[0] += ("\n" if self._line else "") + fence.closer
         self._line, self._fence, self._cut_pending = "", None, False
         out[0] += footer
@@ -111,7 +113,7 @@ class MarkdownSplitter:
 
     def _cut(self, out: list[str]) -> None:
         reopen = ""
-        if self._fence is not None:
+        if _closable(self._fence):
             out[-1] += ("\n" if self._line else "") + self._fence.closer
             reopen = self._fence.opener + "\n"
         out.append(reopen)
@@ -127,6 +129,12 @@ class MarkdownSplitter:
             if space >= room // 2:
                 return space + 1
         return room
+
+
+def _closable(fence: Fence | None) -> bool:
+    """Whether a fence is closed and reopened at cuts: not one whose marker alone would not fit in the
+    room kept for it (a line of thousands of backticks is text, as far as message limits go)."""
+    return fence is not None and len(fence.opener) <= MAX_FENCE_CHARS
 
 
 def split_markdown(text: str, footer: str = "", limit: int = CONTENT_LIMIT) -> list[str]:
