@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 20.0
 MAINTENANCE_INTERVAL_SECONDS = 60.0
+# How often live reservations are extended and dead ones expired (at most a third of the TTL).
+RESERVATION_TICK_SECONDS = 5.0
 
 NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP events) "
                "or SLACK_APP_TOKEN (Socket Mode), and/or DISCORD_BOT_TOKEN")
@@ -79,14 +81,22 @@ class BotProcess:
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def _maintain(self) -> None:
+        """Every few seconds: keep this process's live reservations alive and expire dead ones (so a
+        dead process's money comes back within the TTL plus one tick); every minute: the scheduler."""
         assert self.core is not None and self.scheduler is not None
+        tick = min(RESERVATION_TICK_SECONDS, self.settings.reservation_ttl_seconds / 3)
+        next_schedule = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                await self.core.budget.heartbeat()
                 await self.core.budget.expire_stale()
-                await self.scheduler.tick()
+                if loop.time() >= next_schedule:
+                    next_schedule = loop.time() + MAINTENANCE_INTERVAL_SECONDS
+                    await self.scheduler.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
-            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+            await asyncio.sleep(tick)
 
     async def stop(self) -> None:
         if self._maintenance is not None:
