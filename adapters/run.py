@@ -12,6 +12,7 @@ import signal
 from datetime import date
 
 from adapters.base import PlatformAdapter
+from adapters.common.recovery import Recovery
 from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
@@ -63,6 +64,7 @@ class BotProcess:
         self.server: WebServer | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.scheduler: Scheduler | None = None
+        self.recovery: Recovery | None = None
 
     async def start(self) -> None:
         self.core = await build_core(self.settings)
@@ -78,6 +80,10 @@ class BotProcess:
         notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
         self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
+        assert self.core.claimants is not None
+        self.recovery = Recovery(self.core.claimants, {adapter.name: adapter for adapter in self.adapters
+                                                       if hasattr(adapter, "finish_interrupted")})
+        await self._recover()
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def _maintain(self) -> None:
@@ -90,13 +96,21 @@ class BotProcess:
         while True:
             try:
                 await self.core.budget.heartbeat()
+                assert self.core.claimants is not None
+                await self.core.claimants.heartbeat()
                 await self.core.budget.expire_stale()
+                await self._recover()
                 if loop.time() >= next_schedule:
                     next_schedule = loop.time() + MAINTENANCE_INTERVAL_SECONDS
                     await self.scheduler.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
             await asyncio.sleep(tick)
+
+    async def _recover(self) -> None:
+        """Finish answers whose process died (on start-up and every maintenance tick)."""
+        if self.recovery is not None:
+            await self.recovery.run_once()
 
     async def stop(self) -> None:
         if self._maintenance is not None:

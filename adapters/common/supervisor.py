@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from adapters.common.recovery import INTERRUPTED_NOTICE, ReplyTracker
 from bot.domain import Footer, Incoming
 from bot.inflight import InFlight, close_abandoned
 from bot.ports import ReplySink
@@ -22,8 +23,6 @@ from bot.service import Answer, ChatService
 log = logging.getLogger(__name__)
 
 FAILED_SENTENCE = "Something went wrong on my side while answering. Please ask again."
-INTERRUPTED_SENTENCE = ("I was interrupted while answering this (the bot restarted). "
-                        "Ask again and I'll answer in full.")
 
 Prepare = Callable[[Incoming], Awaitable[Incoming | None]]
 
@@ -60,15 +59,19 @@ class AnswerSupervisor:
     def __init__(self, service: ChatService) -> None:
         self._service = service
 
-    async def answer(self, incoming: Incoming, sink: ReplySink, *, prepare: Prepare | None = None) -> Answer | None:
+    async def answer(self, incoming: Incoming, sink: ReplySink, *, prepare: Prepare | None = None,
+                     tracker: ReplyTracker | None = None) -> Answer | None:
         """Answer `incoming` into `sink`; returns what `ChatService.handle` returns (None for a message
         seen before), or an Answer with status "failed" (or "interrupted") if something escaped.
 
         `prepare` completes the message before the core sees it (user name, attachments) inside the
         same contract; it returns None when the message needs no answer after all. CancelledError (a
-        shutdown past its grace) is closed with the interruption notice and raised again."""
+        shutdown past its grace) is closed with the interruption notice and raised again. `tracker`
+        (the sink's on_open) stores where the reply lives once the message is claimed."""
         watched = WatchedSink(sink)
         inflight = InFlight()
+        if tracker is not None:
+            tracker.inflight = inflight
         try:
             if prepare is not None:
                 prepared = await prepare(incoming)
@@ -78,7 +81,7 @@ class AnswerSupervisor:
             return await self._service.handle(incoming, watched, inflight)
         except asyncio.CancelledError:
             log.warning("answer to message %s interrupted by shutdown", incoming.dedup_key)
-            await asyncio.shield(self._close(incoming, watched, inflight, "interrupted", INTERRUPTED_SENTENCE,
+            await asyncio.shield(self._close(incoming, watched, inflight, "interrupted", INTERRUPTED_NOTICE,
                                              "the process stopped before the answer finished"))
             raise
         except Exception as exc:  # noqa: BLE001 - the contract: whatever escapes, the message ends truthfully

@@ -37,6 +37,7 @@ from adapters.slack.stream import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,21 @@ class SlackAdapter:
             log.warning("signed Slack request ignored: Bolt answered %d", bolt_response.status)
             return web.Response(status=200)
         return await to_aiohttp_response(bolt_response)
+
+    async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
+        """Crash recovery: a reply still streaming is stopped with `notice` as its last line; otherwise
+        (never opened, posted, or its stream ended by Slack) `notice` is posted in the thread."""
+        where = answer.reply_location
+        channel = str(where.get("channel") or answer.channel_id)
+        thread_ts = str(where.get("thread_ts") or answer.thread_id)
+        if where.get("ts") and where.get("streaming"):
+            try:
+                await self.client.chat_stopStream(channel=channel, ts=str(where["ts"]),
+                                                  markdown_text=f"\n\n_{notice}_")
+                return
+            except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
+                log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
+        await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
 
     # -- internals --
 

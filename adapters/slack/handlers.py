@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespon
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.recovery import ReplyTracker
 from adapters.common.supervisor import AnswerSupervisor
 from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
@@ -122,15 +123,16 @@ class SlackHandlers:
             return
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
+        tracker = ReplyTracker(self._core.store)
         sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
-                         interval=self._interval)
+                         interval=self._interval, on_open=tracker.opened)
 
         async def prepare(incoming: Incoming) -> Incoming:
             name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
                                                      self._files.fetch_all(decision.files))
             return dataclasses.replace(incoming, user_name=name, attachments=attachments)
 
-        await self._supervisor.answer(incoming, sink, prepare=prepare)
+        await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker)
 
     async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
         try:

@@ -31,6 +31,8 @@ MAX_INTERVAL_STEPS = 4
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# Called with {"channel", "thread_ts", "ts", "streaming"} when a message of the answer opens.
+OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def error_code(exc: Exception) -> str:
@@ -73,8 +75,10 @@ class AnswerMessage:
     """The text of one message: `shown` is on Slack, `pending` waits for the next write."""
 
     def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
-                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 on_open: OnOpen | None = None) -> None:
         self._client = client
+        self._on_open = on_open
         self._target = target
         self._want_stream = stream
         self._switch = switch
@@ -144,6 +148,7 @@ class AnswerMessage:
         self.ts = str(response["ts"])
         self.streaming = True
         self._sent()
+        await self._opened()
         return True
 
     async def _append(self) -> bool:
@@ -208,6 +213,7 @@ class AnswerMessage:
             return
         self.ts = str(response["ts"])
         self._sent()
+        await self._opened()
 
     async def _edit(self, final: bool) -> None:
         if not self.pending:
@@ -227,6 +233,13 @@ class AnswerMessage:
             await self._post(self.pending)
             return
         self._sent()
+
+    async def _opened(self) -> None:
+        """Tell `on_open` where this message lives, for crash recovery."""
+        if self._on_open is not None:
+            t = self._target
+            await self._on_open({"channel": t.channel, "thread_ts": t.thread_ts, "ts": self.ts,
+                                 "streaming": self.streaming})
 
     def _sent(self) -> None:
         self.shown += self.pending
