@@ -63,6 +63,7 @@ class BotProcess:
         self.adapters: list[PlatformAdapter] = []
         self.server: WebServer | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._keeping_alive: asyncio.Task[None] | None = None
         self.scheduler: Scheduler | None = None
         self.recovery: Recovery | None = None
 
@@ -85,26 +86,31 @@ class BotProcess:
                                                        if hasattr(adapter, "finish_interrupted")})
         await self._recover()
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
+        self._keeping_alive = asyncio.create_task(self._keep_alive(), name="keep-alive")
 
     async def _maintain(self) -> None:
-        """Every few seconds: keep this process's live reservations alive and expire dead ones (so a
-        dead process's money comes back within the TTL plus one tick); every minute: the scheduler."""
         assert self.core is not None and self.scheduler is not None
-        tick = min(RESERVATION_TICK_SECONDS, self.settings.reservation_ttl_seconds / 3)
-        next_schedule = 0.0
-        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.core.budget.heartbeat()
-                assert self.core.claimants is not None
-                await self.core.claimants.heartbeat()
-                await self.core.budget.expire_stale()
-                await self._recover()
-                if loop.time() >= next_schedule:
-                    next_schedule = loop.time() + MAINTENANCE_INTERVAL_SECONDS
-                    await self.scheduler.tick()
+                await self.scheduler.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+
+    async def _keep_alive(self) -> None:
+        """Every few seconds: keep this process's claimant and live reservations alive, expire dead
+        processes' reservations (so their money comes back within the TTL plus one tick) and finish
+        their interrupted answers."""
+        assert self.core is not None and self.core.claimants is not None
+        tick = min(RESERVATION_TICK_SECONDS, self.settings.reservation_ttl_seconds / 3)
+        while True:
+            try:
+                await self.core.claimants.heartbeat()
+                await self.core.budget.heartbeat()
+                await self.core.budget.expire_stale()
+                await self._recover()
+            except Exception:  # noqa: BLE001 - whatever failed is retried next tick
+                log.exception("keep-alive tick failed")
             await asyncio.sleep(tick)
 
     async def _recover(self) -> None:
@@ -113,23 +119,37 @@ class BotProcess:
             await self.recovery.run_once()
 
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            # Let a tick cut short inside a transaction roll back before the engine is disposed.
-            await asyncio.gather(self._maintenance, return_exceptions=True)
+        await _cancel(self._maintenance)
+        # Take nothing new, give answers in flight the grace period while every platform can still
+        # post, then cancel the rest: the answer supervisor finishes each with the interruption
+        # notice and settles it. Only then are the platform connections closed.
+        for adapter in self.adapters:
+            try:
+                await adapter.stop_accepting()
+            except Exception:  # noqa: BLE001 - keep shutting the rest down
+                log.exception("stopping %s from accepting failed", adapter.name)
+        cancelled = await self.tasks.drain(self.settings.shutdown_grace_seconds)
+        if cancelled:
+            log.warning("%d answers were still running after %g s of shutdown grace; finished with a notice",
+                        cancelled, self.settings.shutdown_grace_seconds)
+        await _cancel(self._keeping_alive)  # only now: the answers in flight kept their reservations
         for adapter in reversed(self.adapters):
             try:
                 await adapter.stop()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping %s failed", adapter.name)
-        cancelled = await self.tasks.drain(DRAIN_SECONDS)
-        if cancelled:
-            log.warning("%d answers were still running at shutdown; their reservations expire after the TTL",
-                        cancelled)
+        await self.tasks.drain(DRAIN_SECONDS)
         if self.server is not None:
             await self.server.stop()
         if self.core is not None:
             await self.core.aclose()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        # Let a tick cut short inside a transaction roll back before the engine is disposed.
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_until_signalled(settings: Settings) -> None:

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     default_channel_budget: str = Field(default="5.00/day", alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
     global_budget: str = Field(default="none", alias="SEEDBOT_GLOBAL_BUDGET")
     reservation_ttl_seconds: int = Field(default=900, gt=0, alias="SEEDBOT_RESERVATION_TTL")
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SEEDBOT_SHUTDOWN_GRACE")
     timezone: str = Field(default="UTC", alias="SEEDBOT_TIMEZONE")
     admins: str = Field(default="", alias="SEEDBOT_ADMINS")
 

@@ -91,6 +91,9 @@ class DiscordAdapter:
         self._gateway.add_done_callback(_gateway_ended)
         log.info("connected to Discord as %s", self.client.user)
 
+    async def stop_accepting(self) -> None:
+        self.conversations.accepting = False
+
     async def stop(self) -> None:
         await self.conversations.drain(self._drain_seconds)
         await self._shut()

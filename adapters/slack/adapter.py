@@ -133,13 +133,18 @@ class SlackAdapter:
         self._socket = AsyncSocketModeHandler(self.app, app_token=app_token)
         await self._socket.connect_async()
 
-    async def stop(self) -> None:
-        """Stop receiving (HTTP events get 503 so Slack redelivers them elsewhere); the session stays
-        open until the answers in flight are done, which the runner waits for."""
+    async def stop_accepting(self) -> None:
+        """HTTP events get 503 (so Slack redelivers them elsewhere) and Socket Mode disconnects; the
+        Web API session stays open for the answers in flight."""
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+
+    async def stop(self) -> None:
+        """Stop receiving; the session stays open until the answers in flight are done, which the
+        runner waits for."""
+        await self.stop_accepting()
         if self.handlers.inflight:
             self._tasks.spawn(self._close_when_idle(), name="slack:close")
         else:
