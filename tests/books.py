@@ -45,3 +45,12 @@ async def read_books(db: Database) -> Books:
             list(await session.scalars(select(Reservation).order_by(Reservation.id))),
             list(await session.scalars(select(Message).order_by(Message.id))),
         )
+
+
+async def read_books_at(database_url: str) -> Books:
+    """The books of a database another process (or a finished one) writes."""
+    db = Database(database_url)
+    try:
+        return await read_books(db)
+    finally:
+        await db.dispose()

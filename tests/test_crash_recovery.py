@@ -9,17 +9,26 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
-from bot.claimants import INTERRUPTED
-from bot.db import Database
-from bot.models import BudgetCounter
-from tests.books import read_books
+from adapters.common.recovery import INTERRUPTED_NOTICE
+from bot.claimants import INTERRUPTED, Claimants
+from bot.config import Settings
+from bot.domain import Platform
+from bot.models import utcnow
+from bot.store import ConversationStore
+from tests import discord_harness
+from tests.books import read_books, read_books_at
+from tests.factories import incoming
+from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack_harness import bot_replies
+
+fake = discord_harness.fake
+discord_urls_restored = discord_harness.discord_urls_restored
 
 NOTICE = "I was interrupted while answering this (the bot restarted)."
 
@@ -65,11 +74,7 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
         # After the dead process's TTL, the maintenance loop finishes its answer with the notice.
         await slack.wait_for(lambda: NOTICE in half.visible_text, 60)
         assert half.stream_state == "stopped"
-        db = Database(f"sqlite+aiosqlite:///{db_path}")
-        try:
-            assert (await read_books(db)).user_statuses == [INTERRUPTED]
-        finally:
-            await db.dispose()
+        assert (await read_books_at(f"sqlite+aiosqlite:///{db_path}")).user_statuses == [INTERRUPTED]
         # Slack retries the event: the interrupted message is answered again, in a new message.
         await slack.socket_send_event(mention, retry_attempt=1, retry_reason="timeout")
         replies = await slack.wait_for(
@@ -78,27 +83,18 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
         assert replies[-1].visible_text.startswith("The full answer, this time.")
         assert replies[0] is half and NOTICE in replies[0].visible_text
         # The reservation of the dead call expires at its TTL; give the maintenance loop its tick.
-        db = Database(f"sqlite+aiosqlite:///{db_path}")
-        try:
-            for _ in range(300):
-                books = await read_books(db)
-                if not books.active_reservations and len(books.ledger) == 2:
-                    break
-                await asyncio.sleep(0.1)
-        finally:
-            await db.dispose()
+        for _ in range(300):
+            books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
+            if not books.active_reservations and len(books.ledger) == 2:
+                break
+            await asyncio.sleep(0.1)
     finally:
         second.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(second.communicate(), 60)
     assert second.returncode == 0, err.decode()[-2000:]
 
-    db = Database(f"sqlite+aiosqlite:///{db_path}")
-    try:
-        books = await read_books(db)
-        async with db.session() as session:
-            counters = list(await session.scalars(select(BudgetCounter)))
-    finally:
-        await db.dispose()
+    books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
+    counters = books.counters
     assert not books.active_reservations
     dead, retried = books.ledger
     assert dead.status == "expired" and dead.cost_nanos == dead.reserved_nanos and not dead.usage_known
@@ -107,3 +103,22 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
     assert {c.scope_key: (c.spent_nanos, c.reserved_nanos) for c in counters} == {
         "slack:C1": (total, 0), "global": (total, 0)}
     assert books.user_statuses == ["ok"]  # the retry answered it
+
+
+async def test_discord_an_answer_of_a_dead_process_gets_the_notice_in_its_conversation(
+        fake: FakeDiscord, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    async with discord_harness.running_bot(fake, settings_for, tmp_path, SEEDBOT_RESERVATION_TTL=2) as bot:
+        core = discord_harness.core_of(bot)
+        dead = Claimants(core.db, 2, clock=lambda: utcnow() - timedelta(seconds=60))
+        await dead.register()  # a process whose last heartbeat was a minute ago
+        message = incoming("half answered", platform=Platform.DISCORD, channel=str(fake.channel.id),
+                           thread="1234")  # a conversation keyed by a message, not a channel
+        assert await ConversationStore(core.db, claimant=dead.id).claim(message, message.text, 5) is not None
+        assert bot.process.recovery is not None
+        await bot.process.recovery.run_once()  # or the keep-alive loop's tick does it first
+        await fake.wait_until(lambda: bool(bot.bot_messages(fake.channel)), seconds=30)
+        assert await bot.process.recovery.run_once() == 0  # exactly once
+        notices = [m["content"] for m in bot.bot_messages(fake.channel)]
+        assert notices == [INTERRUPTED_NOTICE]
+        books = await read_books(core.db)
+        assert books.user_statuses == [INTERRUPTED]

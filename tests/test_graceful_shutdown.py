@@ -8,8 +8,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from bot.db import Database
-from tests.books import read_books
+from tests.books import read_books_at
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack_harness import bot_replies
@@ -32,11 +31,7 @@ async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_p
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 0, err.decode()[-2000:]
-    db = Database(f"sqlite+aiosqlite:///{db_path}")
-    try:
-        books = await read_books(db)
-    finally:
-        await db.dispose()
+    books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
     return bot_replies(slack, "C1", ts), books, err.decode()
 
 

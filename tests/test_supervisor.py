@@ -12,13 +12,12 @@ import pytest
 from adapters.common.supervisor import FAILED_SENTENCE, AnswerSupervisor
 from bot.cli import _ask
 from bot.config import Settings
-from bot.db import Database
 from bot.domain import Platform
 from bot.llm import SeedUnavailable
 from bot.store import ConversationStore
 from bot.terminal import TerminalSink
 from tests import discord_harness, slack_harness
-from tests.books import read_books
+from tests.books import read_books, read_books_at
 from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
@@ -146,11 +145,7 @@ async def test_cli_an_exception_is_one_plain_sentence_and_the_books_close(
     assert answer is not None and answer.status == "failed"
     assert out.getvalue().startswith("An answer the terminal shows")
     assert err.getvalue() == f"seedbot: {FAILED_SENTENCE}\n"
-    db = Database(settings.database_url)
-    try:
-        books = await read_books(db)
-    finally:
-        await db.dispose()
+    books = await read_books_at(settings.database_url)
     assert books.user_statuses == ["failed"] and books.ledger[0].cost_nanos == books.ledger[0].reserved_nanos
     assert books.balanced()
 
