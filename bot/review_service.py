@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.budget import BudgetManager, Denial, Grant, Settlement
 from bot.config import Settings
-from bot.cost_rule import call_charge
+from bot.cost_rule import RESERVED_NOTE, call_charge
 from bot.domain import Footer, Incoming, Usage
 from bot.inflight import InFlight
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
@@ -95,6 +95,8 @@ class ReviewService:
         refused = sum(1 for r in results if r.refused)
         if refused:
             notes.append(f"{refused} review calls refused by the budget")
+        if any(r.usage is None and r.cost_nanos for r in results):
+            notes.append(RESERVED_NOTE)
         status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:

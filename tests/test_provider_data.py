@@ -139,3 +139,19 @@ async def test_missing_usage_charges_the_reservation(core_for, sqlite_url: str, 
     assert sink.footer is not None and RESERVED_NOTE in sink.footer.notes
     (row,) = (await read_books(core.db)).ledger
     assert row.cost_nanos == row.reserved_nanos and row.error == "no usage reported" and not row.usage_known
+
+
+async def test_a_review_call_with_invalid_usage_is_charged_its_reservation(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    review = json.dumps({"summary": "Fine.", "risk": "low", "findings": []})
+    fake_seed.script(Reply(content=review, usage_raw={"prompt_tokens": 10, "completion_tokens": -1}))
+    diff = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
+    sink = RecordingSink()
+    answer = await core.service.handle(incoming(f"review\n```diff\n{diff}```"), sink)
+    assert answer is not None and answer.status == "ok"
+    books = await read_books(core.db)
+    (row,) = books.ledger
+    assert row.kind == "review" and not row.usage_known and row.cost_nanos == row.reserved_nanos > 0
+    assert row.error == "no valid usage reported" and books.balanced() and books.user_statuses == ["ok"]
+    assert sink.footer is not None and RESERVED_NOTE in sink.footer.notes
