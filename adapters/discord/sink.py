@@ -168,6 +168,9 @@ class DiscordSink:
     async def _open(self) -> None:
         try:
             await self._target.open()
+        except SEND_ERRORS as exc:  # Discord refused or could not be reached: expected, no traceback
+            log.warning("preparing the Discord target failed (%s: %s); posting where it can",
+                        type(exc).__name__, exc)
         except Exception:  # noqa: BLE001 - the target falls back to where it can post
             log.exception("preparing the Discord target failed")
 
