@@ -244,9 +244,12 @@ class BudgetManager:
                 also(session)
             return self._remaining(session, _channel_scope_of(reservation))
 
-        remaining = await self._db.run(work)
-        self._live.discard(grant.reservation_id)
-        return remaining
+        try:
+            return await self._db.run(work)
+        finally:
+            # Settled, or failing to settle: either way the heartbeat stops keeping it, so a
+            # reservation nobody can settle expires after the TTL instead of living with the process.
+            self._live.discard(grant.reservation_id)
 
     async def heartbeat(self) -> int:
         """Extend the reservations of this process's running calls to now + the TTL, so that only

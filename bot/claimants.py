@@ -50,12 +50,14 @@ class Claimants:
         self.id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def register(self) -> None:
+        """Insert this process's claimant row (at start, before it claims any message)."""
         now = self._clock()
         await self._db.run(lambda session: session.execute(
             self._db.insert(Claimant).values(claimant=self.id, started_at=now, heartbeat_at=now)
             .on_conflict_do_nothing()))
 
     async def heartbeat(self) -> None:
+        """Say this process is alive (every keep-alive tick of `seedbot run`)."""
         statement = update(Claimant).where(Claimant.claimant == self.id).values(heartbeat_at=self._clock())
         await self._db.run(lambda session: session.execute(statement))
 

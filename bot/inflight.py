@@ -34,11 +34,13 @@ class InFlight:
     calls: dict[int, OpenCall] = field(default_factory=dict)
 
     def open(self, grant: Grant, prompt_estimate: int) -> OpenCall:
+        """Record a reservation just granted (`prompt_estimate` in tokens); returns its record."""
         call = OpenCall(grant, prompt_estimate)
         self.calls[grant.reservation_id] = call
         return call
 
     def settled(self, grant: Grant) -> None:
+        """Forget a reservation once its settlement is written."""
         self.calls.pop(grant.reservation_id, None)
 
 
