@@ -109,7 +109,10 @@ class DiscordSink:
     async def fail(self, reason: str) -> None:
         if self._closed:
             return
-        self._closed = self._aborted = True
+        self._closed = True
+        # Text already shown gets its last edit (all that was produced, fences closed) first.
+        self._final = self._pump is not None and self._visible and not self._broken
+        self._aborted = not self._final
         self._closing.set()
         self._wake.set()
         if self._pump is not None:
