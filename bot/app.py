@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from bot import migrate
 from bot.admin import AdminCommands
 from bot.budget import BudgetManager
+from bot.claimants import Claimants
 from bot.config import ConfigError, Settings
 from bot.db import Database
 from bot.llm import SeedClient
@@ -38,6 +39,7 @@ class Core:
     service: ChatService
     reports: Reports
     admin: AdminCommands
+    claimants: Claimants | None = None
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -57,14 +59,16 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     prices = PriceBook.from_settings(settings)
     budget = BudgetManager(db, settings, prices)
     await budget.expire_stale()
-    store = ConversationStore(db)
+    claimants = Claimants(db, settings.reservation_ttl_seconds)
+    await claimants.register()
+    store = ConversationStore(db, claimant=claimants.id)
     metrics = metrics or Metrics()
     reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
                           reviewer=reviewer)
     reports = Reports(db, settings, prices, budget)
     admin = AdminCommands(settings, budget, reports, store)
-    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin)
+    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin, claimants)
 
 
 async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:

@@ -108,6 +108,10 @@ class Settlement:
     first_token_ms: int | None = None
     duration_ms: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.cost_nanos < 0:  # money is never negative: a bug upstream, not a refund
+            raise ValueError(f"a settlement cannot cost {self.cost_nanos} nano-dollars")
+
 
 def _counter_key(scope: ScopeState) -> str:
     return f"{scope.scope_key}|{scope.limit.period.value}|{scope.period_start.isoformat()}"
@@ -125,6 +129,8 @@ class BudgetManager:
         self._settings = settings
         self._prices = prices
         self._clock = clock
+        # Reservations this process holds for calls still running: the heartbeat keeps them alive.
+        self._live: set[int] = set()
 
     # -- limits --
 
@@ -227,7 +233,10 @@ class BudgetManager:
             session.flush()
             return Grant(reservation.id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
 
-        return await self._db.run(work)
+        granted = await self._db.run(work)
+        if isinstance(granted, Grant):
+            self._live.add(granted.reservation_id)
+        return granted
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row.
@@ -237,7 +246,9 @@ class BudgetManager:
 
         def work(session: Session) -> Any:
             reservation = session.get(Reservation, grant.reservation_id, with_for_update=True)
-            if reservation is None or reservation.status != "active":
+            if reservation is not None and reservation.status == "expired":
+                self._correct_expired(session, reservation, outcome)
+            elif reservation is None or reservation.status != "active":
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
             else:
@@ -245,6 +256,25 @@ class BudgetManager:
             if also is not None:
                 also(session)
             return self._remaining(session, _channel_scope_of(reservation))
+
+        try:
+            return await self._db.run(work)
+        finally:
+            # Settled, or failing to settle: either way the heartbeat stops keeping it, so a
+            # reservation nobody can settle expires after the TTL instead of living with the process.
+            self._live.discard(grant.reservation_id)
+
+    async def heartbeat(self) -> int:
+        """Extend the reservations of this process's running calls to now + the TTL, so that only
+        a dead process's reservations ever expire. Returns how many were extended."""
+        live = sorted(self._live)
+        if not live:
+            return 0
+        until = self._clock() + timedelta(seconds=self._settings.reservation_ttl_seconds)
+
+        def work(session: Session) -> Any:
+            return session.execute(update(Reservation).where(Reservation.id.in_(live), Reservation.status == "active")
+                                   .values(expires_at=until)).rowcount
 
         return await self._db.run(work)
 
@@ -284,6 +314,25 @@ class BudgetManager:
         return await self._db.run(work)
 
     # -- internals --
+
+    def _correct_expired(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
+        """A settlement that arrives after its reservation expired (charged in full) corrects that
+        row and the counters by the difference, instead of booking the call twice."""
+        entry = session.scalars(select(UsageEntry).where(UsageEntry.reservation_pk == reservation.id)
+                                .with_for_update()).one_or_none()
+        if entry is None:  # cannot happen: expiry writes the row; never book without one
+            log.error("expired reservation %s has no ledger row; settlement dropped", reservation.id)
+            return
+        difference = outcome.cost_nanos - entry.cost_nanos
+        for key in sorted(reservation.counter_keys.split(";")):
+            self._adjust(session, key, spent=difference)
+        reservation.status = "released" if outcome.cost_nanos == 0 else "settled"
+        for name in ("model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+                     "web_searches", "cost_nanos", "usage_known", "status", "first_token_ms", "duration_ms"):
+            setattr(entry, name, getattr(outcome, name))
+        entry.error = "; ".join(filter(None, [outcome.error, "settled after its reservation had expired"]))
+        log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
+                    reservation.id, difference)
 
     def _close(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
         for key in sorted(reservation.counter_keys.split(";")):

@@ -114,9 +114,11 @@ def ask(
 
 
 async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # noqa: ANN202
+    from adapters.common.supervisor import AnswerSupervisor
+
     core = await build_core(settings)
     try:
-        return await core.service.handle(incoming, sink)
+        return await AnswerSupervisor(core.service).answer(incoming, sink)
     finally:
         await core.aclose()
 

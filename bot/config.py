@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     default_channel_budget: str = Field(default="5.00/day", alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
     global_budget: str = Field(default="none", alias="SEEDBOT_GLOBAL_BUDGET")
     reservation_ttl_seconds: int = Field(default=900, gt=0, alias="SEEDBOT_RESERVATION_TTL")
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SEEDBOT_SHUTDOWN_GRACE")
     timezone: str = Field(default="UTC", alias="SEEDBOT_TIMEZONE")
     admins: str = Field(default="", alias="SEEDBOT_ADMINS")
 
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     # HTTP server (Slack events, health, metrics)
     http_host: str = Field(default="0.0.0.0", alias="SEEDBOT_HTTP_HOST")
     http_port: int = Field(default=3000, ge=0, le=65535, alias="SEEDBOT_HTTP_PORT")
+    http_read_timeout: float = Field(default=10.0, gt=0, alias="SEEDBOT_HTTP_READ_TIMEOUT")
 
     # Admin console (/admin on the HTTP server); the public URL is where sign-in links point
     console_enabled: bool = Field(default=True, alias="SEEDBOT_CONSOLE")

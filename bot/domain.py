@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.text_safety import clean_text
+
 
 class Platform(StrEnum):
     SLACK = "slack"
@@ -38,7 +40,8 @@ class Attachment:
     skipped_reason: str = ""
 
     def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
+        """The contents as text, undecodable bytes and NULs replaced (bot.text_safety)."""
+        return clean_text(self.data.decode("utf-8", errors="replace"))
 
 
 @dataclass(frozen=True, slots=True)

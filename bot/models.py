@@ -56,7 +56,8 @@ class Thread(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_thread_id", "thread_pk", "id"),)
+    __table_args__ = (Index("ix_messages_thread_id", "thread_pk", "id"),
+                      Index("ix_messages_status_claimant", "status", "claimant"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     thread_pk: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
@@ -70,6 +71,21 @@ class Message(Base):
     token_estimate: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="ok")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The process answering a user message (see Claimant), and where its reply lives on the
+    # platform (JSON, written when the reply opens): what crash recovery needs to finish it.
+    claimant: Mapped[str | None] = mapped_column(String(80), default=None)
+    reply_location: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Claimant(Base):
+    """A running process that claims messages; its heartbeat says it is alive. A claimant silent for
+    longer than the reservation TTL is dead, and its unfinished answers are recovered."""
+
+    __tablename__ = "claimants"
+
+    claimant: Mapped[str] = mapped_column(String(80), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class UsageEntry(Base):
@@ -200,3 +216,11 @@ class ConsoleLinkUse(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     admin_id: Mapped[str] = mapped_column(String(100))
     used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+class RequestClaim(Base):
+    """A signed request that must run at most once (a Slack slash command), keyed by its signature:
+    a replay reaching any replica finds the key taken."""
+
+    __tablename__ = "request_claims"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from bot.budget import BudgetManager, Denial, Grant, Settlement
 from bot.config import Settings
+from bot.cost_rule import call_charge
 from bot.domain import Footer, Incoming, Usage
-from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError
+from bot.inflight import InFlight
+from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import UserTurn
@@ -63,7 +65,7 @@ class ReviewService:
         self._prices = prices
 
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink) -> Answer | None:
+                           sink: ReplySink, inflight: InFlight) -> Answer | None:
         requested = incoming.force_review or "review" in incoming.text.lower()
         diff = detect_diff(incoming.text, incoming.attachments, review_requested=requested)
         if diff is None:
@@ -78,7 +80,8 @@ class ReviewService:
         if plan.chunks:
             await sink.start()
             await sink.status(f"reviewing {sum(len(c.parts) for c in plan.chunks)} files…")
-        results = await asyncio.gather(*(self._review_chunk(incoming, claimed, chunk) for chunk in plan.chunks))
+        results = await asyncio.gather(*(self._review_chunk(incoming, claimed, chunk, inflight)
+                                         for chunk in plan.chunks))
         if plan.chunks and all(r.refused for r in results):
             text = denial_text(results[0].refused, incoming.platform, self._settings)  # type: ignore[arg-type]
             await self._store.mark_user_message(claimed.message_pk, "refused")
@@ -107,7 +110,8 @@ class ReviewService:
                                  usage_known=not charged or unreported < len(charged)))
         return Answer(status, text, usage, cost)
 
-    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk) -> _CallResult:
+    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,
+                            inflight: InFlight) -> _CallResult:
         result = _CallResult(chunk)
         grant = await self._budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
@@ -117,30 +121,35 @@ class ReviewService:
         if isinstance(grant, Denial):
             result.refused = grant
             return result
+        inflight.open(grant, chunk.prompt_tokens).sent = True
         started = time.monotonic()
         request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
                               reasoning_effort="medium", enable_caching=False)
+        completion: Completion | None = None
         try:
             completion = await self._llm.complete(request)
         except SeedContentFiltered:
-            await self._settle(grant, result, None, "filtered", "content filter", started)
-            return result
+            await self._settle(grant, result, None, "filtered", "content filter", started, answered=True)
         except SeedError as exc:
-            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started)
-            return result
-        await self._settle(grant, result, completion, "ok", None, started)
-        result.review = ground_findings(parse_review_reply(completion.content), chunk)
+            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started,
+                               answered=isinstance(exc, SeedStreamBroken))
+        else:
+            await self._settle(grant, result, completion, "ok", None, started, answered=True)
+        inflight.settled(grant)
+        if completion is not None:
+            result.review = ground_findings(parse_review_reply(completion.content), chunk)
         return result
 
     async def _settle(self, grant: Grant, result: _CallResult, completion: Completion | None, status: str,
-                      error: str | None, started: float) -> None:
+                      error: str | None, started: float, *, answered: bool) -> None:
+        """`answered`: the provider started answering, so the call is billed (the cost rule: by usage,
+        else the reservation); an error before any answer is released."""
         usage = completion.usage if completion else None
-        if usage is not None:
-            cost = self._prices.cost_nanos(usage)
-        else:
-            # An answer (filtered or not) without usage in hand is billed its reservation; an error
-            # before any answer is released.
-            cost = grant.amount_nanos if completion is not None or status == "filtered" else 0
+        cost = call_charge(self._prices, usage, reserved_nanos=grant.amount_nanos, request_sent=answered).cost_nanos
+        if usage is None and answered:
+            log.warning("review call with reservation %d charged its reserved amount: no valid usage",
+                        grant.reservation_id)
+            error = error or "no valid usage reported"
         result.usage, result.cost_nanos = usage, cost
         u = usage or Usage()
         await self._budget.settle(grant, Settlement(

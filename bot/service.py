@@ -5,6 +5,7 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -16,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
 from bot.config import Settings
-from bot.domain import Footer, Incoming, Usage
+from bot.cost_rule import Basis, call_charge
+from bot.domain import Footer, Incoming, ThreadKey, Usage
+from bot.inflight import InFlight, OpenCall
 from bot.llm import (
     ChatRequest,
     ContentDelta,
@@ -26,6 +29,7 @@ from bot.llm import (
     SeedContentFiltered,
     SeedError,
     SeedStreamBroken,
+    UsageRejected,
     UsageReport,
 )
 from bot.metrics import Metrics
@@ -35,6 +39,7 @@ from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn,
 from bot.redact import StreamRedactor
 from bot.replies import denial_text, too_long_text
 from bot.store import Claimed, ConversationStore
+from bot.text_safety import clean_text
 from bot.tokens import estimate_message_tokens
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,7 @@ class BudgetWatcher(Protocol):
 
 class Reviewer(Protocol):
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink) -> Answer | None: ...
+                           sink: ReplySink, inflight: InFlight) -> Answer | None: ...
 
 
 class GuardedSink:
@@ -105,6 +110,7 @@ class _Call:
 
     parts: list[str] = field(default_factory=list)
     usage: Usage | None = None
+    usage_problem: str = "no usage reported"
     finish: str = ""
     error: SeedError | None = None
     started: float = 0.0
@@ -130,8 +136,13 @@ class ChatService:
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
 
-    async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
-        """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+    async def handle(self, incoming: Incoming, sink: ReplySink, inflight: InFlight | None = None) -> Answer | None:
+        """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
+
+        `inflight` (from the answer supervisor) is kept up to date with the message and the calls
+        this answer holds open, so whoever ends it early can settle them."""
+        inflight = inflight if inflight is not None else InFlight()
+        incoming = safe_incoming(incoming)
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
@@ -141,12 +152,13 @@ class ChatService:
             self.metrics.messages.labels(platform, "duplicate").inc()
             log.debug("duplicate message %s ignored", incoming.dedup_key)
             return None
+        inflight.message_pk = claimed.message_pk
         if not turn.text.strip() and not turn.images:
             empty = await self._notice(claimed, sink, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
             self.metrics.messages.labels(platform, empty.status).inc()
             return empty
         if self.reviewer is not None:
-            reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink)
+            reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink, inflight)
             if reviewed is not None:
                 self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
                 if self.budget_watcher is not None and reviewed.cost_nanos:
@@ -155,7 +167,7 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, sink, inflight, web_search=web, fast=fast)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -164,8 +176,8 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink, *,
-                      web_search: bool, fast: bool) -> Answer:
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink,
+                      inflight: InFlight, *, web_search: bool, fast: bool) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
@@ -188,6 +200,7 @@ class ChatService:
             await self._watch(self.budget_watcher and self.budget_watcher.after_denial(
                 incoming, granted, claimed.channel.scope_key))
             return refused
+        opened = inflight.open(granted, prompt_estimate)
         effort = (incoming.reasoning_effort or claimed.channel.reasoning_effort
                   or self.settings.default_reasoning_effort)
         request = ChatRequest(
@@ -197,7 +210,7 @@ class ChatService:
         )
         await sink.start()
         await sink.status("searching the web…" if web_search else "thinking…")
-        call = await self._stream(request, sink)
+        call = await self._stream(request, sink, opened)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
@@ -205,6 +218,7 @@ class ChatService:
             notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
                                                prompt_estimate=prompt_estimate)
+        inflight.settled(granted)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
 
@@ -218,11 +232,12 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
-        call = _Call(started=self._clock())
+        call = _Call(parts=opened.parts, started=self._clock())
         redactor = StreamRedactor()
+        opened.sent = True
         try:
             async for event in self.llm.stream(request):
                 match event:
@@ -235,6 +250,8 @@ class ChatService:
                         self._first_token(call)
                     case UsageReport(usage):
                         call.usage = usage
+                    case UsageRejected(reason):
+                        call.usage, call.usage_problem = None, f"usage invalid: {reason}"
                     case Finish(reason):
                         call.finish = reason
         except SeedError as exc:
@@ -252,11 +269,17 @@ class ChatService:
                       floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
+        # The provider bills no call that failed before answering: the reservation is released.
+        charge = call_charge(self.prices, call.usage, reserved_nanos=grant.amount_nanos,
+                             request_sent=call.error is None or streamed)
+        cost = charge.cost_nanos
         if call.error is not None and not streamed:
-            status, cost = "failed", 0
+            status = "failed"
         else:
-            cost = self.prices.cost_nanos(call.usage) if call.usage else grant.amount_nanos
             status = "ok"
+            if charge.basis is Basis.RESERVED:
+                log.warning("call with reservation %d charged its reserved amount: %s", grant.reservation_id,
+                            call.usage_problem)
             if call.error is not None:
                 status = "cut"
                 notes.append("the answer was cut off: " + _cut_reason(call.error))
@@ -270,6 +293,8 @@ class ChatService:
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         answer_text = call.text
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
+        if charge.basis is Basis.RESERVED and error_text is None:
+            error_text = call.usage_problem
         now = self._clock()
 
         def record(session: Session) -> None:
@@ -303,6 +328,19 @@ class ChatService:
         self.metrics.cost.labels(platform).inc(cost)
         for kind in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
+
+
+def safe_incoming(incoming: Incoming) -> Incoming:
+    """`incoming` with every text field made safe to store and send (bot.text_safety)."""
+    key = incoming.thread
+    return dataclasses.replace(
+        incoming, text=clean_text(incoming.text), message_id=clean_text(incoming.message_id),
+        user_id=clean_text(incoming.user_id), user_name=clean_text(incoming.user_name),
+        channel_name=clean_text(incoming.channel_name),
+        attachments=tuple(dataclasses.replace(a, filename=clean_text(a.filename)) for a in incoming.attachments),
+        thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
+                         clean_text(key.thread_id)),
+    )
 
 
 def _ms(seconds: float) -> int:

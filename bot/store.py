@@ -51,8 +51,10 @@ class Claimed:
 class ConversationStore:
     """Each method is one transaction, run by `Database.run` as a synchronous function."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, claimant: str | None = None) -> None:
+        """`claimant`: this process's id (bot.claimants), written on every message it claims."""
         self._db = db
+        self._claimant = claimant
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -66,9 +68,15 @@ class ConversationStore:
             self._db.insert(Message).values(
                 thread_pk=thread.id, role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
                 user_name=incoming.user_name, content=text, token_estimate=token_estimate,
-                status="pending", created_at=utcnow(),
+                status="pending", created_at=utcnow(), claimant=self._claimant,
             ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Message.id)
         )
+        if message_pk is None:
+            # Seen before. Only an answer that was interrupted (its process died, or stopped) is
+            # answered again; one whose claimant is alive or that finished stays silent.
+            message_pk = session.scalar(
+                update(Message).where(Message.dedup_key == incoming.dedup_key, Message.status == "interrupted")
+                .values(status="pending", claimant=self._claimant, reply_location=None).returning(Message.id))
         if message_pk is None:
             return None
         rows = session.execute(
@@ -137,6 +145,17 @@ class ConversationStore:
 
     async def mark_user_message(self, message_pk: int, status: str) -> None:
         statement = update(Message).where(Message.id == message_pk).values(status=status)
+        await self._db.run(lambda session: session.execute(statement))
+
+    async def set_reply_location(self, message_pk: int, location: str) -> None:
+        """Where the reply to a user message lives on the platform (JSON), for crash recovery."""
+        statement = update(Message).where(Message.id == message_pk).values(reply_location=location)
+        await self._db.run(lambda session: session.execute(statement))
+
+    async def finish_pending(self, message_pk: int, status: str) -> None:
+        """Give a user message `status` unless it already has a final one (it is not "pending")."""
+        statement = (update(Message).where(Message.id == message_pk, Message.status == "pending")
+                     .values(status=status))
         await self._db.run(lambda session: session.execute(statement))
 
     def _channel(self, session: Session, incoming: Incoming) -> Channel:

@@ -25,6 +25,7 @@ from adapters.discord.conversation import Conversations
 from adapters.discord.notifier import DiscordNotifier
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,25 @@ class DiscordAdapter:
         self._gateway.add_done_callback(_gateway_ended)
         log.info("connected to Discord as %s", self.client.user)
 
+    async def stop_accepting(self) -> None:
+        self.conversations.accepting = False
+
     async def stop(self) -> None:
         await self.conversations.drain(self._drain_seconds)
         await self._shut()
+
+    async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
+        """Crash recovery: post `notice` where the conversation is, the thread (a thread's id is the
+        conversation's thread id for mentions and threads) or else its channel. Discord keeps no
+        stream state, so the half message itself is left as it was."""
+        for channel_id in dict.fromkeys((answer.thread_id, answer.channel_id)):
+            try:
+                channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
+                await channel.send(notice, allowed_mentions=discord.AllowedMentions.none())  # type: ignore[union-attr]
+                return
+            except (discord.NotFound, discord.Forbidden, ValueError, AttributeError) as exc:
+                log.info("interruption notice not posted to %s: %s", channel_id, exc)
+        log.warning("no channel took the interruption notice for message %s", answer.message_pk)
 
     def _point_at_discord(self) -> None:
         """discord.py reads its REST base and first gateway URL from class attributes (process-wide),

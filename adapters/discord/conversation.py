@@ -16,6 +16,7 @@ from typing import Any
 
 import discord
 
+from adapters.common.supervisor import AnswerSupervisor
 from adapters.discord.events_logic import (
     Ignore,
     MessageFacts,
@@ -27,7 +28,7 @@ from adapters.discord.events_logic import (
     route,
 )
 from adapters.discord.files import AttachmentReader
-from adapters.discord.sink import FALLBACK_REASON, DiscordSink
+from adapters.discord.sink import DiscordSink
 from adapters.discord.targets import ChannelTarget, InteractionTarget, NewThreadTarget, Target
 from bot.app import Core
 from bot.background import BackgroundTasks
@@ -42,7 +43,7 @@ DM_CHANNEL_NAME = "direct messages"
 class Conversations:
     def __init__(self, client: discord.Client, core: Core, tasks: BackgroundTasks, settings: Settings) -> None:
         self._client = client
-        self._service = core.service
+        self._supervisor = AnswerSupervisor(core.service)
         self._store = core.store
         self._tasks = tasks
         self._interval = settings.discord_edit_interval
@@ -92,10 +93,10 @@ class Conversations:
             key = await self._continued(key, decision.conversation_anchor)
         incoming = Incoming(
             thread=key, message_id=str(message.id), user_id=str(message.author.id), text=decision.text,
-            user_name=facts.author_name, attachments=await self._files.read_all(message.attachments),
-            channel_name=facts.channel_name, is_direct=decision.is_direct,
+            user_name=facts.author_name, channel_name=facts.channel_name, is_direct=decision.is_direct,
         )
-        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval))
+        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval),
+                        message.attachments)
 
     async def _continued(self, key: ThreadKey, anchor: str) -> ThreadKey:
         """A reply to the bot continues the conversation its anchor message was part of."""
@@ -135,11 +136,11 @@ class Conversations:
                               channel_id=interaction.channel_id or 0, place=place, parent_id=parent_id)
         incoming = Incoming(
             thread=key, message_id=str(interaction.id), user_id=str(interaction.user.id), text=text.strip(),
-            user_name=interaction.user.display_name, attachments=await self._files.read_all(files),
-            channel_name=channel_name(interaction.channel, place), is_direct=place is Place.DM,
-            force_review=force_review, web_search=True if web else None,
+            user_name=interaction.user.display_name, channel_name=channel_name(interaction.channel, place),
+            is_direct=place is Place.DM, force_review=force_review, web_search=True if web else None,
         )
-        if not await self._run(incoming, DiscordSink(InteractionTarget(interaction), interval=self._interval)):
+        if not await self._run(incoming, DiscordSink(InteractionTarget(interaction), interval=self._interval),
+                               files):
             # Seen before (cannot happen for a fresh interaction id); do not leave "thinking…" behind.
             try:
                 await interaction.delete_original_response()
@@ -148,14 +149,14 @@ class Conversations:
 
     # -- running answers ---------------------------------------------------------------------------
 
-    async def _run(self, incoming: Incoming, sink: DiscordSink) -> bool:
-        """Answer through the core; False if the message was a duplicate (nothing was sent)."""
-        try:
-            return await self._service.handle(incoming, sink) is not None
-        except Exception:  # noqa: BLE001 - one bad message must not leave the user without a word
-            log.exception("answering Discord message %s failed", incoming.message_id)
-            await sink.fail(FALLBACK_REASON)
-            return True
+    async def _run(self, incoming: Incoming, sink: DiscordSink, files: Sequence[discord.Attachment]) -> bool:
+        """Answer through the core under the answer supervisor, attachments read inside it; False if
+        the message was a duplicate (nothing was sent)."""
+
+        async def prepare(incoming: Incoming) -> Incoming:
+            return replace(incoming, attachments=await self._files.read_all(files))
+
+        return await self._supervisor.answer(incoming, sink, prepare=prepare) is not None
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run `coro` as an answer in flight: logged if it fails, waited for at shutdown."""

@@ -110,7 +110,10 @@ class DiscordSink:
     async def fail(self, reason: str) -> None:
         if self._closed:
             return
-        self._closed = self._aborted = True
+        self._closed = True
+        # Text already shown gets its last edit (all that was produced, fences closed) first.
+        self._final = self._pump is not None and self._visible and not self._broken
+        self._aborted = not self._final
         self._closing.set()
         self._wake.set()
         if self._pump is not None:
@@ -169,6 +172,9 @@ class DiscordSink:
     async def _open(self) -> None:
         try:
             await self._target.open()
+        except SEND_ERRORS as exc:  # Discord refused or could not be reached: expected, no traceback
+            log.warning("preparing the Discord target failed (%s: %s); posting where it can",
+                        type(exc).__name__, exc)
         except Exception:  # noqa: BLE001 - the target falls back to where it can post
             log.exception("preparing the Discord target failed")
 

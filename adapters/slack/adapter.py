@@ -16,24 +16,28 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
+from adapters.slack.http_edge import decode_body, header_problem, payload_problem
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.stream import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,7 @@ class SlackAdapter:
         self._token = token
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._app_token = _secret(settings.slack_app_token)
+        self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._tasks = tasks
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -128,13 +133,18 @@ class SlackAdapter:
         self._socket = AsyncSocketModeHandler(self.app, app_token=app_token)
         await self._socket.connect_async()
 
-    async def stop(self) -> None:
-        """Stop receiving (HTTP events get 503 so Slack redelivers them elsewhere); the session stays
-        open until the answers in flight are done, which the runner waits for."""
+    async def stop_accepting(self) -> None:
+        """HTTP events get 503 (so Slack redelivers them elsewhere) and Socket Mode disconnects; the
+        Web API session stays open for the answers in flight."""
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+
+    async def stop(self) -> None:
+        """Stop receiving; the session stays open until the answers in flight are done, which the
+        runner waits for."""
+        await self.stop_accepting()
         if self.handlers.inflight:
             self._tasks.spawn(self._close_when_idle(), name="slack:close")
         else:
@@ -143,10 +153,46 @@ class SlackAdapter:
     # -- HTTP events --
 
     async def handle_http(self, request: web.Request) -> web.Response:
+        """Slack's HTTP requests, through the checks of adapters.slack.http_edge, then Bolt."""
         if not self._accepting:
             return web.Response(status=503, text="not accepting events")
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        if problem := header_problem(request.headers):
+            return web.Response(status=401, text=problem)
+        body = decode_body(await request.read())
+        if body is None:
+            return web.Response(status=400, text="body is not UTF-8")
+        assert self._verifier is not None  # the route is mounted only with a signing secret
+        if not self._verifier.is_valid(body, request.headers["X-Slack-Request-Timestamp"],
+                                       request.headers["X-Slack-Signature"]):
+            return web.Response(status=401, text="invalid signature")
+        if problem := payload_problem(body, request.headers.get("Content-Type", "")):
+            log.warning("signed Slack request ignored: %s", problem)
+            return web.Response(status=200)
+        try:
+            bolt_response = await self.app.async_dispatch(
+                AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers)))
+        except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried
+            log.warning("signed Slack request ignored: Bolt could not read it (%s)", type(exc).__name__)
+            return web.Response(status=200)
+        if bolt_response.status == 404 or bolt_response.status >= 500:
+            log.warning("signed Slack request ignored: Bolt answered %d", bolt_response.status)
+            return web.Response(status=200)
         return await to_aiohttp_response(bolt_response)
+
+    async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
+        """Crash recovery: a reply still streaming is stopped with `notice` as its last line; otherwise
+        (never opened, posted, or its stream ended by Slack) `notice` is posted in the thread."""
+        where = answer.reply_location
+        channel = str(where.get("channel") or answer.channel_id)
+        thread_ts = str(where.get("thread_ts") or answer.thread_id)
+        if where.get("ts") and where.get("streaming"):
+            try:
+                await self.client.chat_stopStream(channel=channel, ts=str(where["ts"]),
+                                                  markdown_text=f"\n\n_{notice}_")
+                return
+            except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
+                log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
+        await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
 
     # -- internals --
 

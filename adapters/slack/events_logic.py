@@ -91,6 +91,8 @@ def decide(body: JSON, me: BotIdentity, *, assistant: bool = False) -> Decision:
         return Ignored("no user, channel or ts")
     thread_ts = event.get("thread_ts") or None
     text = event.get("text") or ""
+    if not all(isinstance(v, str) for v in (user, channel, ts, text, thread_ts or "")):
+        return Ignored("malformed event: user, channel, ts, thread_ts and text must be strings")
     direct = event.get("channel_type") == "im"
     needs_thread_check = False
     if kind == "app_mention":

@@ -16,8 +16,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.recovery import ReplyTracker
+from adapters.common.supervisor import AnswerSupervisor
 from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
@@ -33,6 +36,8 @@ from adapters.slack.stream import StreamingSwitch, Target, error_code
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.domain import Incoming
+from bot.request_claims import RequestClaims
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ class SlackHandlers:
                  users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
                  interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
+        self._supervisor = AnswerSupervisor(core.service)
+        self._claims = RequestClaims(core.db)
         self._tasks = tasks
         self._client = client
         self._files = files
@@ -66,7 +73,14 @@ class SlackHandlers:
             if thread is not None:
                 self._spawn(self._suggest_prompts(thread.channel_id, thread.thread_ts), "slack:prompts")
 
-        async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                             request: AsyncBoltRequest) -> None:
+            # A signed command replayed within the signature window runs once, on any replica.
+            signature = (request.headers.get("x-slack-signature") or [""])[0]
+            if signature and not await self._claims.claim(f"slack-command:{signature}"):
+                log.warning("replayed Slack command ignored")
+                await ack()
+                return
             await ack()
             self._spawn(self._answer_command(command, respond), "slack:command")
 
@@ -90,7 +104,8 @@ class SlackHandlers:
     def route(self, body: dict[str, Any], *, assistant: bool) -> None:
         decision = decide(body, self._identity(), assistant=assistant)
         if isinstance(decision, Ignored):
-            log.debug("Slack event ignored: %s", decision.reason)
+            level = logging.WARNING if decision.reason.startswith("malformed") else logging.DEBUG
+            log.log(level, "Slack event ignored: %s", decision.reason)
             return
         key = decision.incoming.dedup_key
         self._spawn(self.answer(decision), f"slack:{key}")
@@ -106,14 +121,18 @@ class SlackHandlers:
         if decision.needs_thread_check and not await self._core.store.has_thread(
                 key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
             return
-        name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
-                                                 self._files.fetch_all(decision.files))
-        incoming = dataclasses.replace(incoming, user_name=name, attachments=attachments)
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
+        tracker = ReplyTracker(self._core.store)
         sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
-                         interval=self._interval)
-        await self._core.service.handle(incoming, sink)
+                         interval=self._interval, on_open=tracker.opened)
+
+        async def prepare(incoming: Incoming) -> Incoming:
+            name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
+                                                     self._files.fetch_all(decision.files))
+            return dataclasses.replace(incoming, user_name=name, attachments=attachments)
+
+        await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker)
 
     async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
         try:

@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.footer import SLACK_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter
-from adapters.slack.stream import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
+from adapters.slack.stream import AnswerMessage, Clock, OnOpen, Sleep, StreamingSwitch, Target, error_code
 from bot.domain import Footer
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ class SlackSink:
     def __init__(self, client: AsyncWebClient, target: Target, *, switch: StreamingSwitch | None = None,
                  assistant: bool = False, interval: float = FLUSH_INTERVAL_SECONDS,
                  big_chars: int = BIG_BUFFER_CHARS, limit: int = MESSAGE_LIMIT,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, on_open: OnOpen | None = None) -> None:
         self._client = client
+        self._on_open = on_open
         self._target = target
         self._switch = switch or StreamingSwitch()
         self._assistant = assistant
@@ -98,7 +99,8 @@ class SlackSink:
         if stream is None:
             stream = not any(m.stream_failed for m in self.messages)
         message = AnswerMessage(self._client, self._target, stream=stream, switch=self._switch,
-                                interval=self._interval, clock=self._clock, sleep=self._sleep)
+                                interval=self._interval, clock=self._clock, sleep=self._sleep,
+                                on_open=self._on_open)
         self.messages.append(message)
         self._current = message
         return message

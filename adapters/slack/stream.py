@@ -23,11 +23,16 @@ log = logging.getLogger(__name__)
 STREAMING_UNAVAILABLE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type",
                                    "missing_scope", "feature_not_enabled", "not_supported"})
 STREAMING_RECHECK_SECONDS = 600.0
+# Errors that say a stream is over already (Slack's stream timeout): the message needs no stop.
+STREAM_ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})
+STOP_ATTEMPTS = 5
 # Paced writes of one message come at most every interval x (writes so far), up to this many intervals.
 MAX_INTERVAL_STEPS = 4
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# Called with {"channel", "thread_ts", "ts", "streaming"} when a message of the answer opens.
+OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def error_code(exc: Exception) -> str:
@@ -70,8 +75,10 @@ class AnswerMessage:
     """The text of one message: `shown` is on Slack, `pending` waits for the next write."""
 
     def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
-                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 on_open: OnOpen | None = None) -> None:
         self._client = client
+        self._on_open = on_open
         self._target = target
         self._want_stream = stream
         self._switch = switch
@@ -84,6 +91,7 @@ class AnswerMessage:
         self.streaming = False
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
+        self._stream_ended = False  # Slack ended the stream itself; it may still be edited
         self.last_write = float("-inf")
         self.writes = 0
 
@@ -112,6 +120,13 @@ class AnswerMessage:
             if await (self._stop_stream() if final else self._append()):
                 return
             self.streaming = False
+            if not self._stream_ended:
+                # Slack refused the text (rate limited past the client's retries, msg_too_long):
+                # the message is stopped as it stands and the rest continues in a new one.
+                await self._stop_as_is()
+                self.ts, self.shown = None, ""
+                await self._post(self.pending)
+                return
         await self._edit(final)
 
     # -- streaming --
@@ -133,6 +148,7 @@ class AnswerMessage:
         self.ts = str(response["ts"])
         self.streaming = True
         self._sent()
+        await self._opened()
         return True
 
     async def _append(self) -> bool:
@@ -152,12 +168,35 @@ class AnswerMessage:
         assert self.ts is not None
         try:
             await method(channel=self._target.channel, ts=self.ts, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the message goes on as edits
-            log.info("%s failed (%s); continuing with chat.update", name, error_code(exc))
+        except Exception as exc:  # noqa: BLE001 - the message goes on as edits, or in a new message
+            code = error_code(exc)
+            # Slack ended the stream itself (its timeout): the message can still be edited.
+            self._stream_ended = code in STREAM_ENDED
+            log.info("%s failed (%s); continuing %s", name, code,
+                     "with chat.update" if self._stream_ended else "in a new message")
             self.stream_failed = True
             return False
         self._sent()
         return True
+
+    async def _stop_as_is(self) -> None:
+        """chat.stopStream without new text, tried until Slack takes it (each try already waits out
+        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS."""
+        assert self.ts is not None
+        for attempt in range(1, STOP_ATTEMPTS + 1):
+            try:
+                await self._client.chat_stopStream(channel=self._target.channel, ts=self.ts)
+            except Exception as exc:  # noqa: BLE001 - tried again after a pause
+                code = error_code(exc)
+                if code in STREAM_ENDED:
+                    return
+                log.info("chat.stopStream without text failed (%s), attempt %d of %d", code, attempt,
+                         STOP_ATTEMPTS)
+                await self._sleep(self._interval * attempt)
+                continue
+            return
+        log.warning("chat.stopStream kept failing; message %s may show as streaming until Slack ends it",
+                    self.ts)
 
     # -- posting and editing --
 
@@ -174,6 +213,7 @@ class AnswerMessage:
             return
         self.ts = str(response["ts"])
         self._sent()
+        await self._opened()
 
     async def _edit(self, final: bool) -> None:
         if not self.pending:
@@ -193,6 +233,13 @@ class AnswerMessage:
             await self._post(self.pending)
             return
         self._sent()
+
+    async def _opened(self) -> None:
+        """Tell `on_open` where this message lives, for crash recovery."""
+        if self._on_open is not None:
+            t = self._target
+            await self._on_open({"channel": t.channel, "thread_ts": t.thread_ts, "ts": self.ts,
+                                 "streaming": self.streaming})
 
     def _sent(self) -> None:
         self.shown += self.pending

@@ -42,9 +42,14 @@ class Reply:
     # Report these instead of counting, to pin a cost exactly.
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Hostile provider data: raw `data:` payloads sent before the answer, and a usage value sent
+    # as is in place of the counted one (any JSON value).
+    extra_chunks: tuple[str, ...] = ()
+    usage_raw: Any = None
 
 
-FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter")
+# "drop": the connection is closed without any response (not an HTTP error: the socket just closes).
+FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter", "drop")
 
 
 @dataclass
@@ -151,6 +156,10 @@ class FakeSeed:
         if (problem := self._validate(body)) is not None:
             recorded.status = 400
             return self._error(400, "invalid_request_error", "invalid_parameter", problem)
+        if reply.fault == "drop":
+            recorded.status = 0
+            request.transport.close()  # type: ignore[union-attr]
+            raise asyncio.CancelledError  # aiohttp's way to end a handler that has no response to give
         fault = _fault_response(reply)
         if fault is not None:
             recorded.status = fault.status
@@ -227,6 +236,8 @@ class FakeSeed:
         if reply.first_token_delay:
             await asyncio.sleep(reply.first_token_delay)
         await send({"role": "assistant", "content": ""})
+        for raw in reply.extra_chunks:
+            await response.write(f"data: {raw}\n\n".encode())
         sent = 0
         pieces = [("reasoning_content", reasoning[i:i + reply.chunk_chars])
                   for i in range(0, len(reasoning), reply.chunk_chars)]
@@ -246,7 +257,7 @@ class FakeSeed:
         final_reason = "content_filter" if reply.fault == "content_filter" else finish
         await send({}, final_reason)
         if reply.include_usage and (body.get("stream_options") or {}).get("include_usage"):
-            await send(None, usage_block=usage)
+            await send(None, usage_block=usage if reply.usage_raw is None else reply.usage_raw)
         if reply.send_done:
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

@@ -1,6 +1,6 @@
 """admin console: signing key and used sign-in links
 
-Revision ID: 0002_i17
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0002_i17'
-down_revision: str | None = '0001'
+revision: str = "0002"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
