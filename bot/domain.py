@@ -124,6 +124,7 @@ class Footer:
     budget_left_fraction: float | None = None
     budget_left_nanos: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    secrets_masked: int = 0
 
     def text(self) -> str:
         u = self.usage
@@ -132,4 +133,7 @@ class Footer:
         if self.budget_left_fraction is not None and self.budget_left_fraction < 0.2:
             left = format_usd(self.budget_left_nanos or 0)
             parts.append(f"{left} left in this channel's budget")
+        if self.secrets_masked:
+            many = self.secrets_masked != 1
+            parts.append(f"{self.secrets_masked} secret{'s were' if many else ' was'} masked before sending")
         return " · ".join(parts + list(self.notes))

@@ -99,7 +99,8 @@ class ReviewService:
         await sink.append(redact(text))
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes)))
+                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                                 secrets_masked=turn.secrets_masked))
         return Answer(status, text, usage, cost)
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk) -> _CallResult:

@@ -32,7 +32,7 @@ from bot.metrics import Metrics
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.redact import StreamRedactor
+from bot.redact import StreamRedactor, mask_incoming
 from bot.replies import denial_text, too_long_text
 from bot.store import Claimed, ConversationStore
 from bot.tokens import estimate_message_tokens
@@ -133,8 +133,12 @@ class ChatService:
     async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
         """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
         sink = GuardedSink(sink)
+        secrets_masked = 0
+        if self.settings.redact_input:
+            incoming, secrets_masked = mask_incoming(incoming)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
+        turn.secrets_masked = secrets_masked
         claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
         platform = incoming.platform.value
         if claimed is None:
@@ -204,7 +208,7 @@ class ChatService:
         if granted.shrunk:
             notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                               prompt_estimate=prompt_estimate)
+                                               prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
 
@@ -249,7 +253,7 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
+                      floor_pk: int, prompt_estimate: int, secrets_masked: int = 0) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
         if call.error is not None and not streamed:
@@ -295,7 +299,7 @@ class ChatService:
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes))
+                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes), secrets_masked=secrets_masked)
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
 
