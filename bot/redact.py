@@ -18,10 +18,12 @@ Single-line rules see one line at a time, as detect-secrets scans files line by 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from detect_secrets.filters import heuristic
 from detect_secrets.plugins import keyword
@@ -63,21 +65,23 @@ def mask_for(kind: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One secret shape. `groups` name the capture groups that hold the secret (the first that took
-    part in the match is masked; () masks the whole match). `keep(value, line)` returning False drops a
-    match. `source` says where the regex comes from."""
+    """One secret shape. `triggers`: casefolded strings of which every match holds one, so lines
+    without any are skipped cheaply. `groups` name the capture groups that hold the secret (the first
+    that took part in the match is masked; () masks the whole match). `keep(value, line)` returning False
+    drops a match. `source` says where the regex comes from."""
 
     kind: str
     pattern: re.Pattern[str]
     source: str
+    triggers: tuple[str, ...]
     groups: tuple[int | str, ...] = ()
     extend: bool = False
     keep: Callable[[str, str], bool] | None = None
 
 
-def _library(kind: str, plugin: type, index: int = 0, **options: object) -> Rule:
+def _library(kind: str, plugin: type, index: int, triggers: tuple[str, ...], **options: object) -> Rule:
     pattern = plugin.denylist[index]  # type: ignore[attr-defined]
-    return Rule(kind, pattern, f"detect-secrets {plugin.__name__}", **options)  # type: ignore[arg-type]
+    return Rule(kind, pattern, f"detect-secrets {plugin.__name__}", triggers, **options)  # type: ignore[arg-type]
 
 
 _PLACEHOLDER_VALUES = frozenset({"none", "null", "nil", "true", "false", "str", "string", "bytes", "int",
@@ -121,50 +125,63 @@ _ASSIGNMENT = re.compile(
     re.IGNORECASE,
 )
 
+# Every keyword in detect-secrets' list holds one of these.
+_KEYWORD_TRIGGERS = ("key", "pass", "pwd", "secret", "contras")
+
 RULES: tuple[Rule, ...] = (
     # Cloud
-    _library("AWS access key id", AWSKeyDetector, 0),
-    _library("AWS secret key", AWSKeyDetector, 1, groups=(1,)),
+    _library("AWS access key id", AWSKeyDetector, 0, ("a3t", "abia", "acca", "akia", "asia")),
+    _library("AWS secret key", AWSKeyDetector, 1, ("aws",), groups=(1,)),
     Rule("AWS secret key", re.compile(
         r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-        "seedbot", groups=(1,)),
-    _library("Azure storage key", AzureStorageKeyDetector),
+        "seedbot", ("aws",), groups=(1,)),
+    _library("Azure storage key", AzureStorageKeyDetector, 0, ("accountkey=",)),
     Rule("Azure shared access key", re.compile(r"(?i)\bSharedAccessKey=([A-Za-z0-9+/=]{20,100})"), "seedbot",
-         groups=(1,)),
-    Rule("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), "seedbot", extend=True),
+         ("sharedaccesskey=",), groups=(1,)),
+    Rule("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), "seedbot", ("aiza",), extend=True),
     # Version control and package registries
-    _library("GitHub token", GitHubTokenDetector, extend=True),
-    Rule("GitHub token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{50,255}"), "seedbot"),
-    *(_library("GitLab token", GitLabTokenDetector, i) for i in range(len(GitLabTokenDetector.denylist))),
-    _library("npm token", NpmDetector, groups=(1,)),
-    Rule("npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "seedbot"),
-    _library("PyPI token", PypiTokenDetector, 0),
-    _library("PyPI token", PypiTokenDetector, 1),
+    _library("GitHub token", GitHubTokenDetector, 0, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), extend=True),
+    Rule("GitHub token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{50,255}"), "seedbot", ("github_pat_",)),
+    *(_library("GitLab token", GitLabTokenDetector, i, ("gl", "gr1348941"))
+      for i in range(len(GitLabTokenDetector.denylist))),
+    _library("npm token", NpmDetector, 0, ("/:_authtoken=",), groups=(1,)),
+    Rule("npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "seedbot", ("npm_",)),
+    _library("PyPI token", PypiTokenDetector, 0, ("pypi-ag",)),
+    _library("PyPI token", PypiTokenDetector, 1, ("pypi-ag",)),
     # Chat and SaaS
-    _library("Slack token", SlackDetector, 0, extend=True),
-    _library("Slack webhook URL", SlackDetector, 1),
-    Rule("Slack token", re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]{20,}"), "seedbot"),
-    _library("Discord bot token", DiscordBotTokenDetector, extend=True),
-    _library("Stripe key", StripeDetector, extend=True),
-    _library("OpenAI key", OpenAIDetector, extend=True),
+    _library("Slack token", SlackDetector, 0, ("xox",), extend=True),
+    _library("Slack webhook URL", SlackDetector, 1, ("hooks.slack.com",)),
+    Rule("Slack token", re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]{20,}"), "seedbot", ("xapp-",)),
+    _library("Discord bot token", DiscordBotTokenDetector, 0, (".",), extend=True),
+    _library("Stripe key", StripeDetector, 0, ("k_live_",), extend=True),
+    _library("OpenAI key", OpenAIDetector, 0, ("t3blbkfj",), extend=True),
     Rule("OpenAI or Anthropic key", re.compile(r"\bsk-(?:ant-[a-z]+\d*-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"),
-         "seedbot"),
-    _library("SendGrid key", SendGridDetector),
-    _library("Mailchimp key", MailchimpDetector),
-    _library("Square OAuth secret", SquareOAuthDetector),
-    _library("Telegram bot token", TelegramBotTokenDetector),
-    _library("JSON Web Token", JwtTokenDetector, extend=True, keep=_valid_jwt),
+         "seedbot", ("sk-",)),
+    _library("SendGrid key", SendGridDetector, 0, ("sg.",)),
+    _library("Mailchimp key", MailchimpDetector, 0, ("-us",)),
+    _library("Square OAuth secret", SquareOAuthDetector, 0, ("sq0csp-",)),
+    _library("Telegram bot token", TelegramBotTokenDetector, 0, tuple(f"{d}:" for d in range(10))),
+    _library("JSON Web Token", JwtTokenDetector, 0, ("eyj",), extend=True, keep=_valid_jwt),
     # Passwords in URLs and assignments
-    _library("URL password", BasicAuthDetector, groups=(1,)),
-    Rule("URL password", re.compile(r"://:([^:/?#\[\]@\s]{3,256})@"), "seedbot", groups=(1,)),
+    _library("URL password", BasicAuthDetector, 0, ("://",), groups=(1,)),
+    Rule("URL password", re.compile(r"://:([^:/?#\[\]@\s]{3,256})@"), "seedbot", ("://:",), groups=(1,)),
     Rule("connection string password", re.compile(
-        r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot", groups=(1,),
-        keep=_plausible_value),
-    *(Rule("password or secret", pattern, "detect-secrets KeywordDetector", groups=(group,), keep=_plausible_value)
+        r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot",
+        ("password=", "pwd="), groups=(1,), keep=_plausible_value),
+    *(Rule("password or secret", pattern, "detect-secrets KeywordDetector", _KEYWORD_TRIGGERS, groups=(group,),
+           keep=_plausible_value)
       for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()),
     Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
-         groups=("dq", "sq", "bare"), keep=_plausible_value),
+         (*_KEYWORD_TRIGGERS, "token", "credential"), groups=("dq", "sq", "bare"), keep=_plausible_value),
 )
+
+# Which rules a line can match: every trigger found in the casefolded line (the longest at each position)
+# selects the rules that have a trigger inside it, so one scan replaces a substring test per rule.
+_TRIGGERS = sorted({t for rule in RULES for t in rule.triggers}, key=len, reverse=True)
+_TRIGGER_SCAN = re.compile("(?=(" + "|".join(map(re.escape, _TRIGGERS)) + "))")
+_RULES_FOR_TRIGGER = MappingProxyType({
+    found: tuple(i for i, rule in enumerate(RULES) if any(t in found for t in rule.triggers)) for found in _TRIGGERS
+})
 
 # PEM (PKCS#1, PKCS#8, SEC1, DSA, encrypted), OpenSSH, PGP and SSH2 private keys. detect-secrets'
 # PrivateKeyDetector only flags the BEGIN line; masking needs the whole block, to its END.
@@ -219,6 +236,19 @@ def mask_incoming(incoming: Incoming) -> tuple[Incoming, int]:
     if not count:
         return incoming, 0
     return dataclasses.replace(incoming, text=text.text, attachments=tuple(attachments)), count
+
+
+# Masking runs at about 2 M characters/s (bench/redact_bench.py): above this many characters a message is
+# masked in a worker thread so a pasted log file never stalls the event loop.
+OFF_LOOP_CHARS = 100_000
+
+
+async def mask_incoming_async(incoming: Incoming) -> tuple[Incoming, int]:
+    """`mask_incoming`, in a worker thread for a message whose text and files exceed OFF_LOOP_CHARS."""
+    size = len(incoming.text) + sum(a.size for a in incoming.attachments if a.kind is AttachmentKind.TEXT)
+    if size > OFF_LOOP_CHARS:
+        return await asyncio.to_thread(mask_incoming, incoming)
+    return mask_incoming(incoming)
 
 
 class StreamRedactor:
@@ -311,7 +341,8 @@ def _mask_segment(segment: str) -> tuple[str, int]:
     spans = [(m.start(), m.end(), PRIVATE_KEY) for m in _KEY_BLOCK.finditer(segment)]
     offset = 0
     for line in segment.split("\n"):
-        spans.extend(_line_spans(line, offset))
+        if line:
+            spans.extend(_line_spans(line, offset))
         offset += len(line) + 1
     if not spans:
         return segment, 0
@@ -332,8 +363,10 @@ def _mask_segment(segment: str) -> tuple[str, int]:
 
 def _line_spans(line: str, offset: int) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every single-line rule match in `line`, shifted by `offset`."""
-    spans = []
-    for rule in RULES:
+    spans: list[tuple[int, int, str]] = []
+    selected = {i for found in set(_TRIGGER_SCAN.findall(line.casefold())) for i in _RULES_FOR_TRIGGER[found]}
+    for index in sorted(selected):
+        rule = RULES[index]
         for match in rule.pattern.finditer(line):
             start, end = _secret_span(match, rule.groups)
             if start >= end:

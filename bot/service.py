@@ -32,7 +32,7 @@ from bot.metrics import Metrics
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.redact import StreamRedactor, mask_incoming
+from bot.redact import StreamRedactor, mask_incoming_async
 from bot.replies import denial_text, too_long_text
 from bot.store import Claimed, ConversationStore
 from bot.tokens import estimate_message_tokens
@@ -135,7 +135,7 @@ class ChatService:
         sink = GuardedSink(sink)
         secrets_masked = 0
         if self.settings.redact_input:
-            incoming, secrets_masked = mask_incoming(incoming)
+            incoming, secrets_masked = await mask_incoming_async(incoming)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         turn.secrets_masked = secrets_masked

@@ -13,7 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain import Attachment, AttachmentKind, Footer, Incoming, Platform, ThreadKey, Usage
-from bot.redact import RULES, WINDOW, StreamRedactor, mask_for, mask_incoming, mask_secrets, redact
+from bot.redact import (
+    OFF_LOOP_CHARS,
+    RULES,
+    WINDOW,
+    StreamRedactor,
+    mask_for,
+    mask_incoming,
+    mask_incoming_async,
+    mask_secrets,
+    redact,
+)
 
 DATA = Path(__file__).parent / "data" / "secrets"
 SAMPLES = [json.loads(line) for line in (DATA / "secrets.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -113,6 +123,15 @@ def test_a_message_and_its_text_files_are_masked_and_clean_files_keep_their_byte
     assert masked.attachments[0] is clean and masked.attachments[2] is image
     assert masked.attachments[1].data == b"DB_PASSWORD=[redacted: password or secret]\n"
     assert mask_incoming(masked) == (masked, 0)  # masking is idempotent: history stays byte-stable
+
+
+async def test_a_large_paste_is_masked_the_same_off_the_event_loop() -> None:
+    body = (ORDINARY * (OFF_LOOP_CHARS // len(ORDINARY) + 1) + SAMPLES[0]["text"]).encode()
+    log = Attachment("build.log", AttachmentKind.TEXT, len(body), body)
+    incoming = Incoming(ThreadKey(Platform.CLI, "w", "c", "t"), "1", "u", "why?", attachments=(log,))
+    masked, count = await mask_incoming_async(incoming)
+    assert count == 1 and (masked, count) == mask_incoming(incoming)
+    assert SAMPLES[0]["secret"].encode() not in masked.attachments[0].data
 
 
 # the corpora ----------------------------------------------------------------------------------------
