@@ -255,17 +255,18 @@ class StreamRedactor:
     """Masks a stream of deltas. Joining everything `feed` and `flush` return equals
     `mask_secrets(whole text)` whatever the deltas were: text is released a whole segment at a time
     (a line; a private key block through the line break after its END; a piece of a line over
-    `WINDOW` characters). `masked` counts the secrets replaced so far."""
+    `WINDOW` characters)."""
 
     def __init__(self) -> None:
         self._pending = ""
-        self.masked = 0
+        # Held text that is a line break or a window long can only be an unfinished key block.
+        self._key_open = False
 
     def feed(self, delta: str) -> str:
         """Add a delta; returns the text that is now safe to show (often "")."""
         self._pending += delta
-        # A segment can only end at a line break or once the window is full.
-        if "\n" not in delta and len(self._pending) < WINDOW:
+        # A segment ends only at a line break or once the window is full; a key block only at a line break.
+        if "\n" not in delta and (self._key_open or len(self._pending) < WINDOW):
             return ""
         return self._release(final=False)
 
@@ -279,8 +280,8 @@ class StreamRedactor:
         return self._release(final=True)
 
     def _release(self, *, final: bool) -> str:
-        shown, count, self._pending = _mask_segments(self._pending, final=final)
-        self.masked += count
+        shown, _count, self._pending = _mask_segments(self._pending, final=final)
+        self._key_open = "\n" in self._pending or len(self._pending) >= WINDOW
         return shown
 
 

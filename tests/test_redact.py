@@ -219,10 +219,26 @@ def test_a_long_unbroken_run_is_cut_outside_a_secret() -> None:
         assert stream(text, size=7) == redact(text)
 
 
-PIECES = [s["text"] for s in SAMPLES] + [KEY, "\n", " ", "\n\n```python\n", "```\n", "x" * 700]
+# A real-size service-account key: one JSON line of about 1,800 characters, longer than WINDOW.
+GCP_LINE = ('  "private_key": "-----BEGIN PRIVATE KEY-----\\n'
+            + "\\n".join(("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" + f"{i:02d}" * 16) for i in range(26))
+            + '\\n-----END PRIVATE KEY-----\\n",\n')
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_service_account_key_on_one_long_line_is_masked_whole_in_any_chunking() -> None:
+    text = '{\n  "type": "service_account",\n' + GCP_LINE + '  "client_id": "1234"\n}\n'
+    assert len(GCP_LINE) > WINDOW
+    expected = ('{\n  "type": "service_account",\n  "private_key": "[redacted: private key]\\n",\n'
+                '  "client_id": "1234"\n}\n')
+    assert redact(text) == expected
+    for size in (1, 5, 64, 1000):
+        assert stream(text, size=size) == expected
+
+
+PIECES = [s["text"] for s in SAMPLES] + [KEY, GCP_LINE, "\n", " ", "\n\n```python\n", "```\n", "x" * 700]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=60)), min_size=1, max_size=12))
 def test_streaming_in_any_delta_size_equals_masking_at_once(parts: list[str]) -> None:
     answer = "".join(parts)
