@@ -8,7 +8,7 @@ in chat they would mask every git SHA and lockfile hash.
 
 Masking works on segments the text alone determines, so masking a stream gives the same text whatever
 its chunk boundaries (see `StreamRedactor`):
-- a line (through its line break) is one segment;
+- a line (through its line break) is one segment, or several: see SOFT_CHARS;
 - a private key block is one segment, from the line holding its BEGIN to the line break after its END
   (or to the end of the text when it never ends);
 - a line longer than `WINDOW` characters is cut near `SEGMENT_CHARS`, and the cut moves past any match
@@ -52,6 +52,13 @@ from bot.domain import AttachmentKind, Incoming
 SEGMENT_CHARS = 512
 LONGEST_MATCH = 512
 WINDOW = SEGMENT_CHARS + LONGEST_MATCH
+# So prose streams by words, not by lines: a line may also end a segment at its first blank SOFT_CHARS or
+# more characters in, unless the segment so far holds one of _SPANS_BLANKS. Only the rules those start
+# (keyword assignments, AWS secret keys, key blocks, .npmrc lines) can match across a blank; every other
+# rule matches a run without blanks, which a cut after a blank never splits.
+SOFT_CHARS = 64
+_SPANS_BLANKS = re.compile("key|pass|pwd|secret|contras|token|credential|aws|----|//")
+_BLANK = re.compile(r"[ \t]")
 
 # Some library regexes stop at a fixed length (Stripe's 24 characters) although real keys run on:
 # a rule marked `extend` masks the rest of the token too.
@@ -170,7 +177,8 @@ RULES: tuple[Rule, ...] = (
         ("password=", "pwd="), groups=(1,), keep=_plausible_value),
     *(Rule("password or secret", pattern, "detect-secrets KeywordDetector", _KEYWORD_TRIGGERS, groups=(group,),
            keep=_plausible_value)
-      for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()),
+      for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
+      if pattern is not keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX),
     Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
          (*_KEYWORD_TRIGGERS, "token", "credential"), groups=("dq", "sq", "bare"), keep=_plausible_value),
 )
@@ -265,8 +273,11 @@ class StreamRedactor:
     def feed(self, delta: str) -> str:
         """Add a delta; returns the text that is now safe to show (often "")."""
         self._pending += delta
-        # A segment ends only at a line break or once the window is full; a key block only at a line break.
-        if "\n" not in delta and (self._key_open or len(self._pending) < WINDOW):
+        # A segment ends only at a line break, at a blank past SOFT_CHARS or once the window is full; a key
+        # block only at a line break.
+        if "\n" not in delta and (self._key_open or (
+                len(self._pending) < WINDOW
+                and (len(self._pending) <= SOFT_CHARS or (" " not in delta and "\t" not in delta)))):
             return ""
         return self._release(final=False)
 
@@ -306,6 +317,9 @@ def _segment_end(text: str, start: int, *, final: bool) -> int | None:
     Looks only at text[start:], so it gives the same answer for a prefix as for the whole text."""
     window_end = start + WINDOW
     newline = text.find("\n", start, window_end)
+    blank = _BLANK.search(text, start + SOFT_CHARS, newline if newline != -1 else min(len(text), window_end))
+    if blank is not None and not _SPANS_BLANKS.search(text[start:blank.start()].casefold()):
+        return blank.end()
     if newline != -1:
         end = limit = newline + 1
     elif len(text) >= window_end:
