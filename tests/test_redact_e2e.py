@@ -54,6 +54,11 @@ async def test_corpus_secrets_reach_neither_the_model_nor_the_channel(
     loud = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert "deploy fail" not in loud and "Rotate all" not in loud
     assert not [s["kind"] for s in SAMPLES if s["secret"] in loud]
+    # The bot's own credentials: at no level at all.
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert "Sending a request" in logged  # debug logging did happen
+    for credential in (slack.config.bot_token, slack.config.signing_secret, fake_seed.api_key):
+        assert credential not in logged
 
 
 async def test_with_input_masking_off_the_model_sees_the_secret_but_the_channel_does_not(
