@@ -46,9 +46,10 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 from bot.domain import AttachmentKind, Incoming
 
-# A line longer than WINDOW is cut after about SEGMENT_CHARS; no single-line secret is longer than
-# LONGEST_MATCH, so the cut can always be moved past one that straddles it. A stream holds back at most
-# WINDOW characters of an unfinished line (a private key block is held whole until its END line).
+# A line longer than WINDOW is cut after about SEGMENT_CHARS, moved past the end of a match that straddles
+# the cut: a secret up to LONGEST_MATCH characters long is never split (the longest fixed-length shapes
+# are under 200). A stream holds back at most WINDOW characters of an unfinished line (a private key block
+# is held whole until the line break after its END).
 SEGMENT_CHARS = 512
 LONGEST_MATCH = 512
 WINDOW = SEGMENT_CHARS + LONGEST_MATCH
@@ -57,7 +58,6 @@ WINDOW = SEGMENT_CHARS + LONGEST_MATCH
 # (keyword assignments, AWS secret keys, key blocks, .npmrc lines) can match across a blank; every other
 # rule matches a run without blanks, which a cut after a blank never splits.
 SOFT_CHARS = 64
-_SPANS_BLANKS = re.compile("key|pass|pwd|secret|contras|token|credential|aws|----|//")
 _BLANK = re.compile(r"[ \t]")
 
 # Some library regexes stop at a fixed length (Stripe's 24 characters) although real keys run on:
@@ -132,8 +132,9 @@ _ASSIGNMENT = re.compile(
     re.IGNORECASE,
 )
 
-# Every keyword in detect-secrets' list holds one of these.
+# Every keyword in detect-secrets' list holds one of these; ours add two.
 _KEYWORD_TRIGGERS = ("key", "pass", "pwd", "secret", "contras")
+_ASSIGNMENT_TRIGGERS = (*_KEYWORD_TRIGGERS, "token", "credential")
 
 RULES: tuple[Rule, ...] = (
     # Cloud
@@ -180,8 +181,9 @@ RULES: tuple[Rule, ...] = (
       for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
       if pattern is not keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX),
     Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
-         (*_KEYWORD_TRIGGERS, "token", "credential"), groups=("dq", "sq", "bare"), keep=_plausible_value),
+         _ASSIGNMENT_TRIGGERS, groups=("dq", "sq", "bare"), keep=_plausible_value),
 )
+_SPANS_BLANKS = re.compile("|".join(map(re.escape, (*_ASSIGNMENT_TRIGGERS, "aws", "----", "//"))))
 
 # Which rules a line can match: every trigger found in the casefolded line (the longest at each position)
 # selects the rules that have a trigger inside it, so one scan replaces a substring test per rule.
