@@ -65,9 +65,12 @@ _BLANK = re.compile(r"[ \t]")
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]*")
 
 
+_MASK_PREFIX = "[redacted: "
+
+
 def mask_for(kind: str) -> str:
     """The placeholder that replaces one secret: `[redacted: AWS secret key]`."""
-    return f"[redacted: {kind}]"
+    return f"{_MASK_PREFIX}{kind}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ def _plausible_value(value: str, line: str) -> bool:
     placeholders and attribute paths that code and docs put after `password:`."""
     return not (
         len(value) < 6
+        or value.startswith(_MASK_PREFIX)  # masked already: masking twice changes nothing
         or value.lower() in _PLACEHOLDER_VALUES
         or _ATTRIBUTE_PATH.fullmatch(value) is not None
         or heuristic.is_templated_secret(value)

@@ -17,6 +17,7 @@ from bot.redact import (
     OFF_LOOP_CHARS,
     RULES,
     WINDOW,
+    Masked,
     StreamRedactor,
     mask_for,
     mask_incoming,
@@ -71,6 +72,11 @@ def test_each_rule_of_ours_masks_its_kind(text: str, kind: str) -> None:
 def test_stripe_keys_longer_than_the_library_pattern_are_masked_whole() -> None:
     key = "sk_live_" + "Ab3dE6gH9j" * 10
     assert redact(f"stripe.api_key = '{key}'") == "stripe.api_key = '[redacted: Stripe key]'"
+
+
+def test_masking_masked_text_changes_nothing() -> None:
+    masked = mask_secrets("\n\n".join(s["text"] for s in SAMPLES))
+    assert mask_secrets(masked.text) == Masked(masked.text, 0)
 
 
 def test_documented_sample_keys_stay_readable() -> None:
