@@ -94,6 +94,8 @@ async def test_on_discord_a_pasted_token_is_masked_for_the_model_and_the_footer_
     question = await fake.dispatch_message_create(
         fake.channel, fake.alice, f"{fake.bot.mention} why does `{token}` get a 401?")
     (message,) = await bot.answer_in(int(question["id"]))
+    thread = fake.thread(int(question["id"]))
+    assert thread is not None and token not in thread.name and "redacted" in thread.name
     assert user_turns(fake_seed, 0) == [("user", "why does `[redacted: GitHub token]` get a 401?")]
     text, footer = split_footer(message["content"])
     assert text == "That token ([redacted: GitHub token]) has expired; make a new one."
