@@ -176,7 +176,9 @@ RULES: tuple[Rule, ...] = (
     _library("JSON Web Token", JwtTokenDetector, 0, ("eyj",), extend=True, keep=_valid_jwt),
     # Passwords in URLs and assignments
     _library("URL password", BasicAuthDetector, 0, ("://",), groups=(1,)),
-    Rule("URL password", re.compile(r"://:([^:/?#\[\]@\s]{3,256})@"), "seedbot", ("://:",), groups=(1,)),
+    # detect-secrets wants a user name and RFC 3986-clean passwords; people paste `redis://:pw@` and `p!ss`.
+    Rule("URL password", re.compile(r"://[^\s:/?#@]{0,256}:([^\s/?#@]{1,256})@"), "seedbot", ("://",),
+         groups=(1,)),
     Rule("connection string password", re.compile(
         r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot",
         ("password=", "pwd="), groups=(1,), keep=_plausible_value),

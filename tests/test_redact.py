@@ -59,6 +59,7 @@ def test_vendor_rules_are_the_library_regexes_themselves() -> None:
     ("Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=" + "Ab1+" * 11, "Azure shared access key"),
     ("Server=tcp:db,1433;User ID=app;Password=Tr0ub4dor&3x;Encrypt=True", "connection string password"),
     ("redis://:Sup3rS3cretPw@cache:6379/0", "URL password"),
+    ("mysql://root:p!ss$w0rd&x@db.internal/app", "URL password"),
     ("export MY_SERVICE_TOKEN=Qm9vbGVhbkFsZ2VicmE", "password or secret"),
     ("  password: hunter2butlonger", "password or secret"),
     ('  "client_secret": "Qm9vbGVhbkFsZ2VicmE",', "password or secret"),
