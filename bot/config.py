@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=1_048_576, gt=0, alias="SEEDBOT_MAX_ATTACHMENT_BYTES")
     max_image_bytes: int = Field(default=5_242_880, gt=0, alias="SEEDBOT_MAX_IMAGE_BYTES")
     min_answer_tokens: int = Field(default=256, ge=1, alias="SEEDBOT_MIN_ANSWER_TOKENS")
+    # Mask secrets in messages and text files before they are stored or sent to the model.
+    redact_input: bool = Field(default=True, alias="SEEDBOT_REDACT_INPUT")
 
     # Budgets
     default_channel_budget: str = Field(default="5.00/day", alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")

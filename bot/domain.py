@@ -129,6 +129,7 @@ class Footer:
     budget_left_nanos: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     usage_known: bool = True
+    secrets_masked: int = 0
 
     def text(self) -> str:
         """The footer's words, one line: `1,234 tokens · $0.0012 · ...notes`."""
@@ -141,4 +142,7 @@ class Footer:
         if self.budget_left_fraction is not None and self.budget_left_fraction < 0.2:
             left = format_usd(self.budget_left_nanos or 0)
             parts.append(f"{left} left in this channel's budget")
+        if self.secrets_masked:
+            many = self.secrets_masked != 1
+            parts.append(f"{self.secrets_masked} secret{'s were' if many else ' was'} masked before sending")
         return " · ".join(parts + list(self.notes))

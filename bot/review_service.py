@@ -107,7 +107,8 @@ class ReviewService:
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                                  budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
-                                 usage_known=not charged or unreported < len(charged)))
+                                 usage_known=not charged or unreported < len(charged),
+                                 secrets_masked=turn.secrets_masked))
         return Answer(status, text, usage, cost)
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,

@@ -36,7 +36,7 @@ from bot.metrics import Metrics
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.redact import StreamRedactor
+from bot.redact import StreamRedactor, mask_incoming_async
 from bot.replies import denial_text, too_long_text
 from bot.store import Claimed, ConversationStore
 from bot.text_safety import clean_text
@@ -144,8 +144,12 @@ class ChatService:
         inflight = inflight if inflight is not None else InFlight()
         incoming = safe_incoming(incoming)
         sink = GuardedSink(sink)
+        secrets_masked = 0
+        if self.settings.redact_input:
+            incoming, secrets_masked = await mask_incoming_async(incoming)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
+        turn.secrets_masked = secrets_masked
         claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
         platform = incoming.platform.value
         if claimed is None:
@@ -217,7 +221,7 @@ class ChatService:
         if granted.shrunk:
             notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                               prompt_estimate=prompt_estimate)
+                                               prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked)
         inflight.settled(granted)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
@@ -266,7 +270,7 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
+                      floor_pk: int, prompt_estimate: int, secrets_masked: int = 0) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
         # The provider bills no call that failed before answering: the reservation is released.
@@ -320,7 +324,8 @@ class ChatService:
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes), usage_known=call.usage is not None)
+                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes), usage_known=call.usage is not None,
+                        secrets_masked=secrets_masked)
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
 

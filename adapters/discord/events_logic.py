@@ -27,6 +27,7 @@ from typing import Any
 
 from adapters.common.splitter import clip
 from bot.domain import Platform, ThreadKey
+from bot.redact import redact
 
 DM_WORKSPACE = "dm"
 THREAD_NAME_LIMIT = 100
@@ -162,9 +163,10 @@ def strip_mentions(content: str, bot_id: int, bot_role_ids: frozenset[int] = fro
 
 
 def thread_name(text: str, author_name: str = "") -> str:
-    """The first words of the question (no Markdown), at most 100 characters, cut between words."""
+    """The first words of the question (no Markdown, secrets masked), at most 100 characters, cut between
+    words. The bot creates the thread, so its name is the bot's output too."""
     for line in text.split("\n"):
-        stripped = line.strip()
+        stripped = redact(line).strip()
         if not stripped or stripped.startswith(("```", "~~~")):
             continue
         words = _SPACES.sub(" ", _MARKUP.sub(" ", stripped)).strip()

@@ -147,6 +147,7 @@ class SlackHandlers:
                                                         str(command.get("channel_id") or ""),
                                                         str(command.get("text") or ""))
         except Exception:  # noqa: BLE001 - the user gets a sentence, the log gets the traceback
-            log.exception("/seed %s failed", command.get("text"))
+            # The subcommand only: the rest of the line is the user's text.
+            log.exception("/seed %s failed", str(command.get("text") or "").split(" ", 1)[0])
             text = COMMAND_FAILED
         await respond(text=text, response_type="ephemeral")
