@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -126,6 +126,20 @@ class Database:
         assert self._sync_sessions is not None
         with self._sync_sessions() as session, session.begin():
             return work(session)
+
+    async def ping(self) -> None:
+        """Check that the database answers; raises the driver's error if it does not.
+
+        On SQLite every transaction begins IMMEDIATE (takes the write lock), so a ping inside one would
+        queue behind every answer being settled; it reads the schema version outside any transaction
+        instead (WAL lets a reader in beside the writer)."""
+        async with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                await connection.execute(text("SELECT 1"))
+                return
+            raw = await connection.get_raw_connection()
+            cursor = await raw.driver_connection.execute("PRAGMA schema_version")
+            await cursor.close()
 
     def insert(self, table: Any) -> Any:
         """A dialect INSERT supporting ON CONFLICT DO NOTHING on both backends."""
