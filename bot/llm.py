@@ -272,9 +272,13 @@ class SeedClient:
         finished = False
         saw_usage = False
         try:
+            done = False
             async for sse in EventSource(response).aiter_sse():
-                if sse.data.strip() == "[DONE]":
-                    break
+                # Read on past [DONE] to the end of the body (it follows at once): a response closed
+                # unread is a connection closed, and the next call would open a new one.
+                done = done or sse.data.strip() == "[DONE]"
+                if done:
+                    continue
                 try:
                     chunk = json.loads(sse.data)
                 except json.JSONDecodeError as exc:
