@@ -15,6 +15,7 @@ from adapters.base import PlatformAdapter
 from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
+from bot.heap import HeapTrimmer
 from bot.scheduler import BudgetAlerts, Scheduler
 from bot.web import WebServer, build_web_app
 
@@ -55,7 +56,8 @@ class BotProcess:
     def __init__(self, settings: Settings) -> None:
         check_platforms(settings)
         self.settings = settings
-        self.tasks = BackgroundTasks()
+        self.heap = HeapTrimmer()
+        self.tasks = BackgroundTasks(on_count=self.heap.running_changed)
         self.core: Core | None = None
         self.adapters: list[PlatformAdapter] = []
         self.server: WebServer | None = None
@@ -89,6 +91,7 @@ class BotProcess:
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
 
     async def stop(self) -> None:
+        self.heap.cancel()
         if self._maintenance is not None:
             self._maintenance.cancel()
             # Let a tick cut short inside a transaction roll back before the engine is disposed.
