@@ -29,7 +29,7 @@ bot = discord_harness.bot
 async def test_mention_opens_a_thread_and_streams_by_paced_edits(
         fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
     answer = prose(220)
-    fake_seed.script(Reply(content=answer, chunk_chars=40, chunk_delay=0.05))
+    fake_seed.script(Reply(content=answer, chunk_chars=40, chunk_delay=0.05, first_token_delay=0.3))
     question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} what is a monad?")
     thread_id = int(question["id"])
     (message,) = await bot.answer_in(thread_id)
