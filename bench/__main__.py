@@ -17,7 +17,7 @@ Scenario = Callable[[argparse.Namespace], Awaitable[list[Figure]]]
 SCENARIOS: dict[str, Scenario] = {
     "latency": lambda _args: core_bench.run(300, 1),
     "core": lambda _args: core_bench.run(2000, 50),
-    "pg": lambda args: core_bench.run(2000, 50, args.database_url),
+    "pg": lambda args: core_bench.run(1000, 50, args.database_url),
     "ack": lambda _args: slack_ack_bench.run(100),
     "burst": lambda _args: burst_bench.burst(200),
     "memory": lambda _args: burst_bench.memory(5, 200),
