@@ -20,12 +20,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.early_ack import EarlyAck
 from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
@@ -68,6 +70,7 @@ class SlackAdapter:
             raise ConfigError("SLACK_BOT_TOKEN: required for the Slack adapter (an xoxb- bot token)")
         self._token = token
         self._signing_secret = _secret(settings.slack_signing_secret)
+        self._early_ack = EarlyAck(self._signing_secret) if self._signing_secret else None
         self._app_token = _secret(settings.slack_app_token)
         self._tasks = tasks
         self._session: aiohttp.ClientSession | None = None
@@ -145,8 +148,19 @@ class SlackAdapter:
     async def handle_http(self, request: web.Request) -> web.Response:
         if not self._accepting:
             return web.Response(status=503, text="not accepting events")
+        body = await request.read()
+        if self._early_ack is not None and self._early_ack.acknowledges(body, request.headers):
+            bolt_request = AsyncBoltRequest(body=body.decode(), query=request.query_string,
+                                            headers=dict(request.headers))
+            self._tasks.spawn(self._dispatch_acknowledged(bolt_request), name="slack:dispatch")
+            return web.Response(status=200)
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
+
+    async def _dispatch_acknowledged(self, bolt_request: AsyncBoltRequest) -> None:
+        response = await self.app.async_dispatch(bolt_request)
+        if response.status >= 400:
+            log.warning("Slack event acknowledged early, then refused by Bolt (HTTP %d)", response.status)
 
     # -- internals --
 
