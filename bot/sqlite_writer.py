@@ -49,12 +49,16 @@ class GroupCommitWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._thread.start()
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in its own savepoint of the next group; its return value once the group is committed.
-        Raises what `work` raised (its savepoint rolled back), or the group's COMMIT error."""
+        Raises what `work` raised (its savepoint rolled back), or the group's COMMIT error; RuntimeError
+        once the writer is closed."""
+        if self._closed:
+            raise RuntimeError("the SQLite writer is closed")
         loop = asyncio.get_running_loop()
         job = _Job(work, loop.create_future(), loop)
         self._queue.put(job)
@@ -62,6 +66,7 @@ class GroupCommitWriter:
 
     async def close(self) -> None:
         """Finish what is queued, close the engine's connections (in their thread) and stop the thread."""
+        self._closed = True
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 

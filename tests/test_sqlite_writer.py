@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -60,6 +61,8 @@ async def test_dispose_finishes_queued_work(tmp_path: Path) -> None:
     await asyncio.sleep(0)
     await db.dispose()
     await asyncio.gather(*pending)
+    with pytest.raises(RuntimeError):
+        await db.run(lambda session: session.execute(text("SELECT 1")))
     again = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
     try:
         assert await again.run(lambda session: session.scalar(text("SELECT count(*) FROM t"))) == 5
