@@ -34,6 +34,7 @@ from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.redact import StreamRedactor
 from bot.replies import denial_text, too_long_text
+from bot.start_gate import STARTS_AT_ONCE, StartGate
 from bot.store import Claimed, ConversationStore
 from bot.tokens import estimate_message_tokens
 
@@ -118,7 +119,7 @@ class _Call:
 class ChatService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook, metrics: Metrics | None = None, reviewer: Reviewer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, starts_at_once: int = STARTS_AT_ONCE) -> None:
         self.settings = settings
         self.llm = llm
         self.budget = budget
@@ -129,9 +130,14 @@ class ChatService:
         self.budget_watcher: BudgetWatcher | None = None
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
+        self._starts = StartGate(starts_at_once)
 
     async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
         """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+        async with self._starts.starting() as started:
+            return await self._handle(incoming, sink, started)
+
+    async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None]) -> Answer | None:
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
@@ -155,7 +161,7 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, sink, started, web_search=web, fast=fast)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -164,8 +170,8 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink, *,
-                      web_search: bool, fast: bool) -> Answer:
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink,
+                      started: Callable[[], None], *, web_search: bool, fast: bool) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
@@ -197,7 +203,7 @@ class ChatService:
         )
         await sink.start()
         await sink.status("searching the web…" if web_search else "thinking…")
-        call = await self._stream(request, sink)
+        call = await self._stream(request, sink, started)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
@@ -218,13 +224,14 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, started: Callable[[], None]) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
         call = _Call(started=self._clock())
         redactor = StreamRedactor()
         try:
             async for event in self.llm.stream(request):
+                started()
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
