@@ -5,6 +5,7 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -39,6 +40,10 @@ from bot.store import Claimed, ConversationStore
 from bot.tokens import estimate_message_tokens
 
 log = logging.getLogger(__name__)
+
+# Tokenising a few thousand characters takes a fraction of a millisecond; past that, a thread hop is cheaper
+# than holding up every other answer and acknowledgement on the loop.
+OFF_LOOP_CHARS = 4_000
 
 EMPTY_REPLY = "Ask me a code question, paste a diff to review, or attach a file. Add `--web` to search the web."
 
@@ -141,7 +146,8 @@ class ChatService:
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
-        claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
+        turn_tokens = await _estimate(turn.token_estimate, len(turn.text))
+        claimed = await self.store.claim(incoming, turn.text, turn_tokens)
         platform = incoming.platform.value
         if claimed is None:
             self.metrics.messages.labels(platform, "duplicate").inc()
@@ -161,7 +167,7 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, started, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, turn_tokens, sink, started, web_search=web, fast=fast)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -170,12 +176,12 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink,
-                      started: Callable[[], None], *, web_search: bool, fast: bool) -> Answer:
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
+                      sink: ReplySink, started: Callable[[], None], *, web_search: bool, fast: bool) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
-        fixed_tokens = self._system_tokens + turn.token_estimate()
+        fixed_tokens = self._system_tokens + turn_tokens
         if fixed_tokens * correction > self.settings.context_tokens:
             text = too_long_text(math.ceil(fixed_tokens * correction), self.settings.context_tokens)
             return await self._notice(claimed, sink, "too_long", text)
@@ -276,12 +282,14 @@ class ChatService:
             self.metrics.overrun.inc(cost - grant.amount_nanos)
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         answer_text = call.text
+        # Counted before the transaction: the SQLite writer thread serves every answer in turn.
+        answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
         now = self._clock()
 
         def record(session: Session) -> None:
             ConversationStore.record_answer(
-                session, claimed=claimed, answer=answer_text, answer_tokens=estimate_message_tokens(answer_text),
+                session, claimed=claimed, answer=answer_text, answer_tokens=answer_tokens,
                 status=status if answer_text else ("failed" if status in ("failed", "cut") else status),
                 floor_pk=floor_pk, prompt_estimate=prompt_estimate,
                 prompt_actual=call.usage.prompt_tokens if call.usage else None,
@@ -310,6 +318,14 @@ class ChatService:
         self.metrics.cost.labels(platform).inc(cost)
         for kind in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
+
+
+async def _estimate(count: Callable[[], int], chars: int) -> int:
+    """A token estimate (tokens) of a text of `chars` characters; a long one (a pasted file, a long answer)
+    is counted in a worker thread, where tiktoken runs beside the event loop instead of stalling it."""
+    if chars < OFF_LOOP_CHARS:
+        return count()
+    return await asyncio.to_thread(count)
 
 
 def _ms(seconds: float) -> int:

@@ -1,9 +1,10 @@
 """StartGate: a bounded number of answers in their start phase; an answer leaves it at its model's
-first event, so a long answer never keeps the next one from starting."""
+first event, so a long answer never keeps the next one from starting. And long texts are counted off the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from bot.service import ChatService
@@ -66,3 +67,18 @@ async def test_a_streaming_answer_does_not_hold_the_only_place(core_for, sqlite_
     await first
     assert second is not None and second.text == "short"
     assert fake_seed.requests[1].at < first_sink.finished_at  # started while the first still streamed
+
+
+async def test_long_texts_are_counted_off_the_event_loop() -> None:
+    from bot.service import OFF_LOOP_CHARS, _estimate
+
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def count() -> int:
+        seen.append(threading.get_ident())
+        return 7
+
+    assert await _estimate(count, OFF_LOOP_CHARS - 1) == 7
+    assert await _estimate(count, OFF_LOOP_CHARS) == 7
+    assert seen[0] == loop_thread and seen[1] != loop_thread
