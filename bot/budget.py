@@ -41,6 +41,14 @@ AlsoInTransaction = Callable[[Session], None]
 _COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
 _LIMIT = select(Budget.__table__.c.limit_nanos, Budget.__table__.c.period).where(
     Budget.__table__.c.scope_key == bindparam("scope_key"))
+# Built once: each runs several times per answer, and building a statement costs more than running it.
+_COUNTER_WHERE = (_COUNTERS.c.scope_key == bindparam("c_scope"), _COUNTERS.c.period == bindparam("c_period"),
+                  _COUNTERS.c.period_start == bindparam("c_start"))
+_COUNTER = select(_COUNTERS.c.spent_nanos, _COUNTERS.c.reserved_nanos).where(*_COUNTER_WHERE)
+_COUNTER_LOCKED = _COUNTER.with_for_update()
+_ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
+    reserved_nanos=_COUNTERS.c.reserved_nanos + bindparam("d_reserved"),
+    spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
 
 
 def channel_scope(platform: str, channel_id: str) -> str:
@@ -304,14 +312,10 @@ class BudgetManager:
     def _scope_state(self, session: Session, scope_key: str, now: datetime, *, lock: bool) -> ScopeState:
         limit = self.limit_for(session, scope_key)
         start, end = period_bounds(limit.period, now, self._settings.tz)
-        query = select(_COUNTERS.c.spent_nanos, _COUNTERS.c.reserved_nanos).where(
-            _COUNTERS.c.scope_key == scope_key, _COUNTERS.c.period == limit.period.value,
-            _COUNTERS.c.period_start == start,
-        )
-        if lock:
-            query = query.with_for_update()
+        query = _COUNTER_LOCKED if lock else _COUNTER
+        key = {"c_scope": scope_key, "c_period": limit.period.value, "c_start": start}
         connection = session.connection()
-        counter = connection.execute(query).one_or_none()
+        counter = connection.execute(query, key).one_or_none()
         if counter is None:
             # First use of this period: open its counter from the books, so a budget set or changed
             # mid-period still counts what was already spent.
@@ -322,7 +326,7 @@ class BudgetManager:
                     reserved_nanos=self._active_reserved(session, scope_key, start),
                 ).on_conflict_do_nothing()
             )
-            counter = connection.execute(query).one()
+            counter = connection.execute(query, key).one()
         return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos)
 
     @staticmethod
@@ -344,13 +348,8 @@ class BudgetManager:
 
     def _adjust(self, session: Session, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
         scope_key, period, start = _parse_counter_key(counter_key)
-        session.connection().execute(
-            update(_COUNTERS)
-            .where(_COUNTERS.c.scope_key == scope_key, _COUNTERS.c.period == period,
-                   _COUNTERS.c.period_start == start)
-            .values(reserved_nanos=_COUNTERS.c.reserved_nanos + reserved,
-                    spent_nanos=_COUNTERS.c.spent_nanos + spent)
-        )
+        session.connection().execute(_ADJUST, {"c_scope": scope_key, "c_period": period, "c_start": start,
+                                               "d_reserved": reserved, "d_spent": spent})
 
     def _remaining(self, session: Session, scope_key: str | None) -> Remaining:
         if scope_key is None:
