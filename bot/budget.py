@@ -46,6 +46,10 @@ _COUNTER_WHERE = (_COUNTERS.c.scope_key == bindparam("c_scope"), _COUNTERS.c.per
                   _COUNTERS.c.period_start == bindparam("c_start"))
 _COUNTER = select(_COUNTERS.c.spent_nanos, _COUNTERS.c.reserved_nanos).where(*_COUNTER_WHERE)
 _COUNTER_LOCKED = _COUNTER.with_for_update()
+_RESERVE = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
+_RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
+_CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
+_LEDGER_ROW = insert(_LEDGER)
 _ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
     reserved_nanos=_COUNTERS.c.reserved_nanos + bindparam("d_reserved"),
     spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
@@ -218,11 +222,12 @@ class BudgetManager:
                               binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
             for scope in scopes:
                 self._adjust(session, _counter_key(scope), reserved=plan.amount_nanos)
-            reservation_id = session.connection().scalar(insert(_RESERVATIONS).values(
+            reservation_id = session.connection().scalar(_RESERVE, dict(
                 channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
                 counter_keys=";".join(_counter_key(s) for s in scopes), amount_nanos=plan.amount_nanos,
-                created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
-            ).returning(_RESERVATIONS.c.id))
+                status="active", created_at=now,
+                expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
+            ))
             return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
 
         return await self._db.run(work)
@@ -234,8 +239,7 @@ class BudgetManager:
         """
 
         def work(session: Session) -> Any:
-            reservation = session.connection().execute(
-                select(_RESERVATIONS).where(_RESERVATIONS.c.id == grant.reservation_id).with_for_update()).first()
+            reservation = session.connection().execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
             if reservation is None or reservation.status != "active":
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
@@ -293,8 +297,8 @@ class BudgetManager:
         if outcome.status == "expired":
             status = "expired"
         connection = session.connection()
-        connection.execute(update(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation.id).values(status=status))
-        connection.execute(insert(_LEDGER).values(
+        connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": status})
+        connection.execute(_LEDGER_ROW, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
             prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,

@@ -27,6 +27,9 @@ _PLACE = (
     .where(_CHANNELS.c.platform == bindparam("platform"), _CHANNELS.c.workspace_id == bindparam("workspace_id"),
            _CHANNELS.c.channel_id == bindparam("channel_id"))
 )
+_SET_STATUS = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m_id")).values(status=bindparam("m_status"))
+_ADD_MESSAGE = insert(_MESSAGES)
+_TOUCH_THREAD = update(_THREADS).where(_THREADS.c.id == bindparam("t_id"))  # the columns come as parameters
 _HISTORY = (
     select(_MESSAGES.c.id, _MESSAGES.c.role, _MESSAGES.c.content, _MESSAGES.c.token_estimate)
     .where(_MESSAGES.c.thread_pk == bindparam("thread_pk"), _MESSAGES.c.id >= bindparam("floor_pk"),
@@ -71,6 +74,9 @@ class ConversationStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The unique dedup key decides who answers (built once: it runs for every message).
+        self._claim_message = db.insert(_MESSAGES).on_conflict_do_nothing(
+            index_elements=["dedup_key"]).returning(_MESSAGES.c.id)
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -104,13 +110,11 @@ class ConversationStore:
                 place = connection.execute(_PLACE, where).one()._asdict()
             else:
                 place |= {"thread_pk": inserted, "floor_pk": 0, "last_prompt_estimate": 0, "last_prompt_actual": 0}
-        message_pk = connection.scalar(
-            self._db.insert(_MESSAGES).values(
-                thread_pk=place["thread_pk"], role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
-                user_name=incoming.user_name, content=text, token_estimate=token_estimate,
-                status="pending", created_at=utcnow(),
-            ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(_MESSAGES.c.id)
-        )
+        message_pk = connection.scalar(self._claim_message, dict(
+            thread_pk=place["thread_pk"], role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
+            user_name=incoming.user_name, content=text, token_estimate=token_estimate,
+            status="pending", created_at=utcnow(),
+        ))
         if message_pk is None:
             return None
         history = [] if new_thread else [HistoryTurn(*row) for row in connection.execute(
@@ -129,15 +133,16 @@ class ConversationStore:
         """Persist the outcome of one turn inside the caller's transaction (the settlement's)."""
         connection = session.connection()
         user_status = "ok" if status in HISTORY_STATUSES else status
-        connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == claimed.message_pk).values(status=user_status))
+        connection.execute(_SET_STATUS, {"m_id": claimed.message_pk, "m_status": user_status})
         if answer:
-            connection.execute(insert(_MESSAGES).values(
+            connection.execute(_ADD_MESSAGE, dict(
                 thread_pk=claimed.thread.pk, role="assistant", content=answer, token_estimate=answer_tokens,
                 status=status, created_at=utcnow()))
-        values: dict[str, object] = {"history_floor_message_pk": floor_pk, "updated_at": utcnow()}
+        values: dict[str, object] = {"t_id": claimed.thread.pk, "history_floor_message_pk": floor_pk,
+                                     "updated_at": utcnow()}
         if prompt_actual:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
-        connection.execute(update(_THREADS).where(_THREADS.c.id == claimed.thread.pk).values(**values))
+        connection.execute(_TOUCH_THREAD, values)
 
     async def save_answer(self, claimed: Claimed, answer: str, answer_tokens: int, status: str) -> None:
         """Persist an answer that was settled elsewhere (reviews settle one reservation per call)."""
