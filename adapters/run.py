@@ -16,6 +16,7 @@ from adapters.common.recovery import Recovery
 from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
+from bot.heap import HeapTrimmer
 from bot.scheduler import BudgetAlerts, Scheduler
 from bot.web import WebServer, build_web_app
 
@@ -58,7 +59,8 @@ class BotProcess:
     def __init__(self, settings: Settings) -> None:
         check_platforms(settings)
         self.settings = settings
-        self.tasks = BackgroundTasks()
+        self.heap = HeapTrimmer()
+        self.tasks = BackgroundTasks(on_count=self.heap.running_changed)
         self.core: Core | None = None
         self.adapters: list[PlatformAdapter] = []
         self.server: WebServer | None = None
@@ -123,6 +125,7 @@ class BotProcess:
             await self.recovery.run_once()
 
     async def stop(self) -> None:
+        self.heap.cancel()
         await _cancel(self._maintenance)
         # Take nothing new, give answers in flight the grace period while every platform can still
         # post, then cancel the rest: the answer supervisor finishes each with the interruption

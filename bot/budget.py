@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call
@@ -36,6 +36,23 @@ log = logging.getLogger(__name__)
 GLOBAL_SCOPE = "global"
 
 AlsoInTransaction = Callable[[Session], None]
+
+# The reserve/settle path runs Core statements on these tables: rows, not ORM entities, once per call.
+_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
+_LIMIT = select(Budget.__table__.c.limit_nanos, Budget.__table__.c.period).where(
+    Budget.__table__.c.scope_key == bindparam("scope_key"))
+# Built once: each runs several times per answer, and building a statement costs more than running it.
+_COUNTER_WHERE = (_COUNTERS.c.scope_key == bindparam("c_scope"), _COUNTERS.c.period == bindparam("c_period"),
+                  _COUNTERS.c.period_start == bindparam("c_start"))
+_COUNTER = select(_COUNTERS.c.spent_nanos, _COUNTERS.c.reserved_nanos).where(*_COUNTER_WHERE)
+_COUNTER_LOCKED = _COUNTER.with_for_update()
+_RESERVE = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
+_RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
+_CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
+_LEDGER_ROW = insert(_LEDGER)
+_ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
+    reserved_nanos=_COUNTERS.c.reserved_nanos + bindparam("d_reserved"),
+    spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
 
 
 def channel_scope(platform: str, channel_id: str) -> str:
@@ -135,7 +152,7 @@ class BudgetManager:
     # -- limits --
 
     def limit_for(self, session: Session, scope_key: str) -> BudgetLimit:
-        row = session.get(Budget, scope_key)
+        row = session.connection().execute(_LIMIT, {"scope_key": scope_key}).first()
         if row is not None:
             return BudgetLimit(row.limit_nanos, Period(row.period))
         if scope_key == GLOBAL_SCOPE:
@@ -224,14 +241,13 @@ class BudgetManager:
                               binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
             for scope in scopes:
                 self._adjust(session, _counter_key(scope), reserved=plan.amount_nanos)
-            reservation = Reservation(
+            reservation_id = session.connection().scalar(_RESERVE, dict(
                 channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
                 counter_keys=";".join(_counter_key(s) for s in scopes), amount_nanos=plan.amount_nanos,
-                created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
-            )
-            session.add(reservation)
-            session.flush()
-            return Grant(reservation.id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
+                status="active", created_at=now,
+                expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
+            ))
+            return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
 
         granted = await self._db.run(work)
         if isinstance(granted, Grant):
@@ -245,9 +261,9 @@ class BudgetManager:
         """
 
         def work(session: Session) -> Any:
-            reservation = session.get(Reservation, grant.reservation_id, with_for_update=True)
+            reservation = session.connection().execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
             if reservation is not None and reservation.status == "expired":
-                self._correct_expired(session, reservation, outcome)
+                self._correct_expired(session, session.get(Reservation, reservation.id), outcome)
             elif reservation is None or reservation.status != "active":
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
@@ -334,13 +350,17 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    def _close(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
+    def _close(self, session: Session, reservation: Reservation | Row[Any], outcome: Settlement) -> None:
+        """Move a reservation's money from reserved to spent and write its ledger row. `reservation` is an
+        entity or a row of its table; its status is changed by statement, not on the object."""
         for key in sorted(reservation.counter_keys.split(";")):
             self._adjust(session, key, reserved=-reservation.amount_nanos, spent=outcome.cost_nanos)
-        reservation.status = "released" if outcome.cost_nanos == 0 else "settled"
+        status = "released" if outcome.cost_nanos == 0 else "settled"
         if outcome.status == "expired":
-            reservation.status = "expired"
-        session.add(UsageEntry(
+            status = "expired"
+        connection = session.connection()
+        connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": status})
+        connection.execute(_LEDGER_ROW, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
             prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
@@ -358,13 +378,10 @@ class BudgetManager:
     def _scope_state(self, session: Session, scope_key: str, now: datetime, *, lock: bool) -> ScopeState:
         limit = self.limit_for(session, scope_key)
         start, end = period_bounds(limit.period, now, self._settings.tz)
-        query = select(BudgetCounter).where(
-            BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
-            BudgetCounter.period_start == start,
-        ).execution_options(populate_existing=True)
-        if lock:
-            query = query.with_for_update()
-        counter = (session.scalars(query)).one_or_none()
+        query = _COUNTER_LOCKED if lock else _COUNTER
+        key = {"c_scope": scope_key, "c_period": limit.period.value, "c_start": start}
+        connection = session.connection()
+        counter = connection.execute(query, key).one_or_none()
         if counter is None:
             # First use of this period: open its counter from the books, so a budget set or changed
             # mid-period still counts what was already spent.
@@ -375,7 +392,7 @@ class BudgetManager:
                     reserved_nanos=self._active_reserved(session, scope_key, start),
                 ).on_conflict_do_nothing()
             )
-            counter = (session.scalars(query)).one()
+            counter = connection.execute(query, key).one()
         return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos)
 
     @staticmethod
@@ -397,13 +414,8 @@ class BudgetManager:
 
     def _adjust(self, session: Session, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
         scope_key, period, start = _parse_counter_key(counter_key)
-        session.execute(
-            update(BudgetCounter)
-            .where(BudgetCounter.scope_key == scope_key, BudgetCounter.period == period,
-                   BudgetCounter.period_start == start)
-            .values(reserved_nanos=BudgetCounter.reserved_nanos + reserved,
-                    spent_nanos=BudgetCounter.spent_nanos + spent)
-        )
+        session.connection().execute(_ADJUST, {"c_scope": scope_key, "c_period": period, "c_start": start,
+                                               "d_reserved": reserved, "d_spent": spent})
 
     def _remaining(self, session: Session, scope_key: str | None) -> Remaining:
         if scope_key is None:

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = Field(default=None, alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(default=None, ge=1, alias="DISCORD_SHARD_COUNT")
     discord_shard_ids: str = Field(default="", alias="DISCORD_SHARD_IDS")
-    discord_edit_interval: float = Field(default=1.5, gt=0, alias="DISCORD_EDIT_INTERVAL")
+    discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
     discord_guild_ids: str = Field(default="", alias="DISCORD_GUILD_IDS")
 
     # Admin reports

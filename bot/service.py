@@ -5,6 +5,7 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -38,11 +39,16 @@ from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.redact import StreamRedactor, mask_incoming_async
 from bot.replies import denial_text, too_long_text
+from bot.start_gate import STARTS_AT_ONCE, StartGate
 from bot.store import Claimed, ConversationStore
 from bot.text_safety import clean_text
 from bot.tokens import estimate_message_tokens
 
 log = logging.getLogger(__name__)
+
+# Tokenising a few thousand characters takes a fraction of a millisecond; past that, a thread hop is cheaper
+# than holding up every other answer and acknowledgement on the loop.
+OFF_LOOP_CHARS = 4_000
 
 EMPTY_REPLY = "Ask me a code question, paste a diff to review, or attach a file. Add `--web` to search the web."
 
@@ -124,7 +130,7 @@ class _Call:
 class ChatService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook, metrics: Metrics | None = None, reviewer: Reviewer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, starts_at_once: int = STARTS_AT_ONCE) -> None:
         self.settings = settings
         self.llm = llm
         self.budget = budget
@@ -135,13 +141,18 @@ class ChatService:
         self.budget_watcher: BudgetWatcher | None = None
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
+        self._starts = StartGate(starts_at_once)
 
     async def handle(self, incoming: Incoming, sink: ReplySink, inflight: InFlight | None = None) -> Answer | None:
         """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
 
         `inflight` (from the answer supervisor) is kept up to date with the message and the calls
         this answer holds open, so whoever ends it early can settle them."""
-        inflight = inflight if inflight is not None else InFlight()
+        async with self._starts.starting() as started:
+            return await self._handle(incoming, sink, started, inflight if inflight is not None else InFlight())
+
+    async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
+                      inflight: InFlight) -> Answer | None:
         incoming = safe_incoming(incoming)
         sink = GuardedSink(sink)
         secrets_masked = 0
@@ -150,7 +161,8 @@ class ChatService:
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         turn.secrets_masked = secrets_masked
-        claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
+        turn_tokens = await _estimate(turn.token_estimate, len(turn.text))
+        claimed = await self.store.claim(incoming, turn.text, turn_tokens)
         platform = incoming.platform.value
         if claimed is None:
             self.metrics.messages.labels(platform, "duplicate").inc()
@@ -171,7 +183,8 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, inflight, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, turn_tokens, sink, inflight, started,
+                                    web_search=web, fast=fast)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -180,12 +193,13 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink,
-                      inflight: InFlight, *, web_search: bool, fast: bool) -> Answer:
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
+                      sink: ReplySink, inflight: InFlight, started: Callable[[], None], *,
+                      web_search: bool, fast: bool) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
-        fixed_tokens = self._system_tokens + turn.token_estimate()
+        fixed_tokens = self._system_tokens + turn_tokens
         if fixed_tokens * correction > self.settings.context_tokens:
             text = too_long_text(math.ceil(fixed_tokens * correction), self.settings.context_tokens)
             return await self._notice(claimed, sink, "too_long", text)
@@ -214,7 +228,7 @@ class ChatService:
         )
         await sink.start()
         await sink.status("searching the web…" if web_search else "thinking…")
-        call = await self._stream(request, sink, opened)
+        call = await self._stream(request, sink, opened, started)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
@@ -236,7 +250,8 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall,
+                      started: Callable[[], None]) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
         call = _Call(parts=opened.parts, started=self._clock())
@@ -244,6 +259,7 @@ class ChatService:
         opened.sent = True
         try:
             async for event in self.llm.stream(request):
+                started()
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
@@ -296,6 +312,8 @@ class ChatService:
             self.metrics.overrun.inc(cost - grant.amount_nanos)
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         answer_text = call.text
+        # Counted before the transaction: the SQLite writer thread serves every answer in turn.
+        answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
         if charge.basis is Basis.RESERVED and error_text is None:
             error_text = call.usage_problem
@@ -303,7 +321,7 @@ class ChatService:
 
         def record(session: Session) -> None:
             ConversationStore.record_answer(
-                session, claimed=claimed, answer=answer_text, answer_tokens=estimate_message_tokens(answer_text),
+                session, claimed=claimed, answer=answer_text, answer_tokens=answer_tokens,
                 status=status if answer_text else ("failed" if status in ("failed", "cut") else status),
                 floor_pk=floor_pk, prompt_estimate=prompt_estimate,
                 prompt_actual=call.usage.prompt_tokens if call.usage else None,
@@ -346,6 +364,14 @@ def safe_incoming(incoming: Incoming) -> Incoming:
         thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
                          clean_text(key.thread_id)),
     )
+
+
+async def _estimate(count: Callable[[], int], chars: int) -> int:
+    """A token estimate (tokens) of a text of `chars` characters; a long one (a pasted file, a long answer)
+    is counted in a worker thread, where tiktoken runs beside the event loop instead of stalling it."""
+    if chars < OFF_LOOP_CHARS:
+        return count()
+    return await asyncio.to_thread(count)
 
 
 def _ms(seconds: float) -> int:

@@ -8,7 +8,6 @@ import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from bot.db import Database
 from bot.metrics import Metrics
@@ -35,8 +34,7 @@ def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
-            async with db.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await db.ping()
         except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
             log.warning("health check failed: %s", type(exc).__name__)
             return web.json_response({"status": "unhealthy", "database": "unreachable"}, status=503)

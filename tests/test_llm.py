@@ -66,6 +66,16 @@ async def test_stream_yields_reasoning_content_usage_and_finish(fake_seed: FakeS
     assert body["model"] == "seed-2-0-code"
 
 
+async def test_answers_in_a_row_share_one_connection(fake_seed: FakeSeed) -> None:
+    """A finished stream is read to the end of its body, so its connection goes back to the pool."""
+    fake_seed.script(Reply(content="One."), Reply(content="Two."), Reply(content="Three."))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        for _ in range(3):
+            await collect(client, ask())
+    peers = {r.peer for r in fake_seed.requests}
+    assert len(fake_seed.requests) == 3 and len(peers) == 1 and None not in peers
+
+
 async def test_thinking_off_sends_no_effort(fake_seed: FakeSeed) -> None:
     async with client_for(fake_seed, SleepRecorder()) as client:
         await collect(client, ask(enable_thinking=False, reasoning_effort="high"))

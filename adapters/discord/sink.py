@@ -1,8 +1,9 @@
 """A ReplySink over paced message edits: how an answer streams into Discord.
 
-The answer grows by editing one message. Edits of a message are at least DISCORD_EDIT_INTERVAL
-apart; while an answer streams, the gap grows by a tenth of the interval per edit already made (to
-3x), so early text shows up quickly and a 20-second answer still costs about a dozen API calls.
+The answer grows by editing one message. Edits of a message start DISCORD_EDIT_INTERVAL apart (default
+1 s, a steady pace measured from when each edit was sent, so a slow response does not stretch the
+next gap): each answer has its own thread, and Discord's per-channel limit for message edits is about
+five per five seconds, so a 20-second answer costs about two dozen API calls.
 When the text passes what a message holds, the full message is frozen and the answer continues in a
 new one, cut by adapters.common.splitter (code blocks closed and reopened, never inside a character).
 The last message gets the footer (`-# 1,234 tokens · $0.0012`) on its own line: every message keeps
@@ -36,8 +37,6 @@ from bot.markdown import open_fence
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH_SECONDS = 8.0
-GAP_GROWTH_PER_EDIT = 0.1
-MAX_GAP_FACTOR = 3.0
 MAX_RESTARTS = 5
 SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 FALLBACK_REASON = "Something went wrong while answering; please try again."
@@ -52,7 +51,7 @@ class _Live:
     posted: Posted
     content: str
     shown: int  # how much of its message text (see DiscordSink._texts) it shows, without a closing fence
-    touched: float  # when it was sent or last edited
+    touched: float  # when it was sent or its last edit was sent
 
 
 class DiscordSink:
@@ -192,15 +191,10 @@ class DiscordSink:
             self._typing.cancel()
             self._typing = None
 
-    def _gap(self) -> float:
-        if self._final:
-            return self._interval
-        return self._interval * min(MAX_GAP_FACTOR, 1 + GAP_GROWTH_PER_EDIT * self.edits)
-
     async def _pace(self) -> None:
         """Wait until the current message may be edited again; more text piles up meanwhile."""
         while self._current is not None and not self._aborted:
-            delay = self._current.touched + self._gap() - self._clock()
+            delay = self._current.touched + self._interval - self._clock()
             if delay <= 0:
                 return
             if self._final:
@@ -241,6 +235,7 @@ class DiscordSink:
 
     async def _show(self, content: str, shown: int, index: int) -> bool:
         current = self._current
+        sent_at = self._clock()
         if current is None:
             try:
                 posted = await self._target.send(content)
@@ -248,7 +243,7 @@ class DiscordSink:
                 log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
                 return False
-            self._current = _Live(posted, content, shown, self._clock())
+            self._current = _Live(posted, content, shown, sent_at)
             self.messages_sent += 1
             return True
         if current.content == content:
@@ -261,7 +256,7 @@ class DiscordSink:
                      current.posted.id, exc)
             self._continue_after(index, current.shown)
             return False
-        current.content, current.shown, current.touched = content, shown, self._clock()
+        current.content, current.shown, current.touched = content, shown, sent_at
         self.edits += 1
         return True
 

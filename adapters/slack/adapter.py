@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.early_ack import acknowledges_early
 from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
@@ -168,9 +169,12 @@ class SlackAdapter:
         if problem := payload_problem(body, request.headers.get("Content-Type", "")):
             log.warning("signed Slack request ignored: %s", problem)
             return web.Response(status=200)
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        if acknowledges_early(body, request.headers.get("Content-Type", "")):
+            self._tasks.spawn(self._dispatch_acknowledged(bolt_request), name="slack:dispatch")
+            return web.Response(status=200)
         try:
-            bolt_response = await self.app.async_dispatch(
-                AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers)))
+            bolt_response = await self.app.async_dispatch(bolt_request)
         except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried
             log.warning("signed Slack request ignored: Bolt could not read it (%s)", type(exc).__name__)
             return web.Response(status=200)
@@ -193,6 +197,14 @@ class SlackAdapter:
             except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
                 log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
         await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
+    async def _dispatch_acknowledged(self, bolt_request: AsyncBoltRequest) -> None:
+        try:
+            response = await self.app.async_dispatch(bolt_request)
+        except Exception as exc:  # noqa: BLE001 - already acknowledged: nothing to answer, only to log
+            log.warning("Slack event acknowledged early, then Bolt could not read it (%s)", type(exc).__name__)
+            return
+        if response.status >= 400:
+            log.warning("Slack event acknowledged early, then refused by Bolt (HTTP %d)", response.status)
 
     # -- internals --
 

@@ -59,6 +59,7 @@ class Recorded:
     at: float
     status: int = 200
     usage: dict[str, Any] | None = None
+    peer: tuple[str, int] | None = None  # the client's address: one per TCP connection
 
 
 @dataclass
@@ -146,7 +147,8 @@ class FakeSeed:
             body = await request.json()
         except json.JSONDecodeError:
             return self._error(400, "invalid_request_error", "invalid_json", "Body is not JSON")
-        recorded = Recorded(body=body, headers=dict(request.headers), at=time.monotonic())
+        recorded = Recorded(body=body, headers=dict(request.headers), at=time.monotonic(),
+                            peer=request.transport.get_extra_info("peername") if request.transport else None)
         self.requests.append(recorded)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             recorded.status = 401
