@@ -179,3 +179,16 @@ class Delivery(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class DisplayName(Base):
+    """A channel's or a person's name as the platform shows it, for reports. `kind` is "channel" or
+    "user"; `refreshed_at` is when the platform last told us, so a name is looked up at most daily."""
+
+    __tablename__ = "display_names"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime)

@@ -114,7 +114,7 @@ class ReviewService:
             return result
         started = time.monotonic()
         request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
-                              reasoning_effort="medium", enable_caching=False)
+                              enable_thinking=grant.thinking, reasoning_effort="medium", enable_caching=False)
         try:
             completion = await self._llm.complete(request)
         except SeedContentFiltered:

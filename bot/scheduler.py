@@ -121,7 +121,8 @@ class Scheduler:
         since, until = self._reports.day_bounds(day)
         report = await self._reports.spend(since, until)
         series = await self._reports.daily_series(day)
-        png = await asyncio.to_thread(render_chart, series, day)
+        labels = await self._reports.channel_labels(list(series))
+        png = await asyncio.to_thread(render_chart, series, day, labels)
         return render_summary(report, day), png
 
 

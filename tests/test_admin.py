@@ -51,7 +51,7 @@ async def test_summary_figures_equal_the_ledger(core_for, database_url: str) -> 
     assert (report.cost_nanos, report.requests, report.prompt_tokens) == (cost, calls, prompt)
     assert sum(c.cost_nanos for c in report.channels) == cost
     assert {c.address for c in report.channels} == {"slack:C0", "slack:C1"}
-    assert all(c.budget == "$5/day" and c.utilisation is not None for c in report.channels)
+    assert all(c.position.budget == "$5/day" and c.position.utilisation is not None for c in report.channels)
     text = render_summary(report, now.date())
     assert f"{calls} model calls" in text and "slack:C0" in text and "Top users" in text
 

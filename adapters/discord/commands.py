@@ -45,8 +45,10 @@ def install_commands(tree: app_commands.CommandTree, conversations: Conversation
     @budget.command(name="show", description="Show a channel's budget and what it has spent")
     @app_commands.describe(channel="Another channel (default: this one)")
     async def budget_show(interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
-        scope = budget_scope(interaction, channel)
-        conversations.spawn(reply_privately(interaction, lambda: admin.budget_show(scope)), "discord-budget-show")
+        scope, here = budget_scope(interaction, channel), budget_scope(interaction, None)
+        user_id = str(interaction.user.id)
+        conversations.spawn(reply_privately(interaction, lambda: admin.budget_view(
+            Platform.DISCORD.value, user_id, here, scope)), "discord-budget-show")
 
     @budget.command(name="set", description="Set a channel's budget, e.g. 5/day, 12.50/week, none (admins)")
     @app_commands.describe(value="5/day, 12.50/week, 100/month or none", channel="Another channel (default: this one)")
@@ -59,9 +61,11 @@ def install_commands(tree: app_commands.CommandTree, conversations: Conversation
 
     tree.add_command(budget)
 
-    @tree.command(name="spend", description="What seedbot spent over the last 7 days")
+    @tree.command(name="spend", description="What seedbot spent over the last 7 days (here; everywhere for admins)")
     async def spend(interaction: discord.Interaction) -> None:
-        conversations.spawn(reply_privately(interaction, admin.spend), "discord-spend")
+        here, user_id = budget_scope(interaction, None), str(interaction.user.id)
+        conversations.spawn(reply_privately(
+            interaction, lambda: admin.spend_view(Platform.DISCORD.value, user_id, here)), "discord-spend")
 
 
 def budget_scope(interaction: discord.Interaction, channel: discord.abc.Snowflake | None) -> str:
