@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,9 @@ from bot.domain import NANOS_PER_USD, format_usd, usd_string
 from bot.models import Channel, Refusal, UsageEntry
 from bot.names import CHANNEL, USER, NameBook, channel_label, person_label
 from bot.pricing import PriceBook
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FAILED_STATUSES = ("failed", "cut", "expired")
 TOP_USERS = 5
@@ -211,6 +214,11 @@ class Reports:
             forecast = project_month_end(spent, last_moment.replace(tzinfo=UTC).astimezone(self._settings.tz).date())
         return BudgetPosition(state.limit.describe(), spent / limit if limit else None, forecast, limit)
 
+    async def chart_data(self, last_day: date) -> tuple[dict[str, list[int]], dict[str, str]]:
+        """What `render_chart` draws for the CHART_DAYS ending `last_day`: the series and channel labels."""
+        series = await self.daily_series(last_day)
+        return series, await self.channel_labels(list(series))
+
     async def daily_series(self, last_day: date, days: int = CHART_DAYS) -> dict[str, list[int]]:
         """Spend per channel per day for the `days` days ending with `last_day`, oldest first."""
         first = last_day - timedelta(days=days - 1)
@@ -272,15 +280,21 @@ CHART_TOP_CHANNELS = 8
 
 
 def render_chart(series: dict[str, list[int]], last_day: date, labels: dict[str, str] | None = None) -> bytes:
-    """A PNG: daily spend stacked by channel, the top CHART_TOP_CHANNELS by spend and "others", the
-    legend (channel names from `labels`, else addresses) beside the bars. Sized to stay readable in
-    Slack's inline preview. CPU-heavy: call it in a thread."""
+    """`chart_figure` as PNG bytes. CPU-heavy: call it in a thread."""
+    buffer = io.BytesIO()
+    chart_figure(series, last_day, labels or {}).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_figure(series: dict[str, list[int]], last_day: date, labels: dict[str, str]) -> Figure:
+    """Daily spend (nano-dollars per channel address per day, oldest first) stacked by channel: the top
+    CHART_TOP_CHANNELS by spend and "others", the legend (names from `labels`, else addresses) beside
+    the bars, 1000x500 px with large type so it stays readable in Slack's inline preview."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    labels = labels or {}
     days = len(next(iter(series.values()))) if series else CHART_DAYS
     ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
     stacks = [(labels.get(address, address), values) for address, values in ranked[:CHART_TOP_CHANNELS]]
@@ -308,6 +322,4 @@ def render_chart(series: dict[str, list[int]], last_day: date, labels: dict[str,
         axes.legend(handles[::-1], names[::-1], fontsize=12, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                     frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure

@@ -120,8 +120,7 @@ class Scheduler:
     async def build_summary(self, day: date) -> tuple[str, bytes]:
         since, until = self._reports.day_bounds(day)
         report = await self._reports.spend(since, until)
-        series = await self._reports.daily_series(day)
-        labels = await self._reports.channel_labels(list(series))
+        series, labels = await self._reports.chart_data(day)
         png = await asyncio.to_thread(render_chart, series, day, labels)
         return render_summary(report, day), png
 

@@ -33,6 +33,7 @@ from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.domain import Incoming, ThreadKey
+from bot.names import CHANNEL, USER
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Conversations:
         self._client = client
         self._service = core.service
         self._store = core.store
+        self._names = core.names
         self._tasks = tasks
         self._interval = settings.discord_edit_interval
         self._files = AttachmentReader(max_text_bytes=settings.max_attachment_bytes,
@@ -150,12 +152,19 @@ class Conversations:
 
     async def _run(self, incoming: Incoming, sink: DiscordSink) -> bool:
         """Answer through the core; False if the message was a duplicate (nothing was sent)."""
+        self.spawn(self._learn_names(incoming), f"discord-names-{incoming.message_id}")
         try:
             return await self._service.handle(incoming, sink) is not None
         except Exception:  # noqa: BLE001 - one bad message must not leave the user without a word
             log.exception("answering Discord message %s failed", incoming.message_id)
             await sink.fail(FALLBACK_REASON)
             return True
+
+    async def _learn_names(self, incoming: Incoming) -> None:
+        """Discord's events carry the channel's and the member's names: keep them for reports."""
+        platform = incoming.platform.value
+        await self._names.note(platform, CHANNEL, incoming.thread.channel_id, incoming.channel_name)
+        await self._names.note(platform, USER, incoming.user_id, incoming.user_name)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run `coro` as an answer in flight: logged if it fails, waited for at shutdown."""

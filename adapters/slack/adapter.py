@@ -31,6 +31,7 @@ from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.stream import StreamingSwitch, error_code
+from adapters.slack.names import SlackNames
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
@@ -93,7 +94,8 @@ class SlackAdapter:
         self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
                             authorize=authorize, process_before_response=False)
         self.handlers = SlackHandlers(core=core, tasks=tasks, client=self.client, files=self.files,
-                                      users=self.users, switch=self.switch, identity=self._require_identity)
+                                      users=self.users, switch=self.switch, identity=self._require_identity,
+                                      names=SlackNames(self.client, core.names))
         self.handlers.register(self.app)
 
     # -- PlatformAdapter --

@@ -30,6 +30,7 @@ from adapters.slack.events_logic import (
 from adapters.slack.files import FileFetcher
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.stream import StreamingSwitch, Target, error_code
+from adapters.slack.names import SlackNames
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
@@ -42,7 +43,7 @@ COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a m
 class SlackHandlers:
     def __init__(self, *, core: Core, tasks: BackgroundTasks, client: AsyncWebClient, files: FileFetcher,
                  users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
-                 interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+                 names: SlackNames, interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
         self._tasks = tasks
         self._client = client
@@ -50,6 +51,7 @@ class SlackHandlers:
         self._users = users
         self._switch = switch
         self._identity = identity
+        self._names = names
         self._interval = interval
         self.inflight: set[asyncio.Task[Any]] = set()
 
@@ -109,6 +111,7 @@ class SlackHandlers:
         name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
                                                  self._files.fetch_all(decision.files))
         incoming = dataclasses.replace(incoming, user_name=name, attachments=attachments)
+        self._spawn(self._names.learn(key.channel_id, incoming.user_id, name), "slack:names")
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
         sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
