@@ -294,6 +294,7 @@ def chart_figure(series: dict[str, list[int]], last_day: date, labels: dict[str,
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import StrMethodFormatter
 
     days = len(next(iter(series.values()))) if series else CHART_DAYS
     ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
@@ -305,13 +306,15 @@ def chart_figure(series: dict[str, list[int]], last_day: date, labels: dict[str,
     figure = Figure(figsize=(10, 5), dpi=100)
     axes = figure.add_subplot()
     bottom = [0.0] * days
-    colours = matplotlib.colormaps["tab10"].colors
+    # tab10 without its grey, which stands for "others".
+    colours = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7]
     for index, (label, values) in enumerate(stacks):
         dollars = [v / NANOS_PER_USD for v in values]
         colour = "#9e9e9e" if label == "others" else colours[index % len(colours)]
         axes.bar(ticks, dollars, bottom=bottom, label=label, color=colour)
         bottom = [b + d for b, d in zip(bottom, dollars, strict=True)]
-    axes.set_ylabel("USD", fontsize=13)
+    axes.set_ylabel("spend per day", fontsize=13)
+    axes.yaxis.set_major_formatter(StrMethodFormatter("${x:,.2f}"))
     axes.set_title(f"seedbot spend, last {days} days", fontsize=15)
     axes.tick_params(axis="x", labelrotation=45, labelsize=11)
     axes.tick_params(axis="y", labelsize=11)
