@@ -75,7 +75,8 @@ class BotProcess:
             log.info("%s adapter started", adapter.name)
         notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
-        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
+        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers,
+                                                         self.core.reports)
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def _maintain(self) -> None:

@@ -33,27 +33,13 @@ class AdminCommands:
     def is_admin(self, platform: str, user_id: str) -> bool:
         return f"{platform}:{user_id}" in self._settings.admin_ids
 
-    async def scope_label(self, scope_key: str) -> str:
-        """How people read a budget key: `#backend (slack:C0123)`, `everyone's own budget in #backend`."""
-        person = split_person_scope(scope_key)
-        channel = person[1] if person else scope_key
-        if channel == GLOBAL_SCOPE:
-            return "the global cap"
-        name = (await self._reports.channel_labels([channel]))[channel]
-        where = channel if name == channel else f"{name} ({channel})"
-        if person is None:
-            return where
-        if person[0] == EVERYONE:
-            return f"everyone's own budget in {where}"
-        return f"{scope_key.partition('@')[0]}'s own budget in {where}"
-
     async def budget_show(self, scope_key: str) -> str:
         """A budget with its spend this period and its last changes (a channel's also with the limit
         each person has in it). No permission check: callers with a viewer use `budget_view`."""
         state = await self._budget.scope_state(scope_key)
         used = state.spent_nanos + state.reserved_nanos
         resets = state.period_end.strftime("%Y-%m-%d %H:%M") + " UTC"
-        label = await self.scope_label(scope_key)
+        label = await self._reports.scope_label(scope_key)
         if state.limit.limit_nanos is None:
             text = f"Budget for {label}: unlimited. Spent this {state.limit.period.value}: {format_usd(used)}."
         else:
@@ -84,7 +70,7 @@ class AdminCommands:
         except ValueError as exc:
             return str(exc)
         old, new = await self._budget.set_limit(scope_key, limit, changed_by=f"{platform}:{user_id}")
-        label = await self.scope_label(scope_key)
+        label = await self._reports.scope_label(scope_key)
         return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 
     async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None) -> str:

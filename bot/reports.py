@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budget import BudgetManager, channel_pks, channel_scope
+from bot.budget import EVERYONE, GLOBAL_SCOPE, BudgetManager, channel_pks, channel_scope, split_person_scope
 from bot.budget_logic import local_midnight_utc, project_month_end
 from bot.config import Period, Settings
 from bot.db import Database
@@ -180,6 +180,23 @@ class Reports:
             report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
                                                 count, position))
         return report
+
+    async def scope_label(self, scope_key: str) -> str:
+        """How people read a budget key: `#backend (slack:C0123)`, `Ada in #backend (slack:C0123)` (her
+        own limit there), `each person in #backend (slack:C0123)`, `the global cap`."""
+        person = split_person_scope(scope_key)
+        channel = person[1] if person else scope_key
+        if channel == GLOBAL_SCOPE:
+            return "the global cap"
+        name = (await self.channel_labels([channel]))[channel]
+        where = channel if name == channel else f"{name} ({channel})"
+        if person is None:
+            return where
+        if person[0] == EVERYONE:
+            return f"each person in {where}"
+        platform = channel.partition(":")[0]
+        who = (await self._names.names([(platform, USER, person[0])])).get((platform, USER, person[0]))
+        return f"{person_label(who, f'{platform}:{person[0]}')} in {where}"
 
     async def channel_labels(self, addresses: list[str]) -> dict[str, str]:
         """`slack:C0123` -> `#backend` (the address itself while no name is known)."""

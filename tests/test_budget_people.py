@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from sqlalchemy import select
 
 from bot.app import Core
 from bot.budget import channel_scope, person_scope
 from bot.models import BudgetCounter, UsageEntry
+from bot.scheduler import BudgetAlerts, Scheduler
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingSink
+from tests.sinks import RecordingNotifier, RecordingSink
+from tests.test_admin import run_cli
 from tests.test_service import worst_case_for
 
 
@@ -39,7 +42,7 @@ async def test_a_channel_default_for_people_and_one_persons_own_limit(core_for, 
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     assert "Only seedbot admins" in await core.admin.slash_command("slack", "U1", "C1", "budget user 0.000001/day")
     reply = await core.admin.slash_command("slack", "UADMIN", "C1", "budget user 0.000001/day")
-    assert "everyone's own budget in slack:C1" in reply and "$0.000001/day" in reply
+    assert "Budget for each person in slack:C1 changed" in reply and "$0.000001/day" in reply
     await core.budget.set_limit(person_scope("slack:C1", "U2"), "5/day", "test")
     sinks = {user: RecordingSink() for user in ("U1", "U2")}
     results = {user: await core.service.handle(incoming("q", user=user, thread=user), sinks[user]) for user in sinks}
@@ -118,3 +121,34 @@ async def test_a_shrunk_answer_goes_without_thinking(core_for, sqlite_url: str, 
     assert sink.footer is not None
     assert sink.footer.notes[-2:] == ("thinking off: channel budget nearly spent",
                                       "answer limited to 1,000 tokens by the budget")
+
+
+async def test_admins_are_alerted_by_channel_name_and_not_for_each_persons_limit(core_for, sqlite_url: str,
+                                                                               fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_DEFAULT_USER_BUDGET="0.000001/day")
+    notifier = RecordingNotifier()
+    core.service.budget_watcher = BudgetAlerts(
+        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": notifier},
+        core.reports)
+    await core.names.remember("slack", "channel", "C0BACKEND", "backend")
+    refused = await core.service.handle(incoming("q", channel="C0BACKEND"), RecordingSink())
+    assert refused is not None and refused.status == "refused" and notifier.sent == []
+    await core.budget.set_limit(person_scope("slack:C0BACKEND", "*"), "none", "test")
+    await core.budget.set_limit("slack:C0BACKEND", "0.000001/day", "test")
+    await core.service.handle(incoming("q2", channel="C0BACKEND"), RecordingSink())
+    alerts = [s.text for s in notifier.sent if s.kind == "direct"]
+    assert alerts and all(t.startswith("Budget alert: #backend (slack:C0BACKEND) has used") for t in alerts)
+
+
+async def test_seedbot_budget_set_for_one_person(core_for, sqlite_url: str, tmp_path: Path) -> None:
+    core = await core_for(sqlite_url)
+    code, out, err = await run_cli(tmp_path, sqlite_url, "budget", "set", "slack:C0123", "--user", "slack:U0456",
+                                   "3/day")
+    assert code == 0, err
+    assert out.strip() == "slack:U0456@slack:C0123: unlimited -> $3/day"
+    assert (await core.budget.limit_for_scope("slack:U0456@slack:C0123")).describe() == "$3/day"
+    code, _, err = await run_cli(tmp_path, sqlite_url, "budget", "set", "slack:C0123", "--user", "discord:1", "3/day")
+    assert code == 2 and "on the channel's platform" in err
+    await core.names.remember("slack", "user", "U0456", "Ada")
+    shown = await core.admin.budget_show("slack:U0456@slack:C0123")
+    assert shown.startswith("Budget for Ada in slack:C0123: $3/day.")

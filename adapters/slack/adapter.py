@@ -29,9 +29,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
+from adapters.slack.names import SlackNames
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.stream import StreamingSwitch, error_code
-from adapters.slack.names import SlackNames
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks

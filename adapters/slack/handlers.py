@@ -28,9 +28,9 @@ from adapters.slack.events_logic import (
     decide,
 )
 from adapters.slack.files import FileFetcher
+from adapters.slack.names import SlackNames
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.stream import StreamingSwitch, Target, error_code
-from adapters.slack.names import SlackNames
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
