@@ -53,13 +53,15 @@ def degrade_notes(grant: Grant, *, web_search: bool, thinking: bool) -> list[str
 
 def denial_text(denial: Denial, platform: Platform, settings: Settings) -> str:
     whose = _sentence_case(budget_name(denial.scope_key))
+    personal = split_person_scope(denial.scope_key) is not None
+    how, how_cli = (" user", " --user") if personal else ("", "")
     resets = denial.resets_at.replace(tzinfo=UTC).astimezone(settings.tz)
     return (
         f"{whose} is used up: {format_usd(denial.spent_nanos)} of {format_usd(denial.limit_nanos)} spent "
         f"this period, and this answer could cost up to {format_usd(denial.needed_nanos)}. "
         f"It resets {resets:%Y-%m-%d %H:%M} {settings.timezone}. "
-        f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget` or "
-        f"`seedbot budget set`."
+        f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget{how}` or "
+        f"`seedbot budget set{how_cli}`."
     )
 
 
