@@ -41,15 +41,26 @@ class NameBook:
         self._memo_size = memo_size
         self._next_due: OrderedDict[NameKey, datetime] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many ids the per-process memo holds (at most `memo_size`)."""
+        return len(self._next_due)
+
     async def learn(self, platform: str, kind: str, platform_id: str,
                     fetch: Callable[[], Awaitable[str | None]]) -> None:
         """Ask `fetch` for the name if it is due (never seen, or older than a day) and store it.
         `fetch` returns None (or raises) when the platform cannot say; nothing is stored then."""
         key = (platform, kind, platform_id)
-        if not platform_id or not await self._due(key):
+        now = self._clock()
+        due_at = self._next_due.get(key)
+        if not platform_id or (due_at is not None and now < due_at):
             return
-        # Claimed before asking, so that concurrent messages from one channel make one lookup.
-        self._remember_due(key, self._clock() + RETRY_AFTER)
+        # Claimed before any await, so that concurrent messages from one channel make one lookup.
+        self._remember_due(key, now + RETRY_AFTER)
+        if due_at is None:
+            refreshed = await self._refreshed_at(key)
+            if refreshed is not None and now < refreshed + REFRESH_AFTER:
+                self._remember_due(key, refreshed + REFRESH_AFTER)
+                return
         try:
             name = await fetch()
         except Exception as exc:  # noqa: BLE001 - a name is a nicety; the id will do meanwhile
@@ -89,22 +100,12 @@ class NameBook:
 
         return await self._db.run(work)
 
-    async def _due(self, key: NameKey) -> bool:
-        now = self._clock()
-        due_at = self._next_due.get(key)
-        if due_at is not None:
-            self._next_due.move_to_end(key)
-            return now >= due_at
-
+    async def _refreshed_at(self, key: NameKey) -> datetime | None:
         def work(session: Session) -> Any:
             return session.scalar(select(DisplayName.refreshed_at).where(
                 DisplayName.platform == key[0], DisplayName.kind == key[1], DisplayName.platform_id == key[2]))
 
-        refreshed = await self._db.run(work)
-        if refreshed is None:
-            return True
-        self._remember_due(key, refreshed + REFRESH_AFTER)
-        return now >= refreshed + REFRESH_AFTER
+        return await self._db.run(work)
 
     def _remember_due(self, key: NameKey, at: datetime) -> None:
         self._next_due[key] = at
