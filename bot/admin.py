@@ -57,8 +57,10 @@ class AdminCommands:
         return text
 
     async def budget_view(self, platform: str, user_id: str, here: str, scope_key: str) -> str:
-        """`budget_show` for someone in channel `here`: admins see any budget, others only this one."""
-        if scope_key != here and not self.is_admin(platform, user_id):
+        """`budget_show` for someone in channel `here`: admins see any budget, others only this channel's
+        (its own, or a person's limit in it)."""
+        person = split_person_scope(scope_key)
+        if (person[1] if person else scope_key) != here and not self.is_admin(platform, user_id):
             return ONLY_THIS_CHANNEL
         return await self.budget_show(scope_key)
 

@@ -43,6 +43,8 @@ async def test_a_channel_default_for_people_and_one_persons_own_limit(core_for, 
     assert "Only seedbot admins" in await core.admin.slash_command("slack", "U1", "C1", "budget user 0.000001/day")
     reply = await core.admin.slash_command("slack", "UADMIN", "C1", "budget user 0.000001/day")
     assert "Budget for each person in slack:C1 changed" in reply and "$0.000001/day" in reply
+    assert "Budget for each person in slack:C1: $0.000001/day" in await core.admin.slash_command(
+        "slack", "U1", "C1", "budget user")
     await core.budget.set_limit(person_scope("slack:C1", "U2"), "5/day", "test")
     sinks = {user: RecordingSink() for user in ("U1", "U2")}
     results = {user: await core.service.handle(incoming("q", user=user, thread=user), sinks[user]) for user in sinks}
