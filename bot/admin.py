@@ -10,7 +10,7 @@ from bot.budget import EVERYONE, GLOBAL_SCOPE, BudgetManager, channel_scope, per
 from bot.config import Settings, parse_budget
 from bot.domain import format_usd
 from bot.models import utcnow
-from bot.reports import Reports, runs_out_lines
+from bot.reports import Reports, runs_out_lines, top_users_line
 from bot.store import ConversationStore
 
 NOT_ADMIN = ("Only seedbot admins can change budgets, and you are not one of them. "
@@ -88,7 +88,10 @@ class AdminCommands:
             if c.position.forecast_nanos is not None:
                 line += f"; month-end forecast {format_usd(c.position.forecast_nanos)} of {c.position.budget}"
             lines.append(line)
-        return "\n".join(lines + runs_out_lines(report))
+        lines += runs_out_lines(report)
+        if report.users:
+            lines.append(top_users_line(report))
+        return "\n".join(lines)
 
     async def spend_view(self, platform: str, user_id: str, here: str, days: int = 7) -> str:
         """`/seed spend`, `/spend`: everywhere for admins, only channel `here` for everyone else."""

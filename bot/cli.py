@@ -18,7 +18,7 @@ import typer
 from bot.app import Core, build_core
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
-from bot.reports import SpendReport, render_chart, render_summary, runs_out_lines
+from bot.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 from bot.terminal import TerminalSink
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
@@ -213,6 +213,8 @@ def spend(
         typer.echo(line)
     for warning in runs_out_lines(report):
         typer.echo(warning)
+    if report.users:
+        typer.echo(top_users_line(report))
 
 
 @app.command()

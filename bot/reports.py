@@ -274,8 +274,7 @@ def render_summary(report: SpendReport, day: date) -> str:
                          f"| {forecast} |")
         lines += runs_out_lines(report)
     if report.users:
-        top = ", ".join(f"{u.label} {format_usd(u.cost_nanos)}" for u in report.users)
-        lines += ["", f"Top users: {top}"]
+        lines += ["", top_users_line(report)]
     lines += [
         "",
         f"Tokens: {report.prompt_tokens:,} prompt ({report.cached_tokens:,} cached, "
@@ -284,6 +283,11 @@ def render_summary(report: SpendReport, day: date) -> str:
         f"Web searches: {report.web_searches}.",
     ]
     return "\n".join(lines)
+
+
+def top_users_line(report: SpendReport) -> str:
+    """The biggest spenders (TOP_USERS) by name, with what each spent."""
+    return "Top users: " + ", ".join(f"{u.label} {format_usd(u.cost_nanos)}" for u in report.users)
 
 
 def runs_out_lines(report: SpendReport) -> list[str]:

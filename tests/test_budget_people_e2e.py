@@ -54,7 +54,7 @@ async def test_two_people_in_backend_one_refused_by_her_limit_and_both_named_in_
         assert png.startswith(b"\x89PNG")
 
         spend = await core.admin.spend_view("slack", "UADMIN", "slack:C1")
-        assert "• #backend: $" in spend
+        assert "• #backend: $" in spend and "Top users: Ada $0.0096, Grace Hopper $" in spend
 
 
 async def test_a_non_admins_seed_spend_shows_only_their_channel(
