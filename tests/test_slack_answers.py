@@ -122,6 +122,8 @@ async def test_direct_message_is_answered_in_the_dm_and_a_reply_there_continues(
         "how do I undo my last commit?", "Use `git reset --soft HEAD~1`.", "and my changes stay?"]
     # chat.startStream in a DM is accepted with or without recipients; the bot passes them anyway.
     assert slack.calls("chat.startStream")[0].params["channel"] == "D2"
+    await bot.idle()
+    assert slack.calls("conversations.info") == []  # a DM has no name to look up
 
 
 async def test_assistant_pane_suggests_prompts_shows_status_and_answers_in_its_thread(

@@ -20,8 +20,10 @@ class SlackNames:
         self._book = book
 
     async def learn(self, channel_id: str, user_id: str, user_name: str) -> None:
-        """Store the channel's name (asked of Slack when due) and the person's (already known)."""
-        await self._book.learn(PLATFORM, CHANNEL, channel_id, lambda: self.channel_name(channel_id))
+        """Store the channel's name (asked of Slack when due) and the person's (already known). A DM
+        (Slack's ids for them start with D) has no name to ask for."""
+        if not channel_id.startswith("D"):
+            await self._book.learn(PLATFORM, CHANNEL, channel_id, lambda: self.channel_name(channel_id))
         if user_name and user_name != user_id:
             await self._book.note(PLATFORM, USER, user_id, user_name)
 
