@@ -17,7 +17,7 @@ from adapters.discord.conversation import Conversations, place_of_channel
 from adapters.discord.split_logic import split_text
 from adapters.discord.targets import NO_PINGS
 from bot.admin import AdminCommands
-from bot.budget import channel_scope
+from bot.budget import EVERYONE, channel_scope, person_scope
 from bot.domain import Platform
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,14 @@ def install_commands(tree: app_commands.CommandTree, conversations: Conversation
             Platform.DISCORD.value, user_id, here, scope)), "discord-budget-show")
 
     @budget.command(name="set", description="Set a channel's budget, e.g. 5/day, 12.50/week, none (admins)")
-    @app_commands.describe(value="5/day, 12.50/week, 100/month or none", channel="Another channel (default: this one)")
-    async def budget_set(interaction: discord.Interaction, value: str,
-                         channel: discord.TextChannel | None = None) -> None:
+    @app_commands.describe(value="5/day, 12.50/week, 100/month or none", channel="Another channel (default: this one)",
+                           each_person="Set each person's own limit in the channel instead",
+                           person="Set this person's own limit in the channel instead")
+    async def budget_set(interaction: discord.Interaction, value: str, channel: discord.TextChannel | None = None,
+                         each_person: bool = False, person: discord.User | None = None) -> None:
         scope = budget_scope(interaction, channel)
+        if person is not None or each_person:
+            scope = person_scope(scope, str(person.id) if person is not None else EVERYONE)
         user_id = str(interaction.user.id)
         conversations.spawn(reply_privately(
             interaction, lambda: admin.budget_set(Platform.DISCORD.value, user_id, scope, value)), "discord-budget-set")
