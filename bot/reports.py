@@ -155,7 +155,7 @@ class Reports:
              report.cached_tokens, report.completion_tokens, report.reasoning_tokens,
              report.web_searches) = (int(v) for v in totals)
             report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(*refused)) or 0)
-            report.cache_savings_nanos = await self._cache_savings(session, since, until)
+            report.cache_savings_nanos = await self._cache_savings(session, in_range)
             rows = await session.execute(
                 select(Channel.platform, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
@@ -204,14 +204,15 @@ class Reports:
         names = await self._names.names(keys.values())
         return {address: channel_label(names.get(key), address) for address, key in keys.items()}
 
-    async def _cache_savings(self, session: AsyncSession, since: datetime, until: datetime) -> int:
-        """What cached tokens would have cost at the uncached rate, minus what they cost."""
+    async def _cache_savings(self, session: AsyncSession, in_range: tuple[Any, ...]) -> int:
+        """What cached tokens would have cost at the uncached rate, minus what they cost, over the ledger
+        rows `in_range` selects."""
         threshold = self._prices.long_context_threshold
         savings = 0
         for tier, condition in ((self._prices.short, UsageEntry.prompt_tokens < threshold),
                                 (self._prices.long, UsageEntry.prompt_tokens >= threshold)):
             cached = int(await session.scalar(select(func.coalesce(func.sum(UsageEntry.cached_tokens), 0)).where(
-                UsageEntry.started_at >= since, UsageEntry.started_at < until, condition)) or 0)
+                *in_range, condition)) or 0)
             per_token = (tier.input_per_m - tier.cached_input_per_m) * NANOS_PER_USD / 1_000_000
             savings += int(cached * per_token)
         return savings
