@@ -86,7 +86,8 @@ class BotProcess:
             log.info("%s adapter started", adapter.name)
         notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
-        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
+        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers,
+                                                         self.core.reports)
         assert self.core.claimants is not None
         self.recovery = Recovery(self.core.claimants, {adapter.name: adapter for adapter in self.adapters
                                                        if hasattr(adapter, "finish_interrupted")})

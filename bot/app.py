@@ -18,6 +18,7 @@ from bot.config import ConfigError, Settings
 from bot.db import Database
 from bot.llm import SeedClient
 from bot.metrics import Metrics
+from bot.names import NameBook
 from bot.pricing import PriceBook
 from bot.reports import Reports
 from bot.review_service import ReviewService
@@ -39,6 +40,7 @@ class Core:
     service: ChatService
     reports: Reports
     admin: AdminCommands
+    names: NameBook
     claimants: Claimants | None = None
 
     async def aclose(self) -> None:
@@ -66,9 +68,10 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
                           reviewer=reviewer)
-    reports = Reports(db, settings, prices, budget)
+    names = NameBook(db)
+    reports = Reports(db, settings, prices, budget, names)
     admin = AdminCommands(settings, budget, reports, store)
-    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin, claimants)
+    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin, names, claimants)
 
 
 async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:

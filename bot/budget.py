@@ -1,4 +1,4 @@
-"""Reserve, settle and release money against channel and global budgets.
+"""Reserve, settle and release money against channel, person and global budgets.
 
 Every reservation runs in one transaction that locks the counter rows of its scopes (SELECT ... FOR
 UPDATE on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.db), so concurrent reservers in
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call
+from bot.budget_logic import Plan, ScopeState, period_bounds, plan_call, plan_degraded
 from bot.config import BudgetLimit, Period, Settings, parse_budget
 from bot.db import Database
 from bot.models import (
@@ -67,7 +67,27 @@ def is_scope_key(text: str) -> bool:
     return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
 
 
-def _channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
+EVERYONE = "*"
+
+
+def person_scope(channel_scope_key: str, user_id: str) -> str:
+    """A person's budget key inside a channel: `slack:U0456@slack:C0123`. A person's spend is
+    limited per channel (not across channels), so the key holds both; `slack:*@slack:C0123` is the
+    limit of everyone in that channel who has no limit of their own."""
+    platform = channel_scope_key.partition(":")[0]
+    return f"{platform}:{user_id}@{channel_scope_key}"
+
+
+def split_person_scope(scope_key: str) -> tuple[str, str] | None:
+    """`slack:U0456@slack:C0123` -> ("U0456", "slack:C0123"); None for a channel or global key."""
+    person, at, channel = scope_key.partition("@")
+    if not at:
+        return None
+    return person.partition(":")[2], channel
+
+
+def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
+    """The row ids of the channel a `platform:id` scope key names, as a subquery."""
     platform, _, channel_id = scope_key.partition(":")
     return select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
 
@@ -78,6 +98,10 @@ class Grant:
     amount_nanos: int
     max_tokens: int
     shrunk: bool
+    web_search: bool = False
+    thinking: bool = True
+    # The scope whose nearly spent budget turned web search or thinking off, if any.
+    degraded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +181,14 @@ class BudgetManager:
             return BudgetLimit(row.limit_nanos, Period(row.period))
         if scope_key == GLOBAL_SCOPE:
             return self._settings.global_budget_limit
-        return self._settings.default_budget
+        person = split_person_scope(scope_key)
+        if person is None:
+            return self._settings.default_budget
+        if person[0] != EVERYONE:
+            channel_default = session.get(Budget, person_scope(person[1], EVERYONE))
+            if channel_default is not None:
+                return BudgetLimit(channel_default.limit_nanos, Period(channel_default.period))
+        return self._settings.default_user_budget_limit
 
     async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
         def work(session: Session) -> Any:
@@ -221,16 +252,18 @@ class BudgetManager:
         estimated_prompt_tokens: int,
         wanted_max_tokens: int,
         web_search: bool,
+        thinking: bool = True,
     ) -> Grant | Denial:
+        """Hold the worst case of one call in the channel's, the person's and the global budget at
+        once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE."""
         now = self._clock()
 
         def work(session: Session) -> Any:
-            scopes = self._lock_scopes(session, [scope_key, GLOBAL_SCOPE], now)
-            plan: Plan = plan_call(
-                self._prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
-                wanted_max_tokens=wanted_max_tokens, min_max_tokens=self._settings.min_answer_tokens,
-                web_search=web_search,
-            )
+            scopes = self._lock_scopes(session, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE], now)
+            sizing = dict(estimated_prompt_tokens=estimated_prompt_tokens, wanted_max_tokens=wanted_max_tokens,
+                          min_max_tokens=self._settings.min_answer_tokens, web_search=web_search)
+            plan: Plan = (plan_degraded(self._prices, scopes, thinking=thinking, **sizing) if self._settings.degrade
+                          else plan_call(self._prices, scopes, **sizing))
             if not plan.fits:
                 binding = plan.binding_scope
                 assert binding is not None and binding.limit.limit_nanos is not None
@@ -247,7 +280,9 @@ class BudgetManager:
                 status="active", created_at=now,
                 expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
             ))
-            return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
+            web, think = (plan.web_search, plan.thinking) if self._settings.degrade else (web_search, thinking)
+            return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
+                         web, think, plan.degraded_by.scope_key if plan.degraded_by is not None else None)
 
         granted = await self._db.run(work)
         if isinstance(granted, Grant):
@@ -402,14 +437,14 @@ class BudgetManager:
         if until is not None:
             query = query.where(UsageEntry.started_at < until)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(UsageEntry.channel_pk.in_(_channel_pks(scope_key)))
+            query = query.where(*_scope_filter(UsageEntry, scope_key))
         return int(session.scalar(query) or 0)
 
     def _active_reserved(self, session: Session, scope_key: str, since: datetime) -> int:
         query = select(func.coalesce(func.sum(Reservation.amount_nanos), 0)).where(
             Reservation.status == "active", Reservation.created_at >= since)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(Reservation.channel_pk.in_(_channel_pks(scope_key)))
+            query = query.where(*_scope_filter(Reservation, scope_key))
         return int(session.scalar(query) or 0)
 
     def _adjust(self, session: Session, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
@@ -425,8 +460,16 @@ class BudgetManager:
                          state.spent_nanos)
 
 
+def _scope_filter(table: type[UsageEntry] | type[Reservation], scope_key: str) -> list[Any]:
+    """The rows of the ledger (or of reservations) that belong to a channel or a person scope."""
+    person = split_person_scope(scope_key)
+    if person is None:
+        return [table.channel_pk.in_(channel_pks(scope_key))]
+    return [table.channel_pk.in_(channel_pks(person[1])), table.user_id == person[0]]
+
+
 def _channel_scope_of(reservation: Reservation | None) -> str | None:
     if reservation is None:
         return None
     scopes = [_parse_counter_key(key)[0] for key in reservation.counter_keys.split(";")]
-    return next((scope for scope in scopes if scope != GLOBAL_SCOPE), None)
+    return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)

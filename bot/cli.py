@@ -19,7 +19,7 @@ from bot.app import Core, build_core
 from bot.budget import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
-from bot.reports import SpendReport, render_summary
+from bot.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 from bot.terminal import TerminalSink
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
@@ -139,11 +139,23 @@ def run() -> None:
 def budget_set(
     channel: Annotated[str, typer.Argument(help="platform:channel, e.g. slack:C0123 or discord:4567, or global.")],
     value: Annotated[str, typer.Argument(help="5/day, 12.50/week, 100/month or none.")],
+    user: Annotated[str | None, typer.Option(
+        "--user", help="A person's own limit in the channel (platform:user, e.g. slack:U0456), "
+                       "or '*' for everyone there without one.")] = None,
 ) -> None:
-    """Set a channel's budget (or the global cap). Recorded with who and when."""
+    """Set a channel's budget (or the global cap, or a person's limit in a channel). Recorded with who and when."""
+    from bot.budget import person_scope
     from bot.config import parse_budget
 
     _check_scope(channel)
+    scope = channel
+    if user is not None:
+        channel_platform = channel.partition(":")[0]
+        platform, _, user_id = (channel_platform, "", "*") if user == "*" else user.partition(":")
+        if channel == "global" or platform != channel_platform or not user_id:
+            _die(f"--user {user!r}: write a person on the channel's platform, e.g. {channel_platform}:U0456, "
+                 "or '*'", 2)
+        scope = person_scope(channel, user_id)
     try:
         parse_budget(value)
     except ValueError as exc:
@@ -151,10 +163,10 @@ def budget_set(
     settings = _settings()
 
     async def change(core: Core) -> tuple[str, str]:
-        return await core.budget.set_limit(channel, value, changed_by=f"cli:{getpass.getuser()}")
+        return await core.budget.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
 
     old, new = _with_core(settings, change)
-    typer.echo(f"{channel}: {old} -> {new}")
+    typer.echo(f"{scope}: {old} -> {new}")
 
 
 @budget_app.command("show")
@@ -226,17 +238,36 @@ def spend(
     typer.echo(f"{first} to {last}: {format_usd(report.cost_nanos)} in {report.requests} model calls, "
                f"{report.answers} answers, {report.refusals} refused for budget, {report.failures} failed")
     for channel in report.channels:
-        typer.echo(f"  {channel.address:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls")
+        line = f"  {channel.label:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls"
+        if channel.position.forecast_nanos is not None:
+            line += f"  month-end forecast {format_usd(channel.position.forecast_nanos)} of {channel.position.budget}"
+        typer.echo(line)
+    for warning in runs_out_lines(report):
+        typer.echo(warning)
+    if report.users:
+        typer.echo(top_users_line(report))
 
 
 @app.command()
 def report(
     date_: Annotated[str | None, typer.Option("--date", help="The day (YYYY-MM-DD), default yesterday.")] = None,
     send: Annotated[bool, typer.Option("--send", help="Deliver it to the admins now instead of printing.")] = False,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also write the 14-day chart to this PNG file.")]
+    = None,
 ) -> None:
     """Print the daily summary, or deliver it now (once per admin per day, like the scheduled one)."""
     settings = _settings()
     day = _parse_day(date_, "--date") if date_ else datetime.now(settings.tz).date() - timedelta(days=1)
+    if chart is not None:
+
+        async def png(core: Core) -> bytes:
+            series, labels = await core.reports.chart_data(day)
+            return await asyncio.to_thread(render_chart, series, day, labels)
+
+        try:
+            chart.write_bytes(_with_core(settings, png))
+        except OSError as exc:
+            _die(f"--chart: cannot write {chart}: {exc.strerror}", 2)
     if send:
         from adapters.run import send_summary_now
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # Budgets
     default_channel_budget: str = Field(default="5.00/day", alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
     global_budget: str = Field(default="none", alias="SEEDBOT_GLOBAL_BUDGET")
+    default_user_budget: str = Field(default="none", alias="SEEDBOT_DEFAULT_USER_BUDGET")
+    # Before refusing, turn web search off, then thinking, then shrink max_tokens; false: only shrink.
+    degrade: bool = Field(default=True, alias="SEEDBOT_DEGRADE")
     reservation_ttl_seconds: int = Field(default=900, gt=0, alias="SEEDBOT_RESERVATION_TTL")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SEEDBOT_SHUTDOWN_GRACE")
     timezone: str = Field(default="UTC", alias="SEEDBOT_TIMEZONE")
@@ -152,7 +155,7 @@ class Settings(BaseSettings):
     # Admin reports
     report_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", alias="SEEDBOT_REPORT_TIME")
 
-    @field_validator("default_channel_budget", "global_budget")
+    @field_validator("default_channel_budget", "global_budget", "default_user_budget")
     @classmethod
     def _valid_budget(cls, value: str) -> str:
         parse_budget(value)
@@ -192,6 +195,11 @@ class Settings(BaseSettings):
     @property
     def default_budget(self) -> BudgetLimit:
         return parse_budget(self.default_channel_budget)
+
+    @property
+    def default_user_budget_limit(self) -> BudgetLimit:
+        """Each person's limit in a channel whose admins set none (`/seed budget user ...`)."""
+        return parse_budget(self.default_user_budget)
 
     @property
     def global_budget_limit(self) -> BudgetLimit:

@@ -224,3 +224,16 @@ class RequestClaim(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class DisplayName(Base):
+    """A channel's or a person's name as the platform shows it, for reports. `kind` is "channel" or
+    "user"; `refreshed_at` is when the platform last told us, so a name is looked up at most daily."""
+
+    __tablename__ = "display_names"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime)

@@ -125,7 +125,7 @@ class ReviewService:
         inflight.open(grant, chunk.prompt_tokens).sent = True
         started = time.monotonic()
         request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
-                              reasoning_effort="medium", enable_caching=False)
+                              enable_thinking=grant.thinking, reasoning_effort="medium", enable_caching=False)
         completion: Completion | None = None
         try:
             completion = await self._llm.complete(request)

@@ -38,7 +38,7 @@ from bot.ports import ReplySink
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.redact import StreamRedactor, mask_incoming_async
-from bot.replies import denial_text, too_long_text
+from bot.replies import degrade_notes, denial_text, too_long_text
 from bot.start_gate import STARTS_AT_ONCE, StartGate
 from bot.store import Claimed, ConversationStore
 from bot.text_safety import clean_text
@@ -210,7 +210,7 @@ class ChatService:
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
             user_id=incoming.user_id, kind="chat",
             estimated_prompt_tokens=math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor)),
-            wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
+            wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search, thinking=not fast,
         )
         if isinstance(granted, Denial):
             text = denial_text(granted, incoming.platform, self.settings)
@@ -223,17 +223,16 @@ class ChatService:
                   or self.settings.default_reasoning_effort)
         request = ChatRequest(
             messages=build_messages(SYSTEM_PROMPT, window, turn), max_tokens=granted.max_tokens,
-            enable_thinking=not fast, reasoning_effort=effort,  # type: ignore[arg-type]
-            enable_web_search=web_search, enable_caching=bool(claimed.history),
+            enable_thinking=granted.thinking, reasoning_effort=effort,  # type: ignore[arg-type]
+            enable_web_search=granted.web_search, enable_caching=bool(claimed.history),
         )
         await sink.start()
-        await sink.status("searching the web…" if web_search else "thinking…")
+        await sink.status("searching the web…" if granted.web_search else "thinking…")
         call = await self._stream(request, sink, opened, started)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
-        if granted.shrunk:
-            notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
+        notes += degrade_notes(granted, web_search=web_search, thinking=not fast)
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
                                                prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked)
         inflight.settled(granted)

@@ -133,3 +133,23 @@ async def test_notifier_splits_long_texts_and_attaches_the_chart_to_the_last_mes
     await notifier.send_channel(str(fake.guild.id), str(fake.channel.id), "@everyone paused " * 150)
     posted = bot.bot_messages(fake.channel)
     assert len(posted) == 2 and not any(m["mention_everyone"] for m in posted)
+
+
+async def test_budget_set_for_each_person_and_one_person(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    bob = fake.add_user("bob")
+    async with running_bot(fake, settings_for, tmp_path, SEEDBOT_ADMINS=f"discord:{fake.alice.id}") as bot:
+        everyone = await fake.dispatch_interaction_create(
+            "budget", options=[{"name": "set", "type": 1, "options": [
+                {"name": "value", "type": 3, "value": "1/day"}, {"name": "each_person", "type": 5, "value": True}]}])
+        one = await fake.dispatch_interaction_create(
+            "budget", options=[{"name": "set", "type": 1, "options": [
+                {"name": "value", "type": 3, "value": "3/day"}, {"name": "person", "type": 6, "value": str(bob.id)}]}])
+        await fake.wait_until(lambda: bool(ephemeral_texts(fake, everyone) and ephemeral_texts(fake, one)))
+        channel = f"discord:{fake.channel.id}"
+        assert ephemeral_texts(fake, everyone)[0].startswith(f"Budget for each person in {channel} changed")
+        assert ephemeral_texts(fake, one)[0].startswith(f"Budget for discord:{bob.id} in {channel} changed")
+        budget = core_of(bot).budget
+        assert (await budget.limit_for_scope(f"discord:*@{channel}")).describe() == "$1/day"
+        assert (await budget.limit_for_scope(f"discord:{bob.id}@{channel}")).describe() == "$3/day"
+        assert (await budget.limit_for_scope(f"discord:{fake.alice.id}@{channel}")).describe() == "$1/day"

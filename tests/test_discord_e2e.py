@@ -264,3 +264,17 @@ async def test_without_thread_permission_answers_are_replies_and_reply_chains_co
     await bot.answer_in(fake.channel, after=int(second["id"]))
     assert user_turns(fake_seed, 2) == [("user", "one"), ("assistant", "First."), ("user", "two"),
                                         ("assistant", "Second."), ("user", "three")]
+
+
+async def test_channel_and_member_names_from_the_event_are_kept_for_reports(
+        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+    question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} what is a monad?")
+    await bot.answer_in(int(question["id"]))
+    await bot.idle()
+    core = core_of(bot)
+    names = await core.names.names([("discord", "channel", str(fake.channel.id)),
+                                    ("discord", "user", str(fake.alice.id))])
+    assert names == {("discord", "channel", str(fake.channel.id)): fake.channel.name,
+                     ("discord", "user", str(fake.alice.id)): "alice"}
+    assert (await core.reports.channel_labels([f"discord:{fake.channel.id}"])) == {
+        f"discord:{fake.channel.id}": f"#{fake.channel.name}"}

@@ -34,6 +34,7 @@ from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.domain import Incoming, ThreadKey
+from bot.names import CHANNEL, USER
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Conversations:
         self._client = client
         self._supervisor = AnswerSupervisor(core.service)
         self._store = core.store
+        self._names = core.names
         self._tasks = tasks
         self._interval = settings.discord_edit_interval
         self._files = AttachmentReader(max_text_bytes=settings.max_attachment_bytes,
@@ -156,7 +158,14 @@ class Conversations:
         async def prepare(incoming: Incoming) -> Incoming:
             return replace(incoming, attachments=await self._files.read_all(files))
 
+        self.spawn(self._learn_names(incoming), f"discord-names-{incoming.message_id}")
         return await self._supervisor.answer(incoming, sink, prepare=prepare) is not None
+
+    async def _learn_names(self, incoming: Incoming) -> None:
+        """Discord's events carry the channel's and the member's names: keep them for reports."""
+        platform = incoming.platform.value
+        await self._names.note(platform, CHANNEL, incoming.thread.channel_id, incoming.channel_name)
+        await self._names.note(platform, USER, incoming.user_id, incoming.user_name)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run `coro` as an answer in flight: logged if it fails, waited for at shutdown."""

@@ -33,6 +33,7 @@ from adapters.slack.events_logic import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.handlers import SlackHandlers
 from adapters.slack.http_edge import decode_body, header_problem, payload_problem
+from adapters.slack.names import SlackNames
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.stream import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
@@ -99,7 +100,8 @@ class SlackAdapter:
         self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
                             authorize=authorize, process_before_response=False)
         self.handlers = SlackHandlers(core=core, tasks=tasks, client=self.client, files=self.files,
-                                      users=self.users, switch=self.switch, identity=self._require_identity)
+                                      users=self.users, switch=self.switch, identity=self._require_identity,
+                                      names=SlackNames(self.client, core.names))
         self.handlers.register(self.app)
 
     # -- PlatformAdapter --

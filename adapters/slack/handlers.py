@@ -31,6 +31,7 @@ from adapters.slack.events_logic import (
     decide,
 )
 from adapters.slack.files import FileFetcher
+from adapters.slack.names import SlackNames
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.stream import StreamingSwitch, Target, error_code
 from adapters.slack.users import UserNames
@@ -47,7 +48,7 @@ COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a m
 class SlackHandlers:
     def __init__(self, *, core: Core, tasks: BackgroundTasks, client: AsyncWebClient, files: FileFetcher,
                  users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
-                 interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+                 names: SlackNames, interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
         self._supervisor = AnswerSupervisor(core.service)
         self._claims = RequestClaims(core.db)
@@ -57,6 +58,7 @@ class SlackHandlers:
         self._users = users
         self._switch = switch
         self._identity = identity
+        self._names = names
         self._interval = interval
         self.inflight: set[asyncio.Task[Any]] = set()
 
@@ -130,6 +132,7 @@ class SlackHandlers:
         async def prepare(incoming: Incoming) -> Incoming:
             name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
                                                      self._files.fetch_all(decision.files))
+            self._spawn(self._names.learn(key.channel_id, incoming.user_id, name), "slack:names")
             return dataclasses.replace(incoming, user_name=name, attachments=attachments)
 
         await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker)

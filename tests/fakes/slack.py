@@ -45,6 +45,7 @@ __all__ = [
     "AssistantThread",
     "Delivery",
     "EventFactory",
+    "FakeChannel",
     "FakeFile",
     "FakeSlack",
     "FakeUser",
@@ -161,6 +162,34 @@ class Message:
         if self.files:
             out["files"] = self.files
         return out
+
+
+@dataclass
+class FakeChannel:
+    """A public or private channel, as conversations.info describes it (the conversation object)."""
+
+    id: str
+    name: str
+    is_private: bool = False
+    created: int = 1_700_000_000
+
+    def to_api(self) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "name_normalized": self.name,
+            "is_channel": not self.is_private,
+            "is_group": self.is_private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": self.is_private,
+            "is_archived": False,
+            "is_general": self.name == "general",
+            "is_member": True,
+            "created": self.created,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }
 
 
 @dataclass
@@ -340,6 +369,7 @@ class SlackState:
         self.clock = clock
         self.channels: dict[str, list[Message]] = {}
         self.users: dict[str, FakeUser] = {}
+        self.conversations: dict[str, FakeChannel] = {}
         self.files: dict[str, FakeFile] = {}
         self.assistant: dict[tuple[str, str], AssistantThread] = {}
         self.changes = _Changes()
@@ -424,6 +454,7 @@ class WebApi:
             "chat.stopStream": self.stop_stream,
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
+            "conversations.info": self.conversations_info,
             "assistant.threads.setStatus": self.set_status,
             "assistant.threads.setSuggestedPrompts": self.set_suggested_prompts,
             "assistant.threads.setTitle": self.set_title,
@@ -585,6 +616,18 @@ class WebApi:
         if user is None:
             raise SlackError("user_not_found")
         return {"user": user.to_api()}
+
+    def conversations_info(self, params: JSON) -> JSON:
+        _require(params, "channel")
+        channel_id = str(params["channel"])
+        known = self.state.conversations.get(channel_id)
+        if known is not None:
+            return {"channel": known.to_api()}
+        if channel_id.startswith("D"):
+            # A DM: the conversation object has no name, only the other person.
+            return {"channel": {"id": channel_id, "is_im": True, "is_channel": False, "is_group": False,
+                                "is_private": True, "user": "U" + channel_id[1:], "created": 1_700_000_000}}
+        raise SlackError("channel_not_found")
 
     def _assistant_thread(self, params: JSON, *required: str) -> AssistantThread:
         _require(params, "channel_id", "thread_ts", *required)
@@ -1171,6 +1214,12 @@ class FakeSlack:
         user = FakeUser(user_id, name, real_name, display_name, is_bot, self.config.team_id)
         self.state.users[user_id] = user
         return user
+
+    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> FakeChannel:
+        """A channel conversations.info knows by name (others answer channel_not_found, DMs excepted)."""
+        channel = FakeChannel(channel_id, name, is_private)
+        self.state.conversations[channel_id] = channel
+        return channel
 
     def add_file(
         self,
