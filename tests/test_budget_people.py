@@ -78,10 +78,12 @@ async def test_people_racing_never_pass_their_own_limits(core_for, database_url:
 
 
 async def nearly_spent_channel(core: Core, fake_seed: FakeSeed) -> None:
-    """Spend 95% of a $1/day channel budget: 1,187,500 long-context prompt tokens at $0.80/M."""
+    """Spend 95% of a $1/day channel budget: five calls of 237,500 long-context prompt tokens at $0.80/M
+    (one call of 1,187,500 would be above the context window, and its usage rejected)."""
     await core.budget.set_limit("slack:C1", "1/day", "test")
-    fake_seed.script(Reply(content="first", prompt_tokens=1_187_500, completion_tokens=0))
-    await core.service.handle(incoming("first question", thread="warm"), RecordingSink())
+    for n in range(5):
+        fake_seed.script(Reply(content="first", prompt_tokens=237_500, completion_tokens=0))
+        await core.service.handle(incoming(f"question {n}", thread=f"warm-{n}"), RecordingSink())
 
 
 async def test_a_channel_at_95_percent_answers_with_web_search_off_and_says_so(core_for, database_url: str,

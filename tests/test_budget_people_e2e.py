@@ -89,16 +89,18 @@ async def test_a_non_admins_seed_spend_shows_only_their_channel(
 
 async def test_a_channel_at_95_percent_answers_in_slack_without_web_search_and_says_so(
         slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
-    # $0.95 of a $1 day: 1,187,500 long-context prompt tokens at $0.80/M.
-    fake_seed.script(Reply(content="First.", prompt_tokens=1_187_500, completion_tokens=0),
+    # $0.95 of a $1 day: five answers of 237,500 long-context prompt tokens at $0.80/M (one of 1,187,500
+    # would be above the context window, its usage rejected).
+    fake_seed.script(*[Reply(content="First.", prompt_tokens=237_500, completion_tokens=0)] * 5,
                      Reply(content="Second, without searching."))
     async with running_bot(slack, settings_for, tmp_path) as bot, slack.sender(bot.events_url) as sender:
         core = bot.process.core
         assert core is not None
         await core.budget.set_limit("slack:C1", "1/day", "test")
-        first = slack.events.app_mention("first question")
-        await sender.post_event(first)
-        await wait_for_answer(slack, "C1", first["event"]["ts"])
+        for n in range(5):
+            first = slack.events.app_mention(f"question {n}")
+            await sender.post_event(first)
+            await wait_for_answer(slack, "C1", first["event"]["ts"])
         second = slack.events.app_mention("what is new in Python 3.14? --web")
         await sender.post_event(second)
         [reply] = await wait_for_answer(slack, "C1", second["event"]["ts"])

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
+from bot.budget import person_scope
 from bot.claimants import INTERRUPTED, Claimants
 from bot.config import Settings
 from bot.domain import Platform
@@ -101,7 +102,7 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
     assert retried.status == "ok" and retried.usage_known
     total = dead.cost_nanos + retried.cost_nanos
     assert {c.scope_key: (c.spent_nanos, c.reserved_nanos) for c in counters} == {
-        "slack:C1": (total, 0), "global": (total, 0)}
+        "slack:C1": (total, 0), person_scope("slack:C1", "U1"): (total, 0), "global": (total, 0)}
     assert books.user_statuses == ["ok"]  # the retry answered it
 
 
