@@ -84,3 +84,20 @@ class PriceBook:
 
 def _ceil_nanos(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def estimate_stopped_cost(prices: PriceBook, *, usage: Usage | None, prompt_tokens: int, produced_tokens: int,
+                          web_search: bool, reserved_nanos: int) -> int:
+    """What a call someone stopped mid-answer is booked at, in nano-dollars.
+
+    The provider's `usage`, when it sent one before the stop, is exact and wins. Otherwise the stream
+    was cut before usage arrived, so the cost is estimated: `prompt_tokens` (the reservation's prompt
+    estimate) at the input rate plus `produced_tokens` (our count of the text and reasoning received)
+    at the output rate, plus the web search if one was allowed (it may have run), and never more than
+    the `reserved_nanos` the call held, since the provider cannot have produced more than it allowed.
+    """
+    if usage is not None:
+        return prices.cost_nanos(usage)
+    estimate = prices.cost_nanos(Usage(prompt_tokens=prompt_tokens, completion_tokens=produced_tokens,
+                                       web_searches=1 if web_search else 0))
+    return max(0, min(estimate, reserved_nanos))

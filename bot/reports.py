@@ -17,6 +17,7 @@ from bot.budget_logic import local_midnight_utc
 from bot.config import Settings
 from bot.db import Database
 from bot.domain import NANOS_PER_USD, format_usd, usd_string
+from bot.feedback import FeedbackCounts, FeedbackStore
 from bot.models import Channel, Refusal, UsageEntry
 from bot.pricing import PriceBook
 
@@ -59,6 +60,7 @@ class SpendReport:
     cache_savings_nanos: int = 0
     channels: list[ChannelSpend] = field(default_factory=list)
     users: list[UserSpend] = field(default_factory=list)
+    feedback: FeedbackCounts = field(default_factory=FeedbackCounts)
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -80,6 +82,7 @@ class SpendReport:
                          for c in self.channels],
             "users": [{"user": u.user_id, "cost_usd": usd_string(u.cost_nanos), "requests": u.requests}
                       for u in self.users],
+            "feedback": {"helpful": self.feedback.helpful, "not_helpful": self.feedback.not_helpful},
         }
 
 
@@ -89,6 +92,7 @@ class Reports:
         self._settings = settings
         self._prices = prices
         self._budget = budget
+        self.feedback = FeedbackStore(db)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """A calendar day in SEEDBOT_TIMEZONE, as naive UTC [start, end)."""
@@ -134,6 +138,7 @@ class Reports:
             if with_budgets:
                 budget, utilisation = await self._utilisation(address, until)
             report.channels.append(ChannelSpend(address, name, cost, count, budget, utilisation))
+        report.feedback = await self.feedback.counts(since, until)
         return report
 
     async def _cache_savings(self, session: AsyncSession, since: datetime, until: datetime) -> int:
@@ -185,6 +190,8 @@ def render_summary(report: SpendReport, day: date) -> str:
         f"Total **{format_usd(report.cost_nanos)}** · {report.requests} model calls · {report.answers} answers · "
         f"{report.refusals} refused for budget · {report.failures} failed",
     ]
+    if report.feedback.rated:
+        lines += ["", report.feedback.sentence() + "."]
     if report.channels:
         lines += ["", "| channel | spend | budget | used |", "|---|---:|---|---:|"]
         for channel in report.channels:

@@ -5,10 +5,11 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
 from bot.config import Settings
+from bot.controls import Stopper, StopSwitch
 from bot.domain import Footer, Incoming, Usage
 from bot.llm import (
     ChatRequest,
@@ -26,11 +28,12 @@ from bot.llm import (
     SeedContentFiltered,
     SeedError,
     SeedStreamBroken,
+    StreamEvent,
     UsageReport,
 )
 from bot.metrics import Metrics
-from bot.ports import ReplySink
-from bot.pricing import PriceBook
+from bot.ports import ReplySink, Step
+from bot.pricing import PriceBook, estimate_stopped_cost
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.redact import StreamRedactor
 from bot.replies import denial_text, too_long_text
@@ -79,6 +82,9 @@ class GuardedSink:
     async def status(self, text: str) -> None:
         await self._call("status", self._sink.status(text))
 
+    async def step(self, step: Step) -> None:
+        await self._call("step", self._sink.step(step))
+
     async def append(self, delta: str) -> None:
         if not self.broken:
             self.broken = not await self._call("append", self._sink.append(delta))
@@ -104,6 +110,8 @@ class _Call:
     """The state of one streamed model call."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning_chars: int = 0
+    stopper: Stopper | None = None
     usage: Usage | None = None
     finish: str = ""
     error: SeedError | None = None
@@ -130,8 +138,9 @@ class ChatService:
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
 
-    async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
-        """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+    async def handle(self, incoming: Incoming, sink: ReplySink, *, stop: StopSwitch | None = None) -> Answer | None:
+        """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
+        A `stop` switch thrown while the model streams ends the answer there (see bot.controls)."""
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
@@ -155,7 +164,7 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, sink, web_search=web, fast=fast, stop=stop)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -165,7 +174,7 @@ class ChatService:
         return Answer(status, reason=text)
 
     async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink, *,
-                      web_search: bool, fast: bool) -> Answer:
+                      web_search: bool, fast: bool, stop: StopSwitch | None) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
@@ -176,10 +185,11 @@ class ChatService:
         window = choose_window(claimed.history, floor_pk=thread.floor_pk, budget_tokens=self.settings.context_tokens,
                                fixed_tokens=fixed_tokens, correction=correction)
         prompt_estimate = fixed_tokens + window.tokens()
+        reserved_prompt = math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor))
         granted = await self.budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
             user_id=incoming.user_id, kind="chat",
-            estimated_prompt_tokens=math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor)),
+            estimated_prompt_tokens=reserved_prompt,
             wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
         )
         if isinstance(granted, Denial):
@@ -197,14 +207,18 @@ class ChatService:
         )
         await sink.start()
         await sink.status("searching the web…" if web_search else "thinking…")
-        call = await self._stream(request, sink)
+        files = sum(1 for a in incoming.attachments if a.data)
+        if files:
+            await sink.step(Step("files", f"Reading {files} attached file{'s' if files > 1 else ''}", "complete"))
+        call = await self._stream(request, sink, stop, web_search=web_search)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
         if granted.shrunk:
             notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                               prompt_estimate=prompt_estimate)
+                                               prompt_estimate=prompt_estimate, reserved_prompt=reserved_prompt,
+                                               web_search=web_search)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
 
@@ -218,20 +232,30 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, stop: StopSwitch | None = None, *,
+                      web_search: bool = False) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
         call = _Call(started=self._clock())
         redactor = StreamRedactor()
+        searching = Step("web", "Searching the web") if web_search else None
+        if searching is not None:
+            await sink.step(searching)
+        events = self.llm.stream(request) if stop is None else _until_stopped(self.llm.stream(request), stop, call)
         try:
-            async for event in self.llm.stream(request):
+            async for event in events:
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
                         call.parts.append(text)
+                        if searching is not None:
+                            # Seed searches before it writes: the first text means the search is over.
+                            await sink.step(Step(searching.id, searching.title, "complete"))
+                            searching = None
                         if shown := redactor.feed(text):
                             await sink.append(shown)
-                    case ReasoningDelta():
+                    case ReasoningDelta(text):
+                        call.reasoning_chars += len(text)
                         self._first_token(call)
                     case UsageReport(usage):
                         call.usage = usage
@@ -239,6 +263,8 @@ class ChatService:
                         call.finish = reason
         except SeedError as exc:
             call.error = exc
+        if searching is not None:
+            await sink.step(Step(searching.id, searching.title, "error" if call.error else "complete"))
         if rest := redactor.flush():
             await sink.append(rest)
         return call
@@ -249,10 +275,19 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
+                      floor_pk: int, prompt_estimate: int, reserved_prompt: int,
+                      web_search: bool) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
-        if call.error is not None and not streamed:
+        if call.stopper is not None:
+            # ~4 characters a token, as the tokenizer would count reasoning we did not keep.
+            produced = estimate_message_tokens(call.text) + math.ceil(call.reasoning_chars / 4)
+            cost = estimate_stopped_cost(self.prices, usage=call.usage, prompt_tokens=reserved_prompt,
+                                         produced_tokens=produced, web_search=web_search,
+                                         reserved_nanos=grant.amount_nanos)
+            status = "stopped"
+            notes.append(f"stopped by @{call.stopper.name}")
+        elif call.error is not None and not streamed:
             status, cost = "failed", 0
         else:
             cost = self.prices.cost_nanos(call.usage) if call.usage else grant.amount_nanos
@@ -290,7 +325,8 @@ class ChatService:
         ), also=record)
         self._count(usage, cost, claimed.channel.platform)
         if not answer_text:
-            reason = _failure_sentence(call)
+            reason = f"Stopped by @{call.stopper.name} before any answer was written." if call.stopper \
+                else _failure_sentence(call)
             await sink.fail(reason)
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
@@ -303,6 +339,45 @@ class ChatService:
         self.metrics.cost.labels(platform).inc(cost)
         for kind in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
+
+
+_END = object()
+
+
+async def _until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch,
+                         call: _Call) -> AsyncIterator[StreamEvent]:
+    """`events` until someone throws the stop switch: then the model's stream is closed at once (the
+    provider sees its connection close) and what arrived before the stop is still yielded. The
+    reader task never touches the sink, so a stop cannot cut a platform call in half."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cut = False
+
+    async def read() -> None:
+        nonlocal cut
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except SeedError as exc:
+            queue.put_nowait(exc)
+        except asyncio.CancelledError:
+            cut = True
+            raise
+        finally:
+            queue.put_nowait(_END)
+
+    reader = asyncio.create_task(read(), name="seed-stream")
+    watcher = asyncio.create_task(stop.stopped(), name="stop-switch")
+    watcher.add_done_callback(lambda _: reader.cancel())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, SeedError):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        watcher.cancel()
+        reader.cancel()
+        if cut and stop.stopper is not None:
+            call.stopper = stop.stopper
 
 
 def _ms(seconds: float) -> int:

@@ -29,6 +29,7 @@ import discord
 from adapters.discord.split_logic import LIMIT, split_markdown, split_text
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
+from bot.ports import Step
 from bot.markdown import Fence, open_fence
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ class DiscordSink:
 
     async def status(self, text: str) -> None:
         return None  # the typing indicator (or the deferred "thinking…") says it; no API call
+
+    async def step(self, step: Step) -> None:
+        return None  # Discord has no task list; the typing indicator covers it, with no API call
 
     async def append(self, delta: str) -> None:
         if self._closed or not delta:

@@ -53,6 +53,8 @@ class Recorded:
     at: float
     status: int = 200
     usage: dict[str, Any] | None = None
+    # The client closed the connection before the answer was complete (a stopped answer).
+    client_closed: bool = False
 
 
 @dataclass
@@ -172,7 +174,11 @@ class FakeSeed:
         recorded.usage = usage
         if not body.get("stream"):
             return web.json_response(self._completion(content, reasoning, finish, usage))
-        return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        try:
+            return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        except (ConnectionResetError, asyncio.CancelledError):
+            recorded.client_closed = True
+            raise
 
     def _validate(self, body: dict[str, Any]) -> str | None:
         if body.get("model") != self.model:

@@ -1,0 +1,83 @@
+"""Stopping an answer while it streams: one `StopSwitch` per answer in flight, found by its answer key.
+
+The answer key is the asked message's dedup key (`Incoming.dedup_key`), which platform buttons carry
+as their value, so a click finds the answer it belongs to. Only the asker and admins may stop an
+answer. The switches live in this process: a click that reaches another replica finds nothing and is
+told the answer already finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class StopOutcome(StrEnum):
+    STOPPED = "stopped"
+    NOT_ALLOWED = "not_allowed"
+    FINISHED = "finished"  # no answer in flight under that key (done, or on another replica)
+
+
+@dataclass(frozen=True, slots=True)
+class Stopper:
+    """Who stopped an answer: platform user id and the name shown in "stopped by @name"."""
+
+    user_id: str
+    name: str
+
+
+class StopSwitch:
+    """One answer's stop switch. `stopped` resolves once someone allowed to stop it did."""
+
+    def __init__(self, key: str, asker_id: str, place: str = "") -> None:
+        self.key = key
+        self.asker_id = asker_id
+        self.place = place
+        self.stopper: Stopper | None = None
+        self._event = asyncio.Event()
+
+    def stop(self, stopper: Stopper) -> None:
+        if self.stopper is None:
+            self.stopper = stopper
+            self._event.set()
+
+    async def stopped(self) -> Stopper:
+        await self._event.wait()
+        assert self.stopper is not None
+        return self.stopper
+
+
+class StopSwitches:
+    """The answers in flight in this process, by answer key."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, StopSwitch] = {}
+
+    def open(self, key: str, asker_id: str, place: str = "") -> StopSwitch:
+        """A switch for the answer to the message `key`, in the conversation `place` (the
+        platform:workspace:channel:thread of a ThreadKey); `close` it when the answer is final."""
+        switch = StopSwitch(key, asker_id, place)
+        self._open[key] = switch
+        return switch
+
+    def close(self, switch: StopSwitch) -> None:
+        if self._open.get(switch.key) is switch:
+            del self._open[switch.key]
+
+    def request_stop(self, key: str, stopper: Stopper, *, is_admin: bool) -> StopOutcome:
+        """Stop the answer under `key` if `stopper` asked the question or is an admin."""
+        switch = self._open.get(key)
+        if switch is None:
+            return StopOutcome.FINISHED
+        if stopper.user_id != switch.asker_id and not is_admin:
+            return StopOutcome.NOT_ALLOWED
+        switch.stop(stopper)
+        return StopOutcome.STOPPED
+
+    def keys_at(self, place: str) -> list[str]:
+        """The answer keys in flight in one conversation."""
+        return [key for key, switch in self._open.items() if switch.place == place]
+
+    def __len__(self) -> int:
+        return len(self._open)
