@@ -143,7 +143,8 @@ class ChatService:
         A `stop` switch thrown while the model streams ends the answer there (see bot.controls)."""
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
-        turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
+        text = f"{options.text}\n\n({incoming.context})" if incoming.context else options.text
+        turn = build_user_turn(text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
         platform = incoming.platform.value
         if claimed is None:

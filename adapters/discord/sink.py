@@ -29,8 +29,8 @@ import discord
 from adapters.discord.split_logic import LIMIT, split_markdown, split_text
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
-from bot.ports import Step
 from bot.markdown import Fence, open_fence
+from bot.ports import Step
 
 log = logging.getLogger(__name__)
 

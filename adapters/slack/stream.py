@@ -17,6 +17,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.controls import JSON, markdown_block
+
 log = logging.getLogger(__name__)
 
 # Errors that say streaming is not available to this app at all (not just for one message).
@@ -67,10 +69,12 @@ class Target:
 
 
 class AnswerMessage:
-    """The text of one message: `shown` is on Slack, `pending` waits for the next write."""
+    """The text of one message: `shown` is on Slack, `pending` waits for the next write, `chunks`
+    (task updates) ride with it. `opening` chunks go with chat.startStream only (the Stop button)."""
 
     def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
-                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 opening: tuple[JSON, ...] = ()) -> None:
         self._client = client
         self._target = target
         self._want_stream = stream
@@ -81,6 +85,8 @@ class AnswerMessage:
         self.ts: str | None = None
         self.shown = ""
         self.pending = ""
+        self.chunks: list[JSON] = []
+        self._opening = opening
         self.streaming = False
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
@@ -90,38 +96,59 @@ class AnswerMessage:
     def add(self, text: str) -> None:
         self.pending += text
 
+    def add_chunk(self, chunk: JSON) -> None:
+        self.chunks.append(chunk)
+
+    @property
+    def streams(self) -> bool:
+        """Whether this message is, or may still become, a stream (so it can show task updates)."""
+        return self.streaming or (self.ts is None and self._want_stream and self._switch.available())
+
     def due(self) -> bool:
         """Whether the next paced write may go: the gap grows by one interval per write already
         made (1 s, 2 s, 3 s, then every 4 s), so a long answer stays within a handful of calls."""
         gap = self._interval * min(max(self.writes, 1), MAX_INTERVAL_STEPS)
         return self._clock() - self.last_write >= gap
 
-    async def flush(self, *, final: bool = False) -> None:
+    async def flush(self, *, final: bool = False, blocks: list[JSON] | None = None) -> None:
         """Send what is pending. The caller paces non-final flushes; a final one ends the message
-        (stops its stream), waiting out the edit interval if it must edit."""
+        (stops its stream), waiting out the edit interval if it must edit, with `blocks` under it."""
         if self.failed:
             return
         if self.ts is None:
-            if not self.pending:
+            if not self.pending and not self.chunks:
                 return
             if not final and self._want_stream and self._switch.available() and await self._start_stream():
                 return
-            await self._post(self.pending)
+            self.chunks.clear()  # task updates only live in streams
+            if self.pending:
+                await self._post(self.pending, blocks)
             return
         if self.streaming:
-            if await (self._stop_stream() if final else self._append()):
+            if await (self._stop_stream(blocks) if final else self._append()):
                 return
             self.streaming = False
-        await self._edit(final)
+        self.chunks.clear()
+        await self._edit(final, blocks)
 
     # -- streaming --
+
+    def _content(self, *extra: JSON) -> dict[str, Any]:
+        """What a stream call adds: the pending text as markdown_text, or, with task updates or
+        blocks to send, everything as chunks in order (text after the updates it follows)."""
+        chunks = [*self.chunks, *extra]
+        if not chunks:
+            return {"markdown_text": self.pending} if self.pending else {}
+        text = [{"type": "markdown_text", "text": self.pending}] if self.pending else []
+        return {"chunks": chunks + text}
 
     async def _start_stream(self) -> bool:
         t = self._target
         try:
             response = await self._client.chat_startStream(
-                channel=t.channel, thread_ts=t.thread_ts, markdown_text=self.pending,
+                channel=t.channel, thread_ts=t.thread_ts,
                 recipient_user_id=t.recipient_user_id, recipient_team_id=t.recipient_team_id,
+                **self._content(*self._opening),
             )
         except Exception as exc:  # noqa: BLE001 - any failure falls back to posting
             code = error_code(exc)
@@ -136,13 +163,14 @@ class AnswerMessage:
         return True
 
     async def _append(self) -> bool:
-        if not self.pending:
+        if not self.pending and not self.chunks:
             return True
-        return await self._stream_call("chat.appendStream", self._client.chat_appendStream,
-                                       markdown_text=self.pending)
+        return await self._stream_call("chat.appendStream", self._client.chat_appendStream, **self._content())
 
-    async def _stop_stream(self) -> bool:
-        extra = {"markdown_text": self.pending} if self.pending else {}
+    async def _stop_stream(self, blocks: list[JSON] | None) -> bool:
+        extra = self._content()
+        if blocks:
+            extra["blocks"] = blocks
         done = await self._stream_call("chat.stopStream", self._client.chat_stopStream, **extra)
         if done:
             self.streaming = False
@@ -161,12 +189,12 @@ class AnswerMessage:
 
     # -- posting and editing --
 
-    async def _post(self, text: str) -> None:
-        """A new message holding `text` (all that is pending)."""
+    async def _post(self, text: str, blocks: list[JSON] | None = None) -> None:
+        """A new message holding `text` (all that is pending), with `blocks` under it."""
         t = self._target
         try:
             response = await self._client.chat_postMessage(channel=t.channel, thread_ts=t.thread_ts,
-                                                           markdown_text=text)
+                                                           **_text_and_blocks(text, blocks))
         except Exception as exc:  # noqa: BLE001 - nothing more can be shown in this thread
             log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped",
                         t.channel, error_code(exc))
@@ -175,8 +203,8 @@ class AnswerMessage:
         self.ts = str(response["ts"])
         self._sent()
 
-    async def _edit(self, final: bool) -> None:
-        if not self.pending:
+    async def _edit(self, final: bool, blocks: list[JSON] | None = None) -> None:
+        if not self.pending and not blocks:
             return
         wait = self._interval - (self._clock() - self.last_write)
         if wait > 0:
@@ -186,16 +214,25 @@ class AnswerMessage:
         assert self.ts is not None
         try:
             await self._client.chat_update(channel=self._target.channel, ts=self.ts,
-                                           markdown_text=self.shown + self.pending)
+                                           **_text_and_blocks(self.shown + self.pending, blocks))
         except Exception as exc:  # noqa: BLE001 - continue in a new message instead
             log.info("chat.update failed (%s); continuing in a new message", error_code(exc))
             self.ts, self.shown = None, ""
-            await self._post(self.pending)
+            await self._post(self.pending, blocks)
             return
         self._sent()
 
     def _sent(self) -> None:
         self.shown += self.pending
         self.pending = ""
+        self.chunks.clear()
         self.last_write = self._clock()
         self.writes += 1
+
+
+def _text_and_blocks(text: str, blocks: list[JSON] | None) -> dict[str, Any]:
+    """chat.postMessage/chat.update content: markdown_text alone, or (since markdown_text excludes
+    blocks) the text as a markdown block followed by `blocks`, with `text` as the notification."""
+    if not blocks:
+        return {"markdown_text": text}
+    return {"text": text, "blocks": [markdown_block(text), *blocks]}
