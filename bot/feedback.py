@@ -28,7 +28,8 @@ class FeedbackCounts:
         """"12 answers rated: 10 helpful, 2 not" (empty when nothing was rated)."""
         if not self.rated:
             return ""
-        return f"{self.rated} answers rated: {self.helpful} helpful, {self.not_helpful} not"
+        answers = "answer" if self.rated == 1 else "answers"
+        return f"{self.rated} {answers} rated: {self.helpful} helpful, {self.not_helpful} not"
 
 
 class FeedbackStore:

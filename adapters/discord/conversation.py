@@ -32,6 +32,7 @@ from adapters.discord.targets import ChannelTarget, InteractionTarget, NewThread
 from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.config import Settings
+from bot.controls import StopSwitches
 from bot.domain import Incoming, ThreadKey
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Conversations:
         self._files = AttachmentReader(max_text_bytes=settings.max_attachment_bytes,
                                        max_image_bytes=settings.max_image_bytes)
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.switches = StopSwitches()
         self.accepting = True
 
     # -- messages ----------------------------------------------------------------------------------
@@ -95,7 +97,8 @@ class Conversations:
             user_name=facts.author_name, attachments=await self._files.read_all(message.attachments),
             channel_name=facts.channel_name, is_direct=decision.is_direct,
         )
-        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval))
+        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval,
+                                              answer_key=incoming.dedup_key))
 
     async def _continued(self, key: ThreadKey, anchor: str) -> ThreadKey:
         """A reply to the bot continues the conversation its anchor message was part of."""
@@ -139,7 +142,8 @@ class Conversations:
             channel_name=channel_name(interaction.channel, place), is_direct=place is Place.DM,
             force_review=force_review, web_search=True if web else None,
         )
-        if not await self._run(incoming, DiscordSink(InteractionTarget(interaction), interval=self._interval)):
+        sink = DiscordSink(InteractionTarget(interaction), interval=self._interval, answer_key=incoming.dedup_key)
+        if not await self._run(incoming, sink):
             # Seen before (cannot happen for a fresh interaction id); do not leave "thinking…" behind.
             try:
                 await interaction.delete_original_response()
@@ -150,12 +154,17 @@ class Conversations:
 
     async def _run(self, incoming: Incoming, sink: DiscordSink) -> bool:
         """Answer through the core; False if the message was a duplicate (nothing was sent)."""
+        key = incoming.thread
+        switch = self.switches.open(incoming.dedup_key, incoming.user_id,
+                                    f"{key.platform.value}:{key.workspace_id}:{key.channel_id}:{key.thread_id}")
         try:
-            return await self._service.handle(incoming, sink) is not None
+            return await self._service.handle(incoming, sink, stop=switch) is not None
         except Exception:  # noqa: BLE001 - one bad message must not leave the user without a word
             log.exception("answering Discord message %s failed", incoming.message_id)
             await sink.fail(FALLBACK_REASON)
             return True
+        finally:
+            self.switches.close(switch)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run `coro` as an answer in flight: logged if it fails, waited for at shutdown."""

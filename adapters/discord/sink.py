@@ -13,6 +13,9 @@ answer goes out as new messages, from where the failed message's text ended. No 
 escapes to the core: a sink that cannot post logs why and stops.
 
 All Discord calls run in one pump task per answer, so `append` never waits for Discord.
+
+With an `answer_key`, the message being edited carries a Stop button and the finished answer's last
+message the feedback buttons (adapters.discord.controls); they ride in the sends and edits above.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from dataclasses import dataclass
 
 import aiohttp
 import discord
+from discord.utils import MISSING
 
+from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.split_logic import LIMIT, split_markdown, split_text
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
@@ -60,8 +65,9 @@ class _Live:
 
 class DiscordSink:
     def __init__(self, target: Target, *, interval: float, limit: int = LIMIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, answer_key: str = "") -> None:
         self._target = target
+        self._answer_key = answer_key
         self._interval = interval
         self._limit = limit
         self._clock = clock
@@ -223,7 +229,8 @@ class DiscordSink:
             content = chunk.text
             if last and footer and content.strip() and len(content) + 1 + len(footer) <= self._limit:
                 content, footer = f"{content}\n{footer}", ""
-            if content.strip() and not await self._show(content, base + chunk.end):
+            buttons = self._buttons(final and not footer) if last else self._buttons(None)
+            if content.strip() and not await self._show(content, base + chunk.end, buttons):
                 return False
             if not last:  # this message is full: freeze it, continue in a new one
                 self._current = None
@@ -231,14 +238,23 @@ class DiscordSink:
                 self._seg_fence = chunk.fence_after
         if footer:
             self._current = None
-            return await self._show(footer[: self._limit], self._seg_start)
+            return await self._show(footer[: self._limit], self._seg_start, self._buttons(True))
         return True
 
-    async def _show(self, content: str, shown_end: int) -> bool:
+    def _buttons(self, final: bool | None) -> discord.ui.View | None:
+        """The buttons of a message: Stop while it is edited (final False), feedback on the finished
+        answer's last message (True), none on a message left behind (None). MISSING without a key."""
+        if not self._answer_key:
+            return MISSING
+        if final is None:
+            return None
+        return feedback_view(self._answer_key) if final else stop_view(self._answer_key)
+
+    async def _show(self, content: str, shown_end: int, buttons: discord.ui.View | None = MISSING) -> bool:
         current = self._current
         if current is None:
             try:
-                posted = await self._target.send(content)
+                posted = await self._target.send(content, view=buttons or None)
             except SEND_ERRORS as exc:
                 log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
@@ -250,7 +266,7 @@ class DiscordSink:
             current.shown_end = shown_end
             return True
         try:
-            await current.posted.edit(content)
+            await current.posted.edit(content, view=buttons)
         except SEND_ERRORS as exc:
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)

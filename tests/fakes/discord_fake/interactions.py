@@ -14,6 +14,9 @@ from .model import DEFAULT_EVERYONE_PERMISSIONS, JSON, Channel, User, World
 from .rest_common import UNKNOWN_INTERACTION, UNKNOWN_WEBHOOK, form_error, unknown
 
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+BUTTON = 2
+ACTION_ROW = 1
 CHAT_INPUT = 1
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 MAX_COMMANDS = 100
@@ -125,6 +128,9 @@ class InteractionState:
     response_type: int | None = None
     original_message_id: int | None = None
     message_ids: list[int] = field(default_factory=list)
+    kind: int = APPLICATION_COMMAND
+    # For a component interaction: the message whose button was clicked.
+    component_message_id: int | None = None
 
 
 class Interactions:
@@ -186,6 +192,51 @@ class Interactions:
                 context=0,
                 authorizing_integration_owners={"0": str(guild.id)},
             )
+        else:
+            payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
+        return state, payload
+
+    def component(self, message: JSON, custom_id: str, user: User) -> tuple[InteractionState, JSON]:
+        """A MESSAGE_COMPONENT interaction for clicking the button `custom_id` on `message`, as Discord
+        sends it; LookupError if the message has no such button (no one could click it)."""
+        buttons = [c for row in message.get("components") or () if row.get("type") == ACTION_ROW
+                   for c in row.get("components") or () if c.get("type") == BUTTON]
+        if not any(b.get("custom_id") == custom_id and not b.get("disabled") for b in buttons):
+            raise LookupError(f"message {message['id']} has no enabled button {custom_id!r}")
+        channel = self.world.channels[int(message["channel_id"])]
+        state = InteractionState(
+            id=self.world.snowflakes.next(),
+            token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            user_id=user.id,
+            command_name="",
+            kind=MESSAGE_COMPONENT,
+            component_message_id=int(message["id"]),
+        )
+        self.states[state.id] = state
+        payload: JSON = {
+            "id": str(state.id),
+            "application_id": str(self.world.application_id),
+            "type": MESSAGE_COMPONENT,
+            "data": {"custom_id": custom_id, "component_type": BUTTON},
+            "message": dict(message),
+            "channel_id": str(channel.id),
+            "channel": payloads.channel_object(self.world, channel),
+            "token": state.token,
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": str(DEFAULT_EVERYONE_PERMISSIONS),
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        if channel.guild_id is not None:
+            guild = self.world.guilds[channel.guild_id]
+            member = payloads.member_object(guild, user)
+            member["permissions"] = str(DEFAULT_EVERYONE_PERMISSIONS)
+            payload.update(guild_id=str(guild.id), guild_locale="en-US",
+                           guild={"id": str(guild.id), "locale": "en-US", "features": []}, member=member,
+                           context=0, authorizing_integration_owners={"0": str(guild.id)})
         else:
             payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
         return state, payload
