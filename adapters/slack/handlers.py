@@ -40,6 +40,11 @@ from bot.controls import StopSwitches
 log = logging.getLogger(__name__)
 
 COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a minute."
+# What the app listens to; the app manifest (adapters.slack.manifest) subscribes to exactly these.
+ASSISTANT_EVENTS = ("assistant_thread_started", "assistant_thread_context_changed")
+EVENTS = ("app_mention", "message", "app_home_opened", "app_context_changed", "agent_session_stopped")
+BLOCK_ACTIONS = (STOP_ACTION, FEEDBACK_ACTION)
+COMMANDS = ("/seed",)
 
 
 class SlackHandlers:
@@ -103,17 +108,18 @@ class SlackHandlers:
         # Bolt's default would store the context with conversations.replies, which Slack rate-limits hard.
         assistant.thread_context_changed(on_other_event)
         app.assistant(assistant)
-        self.events |= {"assistant_thread_started", "assistant_thread_context_changed"}
-        for event, listener in (("app_mention", on_event), ("message", on_event), ("app_home_opened", on_home_opened),
-                                ("app_context_changed", on_context_changed),
-                                ("agent_session_stopped", on_session_stopped)):
-            app.event(event)(listener)
+        self.events |= set(ASSISTANT_EVENTS)
+        listeners = {"app_mention": on_event, "message": on_event, "app_home_opened": on_home_opened,
+                     "app_context_changed": on_context_changed, "agent_session_stopped": on_session_stopped}
+        for event in EVENTS:
+            app.event(event)(listeners[event])
             self.events.add(event)
-        for action in (STOP_ACTION, FEEDBACK_ACTION):
+        for action in BLOCK_ACTIONS:
             app.action(action)(on_action)
             self.actions.add(action)
-        app.command("/seed")(on_command)
-        self.commands.add("/seed")
+        for command in COMMANDS:
+            app.command(command)(on_command)
+            self.commands.add(command)
         # Acknowledge every other event the app may be subscribed to, so Slack never retries them.
         app.event(re.compile(".*"))(on_other_event)
 
