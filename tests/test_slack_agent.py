@@ -72,10 +72,13 @@ async def test_the_native_stop_control_of_an_agent_session_stops_the_answer(
     async with slack.sender(bot.events_url) as sender:
         await sender.post_event(dm)
         reply = await slack.wait_for(lambda: streaming_reply(slack, "D1", ts), timeout=10)
-        await sender.post_event(slack.events.agent_session_stopped("D1", ts, user="U1",
-                                                                   streaming_message_ts=[reply.ts]))
-        await slack.wait_for(lambda: reply.stream_state == "stopped", timeout=5)
-    assert "stopped by @alice" in reply.visible_text
+        stopped = slack.stop_agent_session("D1", ts, user="U1")
+        assert stopped["event"]["streaming_message_ts"] == [reply.ts]
+        await sender.post_event(stopped)
+        # Slack ended the stream itself, so the footer arrives as an edit of the same message.
+        await slack.wait_for(lambda: "stopped by @alice" in reply.visible_text, timeout=5)
+    assert answer_part(reply.visible_text).startswith("word0 word1")
+    assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"
     await slack.wait_for(lambda: fake_seed.requests[-1].client_closed, timeout=5)
 
 
@@ -170,3 +173,24 @@ async def test_agent_view_dm_gets_prompts_and_the_viewed_channel_reaches_the_mod
     question = fake_seed.completions[-1].body["messages"][-1]["content"]
     assert question.startswith("what is this channel about?")
     assert "The user is viewing Slack channel <#C0DEPLOY>." in question
+
+
+async def test_where_streaming_is_unavailable_a_step_falls_back_to_the_assistant_status(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    slack.config.streaming_enabled = False
+    fake_seed.script(Reply(content="Python 3.13.", first_token_delay=0.3))
+    thread_ts = slack.clock.next()
+    started = slack.events.event_callback({
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread_ts, "context": {}},
+        "event_ts": slack.clock.next()})
+    async with slack.sender(bot.events_url) as sender:
+        await sender.post_event(started)
+        await slack.wait_for(lambda: slack.assistant_thread("D1", thread_ts).prompts)
+        question = slack.events.message("newest Python? --web", thread_ts=thread_ts)
+        await sender.post_event(question)
+        [reply] = await wait_for_answer(slack, "D1", thread_ts)
+    statuses = [c.params["status"] for c in slack.calls("assistant.threads.setStatus")]
+    assert statuses[:2] == ["searching the web…", "Searching the web"]
+    assert not reply.chunks and answer_part(reply.visible_text) == "Python 3.13."
+    assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"  # feedback on a posted answer too

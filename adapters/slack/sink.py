@@ -81,6 +81,8 @@ class SlackSink:
             return
         message.add_chunk({"type": "task_update", "id": step.id, "title": step.title, "status": step.state})
         await self._pace()
+        if not message.streaming and step.state == "in_progress":  # Slack refused to start the stream
+            await self.status(step.title)
 
     async def append(self, delta: str) -> None:
         if not delta:

@@ -1381,6 +1381,16 @@ class FakeSlack:
         """The suggested prompts set for a user's DM with the app (agent view: no thread_ts)."""
         return self.assistant_thread(dm_channel_id(user_id), "").prompts
 
+    def stop_agent_session(self, channel: str, thread_ts: str, *, user: str = "U1") -> JSON:
+        """The user clicks the native stop button of the agent session in a thread: Slack stops the
+        app's streams in progress there itself and sends agent_session_stopped naming them."""
+        stopped = [m for m in self.state.thread(channel, thread_ts) if m.is_bot and m.stream_state == "streaming"]
+        for message in stopped:
+            message.stream_state = "stopped"
+            self.state.revise(message, "agent_session_stopped")
+        return self.events.agent_session_stopped(channel, thread_ts, user=user,
+                                                 streaming_message_ts=[m.ts for m in stopped])
+
     def click(self, channel: str, ts: str, action_id: str, *, user: str = "U1", positive: bool = True) -> JSON:
         """A block_actions payload for clicking the element `action_id` on the bot's message (in its
         blocks, or in a `blocks` chunk of its stream); feedback buttons click the positive or negative
