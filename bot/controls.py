@@ -12,6 +12,13 @@ import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 
+# What a person who clicked is told, on every platform.
+STOP_REFUSED = "Only the person who asked, or a seedbot admin, can stop this answer."
+STOP_TOO_LATE = "This answer has already finished."
+RATED = {True: "Thanks! Noted that this answer helped.",
+         False: "Thanks! Noted that this answer did not help; asking again with more detail often does."}
+RATING_LOST = "Sorry, I could not find that answer any more, so the rating was not stored."
+
 
 class StopOutcome(StrEnum):
     STOPPED = "stopped"

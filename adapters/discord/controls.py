@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.controls import StopOutcome, Stopper, StopSwitches
+from bot.controls import RATED, RATING_LOST, STOP_REFUSED, STOP_TOO_LATE, StopOutcome, Stopper, StopSwitches
 from bot.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,6 @@ log = logging.getLogger(__name__)
 STOP_PREFIX = "seedbot:stop:"
 RATE_PREFIX = "seedbot:rate:"
 CUSTOM_ID_LIMIT = 100
-
-STOP_REFUSED = "Only the person who asked, or a seedbot admin, can stop this answer."
-STOP_TOO_LATE = "This answer has already finished."
-RATED = {True: "Thanks! Noted that this answer helped.",
-         False: "Thanks! Noted that this answer did not help; asking again with more detail often does."}
-RATING_LOST = "Sorry, I could not find that answer any more, so the rating was not stored."
 
 
 class _Buttons(discord.ui.View):

@@ -24,19 +24,13 @@ from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, Click, clicks,
 from adapters.slack.events_logic import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
 from adapters.slack.stream import error_code
 from adapters.slack.users import UserNames
-from bot.controls import StopOutcome, Stopper, StopSwitches
+from bot.controls import RATED, RATING_LOST, STOP_REFUSED, STOP_TOO_LATE, StopOutcome, Stopper, StopSwitches
 from bot.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 CONTEXTS_REMEMBERED = 10_000
-
-STOP_REFUSED = "Only the person who asked, or a seedbot admin, can stop this answer."
-STOP_TOO_LATE = "This answer has already finished."
-RATED = {True: "Thanks! Noted that this answer helped.",
-         False: "Thanks! Noted that this answer did not help; asking again with more detail often does."}
-RATING_LOST = "Sorry, I could not find that answer any more, so the rating was not stored."
 
 
 class AgentListeners:

@@ -180,20 +180,7 @@ class Interactions:
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
         }
-        if channel.guild_id is not None:
-            guild = self.world.guilds[channel.guild_id]
-            member = payloads.member_object(guild, user)
-            member["permissions"] = str(DEFAULT_EVERYONE_PERMISSIONS)
-            payload.update(
-                guild_id=str(guild.id),
-                guild_locale="en-US",
-                guild={"id": str(guild.id), "locale": "en-US", "features": []},
-                member=member,
-                context=0,
-                authorizing_integration_owners={"0": str(guild.id)},
-            )
-        else:
-            payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
+        self._add_actor(payload, channel, user)
         return state, payload
 
     def component(self, message: JSON, custom_id: str, user: User) -> tuple[InteractionState, JSON]:
@@ -230,16 +217,25 @@ class Interactions:
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
         }
+        self._add_actor(payload, channel, user)
+        return state, payload
+
+    def _add_actor(self, payload: JSON, channel: Channel, user: User) -> None:
+        """Who acted and where: the guild and member in a guild, the user in a DM."""
         if channel.guild_id is not None:
             guild = self.world.guilds[channel.guild_id]
             member = payloads.member_object(guild, user)
             member["permissions"] = str(DEFAULT_EVERYONE_PERMISSIONS)
-            payload.update(guild_id=str(guild.id), guild_locale="en-US",
-                           guild={"id": str(guild.id), "locale": "en-US", "features": []}, member=member,
-                           context=0, authorizing_integration_owners={"0": str(guild.id)})
+            payload.update(
+                guild_id=str(guild.id),
+                guild_locale="en-US",
+                guild={"id": str(guild.id), "locale": "en-US", "features": []},
+                member=member,
+                context=0,
+                authorizing_integration_owners={"0": str(guild.id)},
+            )
         else:
             payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
-        return state, payload
 
     def live_state(self, interaction_id: int, token: str) -> InteractionState:
         state = self.states.get(interaction_id)
