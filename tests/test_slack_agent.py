@@ -4,6 +4,7 @@ the fake Slack, the fake Seed model)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,10 +49,14 @@ async def test_stop_ends_the_answer_cancels_the_model_call_and_books_less_than_t
         assert note[0].body["response_type"] == "ephemeral" and "Only the person who asked" in note[0].body["text"]
         assert reply.stream_state == "streaming"
 
+        before = len(slack.calls())
+        clicked_at = time.monotonic()
         clicked = await sender.post_interaction(slack.click("C1", reply.ts, "seedbot_stop", user="U1"))
         assert clicked.status == 200
         # Well within 1 s in practice; the timeout is generous so a loaded machine does not flake.
         await slack.wait_for(lambda: reply.stream_state == "stopped", timeout=5)
+        print(f"\nStop click to stopped stream: {time.monotonic() - clicked_at:.3f} s; "
+              f"Web API calls after the click: {[c.method for c in slack.calls()[before:]]}")
     assert "stopped by @alice" in reply.visible_text.rsplit("\n", 1)[-1]
     shown = answer_part(reply.visible_text)
     assert shown.startswith("word0 word1") and "word599" not in shown
@@ -116,12 +121,16 @@ async def test_web_search_answer_shows_its_step_as_task_updates_in_the_stream(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="Python 3.13 is the newest.", first_token_delay=0.3))
     mention = slack.events.app_mention("what is the newest Python? --web")
+    before = len(slack.calls())
     async with slack.sender(bot.events_url) as sender:
         await sender.post_event(mention)
         [reply] = await wait_for_answer(slack, "C1", mention["event"]["ts"])
     assert fake_seed.completions[-1].body["enable_web_search"] is True
     tasks = [(c["id"], c["title"], c["status"]) for c in reply.chunks if c["type"] == "task_update"]
     assert tasks == [("web", "Searching the web", "in_progress"), ("web", "Searching the web", "complete")]
+    calls = [c.method for c in slack.calls()[before:]]
+    print(f"\nWeb API calls for a web-search answer with its task updates: {len(calls)} {calls}")
+    assert len(calls) <= 6
     start = slack.calls("chat.startStream")[-1].params
     assert start["chunks"][0]["type"] == "task_update"  # the step shows before any text
     assert answer_part(reply.visible_text) == "Python 3.13 is the newest."
