@@ -15,6 +15,7 @@ from enum import StrEnum
 # What a person who clicked is told, on every platform.
 STOP_REFUSED = "Only the person who asked, or a seedbot admin, can stop this answer."
 STOP_TOO_LATE = "This answer has already finished."
+STOP_UNSUPPORTED = "A review cannot be stopped once its model calls run; it will finish shortly."
 RATED = {True: "Thanks! Noted that this answer helped.",
          False: "Thanks! Noted that this answer did not help; asking again with more detail often does."}
 RATING_LOST = "Sorry, I could not find that answer any more, so the rating was not stored."
@@ -24,6 +25,13 @@ class StopOutcome(StrEnum):
     STOPPED = "stopped"
     NOT_ALLOWED = "not_allowed"
     FINISHED = "finished"  # no answer in flight under that key (done, or on another replica)
+    UNSUPPORTED = "unsupported"  # an answer that cannot be stopped (a review's concurrent calls)
+
+
+def stop_reply(outcome: StopOutcome) -> str:
+    """What the person who clicked Stop is told ("" when the answer stops: it says so itself)."""
+    return {StopOutcome.NOT_ALLOWED: STOP_REFUSED, StopOutcome.FINISHED: STOP_TOO_LATE,
+            StopOutcome.UNSUPPORTED: STOP_UNSUPPORTED}.get(outcome, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +43,14 @@ class Stopper:
 
 
 class StopSwitch:
-    """One answer's stop switch. `stopped` resolves once someone allowed to stop it did."""
+    """One answer's stop switch. `stopped` resolves once someone allowed to stop it did. An answer
+    that cannot honour a stop (a review) sets `stoppable` False while it runs, so clicks are told."""
 
     def __init__(self, key: str, asker_id: str, place: str = "") -> None:
         self.key = key
         self.asker_id = asker_id
         self.place = place
+        self.stoppable = True
         self.stopper: Stopper | None = None
         self._event = asyncio.Event()
 
@@ -79,6 +89,8 @@ class StopSwitches:
             return StopOutcome.FINISHED
         if stopper.user_id != switch.asker_id and not is_admin:
             return StopOutcome.NOT_ALLOWED
+        if not switch.stoppable:
+            return StopOutcome.UNSUPPORTED
         switch.stop(stopper)
         return StopOutcome.STOPPED
 

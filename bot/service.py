@@ -156,7 +156,11 @@ class ChatService:
             self.metrics.messages.labels(platform, empty.status).inc()
             return empty
         if self.reviewer is not None:
+            if stop is not None:
+                stop.stoppable = False  # a review's concurrent calls are not cancelled (yet)
             reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink)
+            if stop is not None:
+                stop.stoppable = True
             if reviewed is not None:
                 self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
                 if self.budget_watcher is not None and reviewed.cost_nanos:

@@ -8,7 +8,7 @@ import asyncio
 from adapters.discord.controls import ControlClick, feedback_view, parse_custom_id, stop_view
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, clicks, feedback_blocks, rating
 from adapters.slack.events_logic import viewing_context
-from bot.controls import StopOutcome, Stopper, StopSwitches
+from bot.controls import StopOutcome, Stopper, StopSwitches, stop_reply
 from bot.domain import Usage
 from bot.pricing import estimate_stopped_cost
 from tests.test_pricing import book
@@ -42,6 +42,12 @@ async def test_only_the_asker_or_an_admin_stops_and_a_finished_answer_says_so() 
     assert await asyncio.wait_for(switch.stopped(), 1) == Stopper("U9", "ada")
     switch.stop(Stopper("U1", "alice"))  # the first stopper is the one named
     assert switch.stopper == Stopper("U9", "ada")
+    review = switches.open("slack:T1:C1:2.0", "U1")
+    review.stoppable = False
+    assert switches.request_stop("slack:T1:C1:2.0", Stopper("U1", "alice"), is_admin=False) is StopOutcome.UNSUPPORTED
+    assert stop_reply(StopOutcome.UNSUPPORTED).startswith("A review cannot be stopped")
+    assert stop_reply(StopOutcome.STOPPED) == ""
+    switches.close(review)
     switches.close(switch)
     assert len(switches) == 0
     assert switches.request_stop("slack:T1:C1:1.0", Stopper("U1", "alice"), is_admin=False) is StopOutcome.FINISHED

@@ -148,11 +148,17 @@ THREE_FILE_DIFF = "\n".join([
 async def test_a_three_file_review_shows_one_task_per_file_moving_to_complete(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.default_reply = Reply(content=json.dumps({"summary": "Config changes.", "risk": "low",
-                                                        "findings": []}), first_token_delay=0.3)
+                                                        "findings": []}), first_token_delay=1.0)
     mention = slack.events.app_mention(f"review this\n```diff\n{THREE_FILE_DIFF}```")
+    ts = mention["event"]["ts"]
     async with slack.sender(bot.events_url) as sender:
         await sender.post_event(mention)
-        [reply] = await wait_for_answer(slack, "C1", mention["event"]["ts"], timeout=15)
+        started = await slack.wait_for(lambda: next((m for m in bot_replies(slack, "C1", ts) if m.chunks), None))
+        # A review's calls are not cancelled: the asker is told so, and the review finishes.
+        await sender.post_interaction(slack.click("C1", started.ts, "seedbot_stop", user="U1"))
+        [note] = await slack.wait_for(lambda: slack.response_url_posts)
+        assert note.body["text"].startswith("A review cannot be stopped")
+        [reply] = await wait_for_answer(slack, "C1", ts, timeout=15)
     tasks = [(c["title"], c["status"]) for c in reply.chunks if c["type"] == "task_update"]
     titles = [f"Reviewing src/{name}.py ({i} of 3)" for i, name in enumerate(("app", "db", "web"), start=1)]
     assert [t for t, s in tasks if s == "in_progress"] == titles

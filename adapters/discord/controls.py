@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.controls import RATED, RATING_LOST, STOP_REFUSED, STOP_TOO_LATE, StopOutcome, Stopper, StopSwitches
+from bot.controls import RATED, RATING_LOST, StopOutcome, Stopper, StopSwitches, stop_reply
 from bot.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ class DiscordControls:
                 if outcome is StopOutcome.STOPPED:
                     await interaction.response.defer()
                 else:
-                    refusal = STOP_REFUSED if outcome is StopOutcome.NOT_ALLOWED else STOP_TOO_LATE
-                    await interaction.response.send_message(refusal, ephemeral=True)
+                    await interaction.response.send_message(stop_reply(outcome), ephemeral=True)
                 return
             stored = await self._feedback.rate(click.answer_key, str(user.id), helpful=click.helpful)
             await interaction.response.send_message(RATED[click.helpful] if stored else RATING_LOST, ephemeral=True)

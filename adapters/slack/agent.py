@@ -24,7 +24,7 @@ from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, Click, clicks,
 from adapters.slack.events_logic import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
 from adapters.slack.stream import error_code
 from adapters.slack.users import UserNames
-from bot.controls import RATED, RATING_LOST, STOP_REFUSED, STOP_TOO_LATE, StopOutcome, Stopper, StopSwitches
+from bot.controls import RATED, RATING_LOST, Stopper, StopSwitches, stop_reply
 from bot.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class AgentListeners:
     async def _stop(self, click: Click) -> str:
         outcome = self._switches.request_stop(click.value, Stopper(click.user_id, click.user_name),
                                               is_admin=self._is_admin(click.user_id))
-        return {StopOutcome.NOT_ALLOWED: STOP_REFUSED, StopOutcome.FINISHED: STOP_TOO_LATE}.get(outcome, "")
+        return stop_reply(outcome)
 
     async def _rate(self, click: Click) -> str:
         parsed = rating(click.value) if click.action_id == FEEDBACK_ACTION else None
