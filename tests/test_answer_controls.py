@@ -7,7 +7,7 @@ import asyncio
 
 from adapters.discord.controls import ControlClick, feedback_view, parse_custom_id, stop_view
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, clicks, feedback_blocks, rating
-from adapters.slack.events_logic import viewing_context
+from adapters.slack.events_logic import Addressed, BotIdentity, decide, viewing_context
 from bot.controls import StopOutcome, Stopper, StopSwitches, stop_reply
 from bot.domain import Usage
 from bot.pricing import estimate_stopped_cost
@@ -92,3 +92,15 @@ def test_viewing_context_names_what_the_user_sees_and_skips_what_is_not_slack_sh
     assert viewing_context(context) == ("The user is viewing Slack channel <#C0123ABC>; "
                                         "a message (1700000000.000100) in Slack conversation <#C0123ABC>.")
     assert viewing_context({}) == ""
+
+
+def test_a_dm_carrying_app_context_tells_the_model_what_the_user_views_and_a_channel_message_does_not() -> None:
+    me = BotIdentity("UBOT", "BBOT", "T1")
+    context = {"entities": [{"type": "slack#/types/channel_id", "value": "C0DEPLOY"}]}
+    event = {"type": "message", "user": "U1", "text": "what is this?", "ts": "1700000000.000100", "channel": "D1",
+             "channel_type": "im", "app_context": context}
+    dm = decide({"type": "event_callback", "team_id": "T1", "event": event}, me)
+    assert isinstance(dm, Addressed) and dm.incoming.context == "The user is viewing Slack channel <#C0DEPLOY>."
+    mention = dict(event, type="app_mention", channel="C1", channel_type="channel", text="<@UBOT> what is this?")
+    in_channel = decide({"type": "event_callback", "team_id": "T1", "event": mention}, me)
+    assert isinstance(in_channel, Addressed) and in_channel.incoming.context == ""
