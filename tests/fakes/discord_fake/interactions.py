@@ -166,22 +166,7 @@ class Interactions:
         }
         if command_guild_id is not None:
             data["guild_id"] = str(command_guild_id)
-        payload: JSON = {
-            "id": str(state.id),
-            "application_id": str(self.world.application_id),
-            "type": APPLICATION_COMMAND,
-            "data": data,
-            "channel_id": str(channel.id),
-            "channel": payloads.channel_object(self.world, channel),
-            "token": state.token,
-            "version": 1,
-            "locale": "en-US",
-            "app_permissions": str(DEFAULT_EVERYONE_PERMISSIONS),
-            "entitlements": [],
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
-        self._add_actor(payload, channel, user)
-        return state, payload
+        return state, self._payload(state, APPLICATION_COMMAND, data, channel, user)
 
     def component(self, message: JSON, custom_id: str, user: User) -> tuple[InteractionState, JSON]:
         """A MESSAGE_COMPONENT interaction for clicking the button `custom_id` on `message`, as Discord
@@ -202,12 +187,19 @@ class Interactions:
             component_message_id=int(message["id"]),
         )
         self.states[state.id] = state
+        payload = self._payload(state, MESSAGE_COMPONENT, {"custom_id": custom_id, "component_type": BUTTON},
+                                channel, user)
+        payload["message"] = dict(message)
+        return state, payload
+
+    def _payload(self, state: InteractionState, kind: int, data: JSON, channel: Channel, user: User) -> JSON:
+        """An INTERACTION_CREATE's data: the interaction, where it happened and who acted (the guild
+        and member in a guild, the user in a DM)."""
         payload: JSON = {
             "id": str(state.id),
             "application_id": str(self.world.application_id),
-            "type": MESSAGE_COMPONENT,
-            "data": {"custom_id": custom_id, "component_type": BUTTON},
-            "message": dict(message),
+            "type": kind,
+            "data": data,
             "channel_id": str(channel.id),
             "channel": payloads.channel_object(self.world, channel),
             "token": state.token,
@@ -217,11 +209,6 @@ class Interactions:
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
         }
-        self._add_actor(payload, channel, user)
-        return state, payload
-
-    def _add_actor(self, payload: JSON, channel: Channel, user: User) -> None:
-        """Who acted and where: the guild and member in a guild, the user in a DM."""
         if channel.guild_id is not None:
             guild = self.world.guilds[channel.guild_id]
             member = payloads.member_object(guild, user)
@@ -236,6 +223,7 @@ class Interactions:
             )
         else:
             payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
+        return payload
 
     def live_state(self, interaction_id: int, token: str) -> InteractionState:
         state = self.states.get(interaction_id)
