@@ -110,7 +110,7 @@ class _Call:
     """The state of one streamed model call."""
 
     parts: list[str] = field(default_factory=list)
-    reasoning_chars: int = 0
+    reasoning: list[str] = field(default_factory=list)
     stopper: Stopper | None = None
     usage: Usage | None = None
     finish: str = ""
@@ -260,7 +260,7 @@ class ChatService:
                         if shown := redactor.feed(text):
                             await sink.append(shown)
                     case ReasoningDelta(text):
-                        call.reasoning_chars += len(text)
+                        call.reasoning.append(text)
                         self._first_token(call)
                     case UsageReport(usage):
                         call.usage = usage
@@ -285,8 +285,7 @@ class ChatService:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
         if call.stopper is not None:
-            # ~4 characters a token, as the tokenizer would count reasoning we did not keep.
-            produced = estimate_message_tokens(call.text) + math.ceil(call.reasoning_chars / 4)
+            produced = estimate_message_tokens(call.text) + estimate_message_tokens("".join(call.reasoning))
             cost = estimate_stopped_cost(self.prices, usage=call.usage, prompt_tokens=reserved_prompt,
                                          produced_tokens=produced, web_search=web_search,
                                          reserved_nanos=grant.amount_nanos)

@@ -14,7 +14,8 @@ from bot.domain import Incoming
 from bot.models import Channel, Message, Thread, utcnow
 from bot.prompt import HistoryTurn
 
-HISTORY_STATUSES = ("ok", "cut")
+# A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
+HISTORY_STATUSES = ("ok", "cut", "stopped")
 
 
 @dataclass(frozen=True, slots=True)
