@@ -85,6 +85,15 @@ async def test_the_native_stop_control_of_an_agent_session_stops_the_answer(
     assert answer_part(reply.visible_text).startswith("word0 word1")
     assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"
     await slack.wait_for(lambda: fake_seed.requests[-1].client_closed, timeout=5)
+    # What was said before the stop stays in the conversation: a follow-up's prompt carries it.
+    fake_seed.script(Reply(content="Continuing."))
+    async with slack.sender(bot.events_url) as sender:
+        follow = slack.events.message("go on", user="U1", thread_ts=ts)
+        await sender.post_event(follow)
+        await wait_for_answer(slack, "D1", ts, count=2)
+    prompt = fake_seed.completions[-1].body["messages"]
+    assert [m["role"] for m in prompt[1:]] == ["user", "assistant", "user"]
+    assert prompt[2]["content"].startswith("word0 word1") and prompt[3]["content"] == "go on"
 
 
 async def test_feedback_click_is_stored_last_click_wins_and_counted_in_seedbot_report(
