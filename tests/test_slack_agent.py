@@ -218,3 +218,26 @@ async def test_where_streaming_is_unavailable_a_step_falls_back_to_the_assistant
     assert statuses[:2] == ["searching the web…", "Searching the web"]
     assert not reply.chunks and answer_part(reply.visible_text) == "Python 3.13."
     assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"  # feedback on a posted answer too
+
+
+async def test_where_streaming_is_unavailable_the_posted_answer_carries_the_stop_button(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    slack.config.streaming_enabled = False
+    fake_seed.script(SLOW)
+    mention = slack.events.app_mention("write me six hundred words")
+    ts = mention["event"]["ts"]
+
+    def posted() -> Message | None:
+        return next((m for m in bot_replies(slack, "C1", ts) if m.blocks and "word1" in m.visible_text), None)
+
+    async with slack.sender(bot.events_url) as sender:
+        await sender.post_event(mention)
+        reply = await slack.wait_for(posted, timeout=10)
+        assert [b["type"] for b in reply.blocks] == ["markdown", "actions"]
+        await sender.post_interaction(slack.click("C1", reply.ts, "seedbot_stop", user="U1"))
+        await slack.wait_for(lambda: "stopped by @alice" in reply.visible_text, timeout=5)
+    await slack.wait_for(lambda: fake_seed.requests[-1].client_closed, timeout=5)
+    # The final edit replaced the Stop button with the feedback buttons, under the whole text.
+    assert [b["type"] for b in reply.blocks] == ["markdown", "context_actions"]
+    assert reply.blocks[0]["text"] == reply.visible_text
+    assert not slack.calls("chat.appendStream")

@@ -15,8 +15,9 @@ and nothing elsewhere; Slack clears the status itself when the answer's first me
 
 Steps become task_update chunks of the stream (a step before any text starts the stream, so the
 user sees it at once); later ones ride in the paced appends. Where the message is not a stream, a
-step in progress falls back to `status`. With an `answer_key`, the stream opens with a Stop button
-and the finished answer carries feedback buttons (adapters.slack.controls), in calls made anyway.
+step in progress falls back to `status`. With an `answer_key`, the answer's first message opens with a
+Stop button (a blocks chunk of the stream, or blocks under a posted message) and the finished answer
+carries feedback buttons (adapters.slack.controls), all in calls made anyway.
 """
 
 from __future__ import annotations

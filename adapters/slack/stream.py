@@ -87,6 +87,10 @@ class AnswerMessage:
         self.pending = ""
         self.chunks: list[JSON] = []
         self._opening = opening
+        # Where the message is posted and edited instead of streamed, the opening blocks (the Stop
+        # button) sit under the text until the final write replaces them.
+        self._controls = [block for chunk in opening if chunk.get("type") == "blocks" for block in chunk["blocks"]]
+        self.carries_blocks = False
         self.streaming = False
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
@@ -122,14 +126,14 @@ class AnswerMessage:
                 return
             self.chunks.clear()  # task updates only live in streams
             if self.pending:
-                await self._post(self.pending, blocks)
+                await self._post(self.pending, blocks if final else self._controls)
             return
         if self.streaming:
             if await (self._stop_stream(blocks) if final else self._append()):
                 return
             self.streaming = False
         self.chunks.clear()
-        await self._edit(final, blocks)
+        await self._edit(final, blocks if final else self._controls)
 
     # -- streaming --
 
@@ -194,7 +198,7 @@ class AnswerMessage:
         t = self._target
         try:
             response = await self._client.chat_postMessage(channel=t.channel, thread_ts=t.thread_ts,
-                                                           **_text_and_blocks(text, blocks))
+                                                           **self._text_and_blocks(text, blocks))
         except Exception as exc:  # noqa: BLE001 - nothing more can be shown in this thread
             log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped",
                         t.channel, error_code(exc))
@@ -204,7 +208,8 @@ class AnswerMessage:
         self._sent()
 
     async def _edit(self, final: bool, blocks: list[JSON] | None = None) -> None:
-        if not self.pending and not blocks:
+        # A final write with nothing new still replaces blocks that must go (the Stop button).
+        if not self.pending and not blocks and not (final and self.carries_blocks):
             return
         wait = self._interval - (self._clock() - self.last_write)
         if wait > 0:
@@ -214,13 +219,22 @@ class AnswerMessage:
         assert self.ts is not None
         try:
             await self._client.chat_update(channel=self._target.channel, ts=self.ts,
-                                           **_text_and_blocks(self.shown + self.pending, blocks))
+                                           **self._text_and_blocks(self.shown + self.pending, blocks))
         except Exception as exc:  # noqa: BLE001 - continue in a new message instead
             log.info("chat.update failed (%s); continuing in a new message", error_code(exc))
             self.ts, self.shown = None, ""
             await self._post(self.pending, blocks)
             return
         self._sent()
+
+    def _text_and_blocks(self, text: str, blocks: list[JSON] | None) -> dict[str, Any]:
+        """chat.postMessage/chat.update content: markdown_text alone, or (since markdown_text excludes
+        blocks) the text as a markdown block followed by `blocks`, with `text` as the notification.
+        A message that carried blocks keeps the block form, so its old blocks are replaced."""
+        if not blocks and not self.carries_blocks:
+            return {"markdown_text": text}
+        self.carries_blocks = True
+        return {"text": text, "blocks": [markdown_block(text), *(blocks or [])]}
 
     def _sent(self) -> None:
         self.shown += self.pending
@@ -229,10 +243,3 @@ class AnswerMessage:
         self.last_write = self._clock()
         self.writes += 1
 
-
-def _text_and_blocks(text: str, blocks: list[JSON] | None) -> dict[str, Any]:
-    """chat.postMessage/chat.update content: markdown_text alone, or (since markdown_text excludes
-    blocks) the text as a markdown block followed by `blocks`, with `text` as the notification."""
-    if not blocks:
-        return {"markdown_text": text}
-    return {"text": text, "blocks": [markdown_block(text), *blocks]}
