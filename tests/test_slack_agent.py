@@ -82,6 +82,7 @@ async def test_the_native_stop_control_of_an_agent_session_stops_the_answer(
         await sender.post_event(stopped)
         # Slack ended the stream itself, so the footer arrives as an edit of the same message.
         await slack.wait_for(lambda: "stopped by @alice" in reply.visible_text, timeout=5)
+        await slack.wait_for(lambda: slack.state.sessions.get(("D1", ts)) == "active", timeout=5)
     assert answer_part(reply.visible_text).startswith("word0 word1")
     assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"
     await slack.wait_for(lambda: fake_seed.requests[-1].client_closed, timeout=5)

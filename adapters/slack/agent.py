@@ -106,6 +106,13 @@ class AgentListeners:
         stopper = Stopper(str(user), await self._users.name(str(user)))
         for key in self._switches.keys_at(f"slack:{team}:{channel}:{thread_ts}"):
             self._switches.request_stop(key, stopper, is_admin=self._is_admin(stopper.user_id))
+        # Slack leaves the session "processing" after the click; the app moves it on. (A stopped
+        # answer's chat.stopStream would too, but Slack already ended those streams itself.)
+        try:
+            await self._client.agents_sessions_setStatus(channel_id=str(channel), thread_ts=str(thread_ts),
+                                                         status="active")
+        except Exception as exc:  # noqa: BLE001 - the answers stopped; the session label is a nicety
+            log.info("agents.sessions.setStatus failed (%s)", error_code(exc))
 
 
 async def _tell(respond: AsyncRespond | Callable[..., Awaitable[Any]], text: str) -> None:

@@ -337,6 +337,7 @@ class SlackState:
         self.users: dict[str, FakeUser] = {}
         self.files: dict[str, FakeFile] = {}
         self.assistant: dict[tuple[str, str], AssistantThread] = {}
+        self.sessions: dict[tuple[str, str], str] = {}  # agent session status by (channel, thread_ts)
         self.changes = _Changes()
         self._ids = itertools.count(1)
 
@@ -501,6 +502,7 @@ class WebApi:
             "assistant.threads.setStatus": self.set_status,
             "assistant.threads.setSuggestedPrompts": self.set_suggested_prompts,
             "assistant.threads.setTitle": self.set_title,
+            "agents.sessions.setStatus": self.set_session_status,
             "files.getUploadURLExternal": self.get_upload_url,
             "files.completeUploadExternal": self.complete_upload,
             "files.info": self.files_info,
@@ -694,6 +696,15 @@ class WebApi:
         thread.prompts = prompts
         if params.get("title"):
             thread.title = params["title"]
+        return {}
+
+    def set_session_status(self, params: JSON) -> JSON:
+        """agents.sessions.setStatus: creates the thread's agent session if needed, sets its status."""
+        _require(params, "channel_id", "status")
+        if params["status"] not in ("active", "processing", "suspended", "closed"):
+            raise SlackError("invalid_arguments", "status must be active, processing, suspended or closed")
+        key = (str(params["channel_id"]), str(params.get("thread_ts") or ""))
+        self.state.sessions[key] = str(params["status"])
         return {}
 
     def set_title(self, params: JSON) -> JSON:
