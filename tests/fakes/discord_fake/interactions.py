@@ -149,15 +149,7 @@ class Interactions:
         if found is None:
             raise LookupError(f"/{name} is not registered with the fake; sync the command tree first")
         command, command_guild_id = found
-        state = InteractionState(
-            id=self.world.snowflakes.next(),
-            token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
-            channel_id=channel.id,
-            guild_id=channel.guild_id,
-            user_id=user.id,
-            command_name=name,
-        )
-        self.states[state.id] = state
+        state = self._track(channel, user, command_name=name)
         data: JSON = {
             "id": command["id"],
             "name": name,
@@ -176,21 +168,20 @@ class Interactions:
         if not any(b.get("custom_id") == custom_id and not b.get("disabled") for b in buttons):
             raise LookupError(f"message {message['id']} has no enabled button {custom_id!r}")
         channel = self.world.channels[int(message["channel_id"])]
-        state = InteractionState(
-            id=self.world.snowflakes.next(),
-            token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
-            channel_id=channel.id,
-            guild_id=channel.guild_id,
-            user_id=user.id,
-            command_name="",
-            kind=MESSAGE_COMPONENT,
-            component_message_id=int(message["id"]),
-        )
-        self.states[state.id] = state
+        state = self._track(channel, user, command_name="", kind=MESSAGE_COMPONENT,
+                            component_message_id=int(message["id"]))
         payload = self._payload(state, MESSAGE_COMPONENT, {"custom_id": custom_id, "component_type": BUTTON},
                                 channel, user)
         payload["message"] = dict(message)
         return state, payload
+
+    def _track(self, channel: Channel, user: User, **fields: Any) -> InteractionState:
+        """A new interaction with its token, tracked until it expires."""
+        state = InteractionState(id=self.world.snowflakes.next(),
+                                 token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}", channel_id=channel.id,
+                                 guild_id=channel.guild_id, user_id=user.id, **fields)
+        self.states[state.id] = state
+        return state
 
     def _payload(self, state: InteractionState, kind: int, data: JSON, channel: Channel, user: User) -> JSON:
         """An INTERACTION_CREATE's data: the interaction, where it happened and who acted (the guild
