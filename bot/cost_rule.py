@@ -60,14 +60,17 @@ def call_charge(prices: PriceBook, usage: Usage | None, *, reserved_nanos: int, 
 
 
 def stopped_call_charge(prices: PriceBook, *, prompt_estimate_tokens: int, produced_text: str,
-                        reserved_nanos: int, usage: Usage | None = None) -> Charge:
+                        reserved_nanos: int, usage: Usage | None = None, web_search: bool = False) -> Charge:
     """The charge of a call a person stopped (e.g. a Stop button) before it finished.
 
-    Valid `usage`, if the provider still sent it, prices exactly. Without it: `prompt_estimate_tokens`
-    (our cl100k estimate of the prompt, tokens) plus the cl100k tokens of `produced_text` (what the
-    model streamed before the stop, reasoning included if it was received), at the tier's uncached
-    rates, capped at `reserved_nanos`; basis ESTIMATED. Never negative."""
+    Valid `usage`, if the provider still sent it, prices exactly (even above the reservation: the books
+    stay exact). Without it: `prompt_estimate_tokens` (the reservation's prompt estimate, tokens) plus
+    the cl100k tokens of `produced_text` (what the model streamed before the stop, reasoning included),
+    at the tier's uncached rates, plus one web search if one was allowed (it may have run), capped at
+    `reserved_nanos`, since the provider cannot have produced more than the call allowed; basis
+    ESTIMATED. Never negative."""
     if usage is not None:
         return Charge(max(0, prices.cost_nanos(usage)), Basis.USAGE)
-    estimate = Usage(prompt_tokens=max(0, prompt_estimate_tokens), completion_tokens=count_tokens(produced_text))
+    estimate = Usage(prompt_tokens=max(0, prompt_estimate_tokens), completion_tokens=count_tokens(produced_text),
+                     web_searches=1 if web_search else 0)
     return Charge(max(0, min(prices.cost_nanos(estimate), reserved_nanos)), Basis.ESTIMATED)

@@ -71,6 +71,9 @@ class Incoming:
     web_search: bool | None = None
     thinking: bool | None = None
     reasoning_effort: str | None = None
+    # What the person is looking at as they write, as the platform tells it (Slack's app_context),
+    # in plain words for the model; not part of what they wrote.
+    context: str = ""
 
     @property
     def platform(self) -> Platform:

@@ -237,3 +237,17 @@ class DisplayName(Base):
     platform_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     refreshed_at: Mapped[datetime] = mapped_column(DateTime)
+class AnswerFeedback(Base):
+    """One person's rating of one answer; their last click wins. `answer_key` is the asked message's
+    dedup key (Message.dedup_key), which names the answer to it."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (UniqueConstraint("answer_key", "user_id", name="uq_answer_feedback_answer_user"),
+                      Index("ix_answer_feedback_updated", "updated_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_key: Mapped[str] = mapped_column(String(300))
+    user_id: Mapped[str] = mapped_column(String(64))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -18,6 +18,7 @@ from bot.budget_logic import local_midnight_utc, project_month_end
 from bot.config import Period, Settings
 from bot.db import Database
 from bot.domain import NANOS_PER_USD, format_usd, usd_string
+from bot.feedback import FeedbackCounts, FeedbackStore
 from bot.models import Channel, Refusal, UsageEntry
 from bot.names import CHANNEL, USER, NameBook, channel_label, person_label
 from bot.pricing import PriceBook
@@ -89,6 +90,7 @@ class SpendReport:
     cache_savings_nanos: int = 0
     channels: list[ChannelSpend] = field(default_factory=list)
     users: list[UserSpend] = field(default_factory=list)
+    feedback: FeedbackCounts = field(default_factory=FeedbackCounts)
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -113,6 +115,7 @@ class SpendReport:
                          for c in self.channels],
             "users": [{"user": u.user_id, "name": u.name, "cost_usd": usd_string(u.cost_nanos),
                        "requests": u.requests} for u in self.users],
+            "feedback": {"helpful": self.feedback.helpful, "not_helpful": self.feedback.not_helpful},
         }
 
 
@@ -124,6 +127,7 @@ class Reports:
         self._prices = prices
         self._budget = budget
         self._names = names
+        self.feedback = FeedbackStore(db)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """A calendar day in SEEDBOT_TIMEZONE, as naive UTC [start, end)."""
@@ -186,6 +190,7 @@ class Reports:
             position = await self._position(address, until) if with_budgets else BudgetPosition()
             report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
                                                 count, position))
+        report.feedback = await self.feedback.counts(since, until)
         return report
 
     async def scope_label(self, scope_key: str) -> str:
@@ -272,6 +277,8 @@ def render_summary(report: SpendReport, day: date) -> str:
         f"Total **{format_usd(report.cost_nanos)}** · {report.requests} model calls · {report.answers} answers · "
         f"{report.refusals} refused for budget · {report.failures} failed",
     ]
+    if report.feedback.rated:
+        lines += ["", report.feedback.sentence() + "."]
     if report.channels:
         lines += ["", "| channel | spend | budget | used | month-end forecast |", "|---|---:|---|---:|---:|"]
         for channel in report.channels:

@@ -18,7 +18,7 @@ from bot.cost_rule import call_charge
 from bot.domain import Footer, Incoming, Usage
 from bot.inflight import InFlight
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
-from bot.ports import ReplySink
+from bot.ports import ReplySink, Step
 from bot.pricing import PriceBook
 from bot.prompt import UserTurn
 from bot.redact import redact
@@ -80,8 +80,9 @@ class ReviewService:
         if plan.chunks:
             await sink.start()
             await sink.status(f"reviewing {sum(len(c.parts) for c in plan.chunks)} files…")
-        results = await asyncio.gather(*(self._review_chunk(incoming, claimed, chunk, inflight)
-                                         for chunk in plan.chunks))
+        steps = review_steps(plan.chunks)
+        results = await asyncio.gather(*(
+            self._review_chunk(incoming, claimed, chunk, inflight, sink, steps[chunk.index]) for chunk in plan.chunks))
         if plan.chunks and all(r.refused for r in results):
             text = denial_text(results[0].refused, incoming.platform, self._settings)  # type: ignore[arg-type]
             await self._store.mark_user_message(claimed.message_pk, "refused")
@@ -111,8 +112,18 @@ class ReviewService:
                                  secrets_masked=turn.secrets_masked))
         return Answer(status, text, usage, cost)
 
-    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,
-                            inflight: InFlight) -> _CallResult:
+    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,
+                            sink: ReplySink, steps: list[Step]) -> _CallResult:
+        for step in steps:
+            await sink.step(step)
+        result = await self._review_call(incoming, claimed, chunk, inflight)
+        state = "complete" if result.review is not None else "error"
+        for step in steps:
+            await sink.step(Step(step.id, step.title, state))
+        return result
+
+    async def _review_call(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,
+                           inflight: InFlight) -> _CallResult:
         result = _CallResult(chunk)
         grant = await self._budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
@@ -158,3 +169,14 @@ class ReviewService:
             cached_tokens=u.cached_tokens, completion_tokens=u.completion_tokens,
             reasoning_tokens=u.reasoning_tokens, web_searches=u.web_searches, usage_known=usage is not None,
             error=error, duration_ms=int((time.monotonic() - started) * 1000)))
+
+
+def review_steps(chunks: tuple[ReviewChunk, ...]) -> dict[int, list[Step]]:
+    """The steps a review shows, by chunk index: one per file part, numbered across the whole review
+    ("Reviewing src/app.py (2 of 5)"), each in progress while its chunk's call runs."""
+    parts = [(chunk.index, part) for chunk in chunks for part in chunk.parts]
+    steps: dict[int, list[Step]] = {chunk.index: [] for chunk in chunks}
+    for number, (index, part) in enumerate(parts, start=1):
+        piece = f", part {part.part} of {part.parts}" if part.parts > 1 else ""
+        steps[index].append(Step(f"review-{number}", f"Reviewing {part.file.path}{piece} ({number} of {len(parts)})"))
+    return steps

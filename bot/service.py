@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from bot.budget import BudgetManager, Denial, Grant, Remaining, Settlement
 from bot.config import Settings
-from bot.cost_rule import Basis, call_charge
+from bot.controls import Stopper, StopSwitch
+from bot.cost_rule import Basis, call_charge, stopped_call_charge
 from bot.domain import Footer, Incoming, ThreadKey, Usage
 from bot.inflight import InFlight, OpenCall
 from bot.llm import (
@@ -30,11 +31,12 @@ from bot.llm import (
     SeedContentFiltered,
     SeedError,
     SeedStreamBroken,
+    StreamEvent,
     UsageRejected,
     UsageReport,
 )
 from bot.metrics import Metrics
-from bot.ports import ReplySink
+from bot.ports import ReplySink, Step
 from bot.pricing import PriceBook
 from bot.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.redact import StreamRedactor, mask_incoming_async
@@ -90,6 +92,9 @@ class GuardedSink:
     async def status(self, text: str) -> None:
         await self._call("status", self._sink.status(text))
 
+    async def step(self, step: Step) -> None:
+        await self._call("step", self._sink.step(step))
+
     async def append(self, delta: str) -> None:
         if not self.broken:
             self.broken = not await self._call("append", self._sink.append(delta))
@@ -115,6 +120,8 @@ class _Call:
     """The state of one streamed model call."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    stopper: Stopper | None = None
     usage: Usage | None = None
     usage_problem: str = "no usage reported"
     finish: str = ""
@@ -143,23 +150,27 @@ class ChatService:
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
         self._starts = StartGate(starts_at_once)
 
-    async def handle(self, incoming: Incoming, sink: ReplySink, inflight: InFlight | None = None) -> Answer | None:
+    async def handle(self, incoming: Incoming, sink: ReplySink, inflight: InFlight | None = None, *,
+                     stop: StopSwitch | None = None) -> Answer | None:
         """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
 
         `inflight` (from the answer supervisor) is kept up to date with the message and the calls
-        this answer holds open, so whoever ends it early can settle them."""
+        this answer holds open, so whoever ends it early can settle them. A `stop` switch thrown while
+        the model streams ends the answer there (see bot.controls)."""
         async with self._starts.starting() as started:
-            return await self._handle(incoming, sink, started, inflight if inflight is not None else InFlight())
+            return await self._handle(incoming, sink, started, inflight if inflight is not None else InFlight(),
+                                      stop)
 
     async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
-                      inflight: InFlight) -> Answer | None:
+                      inflight: InFlight, stop: StopSwitch | None) -> Answer | None:
         incoming = safe_incoming(incoming)
         sink = GuardedSink(sink)
         secrets_masked = 0
         if self.settings.redact_input:
             incoming, secrets_masked = await mask_incoming_async(incoming)
         options = parse_options(incoming.text)
-        turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
+        text = f"{options.text}\n\n({incoming.context})" if incoming.context else options.text
+        turn = build_user_turn(text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         turn.secrets_masked = secrets_masked
         turn_tokens = await _estimate(turn.token_estimate, len(turn.text))
         claimed = await self.store.claim(incoming, turn.text, turn_tokens)
@@ -174,7 +185,11 @@ class ChatService:
             self.metrics.messages.labels(platform, empty.status).inc()
             return empty
         if self.reviewer is not None:
+            if stop is not None:
+                stop.stoppable = False  # a review's concurrent calls are not cancelled (yet)
             reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink, inflight)
+            if stop is not None:
+                stop.stoppable = True
             if reviewed is not None:
                 self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
                 if self.budget_watcher is not None and reviewed.cost_nanos:
@@ -184,7 +199,7 @@ class ChatService:
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
         answer = await self._answer(incoming, claimed, turn, turn_tokens, sink, inflight, started,
-                                    web_search=web, fast=fast)
+                                    web_search=web, fast=fast, stop=stop)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -195,7 +210,7 @@ class ChatService:
 
     async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
                       sink: ReplySink, inflight: InFlight, started: Callable[[], None], *,
-                      web_search: bool, fast: bool) -> Answer:
+                      web_search: bool, fast: bool, stop: StopSwitch | None) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
@@ -206,10 +221,11 @@ class ChatService:
         window = choose_window(claimed.history, floor_pk=thread.floor_pk, budget_tokens=self.settings.context_tokens,
                                fixed_tokens=fixed_tokens, correction=correction)
         prompt_estimate = fixed_tokens + window.tokens()
+        reserved_prompt = math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor))
         granted = await self.budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
             user_id=incoming.user_id, kind="chat",
-            estimated_prompt_tokens=math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor)),
+            estimated_prompt_tokens=reserved_prompt,
             wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search, thinking=not fast,
         )
         if isinstance(granted, Denial):
@@ -228,13 +244,17 @@ class ChatService:
         )
         await sink.start()
         await sink.status("searching the web…" if granted.web_search else "thinking…")
-        call = await self._stream(request, sink, opened, started)
+        files = sum(1 for a in incoming.attachments if a.data)
+        if files:
+            await sink.step(Step("files", f"Reading {files} attached file{'s' if files > 1 else ''}", "complete"))
+        call = await self._stream(request, sink, opened, started, stop, web_search=granted.web_search)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
         notes += degrade_notes(granted, web_search=web_search, thinking=not fast)
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                               prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked)
+                                               prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked,
+                                               reserved_prompt=reserved_prompt, web_search=granted.web_search)
         inflight.settled(granted)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
@@ -249,23 +269,32 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall,
-                      started: Callable[[], None]) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall, started: Callable[[], None],
+                      stop: StopSwitch | None = None, *, web_search: bool = False) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
         call = _Call(parts=opened.parts, started=self._clock())
         redactor = StreamRedactor()
+        searching = Step("web", "Searching the web") if web_search else None
+        if searching is not None:
+            await sink.step(searching)
+        events = self.llm.stream(request) if stop is None else _until_stopped(self.llm.stream(request), stop, call)
         opened.sent = True
         try:
-            async for event in self.llm.stream(request):
+            async for event in events:
                 started()
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
                         call.parts.append(text)
+                        if searching is not None:
+                            # Seed searches before it writes: the first text means the search is over.
+                            await sink.step(Step(searching.id, searching.title, "complete"))
+                            searching = None
                         if shown := redactor.feed(text):
                             await sink.append(shown)
-                    case ReasoningDelta():
+                    case ReasoningDelta(text):
+                        call.reasoning.append(text)
                         self._first_token(call)
                     case UsageReport(usage):
                         call.usage = usage
@@ -275,6 +304,8 @@ class ChatService:
                         call.finish = reason
         except SeedError as exc:
             call.error = exc
+        if searching is not None:
+            await sink.step(Step(searching.id, searching.title, "error" if call.error else "complete"))
         if rest := redactor.flush():
             await sink.append(rest)
         return call
@@ -285,14 +316,25 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int, secrets_masked: int = 0) -> tuple[Answer, Remaining]:
+                      floor_pk: int, prompt_estimate: int, reserved_prompt: int, web_search: bool,
+                      secrets_masked: int = 0) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
-        # The provider bills no call that failed before answering: the reservation is released.
-        charge = call_charge(self.prices, call.usage, reserved_nanos=grant.amount_nanos,
-                             request_sent=call.error is None or streamed)
+        if call.stopper is not None:
+            charge = stopped_call_charge(self.prices, prompt_estimate_tokens=reserved_prompt,
+                                         produced_text=call.text + "".join(call.reasoning),
+                                         reserved_nanos=grant.amount_nanos, usage=call.usage, web_search=web_search)
+        else:
+            # The provider bills no call that failed before answering: the reservation is released.
+            charge = call_charge(self.prices, call.usage, reserved_nanos=grant.amount_nanos,
+                                 request_sent=call.error is None or streamed)
         cost = charge.cost_nanos
-        if call.error is not None and not streamed:
+        if call.stopper is not None:
+            status = "stopped"
+            notes.append(f"stopped by @{call.stopper.name}")
+            if charge.note:
+                notes.append(charge.note)
+        elif call.error is not None and not streamed:
             status = "failed"
         else:
             status = "ok"
@@ -336,12 +378,14 @@ class ChatService:
         ), also=record)
         self._count(usage, cost, claimed.channel.platform)
         if not answer_text:
-            reason = _failure_sentence(call)
+            reason = f"Stopped by @{call.stopper.name} before any answer was written." if call.stopper \
+                else _failure_sentence(call)
             await sink.fail(reason)
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes), usage_known=call.usage is not None,
+                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                        usage_known=charge.basis is not Basis.RESERVED,
                         secrets_masked=secrets_masked)
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
@@ -371,6 +415,45 @@ async def _estimate(count: Callable[[], int], chars: int) -> int:
     if chars < OFF_LOOP_CHARS:
         return count()
     return await asyncio.to_thread(count)
+
+
+_END = object()
+
+
+async def _until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch,
+                         call: _Call) -> AsyncIterator[StreamEvent]:
+    """`events` until someone throws the stop switch: then the model's stream is closed at once (the
+    provider sees its connection close) and what arrived before the stop is still yielded. The
+    reader task never touches the sink, so a stop cannot cut a platform call in half."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cut = False
+
+    async def read() -> None:
+        nonlocal cut
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except SeedError as exc:
+            queue.put_nowait(exc)
+        except asyncio.CancelledError:
+            cut = True
+            raise
+        finally:
+            queue.put_nowait(_END)
+
+    reader = asyncio.create_task(read(), name="seed-stream")
+    watcher = asyncio.create_task(stop.stopped(), name="stop-switch")
+    watcher.add_done_callback(lambda _: reader.cancel())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, SeedError):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        watcher.cancel()
+        reader.cancel()
+        if cut and stop.stopper is not None:
+            call.stopper = stop.stopper
 
 
 def _ms(seconds: float) -> int:

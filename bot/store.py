@@ -14,7 +14,8 @@ from bot.domain import Incoming
 from bot.models import Channel, Message, Thread, utcnow
 from bot.prompt import HistoryTurn
 
-HISTORY_STATUSES = ("ok", "cut")
+# A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
+HISTORY_STATUSES = ("ok", "cut", "stopped")
 
 _CHANNELS, _THREADS, _MESSAGES = Channel.__table__, Thread.__table__, Message.__table__
 # A channel and, if the bot has one there, the thread: one statement for the usual claim.

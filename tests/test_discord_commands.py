@@ -86,7 +86,7 @@ async def test_review_command_hands_the_core_a_forced_review_with_the_attached_d
         fake: FakeDiscord, bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     received: list[Incoming] = []
 
-    async def handle(incoming: Incoming, sink: ReplySink, _inflight: object = None) -> Answer:
+    async def handle(incoming: Incoming, sink: ReplySink, _inflight: object = None, *, stop: object = None) -> Answer:
         received.append(incoming)
         await sink.start()
         await sink.append("Reviewed.")

@@ -33,7 +33,7 @@ class Memo:
     target: MemoryTarget
     content: str = ""
 
-    async def edit(self, content: str) -> None:
+    async def edit(self, content: str, *, view: object = None) -> None:
         self.target.calls.append(("edit", self.id, content, time.monotonic()))
         await asyncio.sleep(self.target.edit_seconds)
         if self.id in self.target.gone:
@@ -58,7 +58,7 @@ class MemoryTarget:
     async def typing(self) -> None:
         self.typing_calls += 1
 
-    async def send(self, content: str) -> Memo:
+    async def send(self, content: str, *, view: object = None) -> Memo:
         assert 0 < len(content) <= 2000 and content.strip()
         memo = Memo(len(self.messages) + 1, self, content)
         self.messages.append(memo)

@@ -37,7 +37,14 @@ async def test_mention_is_acked_at_once_and_answered_by_a_stream_in_its_thread(
 
     start = slack.calls("chat.startStream")[0]
     assert start.params["recipient_user_id"] == "U1" and start.params["recipient_team_id"] == "T1"
-    assert "text" not in start.params and start.params["markdown_text"]
+    # The stream opens with the Stop button (a blocks chunk) and the first text (a markdown_text chunk).
+    assert "text" not in start.params
+    kinds = [c["type"] for c in start.params["chunks"]]
+    assert kinds == ["blocks", "markdown_text"] and start.params["chunks"][1]["text"]
+    assert start.params["chunks"][0]["blocks"][0]["elements"][0]["action_id"] == "seedbot_stop"
+    # The finished answer carries the feedback buttons, in the stopStream call made anyway.
+    [feedback] = slack.calls("chat.stopStream")[-1].params["blocks"]
+    assert feedback["type"] == "context_actions" and feedback["elements"][0]["type"] == "feedback_buttons"
     prompt = fake_seed.completions[-1].body["messages"]
     assert prompt[-1] == {"role": "user", "content": "how do I squash my last three commits?"}
     assert [c.method for c in slack.calls()].count("users.info") == 1

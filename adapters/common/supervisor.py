@@ -15,9 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from adapters.common.recovery import INTERRUPTED_NOTICE, ReplyTracker
+from bot.controls import StopSwitch
 from bot.domain import Footer, Incoming
 from bot.inflight import InFlight, close_abandoned
-from bot.ports import ReplySink
+from bot.ports import ReplySink, Step
 from bot.service import Answer, ChatService
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class WatchedSink:
     async def status(self, text: str) -> None:
         await self._sink.status(text)
 
+    async def step(self, step: Step) -> None:
+        await self._sink.step(step)
+
     async def append(self, delta: str) -> None:
         await self._sink.append(delta)
 
@@ -60,14 +64,15 @@ class AnswerSupervisor:
         self._service = service
 
     async def answer(self, incoming: Incoming, sink: ReplySink, *, prepare: Prepare | None = None,
-                     tracker: ReplyTracker | None = None) -> Answer | None:
+                     tracker: ReplyTracker | None = None, stop: StopSwitch | None = None) -> Answer | None:
         """Answer `incoming` into `sink`; returns what `ChatService.handle` returns (None for a message
         seen before), or an Answer with status "failed" (or "interrupted") if something escaped.
 
         `prepare` completes the message before the core sees it (user name, attachments) inside the
         same contract; it returns None when the message needs no answer after all. CancelledError (a
         shutdown past its grace) is closed with the interruption notice and raised again. `tracker`
-        (the sink's on_open) stores where the reply lives once the message is claimed."""
+        (the sink's on_open) stores where the reply lives once the message is claimed; `stop` is the
+        answer's stop switch (bot.controls), passed to the core."""
         watched = WatchedSink(sink)
         inflight = InFlight()
         if tracker is not None:
@@ -78,7 +83,7 @@ class AnswerSupervisor:
                 if prepared is None:
                     return None
                 incoming = prepared
-            return await self._service.handle(incoming, watched, inflight)
+            return await self._service.handle(incoming, watched, inflight, stop=stop)
         except asyncio.CancelledError:
             log.warning("answer to message %s interrupted by shutdown", incoming.dedup_key)
             await asyncio.shield(self._close(incoming, watched, inflight, "interrupted", INTERRUPTED_NOTICE,

@@ -21,6 +21,7 @@ from discord.http import Route
 
 from adapters.discord.client import build_client
 from adapters.discord.commands import install_commands
+from adapters.discord.controls import DiscordControls
 from adapters.discord.conversation import Conversations
 from adapters.discord.notifier import DiscordNotifier
 from bot.app import Core
@@ -54,6 +55,9 @@ class DiscordAdapter:
         self.client = build_client(settings)
         self.conversations = Conversations(self.client, core, tasks, settings)
         self.client.message_listener = self.conversations.on_message
+        self.controls = DiscordControls(self.conversations.switches, core.reports.feedback,
+                                        lambda user_id: core.admin.is_admin("discord", user_id))
+        self.client.interaction_listener = self.controls.on_interaction
         install_commands(self.client.tree, self.conversations, core.admin)
         self.notifier = DiscordNotifier(self.client)
         self._gateway: asyncio.Task[None] | None = None

@@ -33,6 +33,7 @@ from adapters.discord.targets import ChannelTarget, InteractionTarget, NewThread
 from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.config import Settings
+from bot.controls import StopSwitches
 from bot.domain import Incoming, ThreadKey
 from bot.names import CHANNEL, USER
 
@@ -52,6 +53,7 @@ class Conversations:
         self._files = AttachmentReader(max_text_bytes=settings.max_attachment_bytes,
                                        max_image_bytes=settings.max_image_bytes)
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.switches = StopSwitches()
         self.accepting = True
 
     # -- messages ----------------------------------------------------------------------------------
@@ -97,7 +99,8 @@ class Conversations:
             thread=key, message_id=str(message.id), user_id=str(message.author.id), text=decision.text,
             user_name=facts.author_name, channel_name=facts.channel_name, is_direct=decision.is_direct,
         )
-        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval),
+        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval,
+                                              answer_key=incoming.dedup_key),
                         message.attachments)
 
     async def _continued(self, key: ThreadKey, anchor: str) -> ThreadKey:
@@ -141,8 +144,8 @@ class Conversations:
             user_name=interaction.user.display_name, channel_name=channel_name(interaction.channel, place),
             is_direct=place is Place.DM, force_review=force_review, web_search=True if web else None,
         )
-        if not await self._run(incoming, DiscordSink(InteractionTarget(interaction), interval=self._interval),
-                               files):
+        sink = DiscordSink(InteractionTarget(interaction), interval=self._interval, answer_key=incoming.dedup_key)
+        if not await self._run(incoming, sink, files):
             # Seen before (cannot happen for a fresh interaction id); do not leave "thinking…" behind.
             try:
                 await interaction.delete_original_response()
@@ -159,7 +162,13 @@ class Conversations:
             return replace(incoming, attachments=await self._files.read_all(files))
 
         self.spawn(self._learn_names(incoming), f"discord-names-{incoming.message_id}")
-        return await self._supervisor.answer(incoming, sink, prepare=prepare) is not None
+        key = incoming.thread
+        switch = self.switches.open(incoming.dedup_key, incoming.user_id,
+                                    f"{key.platform.value}:{key.workspace_id}:{key.channel_id}:{key.thread_id}")
+        try:
+            return await self._supervisor.answer(incoming, sink, prepare=prepare, stop=switch) is not None
+        finally:
+            self.switches.close(switch)
 
     async def _learn_names(self, incoming: Incoming) -> None:
         """Discord's events carry the channel's and the member's names: keep them for reports."""

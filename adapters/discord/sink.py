@@ -15,6 +15,9 @@ answer goes out as new messages, from where the failed message's text ended. No 
 escapes to the core: a sink that cannot post logs why and stops.
 
 All Discord calls run in one pump task per answer, so `append` never waits for Discord.
+
+With an `answer_key`, the message being edited carries a Stop button and the finished answer's last
+message the feedback buttons (adapters.discord.controls); they ride in the sends and edits above.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from dataclasses import dataclass
 
 import aiohttp
 import discord
+from discord.utils import MISSING
 
 from adapters.common.footer import DISCORD_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter, split_markdown
+from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.targets import Posted, Target
 from bot.domain import Footer
 from bot.markdown import open_fence
+from bot.ports import Step
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +62,9 @@ class _Live:
 
 class DiscordSink:
     def __init__(self, target: Target, *, interval: float, limit: int = LIMIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, answer_key: str = "") -> None:
         self._target = target
+        self._answer_key = answer_key
         self._interval = interval
         self._limit = limit
         self._clock = clock
@@ -88,6 +95,9 @@ class DiscordSink:
 
     async def status(self, text: str) -> None:
         return None  # the typing indicator (or the deferred "thinking…") says it; no API call
+
+    async def step(self, step: Step) -> None:
+        return None  # Discord has no task list; the typing indicator covers it, with no API call
 
     async def append(self, delta: str) -> None:
         if self._closed or not delta:
@@ -226,19 +236,29 @@ class DiscordSink:
             last = index == len(self._texts) - 1
             body = self._texts[index]
             content = body if final or not last else body + self._splitter.closing()
-            if content.strip() and not await self._show(content, len(body), index):
+            buttons = self._buttons(final) if last else self._buttons(None)
+            if content.strip() and not await self._show(content, len(body), index, buttons):
                 return False
             if not last:  # this message is full: freeze it, continue in a new one
                 self._current = None
                 self._first_open = index + 1
         return True
 
-    async def _show(self, content: str, shown: int, index: int) -> bool:
+    def _buttons(self, final: bool | None) -> discord.ui.View | None:
+        """The buttons of a message: Stop while it is edited (final False), feedback on the finished
+        answer's last message (True), none on a message left behind (None). MISSING without a key."""
+        if not self._answer_key:
+            return MISSING
+        if final is None:
+            return None
+        return feedback_view(self._answer_key) if final else stop_view(self._answer_key)
+
+    async def _show(self, content: str, shown: int, index: int, buttons: discord.ui.View | None = MISSING) -> bool:
         current = self._current
         sent_at = self._clock()
         if current is None:
             try:
-                posted = await self._target.send(content)
+                posted = await self._target.send(content, view=buttons or None)
             except SEND_ERRORS as exc:
                 log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
@@ -250,7 +270,7 @@ class DiscordSink:
             current.shown = shown
             return True
         try:
-            await current.posted.edit(content)
+            await current.posted.edit(content, view=buttons)
         except SEND_ERRORS as exc:
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)

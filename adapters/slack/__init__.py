@@ -2,6 +2,9 @@
 
     adapter.py      SlackAdapter: Bolt AsyncApp, HTTP (/slack/events) and Socket Mode, start/stop
     handlers.py     Bolt listeners (events, assistant pane, /seed) -> a task per message -> the core
+    agent.py        agent view (Messages tab prompts, app context), Stop/feedback clicks, session stop
+    controls.py     pure: the Stop and feedback buttons as Block Kit, block_actions payloads parsed
+    manifest.py     the app manifest (YAML) from what handlers.py registers
     events_logic.py pure: event payload -> Incoming, or why it is ignored
     sink.py         the ReplySink: splitting, pacing, assistant status
     stream.py       one Slack message: chat streaming, falling back to postMessage + update

@@ -21,6 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.recovery import ReplyTracker
 from adapters.common.supervisor import AnswerSupervisor
+from adapters.slack.agent import AgentListeners
+from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION
 from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
@@ -37,12 +39,18 @@ from adapters.slack.stream import StreamingSwitch, Target, error_code
 from adapters.slack.users import UserNames
 from bot.app import Core
 from bot.background import BackgroundTasks
+from bot.controls import StopSwitches
 from bot.domain import Incoming
 from bot.request_claims import RequestClaims
 
 log = logging.getLogger(__name__)
 
 COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a minute."
+# What the app listens to; the app manifest (adapters.slack.manifest) subscribes to exactly these.
+ASSISTANT_EVENTS = ("assistant_thread_started", "assistant_thread_context_changed")
+EVENTS = ("app_mention", "message", "app_home_opened", "app_context_changed", "agent_session_stopped")
+BLOCK_ACTIONS = (STOP_ACTION, FEEDBACK_ACTION)
+COMMANDS = ("/seed",)
 
 
 class SlackHandlers:
@@ -61,6 +69,14 @@ class SlackHandlers:
         self._names = names
         self._interval = interval
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.switches = StopSwitches()
+        self.agent = AgentListeners(client=client, users=users, switches=self.switches, feedback=core.reports.feedback,
+                                    is_admin=lambda user_id: core.admin.is_admin("slack", user_id))
+        # What register() subscribed to, by Events API type, action_id and command: the app manifest
+        # (adapters.slack.manifest) is checked against these.
+        self.events: set[str] = set()
+        self.actions: set[str] = set()
+        self.commands: set[str] = set()
 
     def register(self, app: AsyncApp) -> None:
         # Bolt passes listener arguments by parameter name, so listeners are plain functions.
@@ -89,15 +105,37 @@ class SlackHandlers:
         async def on_other_event(body: dict[str, Any]) -> None:
             log.debug("Slack event %s ignored", (body.get("event") or {}).get("type"))
 
+        async def on_home_opened(body: dict[str, Any]) -> None:
+            self._spawn(self.agent.home_opened(body), "slack:home")
+
+        async def on_context_changed(body: dict[str, Any]) -> None:
+            self.agent.remember_context(body)
+
+        async def on_session_stopped(body: dict[str, Any]) -> None:
+            self._spawn(self.agent.session_stopped(body), "slack:session-stopped")
+
+        async def on_action(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            await ack()
+            self._spawn(self.agent.clicked(body, respond), "slack:action")
+
         assistant = AsyncAssistant()
         assistant.thread_started(on_thread_started)
         assistant.user_message(on_assistant_message)
         # Bolt's default would store the context with conversations.replies, which Slack rate-limits hard.
         assistant.thread_context_changed(on_other_event)
         app.assistant(assistant)
-        app.event("app_mention")(on_event)
-        app.event("message")(on_event)
-        app.command("/seed")(on_command)
+        self.events |= set(ASSISTANT_EVENTS)
+        listeners = {"app_mention": on_event, "message": on_event, "app_home_opened": on_home_opened,
+                     "app_context_changed": on_context_changed, "agent_session_stopped": on_session_stopped}
+        for event in EVENTS:
+            app.event(event)(listeners[event])
+            self.events.add(event)
+        for action in BLOCK_ACTIONS:
+            app.action(action)(on_action)
+            self.actions.add(action)
+        for command in COMMANDS:
+            app.command(command)(on_command)
+            self.commands.add(command)
         # Acknowledge every other event the app may be subscribed to, so Slack never retries them.
         app.event(re.compile(".*"))(on_other_event)
 
@@ -127,15 +165,22 @@ class SlackHandlers:
                         decision.recipient_team_id)
         tracker = ReplyTracker(self._core.store)
         sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
-                         interval=self._interval, on_open=tracker.opened)
+                         interval=self._interval, on_open=tracker.opened, answer_key=incoming.dedup_key)
 
         async def prepare(incoming: Incoming) -> Incoming:
             name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
                                                      self._files.fetch_all(decision.files))
             self._spawn(self._names.learn(key.channel_id, incoming.user_id, name), "slack:names")
-            return dataclasses.replace(incoming, user_name=name, attachments=attachments)
+            context = incoming.context or (self.agent.context_of(key.workspace_id, incoming.user_id)
+                                           if incoming.is_direct else "")
+            return dataclasses.replace(incoming, user_name=name, attachments=attachments, context=context)
 
-        await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker)
+        place = f"{key.platform.value}:{key.workspace_id}:{key.channel_id}:{key.thread_id}"
+        switch = self.switches.open(incoming.dedup_key, incoming.user_id, place)
+        try:
+            await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker, stop=switch)
+        finally:
+            self.switches.close(switch)
 
     async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
         try:

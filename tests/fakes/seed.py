@@ -60,6 +60,8 @@ class Recorded:
     status: int = 200
     usage: dict[str, Any] | None = None
     peer: tuple[str, int] | None = None  # the client's address: one per TCP connection
+    # The client closed the connection before the answer was complete (a stopped answer).
+    client_closed: bool = False
 
 
 @dataclass
@@ -184,7 +186,11 @@ class FakeSeed:
         recorded.usage = usage
         if not body.get("stream"):
             return web.json_response(self._completion(content, reasoning, finish, usage))
-        return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        try:
+            return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        except (ConnectionResetError, asyncio.CancelledError):
+            recorded.client_closed = True
+            raise
 
     def _validate(self, body: dict[str, Any]) -> str | None:
         if body.get("model") != self.model:

@@ -372,6 +372,7 @@ class SlackState:
         self.conversations: dict[str, FakeChannel] = {}
         self.files: dict[str, FakeFile] = {}
         self.assistant: dict[tuple[str, str], AssistantThread] = {}
+        self.sessions: dict[tuple[str, str], str] = {}  # agent session status by (channel, thread_ts)
         self.changes = _Changes()
         self._ids = itertools.count(1)
 
@@ -423,11 +424,90 @@ def _channel(params: JSON, key: str = "channel") -> str:
     return str(channel)
 
 
+BLOCK_TYPES = frozenset({"actions", "context", "context_actions", "divider", "header", "image", "markdown",
+                         "rich_text", "section"})
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
+MAX_BLOCKS = 50
+
+
+def _plain_text(value: Any, limit: int = 75) -> bool:
+    return (isinstance(value, dict) and value.get("type") == "plain_text" and isinstance(value.get("text"), str)
+            and 0 < len(value["text"]) <= limit)
+
+
+def _check_element(element: Any, block_type: str) -> None:
+    """The interactive elements the app sends, checked against Block Kit's documented fields."""
+    if not isinstance(element, dict):
+        raise SlackError("invalid_blocks", f"{block_type} element is not an object")
+    kind = element.get("type")
+    if block_type == "actions" and kind == "button":
+        value = element.get("value", "")
+        if not _plain_text(element.get("text")) or not element.get("action_id") or len(value) > 2000:
+            raise SlackError("invalid_blocks", "button needs text (plain_text), action_id, value <= 2000")
+        if element.get("style") not in (None, "primary", "danger"):
+            raise SlackError("invalid_blocks", "button style must be primary or danger")
+    elif block_type == "context_actions" and kind == "feedback_buttons":
+        for side in ("positive_button", "negative_button"):
+            button = element.get(side)
+            if not isinstance(button, dict) or not _plain_text(button.get("text")) \
+                    or not isinstance(button.get("value"), str) or not button["value"]:
+                raise SlackError("invalid_blocks", f"feedback_buttons.{side} needs text and value")
+    elif block_type == "context_actions" and kind == "icon_button":
+        if not _plain_text(element.get("text")) or not element.get("icon"):
+            raise SlackError("invalid_blocks", "icon_button needs icon and text")
+    elif block_type in ("actions", "context_actions"):
+        raise SlackError("invalid_blocks", f"{kind} is not allowed in {block_type}")
+
+
+def _check_blocks(blocks: Any) -> None:
+    """Blocks as Slack validates the parts this app uses (else invalid_blocks)."""
+    if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks", f"blocks must be a list of at most {MAX_BLOCKS}")
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind not in BLOCK_TYPES:
+            raise SlackError("invalid_blocks", f"unknown block type {kind!r}")
+        if len(str(block.get("block_id", ""))) > 255:
+            raise SlackError("invalid_blocks", "block_id longer than 255")
+        if kind == "markdown" and not (isinstance(block.get("text"), str) and 0 < len(block["text"]) <= MARKDOWN_LIMIT):
+            raise SlackError("invalid_blocks", "markdown block needs text of 1..12000 characters")
+        if kind in ("actions", "context_actions"):
+            elements = block.get("elements")
+            limit = 5 if kind == "context_actions" else 25
+            if not isinstance(elements, list) or not 0 < len(elements) <= limit:
+                raise SlackError("invalid_blocks", f"{kind} needs 1..{limit} elements")
+            for element in elements:
+                _check_element(element, kind)
+
+
+def _check_chunks(chunks: Any) -> None:
+    """Streaming chunks (chat.*Stream `chunks`): markdown_text, task_update, plan_update, blocks."""
+    if not isinstance(chunks, list):
+        raise SlackError("invalid_arguments", "chunks must be an array")
+    for chunk in chunks:
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind == "markdown_text":
+            if not isinstance(chunk.get("text"), str):
+                raise SlackError("invalid_arguments", "markdown_text chunk needs text")
+        elif kind == "task_update":
+            if not chunk.get("id") or not chunk.get("title") or chunk.get("status") not in TASK_STATUSES:
+                raise SlackError("invalid_arguments", "task_update chunk needs id, title and a known status")
+        elif kind == "plan_update":
+            if not chunk.get("title"):
+                raise SlackError("invalid_arguments", "plan_update chunk needs title")
+        elif kind == "blocks":
+            _check_blocks(chunk.get("blocks"))
+        else:
+            raise SlackError("invalid_arguments", f"unknown chunk type {kind!r}")
+
+
 def _check_content(params: JSON) -> tuple[str | None, str | None, Any]:
     """text, markdown_text and blocks of a chat.postMessage/chat.update, validated as Slack does."""
     text, markdown, blocks = params.get("text"), params.get("markdown_text"), params.get("blocks")
     if markdown is not None and (text is not None or blocks is not None):
         raise SlackError("markdown_text_conflict")
+    if blocks:
+        _check_blocks(blocks)
     if not (text or markdown or blocks or params.get("attachments")):
         raise SlackError("no_text")
     if len(text or "") > TEXT_LIMIT or len(markdown or "") > MARKDOWN_LIMIT:
@@ -458,6 +538,7 @@ class WebApi:
             "assistant.threads.setStatus": self.set_status,
             "assistant.threads.setSuggestedPrompts": self.set_suggested_prompts,
             "assistant.threads.setTitle": self.set_title,
+            "agents.sessions.setStatus": self.set_session_status,
             "files.getUploadURLExternal": self.get_upload_url,
             "files.completeUploadExternal": self.complete_upload,
             "files.info": self.files_info,
@@ -527,6 +608,7 @@ class WebApi:
     def _stream_text(params: JSON) -> tuple[str, list[JSON]]:
         """The markdown a stream call adds (markdown_text + markdown_text chunks) and its other chunks."""
         chunks: list[JSON] = params.get("chunks") or []
+        _check_chunks(chunks)
         parts = [params.get("markdown_text") or ""]
         parts += [c.get("text", "") for c in chunks if c.get("type") == "markdown_text"]
         text = "".join(parts)
@@ -542,6 +624,8 @@ class WebApi:
         self._check_streaming_available()
         channel = _channel(params)
         _require(params, "thread_ts")
+        if params.get("task_display_mode") not in (None, "timeline", "plan"):
+            raise SlackError("invalid_arguments", "task_display_mode must be timeline or plan")
         if self.config.require_stream_recipient and not channel.startswith("D"):
             for key in ("recipient_user_id", "recipient_team_id"):
                 if not params.get(key):
@@ -588,6 +672,10 @@ class WebApi:
 
     def stop_stream(self, params: JSON) -> JSON:
         message = self._streaming_message(params)
+        if params.get("session_status") not in (None, "active", "processing", "suspended", "closed"):
+            raise SlackError("invalid_arguments", "session_status must be active, processing, suspended or closed")
+        if params.get("blocks"):
+            _check_blocks(params["blocks"])
         self._extend(message, params)
         if params.get("blocks"):
             message.blocks = params["blocks"]
@@ -634,6 +722,12 @@ class WebApi:
         key = (str(params["channel_id"]), str(params["thread_ts"]))
         return self.state.assistant.setdefault(key, AssistantThread())
 
+    def _prompt_target(self, params: JSON) -> AssistantThread:
+        """setSuggestedPrompts: a thread (assistant view) or, without thread_ts, the DM (agent view)."""
+        _require(params, "channel_id", "prompts")
+        key = (str(params["channel_id"]), str(params.get("thread_ts") or ""))
+        return self.state.assistant.setdefault(key, AssistantThread())
+
     def set_status(self, params: JSON) -> JSON:
         if "status" not in params:
             raise SlackError("invalid_arguments", "missing required field: status")
@@ -642,10 +736,23 @@ class WebApi:
         return {}
 
     def set_suggested_prompts(self, params: JSON) -> JSON:
-        thread = self._assistant_thread(params, "prompts")
-        thread.prompts = params["prompts"]
+        thread = self._prompt_target(params)
+        prompts = params["prompts"]
+        if not isinstance(prompts, list) or len(prompts) > 4 or not all(
+                isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            raise SlackError("invalid_arguments", "prompts: up to 4, each with title and message")
+        thread.prompts = prompts
         if params.get("title"):
             thread.title = params["title"]
+        return {}
+
+    def set_session_status(self, params: JSON) -> JSON:
+        """agents.sessions.setStatus: creates the thread's agent session if needed, sets its status."""
+        _require(params, "channel_id", "status")
+        if params["status"] not in ("active", "processing", "suspended", "closed"):
+            raise SlackError("invalid_arguments", "status must be active, processing, suspended or closed")
+        key = (str(params["channel_id"]), str(params.get("thread_ts") or ""))
+        self.state.sessions[key] = str(params["status"])
         return {}
 
     def set_title(self, params: JSON) -> JSON:
@@ -990,6 +1097,50 @@ class EventFactory:
             "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
         }
 
+    def app_home_opened(self, user: str = "U1", *, tab: Literal["home", "messages"] = "messages",
+                        app_context: JSON | None = None) -> JSON:
+        """app_home_opened: under agent view, tab "messages" means the user opened the app's DM."""
+        event: JSON = {"type": "app_home_opened", "user": user, "channel": dm_channel_id(user), "tab": tab,
+                       "event_ts": self.clock.next()}
+        if app_context is not None:
+            event["app_context"] = app_context
+        return self.event_callback(event)
+
+    def app_context_changed(self, user: str = "U1", entities: list[JSON] | None = None) -> JSON:
+        """What the user views changed (agent view); entities most relevant first, {} when none."""
+        context: JSON = {"entities": entities} if entities else {}
+        return self.event_callback({"type": "app_context_changed", "user": user, "channel": dm_channel_id(user),
+                                    "context": context, "event_ts": self.clock.next()})
+
+    def agent_session_stopped(self, channel: str, thread_ts: str, *, user: str = "U1",
+                              streaming_message_ts: list[str] | None = None) -> JSON:
+        """The user clicked the native stop button of an agent session."""
+        return self.event_callback({"type": "agent_session_stopped", "channel": channel, "thread_ts": thread_ts,
+                                    "user": user, "streaming_message_ts": list(streaming_message_ts or []),
+                                    "event_ts": self.clock.next()})
+
+    def block_actions(self, message: Message, action: JSON, *, user: FakeUser) -> JSON:
+        """A block_actions payload for a click on `action` (an element of `message`), as Slack sends it."""
+        c = self.config
+        return {
+            "type": "block_actions",
+            "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": c.team_id},
+            "api_app_id": c.app_id,
+            "token": "fake-verification-token",
+            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
+                          "is_ephemeral": False, "thread_ts": message.thread_ts},
+            "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
+            "team": {"id": c.team_id, "domain": c.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": message.channel,
+                        "name": "general" if message.channel.startswith("C") else "directmessage"},
+            "message": message.to_api(c.team_id, c.app_id),
+            "state": {"values": {}},
+            "response_url": self._response_url(),
+            "actions": [dict(action, action_ts=self.clock.next())],
+        }
+
     def url_verification(self, challenge: str = "fake-challenge") -> JSON:
         return {"token": "fake-verification-token", "challenge": challenge, "type": "url_verification"}
 
@@ -1039,6 +1190,11 @@ class SignedSender:
         return await self._post(
             json.dumps(payload), "application/json", retry_num, retry_reason, timestamp, signature
         )
+
+    async def post_interaction(self, payload: JSON) -> Delivery:
+        """An interactivity request: Slack POSTs `payload=<json>` form-encoded to the Request URL."""
+        return await self._post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded",
+                                None, None, None, None)
 
     async def post_slash_command(
         self, form: Mapping[str, str], *, timestamp: int | None = None, signature: str | None = None
@@ -1303,6 +1459,41 @@ class FakeSlack:
 
     def dm_channel(self, user_id: str) -> str:
         return dm_channel_id(user_id)
+
+    def dm_prompts(self, user_id: str) -> list[JSON] | None:
+        """The suggested prompts set for a user's DM with the app (agent view: no thread_ts)."""
+        return self.assistant_thread(dm_channel_id(user_id), "").prompts
+
+    def stop_agent_session(self, channel: str, thread_ts: str, *, user: str = "U1") -> JSON:
+        """The user clicks the native stop button of the agent session in a thread: Slack stops the
+        app's streams in progress there itself and sends agent_session_stopped naming them."""
+        stopped = [m for m in self.state.thread(channel, thread_ts) if m.is_bot and m.stream_state == "streaming"]
+        for message in stopped:
+            message.stream_state = "stopped"
+            self.state.revise(message, "agent_session_stopped")
+        return self.events.agent_session_stopped(channel, thread_ts, user=user,
+                                                 streaming_message_ts=[m.ts for m in stopped])
+
+    def click(self, channel: str, ts: str, action_id: str, *, user: str = "U1", positive: bool = True) -> JSON:
+        """A block_actions payload for clicking the element `action_id` on the bot's message (in its
+        blocks, or in a `blocks` chunk of its stream); feedback buttons click the positive or negative
+        side. Raises LookupError if the message carries no such element, as no one could click it."""
+        message = self._message(channel, ts)
+        blocks = list(message.blocks or [])
+        blocks += [b for chunk in message.chunks if chunk.get("type") == "blocks" for b in chunk.get("blocks", [])]
+        for block in blocks:
+            for element in block.get("elements") or ():
+                if element.get("action_id") != action_id:
+                    continue
+                action: JSON = {"action_id": action_id, "block_id": block.get("block_id") or self.state.new_id("b"),
+                                "type": element["type"]}
+                if element["type"] == "feedback_buttons":
+                    chosen = element["positive_button" if positive else "negative_button"]
+                    action.update(value=chosen["value"], text=chosen["text"])
+                else:
+                    action.update(value=element.get("value", ""), text=element.get("text"))
+                return self.events.block_actions(message, action, user=self.state.users[user])
+        raise LookupError(f"no element {action_id!r} on message {ts} in {channel}")
 
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:  # noqa: ASYNC109
         """Return predicate()'s first truthy value, re-checked on each change; TimeoutError past `timeout`."""
