@@ -18,6 +18,7 @@ import typer
 from bot.app import Core, build_core
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
+from bot.logs import TEXT_FORMAT, configure_logging
 from bot.reports import SpendReport, render_summary
 from bot.terminal import TerminalSink
 
@@ -41,9 +42,11 @@ def _die(message: str, code: int = 1) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         _die(str(exc), 2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
@@ -266,5 +269,5 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
     app()

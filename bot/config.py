@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -134,6 +135,10 @@ class Settings(BaseSettings):
 
     # Admin reports
     report_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", alias="SEEDBOT_REPORT_TIME")
+
+    # Operations
+    log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
 
     @field_validator("default_channel_budget", "global_budget")
     @classmethod

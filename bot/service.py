@@ -28,6 +28,7 @@ from bot.llm import (
     SeedStreamBroken,
     UsageReport,
 )
+from bot.logs import answer_context
 from bot.metrics import Metrics
 from bot.ports import ReplySink
 from bot.pricing import PriceBook
@@ -131,7 +132,15 @@ class ChatService:
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
 
     async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
-        """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+        """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
+        Every line logged meanwhile carries the message's ids (bot/logs.py)."""
+        with answer_context(incoming):
+            answer = await self._handle(incoming, sink)
+            if answer is not None:
+                log.info("message finished: %s", answer.status)
+            return answer
+
+    async def _handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
         sink = GuardedSink(sink)
         options = parse_options(incoming.text)
         turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
