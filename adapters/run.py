@@ -15,6 +15,7 @@ from adapters.base import PlatformAdapter
 from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
+from bot.retention import Retention, RetentionSweep
 from bot.scheduler import BudgetAlerts, Scheduler
 from bot.web import WebServer, build_web_app
 
@@ -61,6 +62,7 @@ class BotProcess:
         self.server: WebServer | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.scheduler: Scheduler | None = None
+        self.retention: RetentionSweep | None = None
 
     async def start(self) -> None:
         self.core = await build_core(self.settings)
@@ -76,14 +78,17 @@ class BotProcess:
         notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
         self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
+        self.retention = RetentionSweep(self.settings.retention_days, Retention(self.core.db),
+                                        self.scheduler.deliveries)
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def _maintain(self) -> None:
-        assert self.core is not None and self.scheduler is not None
+        assert self.core is not None and self.scheduler is not None and self.retention is not None
         while True:
             try:
                 await self.core.budget.expire_stale()
                 await self.scheduler.tick()
+                await self.retention.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)

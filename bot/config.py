@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     report_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", alias="SEEDBOT_REPORT_TIME")
 
     # Operations
+    retention_days: int = Field(default=90, ge=0, alias="SEEDBOT_RETENTION_DAYS")
     log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
 

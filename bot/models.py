@@ -70,6 +70,8 @@ class Message(Base):
     token_estimate: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="ok")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An assistant message's user message: forgetting a person removes the answers to them too.
+    reply_to_pk: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class UsageEntry(Base):

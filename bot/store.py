@@ -94,7 +94,8 @@ class ConversationStore:
         session.execute(update(Message).where(Message.id == claimed.message_pk).values(status=user_status))
         if answer:
             session.add(Message(thread_pk=claimed.thread.pk, role="assistant", content=answer,
-                                token_estimate=answer_tokens, status=status, created_at=utcnow()))
+                                token_estimate=answer_tokens, status=status, created_at=utcnow(),
+                                reply_to_pk=claimed.message_pk))
         values: dict[str, object] = {"history_floor_message_pk": floor_pk, "updated_at": utcnow()}
         if prompt_actual:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
