@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 20.0
 MAINTENANCE_INTERVAL_SECONDS = 60.0
 
-NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP events) "
+NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+               "SLACK_SCOPES to install into many workspaces) with SLACK_SIGNING_SECRET (HTTP events) "
                "or SLACK_APP_TOKEN (Socket Mode), and/or DISCORD_BOT_TOKEN")
 
 
 def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) -> list[PlatformAdapter]:
     adapters: list[PlatformAdapter] = []
-    if settings.slack_bot_token is not None:
+    if settings.slack_bot_token is not None or settings.slack_installs:
         from adapters.slack.adapter import SlackAdapter
 
         adapters.append(SlackAdapter(settings, core, tasks))
@@ -42,9 +43,10 @@ def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) 
 
 
 def check_platforms(settings: Settings) -> None:
-    if settings.slack_bot_token is None and settings.discord_bot_token is None:
+    slack = settings.slack_bot_token is not None or settings.slack_installs
+    if not slack and settings.discord_bot_token is None:
         raise ConfigError(NO_PLATFORM)
-    if settings.slack_bot_token is not None and settings.slack_app_token is None \
+    if slack and settings.slack_app_token is None \
             and settings.slack_signing_secret is None:
         raise ConfigError("SLACK_SIGNING_SECRET: required to verify Slack's HTTP requests "
                           "(or set SLACK_APP_TOKEN to use Socket Mode)")

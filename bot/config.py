@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN.
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
+    slack_scopes: str = Field(default="", alias="SLACK_SCOPES")
 
     # Discord
     discord_bot_token: SecretStr | None = Field(default=None, alias="DISCORD_BOT_TOKEN")
@@ -177,6 +181,14 @@ class Settings(BaseSettings):
     @property
     def discord_guild_id_list(self) -> list[int]:
         return [int(p) for p in self.discord_guild_ids.split(",") if p.strip()]
+
+    @property
+    def slack_installs(self) -> bool:
+        """Whether Slack workspaces install the app through OAuth (many workspaces, tokens in the
+        database) instead of one SLACK_BOT_TOKEN. Client id and secret alone do not: they also serve
+        "Sign in with Slack"."""
+        return (self.slack_bot_token is None and bool(self.slack_client_id) and self.slack_client_secret is not None
+                and bool(self.slack_scopes.strip()))
 
     @property
     def default_budget(self) -> BudgetLimit:

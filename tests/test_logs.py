@@ -48,7 +48,7 @@ async def test_log_lines_of_a_slack_answer_carry_its_ids_in_core_and_adapter(
             await sender.post_event(mention)
         await wait_for_answer(slack, "C5", ts)
         await bot.idle()
-        signed_in = [line for line in json_lines() if str(line["message"]).startswith("Slack: signed in")]
+        signed_in = [line for line in json_lines() if str(line["message"]).startswith("Slack: serving")]
     ids = {"platform": "slack", "workspace_id": "T1", "channel_id": "C5", "thread_id": ts, "message_id": ts}
     lines = json_lines()
     finished = [line for line in lines if line["message"] == "message finished: ok"]

@@ -15,22 +15,20 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
     Addressed,
-    BotIdentity,
     Ignored,
     assistant_thread_started,
     decide,
 )
-from adapters.slack.files import FileFetcher
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.stream import StreamingSwitch, Target, error_code
-from adapters.slack.users import UserNames
+from adapters.slack.workspaces import SlackWorkspace
 from bot.app import Core
 from bot.background import BackgroundTasks
 
@@ -40,31 +38,32 @@ COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a m
 
 
 class SlackHandlers:
-    def __init__(self, *, core: Core, tasks: BackgroundTasks, client: AsyncWebClient, files: FileFetcher,
-                 users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
+    """`workspaces` gives the workspace (bot identity, token-bearing client, user names, files) of
+    the event Bolt authorized into a context."""
+
+    def __init__(self, *, core: Core, tasks: BackgroundTasks,
+                 workspaces: Callable[[AsyncBoltContext], SlackWorkspace], switch: StreamingSwitch,
                  interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
         self._tasks = tasks
-        self._client = client
-        self._files = files
-        self._users = users
+        self._workspaces = workspaces
         self._switch = switch
-        self._identity = identity
         self._interval = interval
         self.inflight: set[asyncio.Task[Any]] = set()
 
     def register(self, app: AsyncApp) -> None:
         # Bolt passes listener arguments by parameter name, so listeners are plain functions.
-        async def on_event(body: dict[str, Any]) -> None:
-            self.route(body, assistant=False)
+        async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self.route(body, self._workspaces(context), assistant=False)
 
-        async def on_assistant_message(body: dict[str, Any]) -> None:
-            self.route(body, assistant=True)
+        async def on_assistant_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self.route(body, self._workspaces(context), assistant=True)
 
-        async def on_thread_started(body: dict[str, Any]) -> None:
+        async def on_thread_started(body: dict[str, Any], context: AsyncBoltContext) -> None:
             thread = assistant_thread_started(body)
             if thread is not None:
-                self._spawn(self._suggest_prompts(thread.channel_id, thread.thread_ts), "slack:prompts")
+                client = self._workspaces(context).client
+                self._spawn(self._suggest_prompts(client, thread.channel_id, thread.thread_ts), "slack:prompts")
 
         async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
@@ -87,37 +86,38 @@ class SlackHandlers:
 
     # -- work --
 
-    def route(self, body: dict[str, Any], *, assistant: bool) -> None:
-        decision = decide(body, self._identity(), assistant=assistant)
+    def route(self, body: dict[str, Any], workspace: SlackWorkspace, *, assistant: bool) -> None:
+        decision = decide(body, workspace.identity, assistant=assistant)
         if isinstance(decision, Ignored):
             log.debug("Slack event ignored: %s", decision.reason)
             return
         key = decision.incoming.dedup_key
-        self._spawn(self.answer(decision), f"slack:{key}")
+        self._spawn(self.answer(decision, workspace), f"slack:{key}")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = self._tasks.spawn(coro, name=name)
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def answer(self, decision: Addressed) -> None:
+    async def answer(self, decision: Addressed, workspace: SlackWorkspace) -> None:
         incoming = decision.incoming
         key = incoming.thread
         if decision.needs_thread_check and not await self._core.store.has_thread(
                 key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
             return
-        name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
-                                                 self._files.fetch_all(decision.files))
+        name, attachments = await asyncio.gather(workspace.users.name(incoming.user_id),
+                                                 workspace.files.fetch_all(decision.files))
         incoming = dataclasses.replace(incoming, user_name=name, attachments=attachments)
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
-        sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
+        sink = SlackSink(workspace.client, target, switch=self._switch, assistant=decision.assistant,
                          interval=self._interval)
         await self._core.service.handle(incoming, sink)
 
-    async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
+    @staticmethod
+    async def _suggest_prompts(client: AsyncWebClient, channel_id: str, thread_ts: str) -> None:
         try:
-            await self._client.assistant_threads_setSuggestedPrompts(
+            await client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel_id, thread_ts=thread_ts, title=ASSISTANT_TITLE, prompts=list(ASSISTANT_PROMPTS))
         except Exception as exc:  # noqa: BLE001 - the pane works without suggestions
             log.info("assistant.threads.setSuggestedPrompts failed (%s)", error_code(exc))
