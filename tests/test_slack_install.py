@@ -3,6 +3,7 @@ in our database (slack-sdk's SQLAlchemy stores), each workspace answered with it
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import Callable
@@ -113,3 +114,28 @@ async def test_a_callback_without_the_issued_state_installs_nothing(
 def test_the_authorize_page_sits_beside_the_web_api() -> None:
     assert authorize_url("https://slack.com/api/") == "https://slack.com/oauth/v2/authorize"
     assert authorize_url("http://127.0.0.1:8080/api") == "http://127.0.0.1:8080/oauth/v2/authorize"
+
+
+async def test_installation_and_state_stores_work_on_both_databases(database_url: str) -> None:
+    from slack_sdk.oauth.installation_store import Installation
+    from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+
+    from bot import migrate
+    from bot.db import Database
+
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    db = Database(database_url)
+    try:
+        store = AsyncSQLAlchemyInstallationStore("1111.2222", db.engine)
+        await store.async_save(Installation(app_id="A1", team_id="T7", team_name="Seven", bot_token="xoxb-7",
+                                            bot_id="B7", bot_user_id="U7BOT", bot_scopes=SCOPES, user_id="U7"))
+        bot = await store.async_find_bot(enterprise_id=None, team_id="T7")
+        assert bot is not None and (bot.bot_token, bot.bot_user_id) == ("xoxb-7", "U7BOT")
+        assert await store.async_find_bot(enterprise_id=None, team_id="T8") is None
+        states = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=db.engine)
+        state = await states.async_issue()
+        assert await states.async_consume(state) is True
+        assert await states.async_consume(state) is False  # one use only
+    finally:
+        await db.dispose()
