@@ -26,4 +26,4 @@ class Address:
         return cls(parts[0], parts[1] if len(parts) == 3 else None, parts[-1])
 
     def __str__(self) -> str:
-        return ":".join(p for p in (self.platform, self.workspace_id, self.id) if p is not None)
+        return ":".join(p for p in (self.platform, self.workspace_id, self.id) if p)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 
+from bot.addresses import Address
 from bot.budget import BudgetManager, channel_scope
 from bot.config import Settings, parse_budget
 from bot.domain import format_usd
@@ -27,8 +28,13 @@ class AdminCommands:
         self._reports = reports
         self._store = store
 
-    def is_admin(self, platform: str, user_id: str) -> bool:
-        return f"{platform}:{user_id}" in self._settings.admin_ids
+    def is_admin(self, platform: str, user_id: str, workspace_id: str | None = None) -> bool:
+        """Whether SEEDBOT_ADMINS names this person: `slack:U0123`, or `slack:T0123:U0123` where the
+        platform's ids carry the workspace (bot/addresses.py)."""
+        return str(Address(platform, self._workspace(platform, workspace_id), user_id)) in self._settings.admin_ids
+
+    def _workspace(self, platform: str, workspace_id: str | None) -> str | None:
+        return workspace_id if platform in self._settings.workspace_scoped_platforms else None
 
     async def budget_show(self, scope_key: str) -> str:
         state = await self._budget.scope_state(scope_key)
@@ -47,8 +53,9 @@ class AdminCommands:
             text += f"\nRecent changes: {history}"
         return text
 
-    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str) -> str:
-        if not self.is_admin(platform, user_id):
+    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str,
+                         workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
             return NOT_ADMIN
         try:
             limit = parse_budget(value)
@@ -66,8 +73,8 @@ class AdminCommands:
         return "\n".join(lines)
 
     async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
-                             args: list[str]) -> str:
-        if not self.is_admin(platform, user_id):
+                             args: list[str], workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
             return NOT_ADMIN
         allowed = {"web": ("on", "off"), "effort": ("low", "medium", "high")}[option]
         if len(args) != 1 or args[0] not in allowed:
@@ -80,8 +87,10 @@ class AdminCommands:
             return "I have not answered in this channel yet; mention me here once, then set its options."
         return f"This channel's {option} is now {args[0]}."
 
-    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str) -> str:
-        """`/seed budget [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`."""
+    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str,
+                            workspace_id: str | None = None) -> str:
+        """`/seed budget [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`. `workspace_id` is the
+        workspace the command came from (it counts where several share the deployment)."""
         try:
             words = shlex.split(text)
         except ValueError:
@@ -91,11 +100,11 @@ class AdminCommands:
         if words[0] == "spend":
             return await self.spend()
         if words[0] in ("web", "effort"):
-            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:])
+            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:], workspace_id)
         args = words[1:]
-        scope = channel_scope(platform, channel_id)
+        scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
         if args and ":" in args[0]:
             scope, args = args[0], args[1:]
         if not args:
             return await self.budget_show(scope)
-        return await self.budget_set(platform, user_id, scope, " ".join(args))
+        return await self.budget_set(platform, user_id, scope, " ".join(args), workspace_id)

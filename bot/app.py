@@ -57,7 +57,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     prices = PriceBook.from_settings(settings)
     budget = BudgetManager(db, settings, prices)
     await budget.expire_stale()
-    store = ConversationStore(db)
+    store = ConversationStore(db, settings.workspace_scoped_platforms)
     metrics = metrics or Metrics()
     reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,

@@ -191,6 +191,12 @@ class Settings(BaseSettings):
                 and bool(self.slack_scopes.strip()))
 
     @property
+    def workspace_scoped_platforms(self) -> frozenset[str]:
+        """Platforms whose ids carry the workspace (`slack:T0123:C0456`) because several of their
+        workspaces share this deployment."""
+        return frozenset({"slack"}) if self.slack_installs else frozenset()
+
+    @property
     def default_budget(self) -> BudgetLimit:
         return parse_budget(self.default_channel_budget)
 

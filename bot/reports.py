@@ -116,12 +116,12 @@ class Reports:
                 Refusal.created_at >= since, Refusal.created_at < until)) or 0)
             report.cache_savings_nanos = await self._cache_savings(session, since, until)
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, Channel.name,
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
-                .group_by(Channel.platform, Channel.channel_id, Channel.name)
+                .group_by(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()))
-            channel_rows = [(channel_scope(p, c), n, int(cost), int(count)) for p, c, n, cost, count in rows]
+            channel_rows = [(self._scope(p, w, c), n, int(cost), int(count)) for p, w, c, n, cost, count in rows]
             users = await session.execute(
                 select(Channel.platform, UsageEntry.user_id, func.sum(UsageEntry.cost_nanos),
                        func.count(UsageEntry.id))
@@ -164,17 +164,22 @@ class Reports:
         _, end = self.day_bounds(last_day)
         async with self._db.session() as session:
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, UsageEntry.started_at, UsageEntry.cost_nanos)
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
+                       UsageEntry.cost_nanos)
                 .join(Channel, Channel.id == UsageEntry.channel_pk)
                 .where(UsageEntry.started_at >= start, UsageEntry.started_at < end))
             series: dict[str, list[int]] = {}
             tz = self._settings.tz
-            for platform, channel_id, started, cost in rows:
+            for platform, workspace_id, channel_id, started, cost in rows:
                 local_day = started.replace(tzinfo=UTC).astimezone(tz).date()
                 index = (local_day - first).days
                 if 0 <= index < days:
-                    series.setdefault(channel_scope(platform, channel_id), [0] * days)[index] += int(cost)
+                    series.setdefault(self._scope(platform, workspace_id, channel_id), [0] * days)[index] += int(cost)
         return series
+
+    def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:
+        scoped = platform in self._settings.workspace_scoped_platforms
+        return channel_scope(platform, channel_id, workspace_id if scoped else None)
 
 
 def render_summary(report: SpendReport, day: date) -> str:

@@ -24,10 +24,11 @@ class ChannelInfo:
     channel_id: str
     web_search: bool
     reasoning_effort: str | None
+    workspace_id: str | None = None  # set where the platform's ids carry the workspace
 
     @property
     def scope_key(self) -> str:
-        return channel_scope(self.platform, self.channel_id)
+        return channel_scope(self.platform, self.channel_id, self.workspace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,10 @@ class Claimed:
 class ConversationStore:
     """Each method is one transaction, run by `Database.run` as a synchronous function."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, workspace_scoped: frozenset[str] = frozenset()) -> None:
+        """`workspace_scoped`: platforms whose channel budgets are keyed with the workspace."""
         self._db = db
+        self._workspace_scoped = workspace_scoped
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -80,7 +83,8 @@ class ConversationStore:
         history = [HistoryTurn(*row) for row in rows]
         return Claimed(
             ChannelInfo(channel.id, channel.platform, channel.channel_id, channel.web_search,
-                        channel.reasoning_effort),
+                        channel.reasoning_effort,
+                        channel.workspace_id if channel.platform in self._workspace_scoped else None),
             ThreadInfo(thread.id, thread.history_floor_message_pk, thread.last_prompt_estimate,
                        thread.last_prompt_actual),
             message_pk, history,

@@ -126,7 +126,8 @@ class SlackHandlers:
         try:
             text = await self._core.admin.slash_command("slack", str(command.get("user_id") or ""),
                                                         str(command.get("channel_id") or ""),
-                                                        str(command.get("text") or ""))
+                                                        str(command.get("text") or ""),
+                                                        workspace_id=str(command.get("team_id") or ""))
         except Exception:  # noqa: BLE001 - the user gets a sentence, the log gets the traceback
             log.exception("/seed %s failed", command.get("text"))
             text = COMMAND_FAILED
