@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,9 +96,13 @@ class Reports:
         tz = self._settings.tz
         return local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz)
 
-    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True) -> SpendReport:
+    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True,
+                    workspace: tuple[str, str] | None = None) -> SpendReport:
+        """Ledger figures for [since, until) (naive UTC); `workspace` (platform, workspace id) limits
+        them to that workspace's channels, for its own admins' summary."""
         report = SpendReport(since, until)
-        in_range = (UsageEntry.started_at >= since, UsageEntry.started_at < until)
+        in_range = (UsageEntry.started_at >= since, UsageEntry.started_at < until,
+                    *_in_workspace(UsageEntry.channel_pk, workspace))
         async with self._db.session() as session:
             totals = (await session.execute(select(
                 func.coalesce(func.sum(UsageEntry.cost_nanos), 0), func.count(UsageEntry.id),
@@ -113,8 +118,9 @@ class Reports:
              report.cached_tokens, report.completion_tokens, report.reasoning_tokens,
              report.web_searches) = (int(v) for v in totals)
             report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(
-                Refusal.created_at >= since, Refusal.created_at < until)) or 0)
-            report.cache_savings_nanos = await self._cache_savings(session, since, until)
+                Refusal.created_at >= since, Refusal.created_at < until,
+                *_in_workspace(Refusal.channel_pk, workspace))) or 0)
+            report.cache_savings_nanos = await self._cache_savings(session, in_range)
             rows = await session.execute(
                 select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
@@ -136,14 +142,14 @@ class Reports:
             report.channels.append(ChannelSpend(address, name, cost, count, budget, utilisation))
         return report
 
-    async def _cache_savings(self, session: AsyncSession, since: datetime, until: datetime) -> int:
+    async def _cache_savings(self, session: AsyncSession, in_range: tuple[Any, ...]) -> int:
         """What cached tokens would have cost at the uncached rate, minus what they cost."""
         threshold = self._prices.long_context_threshold
         savings = 0
         for tier, condition in ((self._prices.short, UsageEntry.prompt_tokens < threshold),
                                 (self._prices.long, UsageEntry.prompt_tokens >= threshold)):
             cached = int(await session.scalar(select(func.coalesce(func.sum(UsageEntry.cached_tokens), 0)).where(
-                UsageEntry.started_at >= since, UsageEntry.started_at < until, condition)) or 0)
+                *in_range, condition)) or 0)
             per_token = (tier.input_per_m - tier.cached_input_per_m) * NANOS_PER_USD / 1_000_000
             savings += int(cached * per_token)
         return savings
@@ -157,8 +163,10 @@ class Reports:
             lambda session: BudgetManager.ledger_spent(session, scope_key, state.period_start, until=at))
         return state.limit.describe(), spent / state.limit.limit_nanos if state.limit.limit_nanos else None
 
-    async def daily_series(self, last_day: date, days: int = CHART_DAYS) -> dict[str, list[int]]:
-        """Spend per channel per day for the `days` days ending with `last_day`, oldest first."""
+    async def daily_series(self, last_day: date, days: int = CHART_DAYS,
+                           workspace: tuple[str, str] | None = None) -> dict[str, list[int]]:
+        """Spend per channel per day for the `days` days ending with `last_day`, oldest first (in one
+        workspace's channels when given)."""
         first = last_day - timedelta(days=days - 1)
         start, _ = self.day_bounds(first)
         _, end = self.day_bounds(last_day)
@@ -167,7 +175,8 @@ class Reports:
                 select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
                        UsageEntry.cost_nanos)
                 .join(Channel, Channel.id == UsageEntry.channel_pk)
-                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end))
+                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end,
+                       *_in_workspace(UsageEntry.channel_pk, workspace)))
             series: dict[str, list[int]] = {}
             tz = self._settings.tz
             for platform, workspace_id, channel_id, started, cost in rows:
@@ -180,6 +189,14 @@ class Reports:
     def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:
         scoped = platform in self._settings.workspace_scoped_platforms
         return channel_scope(platform, channel_id, workspace_id if scoped else None)
+
+
+def _in_workspace(channel_pk: Any, workspace: tuple[str, str] | None) -> tuple[Any, ...]:
+    if workspace is None:
+        return ()
+    platform, workspace_id = workspace
+    return (channel_pk.in_(select(Channel.id).where(Channel.platform == platform,
+                                                    Channel.workspace_id == workspace_id)),)
 
 
 def render_summary(report: SpendReport, day: date) -> str:

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from adapters.slack.workspaces import authorize_url
 from bot.config import Settings
-from bot.models import SLACK_INSTALLATIONS
+from bot.models import SLACK_INSTALLATIONS, utcnow
+from bot.scheduler import Scheduler
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_oauth import workspace_event
@@ -62,7 +63,8 @@ async def test_installs_into_two_workspaces_and_answers_each_with_its_own_token(
         slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
     second = slack.oauth.add_workspace("T2", "Second Team", "UBOT2", "BBOT2")
     fake_seed.script(Reply(content="Hello, first workspace."), Reply(content="Hello, second workspace."))
-    async with running_bot(slack, settings_for, tmp_path, **install_settings(slack)) as bot:
+    async with running_bot(slack, settings_for, tmp_path, SEEDBOT_ADMINS="slack:T2:U2",
+                           **install_settings(slack)) as bot:
         assert bot.adapter.identity is None  # no token of its own: nothing to sign in with
         for team in ("T1", "T2"):
             status, page = await install(bot, team)
@@ -87,6 +89,9 @@ async def test_installs_into_two_workspaces_and_answers_each_with_its_own_token(
             assert (await sender.post_event(second_mention)).status == 200
             second_answer = await answered(bot, "C2", second_mention["event"]["ts"])
         await bot.idle()
+        # The second workspace's admin gets that workspace's summary, sent with its token.
+        scheduler = Scheduler(core.settings, core.db, core.reports, {"slack": bot.adapter.notifier})
+        assert await scheduler.send_summary(utcnow().date()) == 1
 
     assert answer_part(first) == "Hello, first workspace." and answer_part(second_answer) == "Hello, second workspace."
     # The prompt holds the question without the workspace's own bot mention.
@@ -95,6 +100,12 @@ async def test_installs_into_two_workspaces_and_answers_each_with_its_own_token(
     assert tokens == {"C1": f"Bearer {slack.config.bot_token}", "C2": f"Bearer {second.bot_token}"}
     [reply_2] = [m for m in slack.thread("C2", second_mention["event"]["ts"]) if m.is_bot]
     assert reply_2.user == "UBOT2"
+    opened = slack.calls("conversations.open")[-1]
+    assert opened.params["users"] == "U2" and opened.headers["Authorization"] == f"Bearer {second.bot_token}"
+    heading = f"seedbot spend for {utcnow().date():%A %d %B %Y}"
+    [summary] = [m.markdown_text or "" for m in slack.messages(slack.dm_channel("U2"))
+                 if m.is_bot and heading in (m.markdown_text or "")]
+    assert "slack:T2:C2" in summary and "slack:T1" not in summary
 
 
 async def test_a_callback_without_the_issued_state_installs_nothing(

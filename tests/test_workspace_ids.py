@@ -6,8 +6,9 @@ from __future__ import annotations
 from bot.admin import NOT_ADMIN
 from bot.domain import Incoming, Platform, ThreadKey
 from bot.models import utcnow
+from bot.scheduler import Scheduler
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingSink
+from tests.sinks import RecordingNotifier, RecordingSink
 
 INSTALLS = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "secret", "SLACK_SCOPES": "chat:write"}
 
@@ -45,3 +46,22 @@ async def test_one_bot_token_keeps_the_short_ids(core_for, sqlite_url: str, fake
     assert changed.startswith("Budget for slack:C5 changed")
     report = await core.reports.spend(utcnow().replace(hour=0, minute=0), utcnow())
     assert [c.address for c in report.channels] == ["slack:C5"]
+
+
+async def test_each_workspace_admin_gets_the_summary_of_their_workspace(core_for, sqlite_url: str,
+                                                                         fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:T1:UA,slack:T2:UB", **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    await core.service.handle(in_workspace("T1", "C5", "one"), RecordingSink())
+    for text in ("two", "three"):
+        await core.service.handle(in_workspace("T2", "C6", text), RecordingSink())
+    slack = RecordingNotifier()
+    scheduler = Scheduler(core.settings, core.db, core.reports, {"slack": slack})
+
+    assert await scheduler.send_summary(utcnow().date()) == 2
+
+    by_admin = {s.to: s.text for s in slack.sent}
+    assert set(by_admin) == {"T1:UA", "T2:UB"}  # the notifier finds each workspace's token by its id
+    assert "slack:T1:C5" in by_admin["T1:UA"] and "slack:T2" not in by_admin["T1:UA"]
+    assert "slack:T2:C6" in by_admin["T2:UB"] and "slack:T1" not in by_admin["T2:UB"]
+    assert "1 model calls" in by_admin["T1:UA"] and "2 model calls" in by_admin["T2:UB"]
