@@ -81,7 +81,9 @@ class UsageEntry(Base):
 
     __tablename__ = "usage_ledger"
     __table_args__ = (Index("ix_usage_ledger_channel_started", "channel_pk", "started_at"),
-                      Index("ix_usage_ledger_started", "started_at"))
+                      Index("ix_usage_ledger_started", "started_at"),
+                      # Deleting a thread clears its ledger rows' reference (retention, forget).
+                      Index("ix_usage_ledger_thread", "thread_pk"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))

@@ -93,14 +93,14 @@ class Retention:
             rows = session.execute(query).all()
             message_pks = [pk for pk, _ in rows]
             thread_pks = sorted({thread_pk for _, thread_pk in rows})
-            removed = Removed(places=_places(session, thread_pks))
+            removed = Removed(places=set().union(*(_places(session, chunk) for chunk in _chunks(thread_pks))))
             for chunk in _chunks(message_pks):
                 removed.answers += session.execute(
                     delete(Message).where(Message.role == "assistant", Message.reply_to_pk.in_(chunk))).rowcount
                 removed.user_messages += session.execute(delete(Message).where(Message.id.in_(chunk))).rowcount
             empty = [pk for pk in thread_pks
                      if session.scalar(select(func.count(Message.id)).where(Message.thread_pk == pk)) == 0]
-            removed.threads = self._delete_threads(session, empty).threads
+            removed.threads = sum(self._delete_threads(session, chunk).threads for chunk in _chunks(empty))
             return removed
 
         return await self._db.run(work)
@@ -180,5 +180,5 @@ def _places(session: Session, thread_pks: Sequence[int]) -> set[str]:
 
 
 def _chunks(values: Sequence[int], size: int = BATCH_SIZE) -> list[Sequence[int]]:
-    # Keeps IN lists under SQLite's bound-parameter limit for a person with many messages.
+    # Keeps IN lists under SQLite's and asyncpg's bound-parameter limits for a person with many messages.
     return [values[i:i + size] for i in range(0, len(values), size)]

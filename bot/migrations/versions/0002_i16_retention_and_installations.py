@@ -21,6 +21,8 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reply_to_pk', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_messages_reply_to_pk'), ['reply_to_pk'], unique=False)
+    with op.batch_alter_table('usage_ledger', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_ledger_thread', ['thread_pk'], unique=False)
     # Answers stored before this revision answer the latest user message before them in their thread.
     op.execute(
         "UPDATE messages SET reply_to_pk = (SELECT max(u.id) FROM messages u WHERE u.thread_pk = messages.thread_pk "
@@ -92,6 +94,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('usage_ledger', schema=None) as batch_op:
+        batch_op.drop_index('ix_usage_ledger_thread')
     op.drop_table('slack_oauth_states')
     with op.batch_alter_table('slack_installations', schema=None) as batch_op:
         batch_op.drop_index('slack_installations_idx')
