@@ -122,6 +122,33 @@ async def test_a_callback_without_the_issued_state_installs_nothing(
     assert slack.oauth.exchanges == []
 
 
+async def test_uninstalling_deletes_the_workspace_tokens(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    second = slack.oauth.add_workspace("T2", "Second Team", "UBOT2", "BBOT2")
+    async with running_bot(slack, settings_for, tmp_path, **install_settings(slack)) as bot:
+        for team in ("T1", "T2"):
+            assert (await install(bot, team))[0] == 200
+        # https://api.slack.com/events/app_uninstalled
+        uninstalled = workspace_event(slack.events.event_callback({"type": "app_uninstalled",
+                                                                    "event_ts": slack.clock.next()}),
+                                      second, slack.config.bot_user_id)
+        async with slack.sender(bot.events_url) as sender:
+            assert (await sender.post_event(uninstalled)).status == 200
+        core = bot.process.core
+        assert core is not None
+
+        async def teams() -> list[str]:
+            async with core.db.session() as session:
+                return sorted(await session.scalars(select(SLACK_INSTALLATIONS.c.team_id)))
+
+        # Bolt runs the listener after acknowledging the event.
+        for _ in range(200):
+            if await teams() == ["T1"]:
+                break
+            await asyncio.sleep(0.05)
+        assert await teams() == ["T1"]
+
+
 def test_the_authorize_page_sits_beside_the_web_api() -> None:
     assert authorize_url("https://slack.com/api/") == "https://slack.com/oauth/v2/authorize"
     assert authorize_url("http://127.0.0.1:8080/api") == "http://127.0.0.1:8080/oauth/v2/authorize"

@@ -103,6 +103,9 @@ class SlackAdapter:
             self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
                                 oauth_settings=oauth_settings(settings, installations, core.db.engine),
                                 process_before_response=False)
+            # app_uninstalled and tokens_revoked delete the workspace's tokens from the store (before
+            # the handlers' catch-all listener, which would otherwise take these events).
+            self.app.enable_token_revocation_listeners()
         self.handlers = SlackHandlers(core=core, tasks=tasks, workspaces=self.workspaces.for_context,
                                       switch=self.switch)
         self.handlers.register(self.app)

@@ -155,5 +155,6 @@ def workspace_event(body: JSON, workspace: FakeWorkspace, default_bot_user_id: s
     body["authorizations"][0].update(team_id=workspace.team_id, user_id=workspace.bot_user_id)
     event = body["event"]
     event["team"] = workspace.team_id
-    event["text"] = event.get("text", "").replace(f"<@{default_bot_user_id}>", f"<@{workspace.bot_user_id}>")
+    if "text" in event:
+        event["text"] = event["text"].replace(f"<@{default_bot_user_id}>", f"<@{workspace.bot_user_id}>")
     return body
