@@ -110,6 +110,9 @@ async def test_forget_user_leaves_no_row_with_their_text_and_keeps_spend(
     await ask(core, "alice secret two", thread="shared", user="U0456")
     await ask(core, "alice alone", thread="hers", user="U0456", channel="C2")
     before = await spend_json(tmp_path, database_url)
+    # Another workspace's person of the same id is someone else.
+    code, out, err = await run_cli(tmp_path, database_url, "forget", "--user", "slack:W9:U0456")
+    assert code == 0 and out.strip() == "slack:W9:U0456: removed 0 messages and 0 answers to them; 0 threads deleted"
 
     code, out, err = await run_cli(tmp_path, database_url, "forget", "--user", "slack:U0456")
 
