@@ -17,6 +17,7 @@ from bot.app import Core, build_core
 from bot.background import BackgroundTasks
 from bot.config import ConfigError, Settings
 from bot.heap import HeapTrimmer
+from bot.retention import Retention, RetentionSweep
 from bot.scheduler import BudgetAlerts, Scheduler
 from bot.web import WebServer, build_web_app
 
@@ -27,13 +28,14 @@ MAINTENANCE_INTERVAL_SECONDS = 60.0
 # How often live reservations are extended and dead ones expired (at most a third of the TTL).
 RESERVATION_TICK_SECONDS = 5.0
 
-NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP events) "
+NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+               "SLACK_SCOPES to install into many workspaces) with SLACK_SIGNING_SECRET (HTTP events) "
                "or SLACK_APP_TOKEN (Socket Mode), and/or DISCORD_BOT_TOKEN")
 
 
 def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) -> list[PlatformAdapter]:
     adapters: list[PlatformAdapter] = []
-    if settings.slack_bot_token is not None:
+    if settings.slack_bot_token is not None or settings.slack_installs:
         from adapters.slack.adapter import SlackAdapter
 
         adapters.append(SlackAdapter(settings, core, tasks))
@@ -45,9 +47,10 @@ def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) 
 
 
 def check_platforms(settings: Settings) -> None:
-    if settings.slack_bot_token is None and settings.discord_bot_token is None:
+    slack = settings.slack_bot_token is not None or settings.slack_installs
+    if not slack and settings.discord_bot_token is None:
         raise ConfigError(NO_PLATFORM)
-    if settings.slack_bot_token is not None and settings.slack_app_token is None \
+    if slack and settings.slack_app_token is None \
             and settings.slack_signing_secret is None:
         raise ConfigError("SLACK_SIGNING_SECRET: required to verify Slack's HTTP requests "
                           "(or set SLACK_APP_TOKEN to use Socket Mode)")
@@ -68,6 +71,7 @@ class BotProcess:
         self._keeping_alive: asyncio.Task[None] | None = None
         self.scheduler: Scheduler | None = None
         self.recovery: Recovery | None = None
+        self.retention: RetentionSweep | None = None
 
     async def start(self) -> None:
         self.core = await build_core(self.settings)
@@ -92,14 +96,17 @@ class BotProcess:
         self.recovery = Recovery(self.core.claimants, {adapter.name: adapter for adapter in self.adapters
                                                        if hasattr(adapter, "finish_interrupted")})
         await self._recover()
+        self.retention = RetentionSweep(self.settings.retention_days, Retention(self.core.db),
+                                        self.scheduler.deliveries)
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
         self._keeping_alive = asyncio.create_task(self._keep_alive(), name="keep-alive")
 
     async def _maintain(self) -> None:
-        assert self.core is not None and self.scheduler is not None
+        assert self.core is not None and self.scheduler is not None and self.retention is not None
         while True:
             try:
                 await self.scheduler.tick()
+                await self.retention.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 
+from bot.addresses import Address
 from bot.budget import EVERYONE, GLOBAL_SCOPE, BudgetManager, channel_scope, person_scope, split_person_scope
 from bot.config import Settings, parse_budget
 from bot.domain import format_usd
@@ -41,8 +42,13 @@ class AdminCommands:
         self._reports = reports
         self._store = store
 
-    def is_admin(self, platform: str, user_id: str) -> bool:
-        return f"{platform}:{user_id}" in self._settings.admin_ids
+    def is_admin(self, platform: str, user_id: str, workspace_id: str | None = None) -> bool:
+        """Whether SEEDBOT_ADMINS names this person: `slack:U0123`, or `slack:T0123:U0123` where the
+        platform's ids carry the workspace (bot/addresses.py)."""
+        return str(Address(platform, self._workspace(platform, workspace_id), user_id)) in self._settings.admin_ids
+
+    def _workspace(self, platform: str, workspace_id: str | None) -> str | None:
+        return workspace_id if platform in self._settings.workspace_scoped_platforms else None
 
     async def budget_show(self, scope_key: str) -> str:
         """A budget with its spend this period and its last changes (a channel's also with the limit
@@ -67,16 +73,18 @@ class AdminCommands:
             text += f"\nRecent changes: {history}"
         return text
 
-    async def budget_view(self, platform: str, user_id: str, here: str, scope_key: str) -> str:
+    async def budget_view(self, platform: str, user_id: str, here: str, scope_key: str,
+                          workspace_id: str | None = None) -> str:
         """`budget_show` for someone in channel `here`: admins see any budget, others only this channel's
         (its own, or a person's limit in it)."""
         person = split_person_scope(scope_key)
-        if (person[1] if person else scope_key) != here and not self.is_admin(platform, user_id):
+        if (person[1] if person else scope_key) != here and not self.is_admin(platform, user_id, workspace_id):
             return ONLY_THIS_CHANNEL
         return await self.budget_show(scope_key)
 
-    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str) -> str:
-        if not self.is_admin(platform, user_id):
+    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str,
+                         workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
             return not_admin(BUDGETS)
         try:
             limit = parse_budget(value)
@@ -108,8 +116,8 @@ class AdminCommands:
         """`/seed spend`, `/spend`: everywhere for admins, only channel `here` for everyone else."""
         return await self.spend(days, channel=None if self.is_admin(platform, user_id) else here)
     async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
-                             args: list[str]) -> str:
-        if not self.is_admin(platform, user_id):
+                             args: list[str], workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
             return not_admin(WEB_SEARCH if option == "web" else EFFORT)
         allowed = {"web": ("on", "off"), "effort": ("low", "medium", "high")}[option]
         if len(args) != 1 or args[0] not in allowed:
@@ -122,8 +130,11 @@ class AdminCommands:
             return "I have not answered in this channel yet; mention me here once, then set its options."
         return f"This channel's {option} is now {args[0]}."
 
-    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str) -> str:
-        """`/seed budget [VALUE]`, `/seed budget user [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`."""
+    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str,
+                            workspace_id: str | None = None) -> str:
+        """`/seed budget [VALUE]`, `/seed budget user [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`.
+        `workspace_id` is the workspace the command came from (it counts where several share the
+        deployment)."""
         try:
             words = shlex.split(text)
         except ValueError:
@@ -134,12 +145,13 @@ class AdminCommands:
         if words[0] == "spend":
             return await self.spend_view(platform, user_id, scope)
         if words[0] in ("web", "effort"):
-            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:])
-        here, args = scope, words[1:]
+            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:], workspace_id)
+        here = scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
+        args = words[1:]
         if args and args[0] == "user":
             scope, args = person_scope(here, EVERYONE), args[1:]
         elif args and ":" in args[0]:
             scope, args = args[0], args[1:]
         if not args:
-            return await self.budget_view(platform, user_id, here, scope)
-        return await self.budget_set(platform, user_id, scope, " ".join(args))
+            return await self.budget_view(platform, user_id, here, scope, workspace_id)
+        return await self.budget_set(platform, user_id, scope, " ".join(args), workspace_id)

@@ -63,7 +63,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     await budget.expire_stale()
     claimants = Claimants(db, settings.reservation_ttl_seconds)
     await claimants.register()
-    store = ConversationStore(db, claimant=claimants.id)
+    store = ConversationStore(db, settings.workspace_scoped_platforms, claimant=claimants.id)
     metrics = metrics or Metrics()
     reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,

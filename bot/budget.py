@@ -55,10 +55,11 @@ _ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
     spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
 
 
-def channel_scope(platform: str, channel_id: str) -> str:
-    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`. Keyed by the platform's
-    ids rather than our row id, so a budget can be set before the bot has seen the channel."""
-    return f"{platform}:{channel_id}"
+def channel_scope(platform: str, channel_id: str, workspace_id: str | None = None) -> str:
+    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`, or `slack:T0123:C0456`
+    when given the workspace (several of the platform's workspaces share the deployment). Keyed by the
+    platform's ids rather than our row id, so a budget can be set before the bot has seen the channel."""
+    return f"{platform}:{workspace_id}:{channel_id}" if workspace_id else f"{platform}:{channel_id}"
 
 
 def is_scope_key(text: str) -> bool:
@@ -87,9 +88,11 @@ def split_person_scope(scope_key: str) -> tuple[str, str] | None:
 
 
 def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
-    """The row ids of the channel a `platform:id` scope key names, as a subquery."""
-    platform, _, channel_id = scope_key.partition(":")
-    return select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
+    """The row ids of the channel a `platform:id` (or `platform:workspace:id`) scope key names, as a
+    subquery."""
+    platform, *workspace, channel_id = scope_key.split(":")
+    query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
+    return query.where(Channel.workspace_id == workspace[0]) if workspace else query
 
 
 @dataclass(frozen=True, slots=True)

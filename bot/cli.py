@@ -19,6 +19,7 @@ from bot.app import Core, build_core
 from bot.budget import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
+from bot.logs import TEXT_FORMAT, configure_logging
 from bot.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 from bot.terminal import TerminalSink
 
@@ -48,9 +49,11 @@ def _die(message: str, code: int = 1) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         _die(str(exc), 2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
@@ -289,6 +292,49 @@ def report(
     typer.echo(_with_core(settings, text))
 
 
+@app.command()
+def forget(
+    user: Annotated[str | None, typer.Option("--user", help="A person: slack:U0456 (or slack:T0123:U0456).")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="A conversation: its thread id, optionally "
+                                                                "as platform:channel:ID.")] = None,
+) -> None:
+    """Delete a person's messages everywhere (and the answers to them), or one conversation. Spend
+    history stays: ledger rows keep their money and lose only the thread they belonged to."""
+    from bot.addresses import Address
+    from bot.retention import Retention
+
+    if (user is None) == (thread is None):
+        _die("give exactly one of --user or --thread", 2)
+    if user is not None:
+        try:
+            person = Address.parse(user)
+        except ValueError as exc:
+            _die(str(exc), 2)
+    settings = _settings()
+
+    async def work(core: Core) -> str:
+        retention = Retention(core.db)
+        if user is not None:
+            removed = await retention.forget_user(person.platform, person.workspace_id, person.id)
+            return f"{user}: {removed.describe()}"
+        assert thread is not None
+        *where, thread_id = thread.split(":")
+        if len(where) not in (0, 2, 3):
+            _die("--thread is ID, platform:channel:ID or platform:workspace:channel:ID", 2)
+        platform, workspace, channel = (where[0], where[1] if len(where) == 3 else None, where[-1]) if where \
+            else (None, None, None)
+        found = await retention.find_threads(platform, workspace, channel, thread_id)
+        if not found:
+            _die(f"no stored conversation has the thread id {thread}")
+        if len(found) > 1:
+            _die(f"{len(found)} conversations have the thread id {thread_id} (in "
+                 f"{', '.join(sorted(ref.address for ref in found))}); write it as platform:channel:ID", 2)
+        removed = await retention.forget_thread(found[0].pk)
+        return f"{thread}: {removed.describe()}"
+
+    typer.echo(_with_core(settings, work))
+
+
 def _check_scope(scope: str) -> None:
     if not is_scope_key(scope):
         _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
@@ -368,5 +414,5 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
     app()

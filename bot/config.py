@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -140,8 +141,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN.
     slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
+    slack_scopes: str = Field(default="", alias="SLACK_SCOPES")
 
     # Discord
     discord_bot_token: SecretStr | None = Field(default=None, alias="DISCORD_BOT_TOKEN")
@@ -154,6 +157,11 @@ class Settings(BaseSettings):
 
     # Admin reports
     report_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", alias="SEEDBOT_REPORT_TIME")
+
+    # Operations
+    retention_days: int = Field(default=90, ge=0, alias="SEEDBOT_RETENTION_DAYS")
+    log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
 
     @field_validator("default_channel_budget", "global_budget", "default_user_budget")
     @classmethod
@@ -191,6 +199,20 @@ class Settings(BaseSettings):
     @property
     def discord_guild_id_list(self) -> list[int]:
         return [int(p) for p in self.discord_guild_ids.split(",") if p.strip()]
+
+    @property
+    def slack_installs(self) -> bool:
+        """Whether Slack workspaces install the app through OAuth (many workspaces, tokens in the
+        database) instead of one SLACK_BOT_TOKEN. Client id and secret alone do not: they also serve
+        "Sign in with Slack"."""
+        return (self.slack_bot_token is None and bool(self.slack_client_id) and self.slack_client_secret is not None
+                and bool(self.slack_scopes.strip()))
+
+    @property
+    def workspace_scoped_platforms(self) -> frozenset[str]:
+        """Platforms whose ids carry the workspace (`slack:T0123:C0456`) because several of their
+        workspaces share this deployment."""
+        return frozenset({"slack"}) if self.slack_installs else frozenset()
 
     @property
     def default_budget(self) -> BudgetLimit:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -86,6 +88,8 @@ class Claimant(Base):
     claimant: Mapped[str] = mapped_column(String(80), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An assistant message's user message: forgetting a person removes the answers to them too.
+    reply_to_pk: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class UsageEntry(Base):
@@ -93,7 +97,9 @@ class UsageEntry(Base):
 
     __tablename__ = "usage_ledger"
     __table_args__ = (Index("ix_usage_ledger_channel_started", "channel_pk", "started_at"),
-                      Index("ix_usage_ledger_started", "started_at"))
+                      Index("ix_usage_ledger_started", "started_at"),
+                      # Deleting a thread clears its ledger rows' reference (retention, forget).
+                      Index("ix_usage_ledger_thread", "thread_pk"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
@@ -251,3 +257,11 @@ class AnswerFeedback(Base):
     helpful: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+# Slack installations and OAuth states for multi-workspace installs. slack-sdk's SQLAlchemy stores read
+# and write these; their shape is the library's own (its table builders), created by our migrations.
+SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(
+    Base.metadata, SQLAlchemyInstallationStore.default_installations_table_name)
+SLACK_BOTS = SQLAlchemyInstallationStore.build_bots_table(
+    Base.metadata, SQLAlchemyInstallationStore.default_bots_table_name)
+SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    Base.metadata, SQLAlchemyOAuthStateStore.default_table_name)

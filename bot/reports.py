@@ -141,12 +141,16 @@ class Reports:
         return await self.spend(start, end, **options)  # type: ignore[arg-type]
 
     async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True,
-                    channel: str | None = None, top_users: int | None = TOP_USERS) -> SpendReport:
+                    channel: str | None = None, top_users: int | None = TOP_USERS,
+                    workspace: tuple[str, str] | None = None) -> SpendReport:
         """Ledger figures for [since, until) (naive UTC), all channels or only `channel` (a scope key);
-        `top_users=None` lists every person."""
+        `top_users=None` lists every person; `workspace` (platform, workspace id) limits them to that
+        workspace's channels, for its own admins' summary."""
         report = SpendReport(since, until)
-        in_range: tuple[Any, ...] = (UsageEntry.started_at >= since, UsageEntry.started_at < until)
-        refused: tuple[Any, ...] = (Refusal.created_at >= since, Refusal.created_at < until)
+        in_range: tuple[Any, ...] = (UsageEntry.started_at >= since, UsageEntry.started_at < until,
+                                     *_in_workspace(UsageEntry.channel_pk, workspace))
+        refused: tuple[Any, ...] = (Refusal.created_at >= since, Refusal.created_at < until,
+                                    *_in_workspace(Refusal.channel_pk, workspace))
         if channel is not None:
             pks = channel_pks(channel)
             in_range += (UsageEntry.channel_pk.in_(pks),)
@@ -168,12 +172,12 @@ class Reports:
             report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(*refused)) or 0)
             report.cache_savings_nanos = await self._cache_savings(session, in_range)
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, Channel.name,
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
-                .group_by(Channel.platform, Channel.channel_id, Channel.name)
+                .group_by(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()))
-            channel_rows = [(p, c, n, int(cost), int(count)) for p, c, n, cost, count in rows]
+            channel_rows = [(p, w, c, n, int(cost), int(count)) for p, w, c, n, cost, count in rows]
             users = await session.execute(
                 select(Channel.platform, UsageEntry.user_id, func.sum(UsageEntry.cost_nanos),
                        func.count(UsageEntry.id))
@@ -181,12 +185,12 @@ class Reports:
                 .group_by(Channel.platform, UsageEntry.user_id)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(top_users))
             user_rows = [(p, u, int(cost), int(count)) for p, u, cost, count in users]
-        names = await self._names.names([(p, CHANNEL, c) for p, c, *_ in channel_rows]
+        names = await self._names.names([(p, CHANNEL, c) for p, _, c, *_ in channel_rows]
                                         + [(p, USER, u) for p, u, *_ in user_rows])
         report.users = [UserSpend(f"{p}:{u}", cost, count, names.get((p, USER, u), ""))
                         for p, u, cost, count in user_rows]
-        for platform, channel_id, name, cost, count in channel_rows:
-            address = channel_scope(platform, channel_id)
+        for platform, workspace_id, channel_id, name, cost, count in channel_rows:
+            address = self._scope(platform, workspace_id, channel_id)
             position = await self._position(address, until) if with_budgets else BudgetPosition()
             report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
                                                 count, position))
@@ -244,29 +248,47 @@ class Reports:
             forecast = project_month_end(spent, last_moment.replace(tzinfo=UTC).astimezone(self._settings.tz).date())
         return BudgetPosition(state.limit.describe(), spent / limit if limit else None, forecast, limit)
 
-    async def chart_data(self, last_day: date) -> tuple[dict[str, list[int]], dict[str, str]]:
-        """What `render_chart` draws for the CHART_DAYS ending `last_day`: the series and channel labels."""
-        series = await self.daily_series(last_day)
+    async def chart_data(self, last_day: date, workspace: tuple[str, str] | None = None
+                         ) -> tuple[dict[str, list[int]], dict[str, str]]:
+        """What `render_chart` draws for the CHART_DAYS ending `last_day` (in one workspace's channels when
+        given): the series and channel labels."""
+        series = await self.daily_series(last_day, workspace=workspace)
         return series, await self.channel_labels(list(series))
 
-    async def daily_series(self, last_day: date, days: int = CHART_DAYS) -> dict[str, list[int]]:
-        """Spend per channel per day for the `days` days ending with `last_day`, oldest first."""
+    async def daily_series(self, last_day: date, days: int = CHART_DAYS,
+                           workspace: tuple[str, str] | None = None) -> dict[str, list[int]]:
+        """Spend per channel per day for the `days` days ending with `last_day`, oldest first (in one
+        workspace's channels when given)."""
         first = last_day - timedelta(days=days - 1)
         start, _ = self.day_bounds(first)
         _, end = self.day_bounds(last_day)
         async with self._db.session() as session:
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, UsageEntry.started_at, UsageEntry.cost_nanos)
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
+                       UsageEntry.cost_nanos)
                 .join(Channel, Channel.id == UsageEntry.channel_pk)
-                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end))
+                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end,
+                       *_in_workspace(UsageEntry.channel_pk, workspace)))
             series: dict[str, list[int]] = {}
             tz = self._settings.tz
-            for platform, channel_id, started, cost in rows:
+            for platform, workspace_id, channel_id, started, cost in rows:
                 local_day = started.replace(tzinfo=UTC).astimezone(tz).date()
                 index = (local_day - first).days
                 if 0 <= index < days:
-                    series.setdefault(channel_scope(platform, channel_id), [0] * days)[index] += int(cost)
+                    series.setdefault(self._scope(platform, workspace_id, channel_id), [0] * days)[index] += int(cost)
         return series
+
+    def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:
+        scoped = platform in self._settings.workspace_scoped_platforms
+        return channel_scope(platform, channel_id, workspace_id if scoped else None)
+
+
+def _in_workspace(channel_pk: Any, workspace: tuple[str, str] | None) -> tuple[Any, ...]:
+    if workspace is None:
+        return ()
+    platform, workspace_id = workspace
+    return (channel_pk.in_(select(Channel.id).where(Channel.platform == platform,
+                                                    Channel.workspace_id == workspace_id)),)
 
 
 def render_summary(report: SpendReport, day: date) -> str:

@@ -45,6 +45,13 @@ class Admin:
     def __str__(self) -> str:
         return f"{self.platform}:{self.user_id}"
 
+    @property
+    def workspace(self) -> tuple[str, str] | None:
+        """(platform, workspace id) of an admin written `slack:T0123:U0456`: they are told about that
+        workspace only. None for `slack:U0456`: the whole deployment."""
+        workspace_id, _, _ = self.user_id.rpartition(":")
+        return (self.platform, workspace_id) if workspace_id else None
+
 
 class Deliveries:
     def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
@@ -102,10 +109,12 @@ class Scheduler:
         claimed = [admin for admin in pending if await self.deliveries.claim(f"summary:{day.isoformat()}:{admin}")]
         if not claimed:
             return 0
-        text, png = await self.build_summary(day)
+        summaries = {workspace: await self.build_summary(day, workspace)
+                     for workspace in dict.fromkeys(admin.workspace for admin in claimed)}
         sent = 0
         for admin in claimed:
             key = f"summary:{day.isoformat()}:{admin}"
+            text, png = summaries[admin.workspace]
             try:
                 await self._notifiers[admin.platform].send_direct(admin.user_id, text, png=png,
                                                                   filename=f"seedbot-spend-{day}.png")
@@ -117,10 +126,10 @@ class Scheduler:
                 sent += 1
         return sent
 
-    async def build_summary(self, day: date) -> tuple[str, bytes]:
+    async def build_summary(self, day: date, workspace: tuple[str, str] | None = None) -> tuple[str, bytes]:
         since, until = self._reports.day_bounds(day)
-        report = await self._reports.spend(since, until)
-        series, labels = await self._reports.chart_data(day)
+        report = await self._reports.spend(since, until, workspace=workspace)
+        series, labels = await self._reports.chart_data(day, workspace=workspace)
         png = await asyncio.to_thread(render_chart, series, day, labels)
         return render_summary(report, day), png
 

@@ -35,6 +35,7 @@ from bot.llm import (
     UsageRejected,
     UsageReport,
 )
+from bot.logs import answer_context
 from bot.metrics import Metrics
 from bot.ports import ReplySink, Step
 from bot.pricing import PriceBook
@@ -156,10 +157,15 @@ class ChatService:
 
         `inflight` (from the answer supervisor) is kept up to date with the message and the calls
         this answer holds open, so whoever ends it early can settle them. A `stop` switch thrown while
-        the model streams ends the answer there (see bot.controls)."""
-        async with self._starts.starting() as started:
-            return await self._handle(incoming, sink, started, inflight if inflight is not None else InFlight(),
-                                      stop)
+        the model streams ends the answer there (see bot.controls). Every line logged meanwhile
+        carries the message's ids (bot/logs.py)."""
+        with answer_context(incoming):
+            async with self._starts.starting() as started:
+                answer = await self._handle(incoming, sink, started,
+                                            inflight if inflight is not None else InFlight(), stop)
+            if answer is not None:
+                log.info("message finished: %s", answer.status)
+            return answer
 
     async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
                       inflight: InFlight, stop: StopSwitch | None) -> Answer | None:

@@ -46,10 +46,11 @@ class ChannelInfo:
     channel_id: str
     web_search: bool
     reasoning_effort: str | None
+    workspace_id: str | None = None  # set where the platform's ids carry the workspace
 
     @property
     def scope_key(self) -> str:
-        return channel_scope(self.platform, self.channel_id)
+        return channel_scope(self.platform, self.channel_id, self.workspace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,12 @@ class Claimed:
 class ConversationStore:
     """Each method is one transaction, run by `Database.run` as a synchronous function."""
 
-    def __init__(self, db: Database, claimant: str | None = None) -> None:
-        """`claimant`: this process's id (bot.claimants), written on every message it claims."""
+    def __init__(self, db: Database, workspace_scoped: frozenset[str] = frozenset(), *,
+                 claimant: str | None = None) -> None:
+        """`workspace_scoped`: platforms whose channel budgets are keyed with the workspace; `claimant`:
+        this process's id (bot.claimants), written on every message it claims."""
         self._db = db
+        self._workspace_scoped = workspace_scoped
         self._claimant = claimant
         # The unique dedup key decides who answers (built once: it runs for every message).
         self._claim_message = db.insert(_MESSAGES).on_conflict_do_nothing(
@@ -130,7 +134,8 @@ class ConversationStore:
             _HISTORY, {"thread_pk": place["thread_pk"], "floor_pk": place["floor_pk"], "before_pk": message_pk})]
         return Claimed(
             ChannelInfo(place["channel_pk"], key.platform.value, key.channel_id, place["web_search"],
-                        place["reasoning_effort"]),
+                        place["reasoning_effort"],
+                        key.workspace_id if key.platform.value in self._workspace_scoped else None),
             ThreadInfo(place["thread_pk"], place["floor_pk"], place["last_prompt_estimate"],
                        place["last_prompt_actual"]),
             message_pk, history,
@@ -146,7 +151,7 @@ class ConversationStore:
         if answer:
             connection.execute(_ADD_MESSAGE, dict(
                 thread_pk=claimed.thread.pk, role="assistant", content=answer, token_estimate=answer_tokens,
-                status=status, created_at=utcnow()))
+                status=status, created_at=utcnow(), reply_to_pk=claimed.message_pk))
         values: dict[str, object] = {"t_id": claimed.thread.pk, "history_floor_message_pk": floor_pk,
                                      "updated_at": utcnow()}
         if prompt_actual:

@@ -18,12 +18,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, Click, clicks, rating
 from adapters.slack.events_logic import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
 from adapters.slack.stream import error_code
-from adapters.slack.users import UserNames
+from adapters.slack.workspaces import SlackWorkspace
 from bot.controls import RATED, RATING_LOST, Stopper, StopSwitches, stop_reply
 from bot.feedback import FeedbackStore
 
@@ -36,10 +35,7 @@ CONTEXTS_REMEMBERED = 10_000
 class AgentListeners:
     """The work behind the agent-view, stop and feedback listeners that SlackHandlers registers."""
 
-    def __init__(self, *, client: AsyncWebClient, users: UserNames, switches: StopSwitches,
-                 feedback: FeedbackStore, is_admin: Callable[[str], bool]) -> None:
-        self._client = client
-        self._users = users
+    def __init__(self, *, switches: StopSwitches, feedback: FeedbackStore, is_admin: Callable[[str], bool]) -> None:
         self._switches = switches
         self._feedback = feedback
         self._is_admin = is_admin
@@ -47,13 +43,13 @@ class AgentListeners:
 
     # -- agent view --
 
-    async def home_opened(self, body: JSON) -> None:
+    async def home_opened(self, body: JSON, workspace: SlackWorkspace) -> None:
         event = body.get("event") or {}
         if event.get("tab") != "messages" or not event.get("channel"):
             return
         self.remember_context(body)
         try:
-            await self._client.assistant_threads_setSuggestedPrompts(
+            await workspace.client.assistant_threads_setSuggestedPrompts(
                 channel_id=str(event["channel"]), title=ASSISTANT_TITLE, prompts=list(ASSISTANT_PROMPTS))
         except Exception as exc:  # noqa: BLE001 - the DM works without suggestions
             log.info("assistant.threads.setSuggestedPrompts failed (%s)", error_code(exc))
@@ -95,7 +91,7 @@ class AgentListeners:
         stored = await self._feedback.rate(key, click.user_id, helpful=helpful)
         return RATED[helpful] if stored else RATING_LOST
 
-    async def session_stopped(self, body: JSON) -> None:
+    async def session_stopped(self, body: JSON, workspace: SlackWorkspace) -> None:
         """agent_session_stopped: stop every answer in flight in that thread (the event names the
         thread, not the answer)."""
         event = body.get("event") or {}
@@ -103,13 +99,13 @@ class AgentListeners:
         if not channel or not thread_ts or not user:
             return
         team = str(body.get("team_id") or "")
-        stopper = Stopper(str(user), await self._users.name(str(user)))
+        stopper = Stopper(str(user), await workspace.users.name(str(user)))
         for key in self._switches.keys_at(f"slack:{team}:{channel}:{thread_ts}"):
             self._switches.request_stop(key, stopper, is_admin=self._is_admin(stopper.user_id))
         # Slack leaves the session "processing" after the click; the app moves it on. (A stopped
         # answer's chat.stopStream would too, but Slack already ended those streams itself.)
         try:
-            await self._client.agents_sessions_setStatus(channel_id=str(channel), thread_ts=str(thread_ts),
+            await workspace.client.agents_sessions_setStatus(channel_id=str(channel), thread_ts=str(thread_ts),
                                                          status="active")
         except Exception as exc:  # noqa: BLE001 - the answers stopped; the session label is a nicety
             log.info("agents.sessions.setStatus failed (%s)", error_code(exc))

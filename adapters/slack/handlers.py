@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant, AsyncBoltContext, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,16 +27,14 @@ from adapters.slack.events_logic import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
     Addressed,
-    BotIdentity,
     Ignored,
     assistant_thread_started,
     decide,
 )
-from adapters.slack.files import FileFetcher
 from adapters.slack.names import SlackNames
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.stream import StreamingSwitch, Target, error_code
-from adapters.slack.users import UserNames
+from adapters.slack.workspaces import SlackWorkspace
 from bot.app import Core
 from bot.background import BackgroundTasks
 from bot.controls import StopSwitches
@@ -54,23 +52,22 @@ COMMANDS = ("/seed",)
 
 
 class SlackHandlers:
-    def __init__(self, *, core: Core, tasks: BackgroundTasks, client: AsyncWebClient, files: FileFetcher,
-                 users: UserNames, switch: StreamingSwitch, identity: Callable[[], BotIdentity],
-                 names: SlackNames, interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+    """`workspaces` gives the workspace (bot identity, token-bearing client, user names, files) of
+    the event Bolt authorized into a context."""
+
+    def __init__(self, *, core: Core, tasks: BackgroundTasks,
+                 workspaces: Callable[[AsyncBoltContext], SlackWorkspace], switch: StreamingSwitch,
+                 interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self._core = core
         self._supervisor = AnswerSupervisor(core.service)
         self._claims = RequestClaims(core.db)
         self._tasks = tasks
-        self._client = client
-        self._files = files
-        self._users = users
+        self._workspaces = workspaces
         self._switch = switch
-        self._identity = identity
-        self._names = names
         self._interval = interval
         self.inflight: set[asyncio.Task[Any]] = set()
         self.switches = StopSwitches()
-        self.agent = AgentListeners(client=client, users=users, switches=self.switches, feedback=core.reports.feedback,
+        self.agent = AgentListeners(switches=self.switches, feedback=core.reports.feedback,
                                     is_admin=lambda user_id: core.admin.is_admin("slack", user_id))
         # What register() subscribed to, by Events API type, action_id and command: the app manifest
         # (adapters.slack.manifest) is checked against these.
@@ -80,16 +77,17 @@ class SlackHandlers:
 
     def register(self, app: AsyncApp) -> None:
         # Bolt passes listener arguments by parameter name, so listeners are plain functions.
-        async def on_event(body: dict[str, Any]) -> None:
-            self.route(body, assistant=False)
+        async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self.route(body, self._workspaces(context), assistant=False)
 
-        async def on_assistant_message(body: dict[str, Any]) -> None:
-            self.route(body, assistant=True)
+        async def on_assistant_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self.route(body, self._workspaces(context), assistant=True)
 
-        async def on_thread_started(body: dict[str, Any]) -> None:
+        async def on_thread_started(body: dict[str, Any], context: AsyncBoltContext) -> None:
             thread = assistant_thread_started(body)
             if thread is not None:
-                self._spawn(self._suggest_prompts(thread.channel_id, thread.thread_ts), "slack:prompts")
+                client = self._workspaces(context).client
+                self._spawn(self._suggest_prompts(client, thread.channel_id, thread.thread_ts), "slack:prompts")
 
         async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
                              request: AsyncBoltRequest) -> None:
@@ -105,14 +103,14 @@ class SlackHandlers:
         async def on_other_event(body: dict[str, Any]) -> None:
             log.debug("Slack event %s ignored", (body.get("event") or {}).get("type"))
 
-        async def on_home_opened(body: dict[str, Any]) -> None:
-            self._spawn(self.agent.home_opened(body), "slack:home")
+        async def on_home_opened(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self._spawn(self.agent.home_opened(body, self._workspaces(context)), "slack:home")
 
         async def on_context_changed(body: dict[str, Any]) -> None:
             self.agent.remember_context(body)
 
-        async def on_session_stopped(body: dict[str, Any]) -> None:
-            self._spawn(self.agent.session_stopped(body), "slack:session-stopped")
+        async def on_session_stopped(body: dict[str, Any], context: AsyncBoltContext) -> None:
+            self._spawn(self.agent.session_stopped(body, self._workspaces(context)), "slack:session-stopped")
 
         async def on_action(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
@@ -141,21 +139,21 @@ class SlackHandlers:
 
     # -- work --
 
-    def route(self, body: dict[str, Any], *, assistant: bool) -> None:
-        decision = decide(body, self._identity(), assistant=assistant)
+    def route(self, body: dict[str, Any], workspace: SlackWorkspace, *, assistant: bool) -> None:
+        decision = decide(body, workspace.identity, assistant=assistant)
         if isinstance(decision, Ignored):
             level = logging.WARNING if decision.reason.startswith("malformed") else logging.DEBUG
             log.log(level, "Slack event ignored: %s", decision.reason)
             return
         key = decision.incoming.dedup_key
-        self._spawn(self.answer(decision), f"slack:{key}")
+        self._spawn(self.answer(decision, workspace), f"slack:{key}")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = self._tasks.spawn(coro, name=name)
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def answer(self, decision: Addressed) -> None:
+    async def answer(self, decision: Addressed, workspace: SlackWorkspace) -> None:
         incoming = decision.incoming
         key = incoming.thread
         if decision.needs_thread_check and not await self._core.store.has_thread(
@@ -164,13 +162,14 @@ class SlackHandlers:
         target = Target(decision.reply_channel, decision.reply_thread_ts, incoming.user_id,
                         decision.recipient_team_id)
         tracker = ReplyTracker(self._core.store)
-        sink = SlackSink(self._client, target, switch=self._switch, assistant=decision.assistant,
+        sink = SlackSink(workspace.client, target, switch=self._switch, assistant=decision.assistant,
                          interval=self._interval, on_open=tracker.opened, answer_key=incoming.dedup_key)
 
         async def prepare(incoming: Incoming) -> Incoming:
-            name, attachments = await asyncio.gather(self._users.name(incoming.user_id),
-                                                     self._files.fetch_all(decision.files))
-            self._spawn(self._names.learn(key.channel_id, incoming.user_id, name), "slack:names")
+            name, attachments = await asyncio.gather(workspace.users.name(incoming.user_id),
+                                                     workspace.files.fetch_all(decision.files))
+            names = SlackNames(workspace.client, self._core.names)
+            self._spawn(names.learn(key.channel_id, incoming.user_id, name), "slack:names")
             context = incoming.context or (self.agent.context_of(key.workspace_id, incoming.user_id)
                                            if incoming.is_direct else "")
             return dataclasses.replace(incoming, user_name=name, attachments=attachments, context=context)
@@ -182,9 +181,10 @@ class SlackHandlers:
         finally:
             self.switches.close(switch)
 
-    async def _suggest_prompts(self, channel_id: str, thread_ts: str) -> None:
+    @staticmethod
+    async def _suggest_prompts(client: AsyncWebClient, channel_id: str, thread_ts: str) -> None:
         try:
-            await self._client.assistant_threads_setSuggestedPrompts(
+            await client.assistant_threads_setSuggestedPrompts(
                 channel_id=channel_id, thread_ts=thread_ts, title=ASSISTANT_TITLE, prompts=list(ASSISTANT_PROMPTS))
         except Exception as exc:  # noqa: BLE001 - the pane works without suggestions
             log.info("assistant.threads.setSuggestedPrompts failed (%s)", error_code(exc))
@@ -193,7 +193,8 @@ class SlackHandlers:
         try:
             text = await self._core.admin.slash_command("slack", str(command.get("user_id") or ""),
                                                         str(command.get("channel_id") or ""),
-                                                        str(command.get("text") or ""))
+                                                        str(command.get("text") or ""),
+                                                        workspace_id=str(command.get("team_id") or ""))
         except Exception:  # noqa: BLE001 - the user gets a sentence, the log gets the traceback
             # The subcommand only: the rest of the line is the user's text.
             log.exception("/seed %s failed", str(command.get("text") or "").split(" ", 1)[0])

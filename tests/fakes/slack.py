@@ -32,6 +32,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from slack_sdk.signature import SignatureVerifier
 
+from tests.fakes.slack_oauth import REQUEST_TOKEN, FakeWorkspace, SlackOAuth
+
 JSON = dict[str, Any]
 T = TypeVar("T")
 
@@ -80,6 +82,9 @@ class SlackConfig:
     bot_user_id: str = "UBOT"
     bot_id: str = "BBOT"
     bot_name: str = "seedbot"
+    # The app's credentials for the OAuth install flow (tests/fakes/slack_oauth.py).
+    client_id: str = "1111.2222"
+    client_secret: str = "fake-client-secret"
     # False: chat.*Stream answer "unknown_method", what Slack says of a method that is not available.
     streaming_enabled: bool = True
     # Slack ends a stream on its own after ~5 minutes; later appends get message_not_in_streaming_state.
@@ -518,9 +523,11 @@ def _check_content(params: JSON) -> tuple[str | None, str | None, Any]:
 class WebApi:
     """Handlers for the Web API methods the fake implements. Each returns the body minus "ok"."""
 
-    def __init__(self, state: SlackState, base_url: Callable[[], str], socket_url: Callable[[], str]) -> None:
+    def __init__(self, state: SlackState, base_url: Callable[[], str], socket_url: Callable[[], str],
+                 identity: Callable[[], FakeWorkspace]) -> None:
         self.state = state
         self.config = state.config
+        self.identity = identity  # the workspace whose bot token made the request
         self._base_url = base_url
         self._socket_url = socket_url
         self.uploads: dict[str, str] = {}
@@ -549,21 +556,21 @@ class WebApi:
         return message.to_api(self.config.team_id, self.config.app_id)
 
     def auth_test(self, params: JSON) -> JSON:
-        c = self.config
+        c, me = self.config, self.identity()
         return {
             "url": f"https://{c.team_domain}.slack.com/",
-            "team": c.team_name,
+            "team": me.team_name,
             "user": c.bot_name,
-            "team_id": c.team_id,
-            "user_id": c.bot_user_id,
-            "bot_id": c.bot_id,
+            "team_id": me.team_id,
+            "user_id": me.bot_user_id,
+            "bot_id": me.bot_id,
             "is_enterprise_install": False,
         }
 
     def _bot_message(self, channel: str, thread_ts: str | None, **fields: Any) -> Message:
-        c = self.config
+        me = self.identity()
         ts = self.state.clock.next()
-        return Message(channel, ts, c.bot_user_id, bot_id=c.bot_id, thread_ts=thread_ts, **fields)
+        return Message(channel, ts, me.bot_user_id, bot_id=me.bot_id, thread_ts=thread_ts, **fields)
 
     def post_message(self, params: JSON) -> JSON:
         channel = _channel(params)
@@ -1294,7 +1301,9 @@ class FakeSlack:
         self.config = dataclasses.replace(config or SlackConfig(), **overrides)
         self.clock = TsClock()
         self.state = SlackState(self.config, self.clock)
-        self.api = WebApi(self.state, lambda: self.base_url, self._socket_url)
+        self.oauth = SlackOAuth(self.config)
+        self.api = WebApi(self.state, lambda: self.base_url, self._socket_url, self.oauth.current)
+        self.api.handlers["oauth.v2.access"] = self.oauth.access
         self.hub = SocketHub(self.config, self.state.changes)
         self.openid = OpenIdConnect(self.config, self.state.users)
         self.api.handlers.update(self.openid.handlers())
@@ -1328,6 +1337,7 @@ class FakeSlack:
                 web.get("/files-pri/{team_file}/download/{name}", self._handle_file),
                 web.get("/signin", self._handle_signin),
                 web.get("/openid/connect/authorize", self.openid.authorize_page),
+                web.get("/oauth/v2/authorize", self.oauth.handle_authorize),
                 web.post("/upload/v1/{upload_id}", self._handle_upload),
                 web.post("/commands/{team}/{id}/{secret}", self._handle_response_url),
             ]
@@ -1568,7 +1578,13 @@ class FakeSlack:
     def _authorize(self, method: str, request: web.Request, params: JSON) -> None:
         if method in OpenIdConnect.METHODS:
             return OpenIdConnect.authenticate(request, params)
+        if method == "oauth.v2.access":
+            self.oauth.check_client(request, params)
+            return
         token = _bearer(request) or params.pop("token", None)
+        if method != "apps.connections.open" and token != self.config.bot_token and self.oauth.by_token(token):
+            REQUEST_TOKEN.set(token)  # another installed workspace's bot
+            return
         expected = self.config.app_token if method == "apps.connections.open" else self.config.bot_token
         if not token:
             raise SlackError("not_authed")
@@ -1612,7 +1628,7 @@ class FakeSlack:
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         team_file = request.match_info["team_file"]
         file = self.state.files.get(team_file.split("-", 1)[-1])
-        authorized = _bearer(request) == self.config.bot_token
+        authorized = self.oauth.by_token(_bearer(request)) is not None
         if file is not None:
             self.file_downloads.append(FileDownload(file.id, authorized, time.monotonic()))
             self.state.changes.notify()
