@@ -77,6 +77,8 @@ class Message(Base):
     # platform (JSON, written when the reply opens): what crash recovery needs to finish it.
     claimant: Mapped[str | None] = mapped_column(String(80), default=None)
     reply_location: Mapped[str | None] = mapped_column(Text, default=None)
+    # An assistant message's user message: forgetting a person removes the answers to them too.
+    reply_to_pk: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class Claimant(Base):
@@ -88,8 +90,6 @@ class Claimant(Base):
     claimant: Mapped[str] = mapped_column(String(80), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    # An assistant message's user message: forgetting a person removes the answers to them too.
-    reply_to_pk: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
 
 class UsageEntry(Base):

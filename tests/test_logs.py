@@ -39,7 +39,8 @@ def json_lines() -> Iterator[Callable[[], list[dict[str, object]]]]:
 async def test_log_lines_of_a_slack_answer_carry_its_ids_in_core_and_adapter(
         slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
         json_lines: Callable[[], list[dict[str, object]]]) -> None:
-    fake_seed.script(Reply(content="Logged."))
+    # Words, not one: the splitter holds a word back until it ends, so a one-word answer is never streamed.
+    fake_seed.script(Reply(content="Logged in several words."))
     slack.inject_error("chat.startStream", "internal_error")  # the adapter logs its fallback to posting
     async with running_bot(slack, settings_for, tmp_path) as bot:
         mention = slack.events.app_mention("log me", channel="C5")

@@ -3,7 +3,7 @@ are per workspace (`slack:T0123:C0456`), while `global` stays one cap for the wh
 
 from __future__ import annotations
 
-from bot.admin import NOT_ADMIN
+from bot.admin import BUDGETS, not_admin
 from bot.domain import Incoming, Platform, ThreadKey
 from bot.models import utcnow
 from bot.scheduler import Scheduler
@@ -26,7 +26,7 @@ async def test_budgets_admins_and_spend_are_per_workspace(core_for, database_url
         answer = await core.service.handle(in_workspace(team, "C5", "question"), RecordingSink())
         assert answer is not None and answer.status == "ok"
 
-    assert await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T1") == NOT_ADMIN
+    assert await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T1") == not_admin(BUDGETS)
     changed = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T2")
     assert changed.startswith("Budget for slack:T2:C5 changed from $5/day to $1/day")
     assert (await core.budget.limit_for_scope("slack:T1:C5")).describe() == "$5/day"
@@ -35,7 +35,7 @@ async def test_budgets_admins_and_spend_are_per_workspace(core_for, database_url
 
     report = await core.reports.spend(utcnow().replace(hour=0, minute=0), utcnow())
     assert sorted(c.address for c in report.channels) == ["slack:T1:C5", "slack:T2:C5"]
-    assert {c.budget for c in report.channels} == {"$5/day", "$1/day"}
+    assert {c.position.budget for c in report.channels} == {"$5/day", "$1/day"}
     assert (await core.budget.remaining("global")).spent_nanos == report.cost_nanos  # one cap for all
 
 
