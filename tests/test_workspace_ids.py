@@ -26,7 +26,8 @@ async def test_budgets_admins_and_spend_are_per_workspace(core_for, database_url
         answer = await core.service.handle(in_workspace(team, "C5", "question"), RecordingSink())
         assert answer is not None and answer.status == "ok"
 
-    assert await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T1") == not_admin(BUDGETS)
+    refused = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T1")
+    assert refused == not_admin(BUDGETS)
     changed = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T2")
     assert changed.startswith("Budget for slack:T2:C5 changed from $5/day to $1/day")
     assert (await core.budget.limit_for_scope("slack:T1:C5")).describe() == "$5/day"
