@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from bench.harness import Figure, fake_seed_process, percentile, rss_mib
-from bot.app import build_core
+from adapters.core import build_core
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink

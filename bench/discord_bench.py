@@ -16,10 +16,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from adapters.run import BotProcess
+from adapters.runtime import BotProcess
 from bench.harness import Figure
 from bot.config import load_settings
-from tests.discord_harness import RunningBot, prose
+from tests.discord.harness import RunningBot, prose
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 

@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.slack_ack_bench import free_port, wait_healthy
-from bot.db import Database
-from bot.models import BudgetCounter, Channel, Message, Reservation, UsageEntry
+from bot.storage.engine import Database
+from bot.storage.tables import BudgetCounter, Channel, Message, Reservation, UsageEntry
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
@@ -198,7 +198,7 @@ async def run(slack_events: int, discord_messages: int, seed: int) -> None:
                     "DATABASE_URL": db_url, "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"}
             log_path = Path(tmp) / "seedbot.log"
             with log_path.open("wb") as log_file:
-                bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=env, cwd=tmp,
+                bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=env, cwd=tmp,
                                                            stdout=log_file, stderr=log_file)
                 started = time.monotonic()
                 try:

@@ -65,14 +65,14 @@ class BotChild:
 
 @asynccontextmanager
 async def seedbot_run(env: dict[str, str], database_dir: str) -> AsyncIterator[BotChild]:
-    """`seedbot run` (python -m bot run) in a child process with `env` on top of a clean environment,
+    """`seedbot run` (python -m adapters.cli run) in a child process with `env` on top of a clean environment,
     SQLite in `database_dir`; yields once /healthz answers."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
     clean |= {"SEEDBOT_HTTP_HOST": "127.0.0.1", "SEEDBOT_HTTP_PORT": str(port),
               "DATABASE_URL": f"sqlite+aiosqlite:///{database_dir}/bench.db",
               "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"} | env
-    bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=clean, cwd=database_dir)
+    bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=clean, cwd=database_dir)
     try:
         base_url = f"http://127.0.0.1:{port}"
         await wait_healthy(f"{base_url}/healthz")

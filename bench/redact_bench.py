@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from bot.redact import StreamRedactor, mask_secrets
+from bot.chat.redaction import StreamRedactor, mask_secrets
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "secrets"
 

@@ -19,10 +19,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.core_bench import percentile
-from bot.app import build_core
+from adapters.core import build_core
 from bot.config import load_settings
-from bot.models import Channel, Message, Thread, UsageEntry, utcnow
-from bot.retention import BATCH_SIZE, Retention
+from bot.storage.tables import Channel, Message, Thread, UsageEntry, utcnow
+from bot.ops.retention import BATCH_SIZE, Retention
 from tests.factories import incoming
 
 PROBE_INTERVAL = 0.01

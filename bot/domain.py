@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.text_safety import clean_text
+from bot.chat.text_safety import clean_text
 
 
 class Platform(StrEnum):
@@ -40,7 +40,7 @@ class Attachment:
     skipped_reason: str = ""
 
     def text(self) -> str:
-        """The contents as text, undecodable bytes and NULs replaced (bot.text_safety)."""
+        """The contents as text, undecodable bytes and NULs replaced (bot.chat.text_safety)."""
         return clean_text(self.data.decode("utf-8", errors="replace"))
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from bot.db import Database
-from bot.models import BudgetCounter, Message, Reservation, UsageEntry
+from bot.storage.engine import Database
+from bot.storage.tables import BudgetCounter, Message, Reservation, UsageEntry
 
 
 @dataclass

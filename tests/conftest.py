@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot import migrate
-from bot.app import Core, build_core
+from bot.storage import migrate
+from adapters.core import Core, build_core
 from bot.config import Settings, load_settings
 from bot.llm import SeedClient
 from tests.fakes.seed import FakeSeed

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 
-from bot.app import build_core
+from adapters.core import build_core
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink

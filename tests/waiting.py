@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.background import BackgroundTasks
+from adapters.common.tasks import BackgroundTasks
 
 
 async def wait_until_idle(tasks: BackgroundTasks, timeout: float = 10.0) -> None:  # noqa: ASYNC109

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from bot.domain import Attachment, AttachmentKind
-from bot.markdown import language_for
+from bot.chat.markdown import language_for
 
 IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "webp"})
 # Formats that are never plain text: not worth a download.
@@ -28,7 +28,7 @@ BINARY_EXTENSIONS = frozenset(
     "doc docx xls xlsx ppt pptx odt ods key numbers pages mp3 mp4 mov avi mkv wav flac ogg webm "
     "heic tif tiff bmp ico psd sqlite db pyc".split()
 )
-# Names that say text, beyond the source languages bot.markdown knows: only a smaller cap is worth
+# Names that say text, beyond the source languages bot.chat.markdown knows: only a smaller cap is worth
 # downloading for them.
 TEXT_EXTENSIONS = frozenset(
     "txt text log csv tsv cfg conf env properties lock rst adoc md diff patch sum mod svg j2 tmpl tpl ipynb "

@@ -10,9 +10,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bot.claimants import Claimants, InterruptedAnswer
-from bot.inflight import InFlight
-from bot.store import ConversationStore
+from bot.storage.claimants import Claimants, InterruptedAnswer
+from bot.chat.inflight import InFlight
+from bot.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Pure: no I/O, no clock. A platform gives a `limit` (characters per message, ever
 `footer_room` (kept free on the last message for the footer). Cuts follow three rules:
 
 - Code fences stay whole per message: a block cut in two is closed at the end of one message and
-  reopened, with its language, at the start of the next (bot.markdown tracks the fences).
+  reopened, with its language, at the start of the next (bot.chat.markdown tracks the fences).
 - Past SOFT_SHARE of the room a message ends at the next line break outside a code block, so most
   cuts fall between paragraphs; otherwise at the last space, otherwise between two grapheme clusters
   (user-perceived characters, Unicode UAX #29, from the `regex` module's `\\X`), never inside one:
@@ -25,7 +25,7 @@ import re
 
 import regex
 
-from bot.markdown import Fence, fence_step, open_fence
+from bot.chat.markdown import Fence, fence_step, open_fence
 
 # Past this share of the room a message ends at the next line break outside a code block.
 SOFT_SHARE = 0.85

@@ -4,7 +4,7 @@ terminal, reviews, which run inside the same call).
 Whatever escapes the answer (a bug, a database error, a cancelled task at shutdown), the message
 ends in a final, truthful state: the platform message that was opened is finished (the sink's `fail`
 stops a stream and makes the last edit, then says one plain sentence), every reservation still open
-is settled by the cost rule (bot.cost_rule) or released if its request was never sent, the user's
+is settled by the cost rule (bot.budget.cost_rule) or released if its request was never sent, the user's
 message gets a final status, and the traceback is logged once with the message's id.
 """
 
@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from adapters.common.recovery import INTERRUPTED_NOTICE, ReplyTracker
-from bot.controls import StopSwitch
+from bot.chat.controls import StopSwitch
 from bot.domain import Footer, Incoming
-from bot.inflight import InFlight, close_abandoned
+from bot.chat.inflight import InFlight, close_abandoned
 from bot.ports import ReplySink, Step
-from bot.service import Answer, ChatService
+from bot.chat.service import Answer, ChatService
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class AnswerSupervisor:
         same contract; it returns None when the message needs no answer after all. CancelledError (a
         shutdown past its grace) is closed with the interruption notice and raised again. `tracker`
         (the sink's on_open) stores where the reply lives once the message is claimed; `stop` is the
-        answer's stop switch (bot.controls), passed to the core."""
+        answer's stop switch (bot.chat.controls), passed to the core."""
         watched = WatchedSink(sink)
         inflight = InFlight()
         if tracker is not None:

@@ -1,4 +1,4 @@
-"""DiscordAdapter: the Discord side of `seedbot run` (adapters.base.PlatformAdapter).
+"""DiscordAdapter: the Discord side of `seedbot run` (adapters.common.platform.PlatformAdapter).
 
 start() logs in (which also publishes the slash commands), connects to the gateway in a background
 task and returns once discord.py says READY, or raises ConfigError with one line saying what to fix
@@ -22,11 +22,11 @@ from discord.http import Route
 from adapters.discord.client import build_client
 from adapters.discord.commands import install_commands
 from adapters.discord.controls import DiscordControls
-from adapters.discord.conversation import Conversations
+from adapters.discord.listeners import Conversations
 from adapters.discord.notifier import DiscordNotifier
-from bot.app import Core
-from bot.background import BackgroundTasks
-from bot.claimants import InterruptedAnswer
+from adapters.core import Core
+from adapters.common.tasks import BackgroundTasks
+from bot.storage.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)

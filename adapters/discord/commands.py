@@ -1,5 +1,5 @@
 """The slash commands: /ask and /review answer like a message; /budget show|set and /spend answer
-privately (ephemeral) with the text from bot.admin, which also checks who may change budgets.
+privately (ephemeral) with the text from bot.ops.admin, which also checks who may change budgets.
 
 Budgets are per parent channel: used in a thread, /budget means the thread's channel; the optional
 `channel` option names another one.
@@ -14,11 +14,11 @@ import discord
 from discord import app_commands
 
 from adapters.common.splitter import split_markdown
-from adapters.discord.conversation import Conversations, place_of_channel
+from adapters.discord.listeners import Conversations, place_of_channel
 from adapters.discord.sink import LIMIT
-from adapters.discord.targets import NO_PINGS
-from bot.admin import AdminCommands
-from bot.budget import EVERYONE, channel_scope, person_scope
+from adapters.discord.transport import NO_PINGS
+from bot.ops.admin import AdminCommands
+from bot.budget.reservations import EVERYONE, channel_scope, person_scope
 from bot.domain import Platform
 
 log = logging.getLogger(__name__)

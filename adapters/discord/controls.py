@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.controls import RATED, RATING_LOST, StopOutcome, Stopper, StopSwitches, stop_reply
-from bot.feedback import FeedbackStore
+from bot.chat.controls import RATED, RATING_LOST, StopOutcome, Stopper, StopSwitches, stop_reply
+from bot.storage.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import discord
 
 from adapters.common.splitter import split_markdown
 from adapters.discord.sink import LIMIT
-from adapters.discord.targets import NO_PINGS
+from adapters.discord.transport import NO_PINGS
 
 
 class DiscordNotifier:

@@ -35,9 +35,9 @@ from discord.utils import MISSING
 from adapters.common.footer import DISCORD_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
-from adapters.discord.targets import Posted, Target
+from adapters.discord.transport import Posted, Target
 from bot.domain import Footer
-from bot.markdown import open_fence
+from bot.chat.markdown import open_fence
 from bot.ports import Step
 
 log = logging.getLogger(__name__)

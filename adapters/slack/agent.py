@@ -20,11 +20,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncRespond
 
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, Click, clicks, rating
-from adapters.slack.events_logic import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
-from adapters.slack.stream import error_code
+from adapters.slack.routing import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
+from adapters.slack.transport import error_code
 from adapters.slack.workspaces import SlackWorkspace
-from bot.controls import RATED, RATING_LOST, Stopper, StopSwitches, stop_reply
-from bot.feedback import FeedbackStore
+from bot.chat.controls import RATED, RATING_LOST, Stopper, StopSwitches, stop_reply
+from bot.storage.feedback import FeedbackStore
 
 log = logging.getLogger(__name__)
 

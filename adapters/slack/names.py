@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.names import CHANNEL, USER, NameBook
+from bot.storage.names import CHANNEL, USER, NameBook
 
 PLATFORM = "slack"
 

@@ -32,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.common.footer import SLACK_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
-from adapters.slack.stream import AnswerMessage, Clock, OnOpen, Sleep, StreamingSwitch, Target, error_code
+from adapters.slack.transport import AnswerMessage, Clock, OnOpen, Sleep, StreamingSwitch, Target, error_code
 from bot.domain import Footer
 from bot.ports import Step
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.review.chunking import plan_review
 from bot.review.detect import detect_diff
 from bot.review.grounding import ChunkReview, MergedReview, ground_findings, merge_reviews
-from bot.review.model import (
+from bot.review.types import (
     DiffInput,
     DiffSource,
     FileDiff,
@@ -26,7 +26,7 @@ from bot.review.model import (
 from bot.review.parse import parse_diff, parse_diff_input
 from bot.review.prompt import SYSTEM_PROMPT, build_review_messages
 from bot.review.render import render_review
-from bot.review.reply import (
+from bot.review.findings import (
     REVIEW_RESPONSE_SCHEMA,
     Finding,
     ParsedReply,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bot.review.model import (
+from bot.review.types import (
     DiffHunk,
     FileDiff,
     FilePart,
@@ -30,7 +30,7 @@ from bot.review.prompt import (
     number_width,
     render_hunk,
 )
-from bot.tokens import count_tokens
+from bot.chat.tokens import count_tokens
 
 # Token counts of pieces are summed, but a joined text can tokenize differently at the seams.
 _SEAM_MARGIN = 2

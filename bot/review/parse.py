@@ -15,7 +15,7 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, PatchedFile
 
-from bot.review.model import DiffHunk, DiffInput, DiffLine, FileDiff, LineKind, ParsedDiff
+from bot.review.types import DiffHunk, DiffInput, DiffLine, FileDiff, LineKind, ParsedDiff
 from bot.review.scan import GIT_DIFF_HEADER, DiffScan, ScannedHunk, scan_diff, split_lines
 
 PLAIN_CODE_PATH = "pasted-code"

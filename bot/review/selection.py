@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from bot.review.model import FileDiff, LineKind, ParsedDiff, Selection, SkippedFile, SkipReason
+from bot.review.types import FileDiff, LineKind, ParsedDiff, Selection, SkippedFile, SkipReason
 
 DEFAULT_LOCKFILES = (
     "package-lock.json",

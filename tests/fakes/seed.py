@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.tokens import count_tokens
+from bot.chat.tokens import count_tokens
 
 CACHE_TTL_SECONDS = 600
 CACHE_ENTRIES = 512

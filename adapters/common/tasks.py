@@ -1,0 +1,51 @@
+"""Fire-and-forget work that is still accounted for: adapters answer each message in a task, and
+this keeps a reference to every task (so none is garbage-collected mid-answer), logs any exception
+(so one bad message never kills the process) and lets shutdown wait for answers in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundTasks:
+    def __init__(self, on_count: Callable[[int], None] | None = None) -> None:
+        """`on_count(running)` is called whenever a task starts or ends (bot.ops.heap.HeapTrimmer uses it)."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_count = on_count
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name or None)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        if self._on_count is not None:
+            self._on_count(len(self._tasks))
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if self._on_count is not None:
+            self._on_count(len(self._tasks))
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s failed", task.get_name(), exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, grace_seconds: float) -> int:
+        """Wait up to `grace_seconds` for tasks in flight, then cancel the rest. Returns how many were cancelled."""
+        if not self._tasks:
+            return 0
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)

@@ -1,0 +1,146 @@
+"""One engine per process. SQLite gets WAL, a busy timeout and immediate write transactions (so a
+budget check and its reservation cannot interleave with another writer); PostgreSQL gets row locks
+from the queries themselves.
+
+The hot path (claim a message, reserve, settle) runs each transaction as one synchronous function,
+`Database.run(fn)`: on SQLite in a single writer thread that commits what queued up together
+(bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement; on
+PostgreSQL through `AsyncSession.run_sync` over asyncpg.
+`Database.session()` (async) serves the rest: reports, deliveries, tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from bot.storage.sqlite_writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(parsed.drivername)
+    if driver:
+        parsed = parsed.set(drivername=driver)
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
+    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, **kw: Any) -> AsyncEngine:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        # Sessions always end in COMMIT or ROLLBACK, so the pool need not roll back again on return.
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                     pool_reset_on_return=None, **kw)
+        _configure_sqlite(engine)
+        return engine
+    kw.setdefault("pool_size", 10)
+    kw.setdefault("max_overflow", 20)
+    kw.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kw)
+
+
+def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Every transaction takes the write lock up front: a deferred transaction that reads and
+        # then writes can fail with SQLITE_BUSY instead of waiting, and reads are short here.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine and its session factory; `session()` is one transaction."""
+
+    def __init__(self, url: str, **engine_kw: Any) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_engine(self.url, **engine_kw)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing our own transactions here, instead of letting
+        # pooled connections poll the file lock (busy_timeout sleeps up to 100 ms a try), keeps the
+        # wait in the event loop and fair; other processes still meet busy_timeout.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        self._writer: GroupCommitWriter | None = None
+        if self.is_sqlite:
+            sync_url = make_url(self.url).set(drivername="sqlite")
+            sync_engine = create_sync_engine(sync_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                             pool_reset_on_return=None)
+            _configure_sqlite(sync_engine)
+            # One thread: SQLite has one writer anyway, and its connections stay in the thread that made them.
+            self._writer = GroupCommitWriter(sync_engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        if self._sqlite_writer is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_writer, self.sessions() as session, session.begin():
+            yield session
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` as one transaction (committed if it returns, rolled back if it raises)."""
+        if self._writer is None:
+            async with self.sessions() as session, session.begin():
+                return await session.run_sync(work)
+        return await self._writer.run(work)
+
+    async def ping(self) -> None:
+        """Check that the database answers; raises the driver's error if it does not.
+
+        On SQLite every transaction begins IMMEDIATE (takes the write lock), so a ping inside one would
+        queue behind every answer being settled; it reads the schema version outside any transaction
+        instead (WAL lets a reader in beside the writer)."""
+        async with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                await connection.execute(text("SELECT 1"))
+                return
+            raw = await connection.get_raw_connection()
+            cursor = await raw.driver_connection.execute("PRAGMA schema_version")
+            await cursor.close()
+
+    def insert(self, table: Any) -> Any:
+        """A dialect INSERT supporting ON CONFLICT DO NOTHING on both backends."""
+        dialect = sqlite if self.is_sqlite else postgresql
+        return dialect.insert(table)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._writer is not None:
+            await self._writer.close()

@@ -1,0 +1,51 @@
+"""The migrations and the models agree, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.storage import migrate
+from bot.config import ConfigError
+from bot.storage.engine import Database
+
+
+async def test_alembic_check_reports_no_drift(database_url: str) -> None:
+    # The PostgreSQL fixture has already upgraded; upgrading again must be a no-op.
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    await asyncio.to_thread(migrate.check, database_url)
+
+
+def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {**os.environ, "DATABASE_URL": url}
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "db", "upgrade"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "database is at head" in result.stdout
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
+    assert {"channels", "threads", "messages", "usage_ledger", "budgets", "budget_reservations",
+            "budget_counters", "alembic_version"} <= tables
+
+
+async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: str) -> None:
+    from adapters.core import ensure_schema
+
+    db = Database(postgres_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("DELETE FROM alembic_version")
+        try:
+            await ensure_schema(db)
+        except ConfigError as exc:
+            assert "seedbot db upgrade" in str(exc)
+        else:
+            raise AssertionError("an unmigrated PostgreSQL database must not be used")
+    finally:
+        await db.dispose()

@@ -1,0 +1,203 @@
+"""DiscordSink against an in-memory target: pacing, splitting, the footer, failures. (The end-to-end
+tests run the same sink against the fake Discord.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import discord
+
+from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.discord.sink import DiscordSink
+from adapters.discord.transport import THREAD_EXISTS, NewThreadTarget
+from bot.domain import Footer, Usage
+
+FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000)
+
+
+def footer_line(footer: Footer) -> str:
+    return render_footer(footer, DISCORD_FOOTER, separated=False)
+
+
+def not_found() -> discord.NotFound:
+    return discord.NotFound(SimpleNamespace(status=404, reason="Not Found"),  # type: ignore[arg-type]
+                            {"code": 10008, "message": "Unknown Message"})
+
+
+@dataclass
+class Memo:
+    id: int
+    target: MemoryTarget
+    content: str = ""
+
+    async def edit(self, content: str, *, view: object = None) -> None:
+        self.target.calls.append(("edit", self.id, content, time.monotonic()))
+        await asyncio.sleep(self.target.edit_seconds)
+        if self.id in self.target.gone:
+            raise not_found()
+        assert len(content) <= 2000
+        self.content = content
+
+
+@dataclass
+class MemoryTarget:
+    wants_typing: bool = True
+    messages: list[Memo] = field(default_factory=list)
+    calls: list[tuple[str, int, str, float]] = field(default_factory=list)
+    gone: set[int] = field(default_factory=set)
+    typing_calls: int = 0
+    opened: int = 0
+    edit_seconds: float = 0.0  # how long Discord takes to answer an edit
+
+    async def open(self) -> None:
+        self.opened += 1
+
+    async def typing(self) -> None:
+        self.typing_calls += 1
+
+    async def send(self, content: str, *, view: object = None) -> Memo:
+        assert 0 < len(content) <= 2000 and content.strip()
+        memo = Memo(len(self.messages) + 1, self, content)
+        self.messages.append(memo)
+        self.calls.append(("send", memo.id, content, time.monotonic()))
+        return memo
+
+    def touches(self, message_id: int) -> list[float]:
+        return [at for _, mid, _, at in self.calls if mid == message_id]
+
+
+async def stream(sink: DiscordSink, text: str, *, pieces: int, seconds: float) -> None:
+    step = max(1, len(text) // pieces)
+    for i in range(0, len(text), step):
+        await sink.append(text[i:i + step])
+        await asyncio.sleep(seconds / pieces)
+
+
+async def test_edits_are_paced_and_the_final_text_carries_the_footer() -> None:
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.1)
+    await sink.start()
+    await asyncio.sleep(0.05)
+    assert target.typing_calls == 1 and target.opened == 1  # typing while waiting for the first token
+    answer = " ".join(f"word{i}" for i in range(150))
+    await stream(sink, answer, pieces=30, seconds=0.9)
+    await sink.finish(FOOTER)
+    (message,) = target.messages
+    assert message.content == answer + "\n" + footer_line(FOOTER)
+    assert footer_line(FOOTER) == "-# 1,234 tokens · $0.0012"
+    touches = target.touches(message.id)
+    assert len(touches) >= 4
+    assert all(b - a >= 0.1 - 0.005 for a, b in zip(touches, touches[1:], strict=False))
+    assert target.typing_calls == 1  # stopped once text flowed
+
+
+async def test_edits_keep_a_steady_pace_through_a_long_answer_with_slow_edits() -> None:
+    """Edits start one interval apart however long Discord takes to answer each (paced from when an
+    edit was sent), and the pace does not slow down as the answer grows."""
+    target = MemoryTarget(edit_seconds=0.05)
+    sink = DiscordSink(target, interval=0.1)
+    await stream(sink, "x " * 400, pieces=80, seconds=2.0)
+    await sink.finish(FOOTER)
+    touches = target.touches(1)
+    gaps = [b - a for a, b in zip(touches, touches[1:], strict=False)]
+    assert all(gap >= 0.1 - 0.005 for gap in gaps), gaps  # never faster than the interval
+    # Paced from each edit's end, or growing, this would be at most ~13 edits; steady, about 20.
+    assert len(touches) >= 15, gaps
+
+
+async def test_long_answer_continues_in_new_messages_each_within_the_limit() -> None:
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.01)
+    code = "\n".join(f"    value_{i} = compute({i})" for i in range(150))
+    answer = f"Intro.\n\n```python\n{code}\n```\n\n" + "Closing words. " * 100
+    await stream(sink, answer, pieces=40, seconds=0.2)
+    await sink.finish(FOOTER)
+    contents = [m.content for m in target.messages]
+    assert len(contents) >= 3 and all(len(c) <= 2000 for c in contents)
+    assert contents[-1].endswith(footer_line(FOOTER))
+    assert contents[0].endswith("\n```") and contents[1].startswith("```python\n")
+    # Frozen messages are never touched again once the next one exists.
+    for memo in target.messages[:-1]:
+        last_touch = target.touches(memo.id)[-1]
+        assert last_touch <= target.touches(memo.id + 1)[0]
+
+
+async def test_a_deleted_message_makes_the_rest_go_to_new_messages() -> None:
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.02)
+    await sink.append("first part of the answer ")
+    await target_has(target, 1)
+    target.gone.add(1)  # someone deleted it
+    await sink.append("second part")
+    await sink.finish(FOOTER)
+    assert len(target.messages) == 2
+    assert target.messages[1].content == "second part\n" + footer_line(FOOTER)
+
+
+async def test_fail_sends_the_reason_even_without_start() -> None:
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.02)
+    await sink.fail("This channel's budget is spent until tomorrow.")
+    assert [m.content for m in target.messages] == ["This channel's budget is spent until tomorrow."]
+    assert target.opened == 1 and target.typing_calls == 0
+    await sink.append("late")  # ignored after the end
+    await sink.finish(FOOTER)
+    assert len(target.messages) == 1
+
+
+async def test_footer_never_stands_alone_after_a_full_message() -> None:
+    """Was: 1,995 characters, then the footer alone. Every message keeps room for the footer."""
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.01)
+    await sink.append("y" * 1995)
+    await sink.finish(FOOTER)
+    assert all(len(m.content) <= 2000 for m in target.messages)
+    *_, last = [m.content for m in target.messages]
+    assert last.endswith("\n" + footer_line(FOOTER)) and last.startswith("y")
+    assert "".join(m.content for m in target.messages).count("y") == 1995
+
+
+async def target_has(target: MemoryTarget, count: int) -> None:
+    for _ in range(200):
+        if len(target.messages) >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{count} messages never arrived")
+
+
+def http_error(status: int, code: int) -> discord.HTTPException:
+    return discord.HTTPException(SimpleNamespace(status=status, reason="x"),  # type: ignore[arg-type]
+                                 {"code": code, "message": "x"})
+
+
+class StubMessage:
+    def __init__(self, error: discord.HTTPException | None, existing: object = None) -> None:
+        self.id = 42
+        self.channel = "parent channel"
+        self.guild = SimpleNamespace(get_thread=lambda thread_id: existing if thread_id == 42 else None)
+        self._error = error
+
+    async def create_thread(self, *, name: str, auto_archive_duration: int) -> str:
+        if self._error is not None:
+            raise self._error
+        return f"thread {name}"
+
+
+async def test_new_thread_target_opens_once_and_falls_back_sensibly() -> None:
+    opened = NewThreadTarget(StubMessage(None), "question", client=None)  # type: ignore[arg-type]
+    await opened.open()
+    await opened.open()
+    assert opened.channel == "thread question" and opened.reply_to is None
+
+    existing = NewThreadTarget(StubMessage(http_error(400, THREAD_EXISTS), "old thread"), "q",  # type: ignore[arg-type]
+                               client=None)  # type: ignore[arg-type]
+    await existing.open()
+    assert existing.channel == "old thread" and existing.reply_to is None  # a replay after a crash
+
+    message = StubMessage(http_error(403, 50013))
+    refused = NewThreadTarget(message, "q", client=None)  # type: ignore[arg-type]
+    await refused.open()
+    assert refused.channel == "parent channel" and refused.reply_to is message  # answer as a reply instead

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+
+from bot.web.server import build_web_app
+from tests.factories import incoming
+from tests.fakes.seed import FakeSeed
+from tests.sinks import RecordingSink
+
+
+async def test_healthz_and_metrics_report_what_happened(core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    message = incoming("hello")
+    await core.service.handle(message, RecordingSink())
+    await core.service.handle(message, RecordingSink())  # a duplicate delivery
+    async with TestClient(TestServer(build_web_app(core.db, core.metrics))) as client:
+        health = await client.get("/healthz")
+        assert health.status == 200 and (await health.json()) == {"status": "ok"}
+        metrics = await (await client.get("/metrics")).text()
+    assert 'seedbot_messages_total{outcome="ok",platform="slack"} 1.0' in metrics
+    assert 'seedbot_messages_total{outcome="duplicate",platform="slack"} 1.0' in metrics
+    cost = next(line for line in metrics.splitlines()
+                if line.startswith('seedbot_cost_nanodollars_total{platform="slack"}'))
+    assert float(cost.split()[-1]) > 0
+    assert fake_seed.api_key not in metrics
+
+
+async def test_healthz_is_unhealthy_without_a_database(core_for, sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
+    from bot.storage.engine import Database
+
+    core = await core_for(sqlite_url)
+    broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    try:
+        async with TestClient(TestServer(build_web_app(broken, core.metrics))) as client:
+            response = await client.get("/healthz")
+            assert response.status == 503
+            assert (await response.json())["status"] == "unhealthy"
+    finally:
+        await broken.dispose()
+
+
+async def test_healthz_answers_while_a_writer_holds_the_sqlite_lock(core_for, sqlite_url: str) -> None:  # noqa: ANN001
+    """A burst of answers keeps SQLite's one write lock busy; the health check must not queue behind it."""
+    core = await core_for(sqlite_url)
+    async with TestClient(TestServer(build_web_app(core.db, core.metrics))) as client, core.db.session() as session:
+        await session.execute(text("UPDATE channels SET name = name"))  # BEGIN IMMEDIATE: the lock is held
+        health = await client.get("/healthz")
+        assert health.status == 200 and (await health.json()) == {"status": "ok"}

@@ -1,0 +1,120 @@
+"""The review path through ChatService, against the fake Seed server, with diffs made by real git."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.domain import Attachment, AttachmentKind
+from bot.storage.tables import UsageEntry
+from tests.factories import incoming
+from tests.fakes.seed import FakeSeed, Reply
+from tests.sinks import RecordingSink
+from tests.review.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "repo")
+
+
+def review_reply(findings: list[dict]) -> Reply:
+    return Reply(content=json.dumps({"summary": "Looks mostly fine.", "risk": "medium", "findings": findings}))
+
+
+def small_diff(repo: GitRepo) -> str:
+    repo.write("app/calc.py", "def add(a, b):\n    return a + b\n")
+    repo.commit("base")
+    repo.write("app/calc.py", "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n")
+    return repo.staged_diff()
+
+
+async def ledger(core) -> list[UsageEntry]:  # noqa: ANN001
+    async with core.db.session() as session:
+        return list(await session.scalars(select(UsageEntry).order_by(UsageEntry.id)))
+
+
+async def test_findings_outside_the_diff_are_dropped_and_counted(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                                repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    diff = small_diff(repo)
+
+    def answer(body: dict) -> Reply:
+        (path, line), *_ = added_lines_in_prompt(body["messages"][-1]["content"])
+        return review_reply([
+            {"path": path, "line": line, "severity": "major", "title": "Subtraction instead of addition",
+             "explanation": "`add` subtracts.", "suggestion": "    return a + b"},
+            {"path": path, "line": 9999, "severity": "critical", "title": "Invented line", "explanation": "x"},
+            {"path": "app/other.py", "line": 1, "severity": "minor", "title": "Invented file", "explanation": "y"},
+        ])
+
+    fake_seed.responder = answer
+    sink = RecordingSink()
+    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    assert result is not None and result.status == "ok"
+    assert "`app/calc.py:2` Subtraction instead of addition" in sink.text
+    assert "Invented" not in sink.text
+    assert "2 findings dropped for citing lines outside the diff." in sink.text
+    assert "```python\n    return a + b\n```" in sink.text
+    assert open_fence_at_end(sink.text) is None
+    rows = await ledger(core)
+    assert [(r.kind, r.status) for r in rows] == [("review", "ok")]
+    assert sink.footer is not None and sink.footer.cost_nanos == rows[0].cost_nanos
+
+
+async def test_an_attached_patch_is_reviewed(core_for, sqlite_url: str, fake_seed: FakeSeed, repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    diff = small_diff(repo).encode()
+    fake_seed.default_reply = review_reply([])
+    patch = Attachment("fix.patch", AttachmentKind.TEXT, len(diff), diff)
+    sink = RecordingSink()
+    await core.service.handle(incoming("", attachments=(patch,)), sink)
+    assert sink.text.startswith("**Code review** · risk: **medium**")
+    assert "<file path=\"app/calc.py\"" in fake_seed.completions[0].body["messages"][-1]["content"]
+
+
+async def test_a_question_that_only_looks_like_a_diff_stays_a_question(core_for, sqlite_url: str,
+                                                                       fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    fake_seed.default_reply = Reply(content="Plain answer.")
+    sink = RecordingSink()
+    await core.service.handle(incoming("Pros:\n- fast\n+ simple\n--- \nWhich should I pick?"), sink)
+    assert sink.text == "Plain answer."
+    assert (await ledger(core))[0].kind == "chat"
+
+
+async def test_review_command_without_a_diff_says_what_to_send(core_for, sqlite_url: str,
+                                                               fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    sink = RecordingSink()
+    answer = await core.service.handle(incoming("please look at my code", force_review=True), sink)
+    assert answer is not None and answer.status == "empty"
+    assert sink.failure is not None and "no diff to review" in sink.failure
+    assert fake_seed.requests == []
+
+
+async def test_a_50000_line_diff_stays_within_the_calls_and_the_budget(core_for, sqlite_url: str,
+                                                                       fake_seed: FakeSeed, repo: GitRepo) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    for f in range(200):
+        repo.write(f"src/module_{f:03d}.py", "".join(f"value_{f}_{i} = compute({i}, {f})\n" for i in range(250)))
+    diff = repo.staged_diff().encode()
+    assert diff.count(b"\n+value_") == 50_000
+    fake_seed.default_reply = review_reply([])
+    big = Attachment("huge.diff", AttachmentKind.TEXT, len(diff), diff)
+    sink = RecordingSink()
+    answer = await core.service.handle(incoming("", attachments=(big,)), sink)
+    assert answer is not None and answer.status == "ok"
+    rows = await ledger(core)
+    assert len(rows) == len(fake_seed.completions) == core.settings.review_max_calls
+    assert all(r.kind == "review" and r.status == "ok" for r in rows)
+    assert all(u.usage["prompt_tokens"] < core.settings.review_tokens for u in fake_seed.completions)
+    reviewed = {path for r in fake_seed.completions
+                for path, _ in added_lines_in_prompt(r.body["messages"][-1]["content"])}
+    footer_line = next(line for line in sink.text.splitlines() if line.startswith("Not reviewed"))
+    listed = footer_line.count("`src/module_")
+    assert len(reviewed) + listed == 200
+    assert sink.footer is not None and "4 review calls" in sink.footer.notes

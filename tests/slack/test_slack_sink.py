@@ -1,0 +1,145 @@
+"""SlackSink and SlackNotifier against the fake Slack, without the rest of the bot."""
+
+from __future__ import annotations
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.notifier import SlackNotifier
+from adapters.slack.sink import SlackSink
+from adapters.slack.transport import StreamingSwitch, Target
+from adapters.slack.users import UserNames
+from bot.domain import Footer, Usage
+from tests.fakes.slack import FakeSlack
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+FOOTER = Footer(usage=Usage(prompt_tokens=100, completion_tokens=20), cost_nanos=88_000)
+
+
+@pytest.fixture
+def client(slack: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token=slack.config.bot_token, base_url=slack.api_url)
+
+
+def sink_for(client: AsyncWebClient, thread_ts: str, *, channel: str = "C1", assistant: bool = False) -> SlackSink:
+    return SlackSink(client, Target(channel, thread_ts, "U1", "T1"), switch=StreamingSwitch(), assistant=assistant)
+
+
+async def test_fail_posts_the_reason_without_a_stream(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.events.app_mention("spend it all")["event"]["ts"]
+    sink = sink_for(client, parent)
+    await sink.start()
+    await sink.status("thinking…")
+    await sink.fail("This channel's budget is used up.")
+    assert [c.method for c in slack.calls()] == ["chat.postMessage"]
+    assert slack.calls()[0].params["markdown_text"] == "This channel's budget is used up."
+    [reply] = [m for m in slack.thread("C1", parent) if m.is_bot]
+    assert (reply.visible_text, reply.thread_ts) == ("This channel's budget is used up.", parent)
+
+
+async def test_fail_after_some_text_ends_the_stream_then_explains(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.events.app_mention("q")["event"]["ts"]
+    sink = sink_for(client, parent)
+    await sink.append("```python\nprint(")
+    await sink.fail("The model stopped answering.")
+    first, notice = [m for m in slack.thread("C1", parent) if m.is_bot]
+    assert (first.stream_state, first.visible_text) == ("stopped", "```python\nprint(\n```")
+    assert notice.visible_text == "The model stopped answering." and notice.stream_state is None
+
+
+async def test_assistant_status_is_set_in_assistant_threads_only(slack: FakeSlack, client: AsyncWebClient) -> None:
+    await sink_for(client, "1.000001").status("thinking…")
+    assert slack.calls() == []
+    assistant = sink_for(client, "2.000002", channel="D1", assistant=True)
+    await assistant.status("thinking…")
+    assert slack.assistant_thread("D1", "2.000002").status == "thinking…"
+    await assistant.append("Answer. ")  # (a word with nothing after it yet waits for its end)
+    await assistant.finish(FOOTER)
+    assert slack.assistant_thread("D1", "2.000002").status == ""
+    assert [c.method for c in slack.calls()] == ["assistant.threads.setStatus", "chat.startStream",
+                                                 "chat.stopStream"]
+
+
+async def test_a_sink_never_raises_when_slack_refuses_everything(slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.inject_error("chat.startStream", "channel_not_found")
+    slack.inject_error("chat.postMessage", "channel_not_found", times=5)
+    sink = sink_for(client, "1.000001", channel="C404", assistant=True)
+    await sink.status("thinking…")
+    for piece in ("a", "b", "c"):
+        await sink.append(piece)
+    await sink.finish(FOOTER)
+    await sink.fail("nope")
+    assert slack.messages("C404") == []
+    # Nothing could be posted, so the status the sink set is cleared by the sink itself.
+    assert [c.params["status"] for c in slack.calls("assistant.threads.setStatus")] == ["thinking…", ""]
+
+
+async def test_short_final_text_after_a_cut_is_posted_not_streamed(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.events.app_mention("q")["event"]["ts"]
+    # `limit` is the whole message now (footer room included), and a short tail after a cut joins the
+    # message before it: the tail here is longer than the half footer room a cut waits for.
+    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), limit=1_400)
+    await sink.append("x" * 990 + "\n")
+    await sink.append("tail " * 40)
+    await sink.finish(FOOTER)
+    first, second = [m for m in slack.thread("C1", parent) if m.is_bot]
+    assert first.visible_text == "x" * 990 + "\n" and first.stream_state == "stopped"
+    assert second.visible_text.startswith("tail tail") and "\n\n_120 tokens" in second.visible_text
+
+
+# notifier --------------------------------------------------------------------------------------------
+
+
+async def test_send_direct_opens_a_dm_posts_markdown_and_uploads_the_chart(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    notifier = SlackNotifier(client)
+    await notifier.send_direct("U2", "**Daily spend**: $1.23", png=PNG, filename="seedbot-spend-2026-11-25.png")
+    assert [c.method for c in slack.calls()] == ["conversations.open", "chat.postMessage",
+                                                 "files.getUploadURLExternal", "files.completeUploadExternal"]
+    text, upload = slack.messages("D2")
+    assert text.markdown_text == "**Daily spend**: $1.23" and text.is_bot
+    stored = slack.file(upload.files[0]["id"])
+    assert (stored.content, stored.name) == (PNG, "seedbot-spend-2026-11-25.png")
+
+
+async def test_send_channel_posts_and_long_text_is_split(slack: FakeSlack, client: AsyncWebClient) -> None:
+    notifier = SlackNotifier(client)
+    await notifier.send_channel("T1", "C9", "Paused until midnight.")
+    await notifier.send_channel("T1", "C9", "".join(f"line {i}\n" for i in range(3000)))
+    texts = [m.markdown_text or "" for m in slack.messages("C9")]
+    assert texts[0] == "Paused until midnight." and len(texts) >= 4
+    assert all(len(t) <= 12_000 for t in texts)
+    assert "".join(texts[1:]) == "".join(f"line {i}\n" for i in range(3000))
+
+
+async def test_notifier_failures_raise_for_the_scheduler_to_retry(slack: FakeSlack, client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError):
+        await SlackNotifier(client).send_direct("U404", "hello")
+
+
+# user names -------------------------------------------------------------------------------------------
+
+
+async def test_user_names_are_cached_in_a_bounded_lru_and_failures_fall_back_to_the_id(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.add_user("U3", "carol", real_name="Carol Shaw", display_name="")
+    names = UserNames(client, size=2)
+    assert [await names.name(u) for u in ("U1", "U1", "U2", "U3")] == ["alice", "alice", "bob", "Carol Shaw"]
+    assert len(slack.calls("users.info")) == 3 and len(names) == 2
+    assert await names.name("U1") == "alice"  # evicted as least recently used, so asked again
+    assert len(slack.calls("users.info")) == 4
+    assert await names.name("U404") == "U404"
+    assert await names.name("U404") == "U404"
+    assert len(slack.calls("users.info")) == 6  # a failure is not remembered
+
+
+def test_streaming_switch_is_tried_again_after_a_while() -> None:
+    now = [100.0]
+    switch = StreamingSwitch(recheck_seconds=600, clock=lambda: now[0])
+    assert switch.available()
+    switch.refused()
+    now[0] += 599
+    assert not switch.available()
+    now[0] += 1
+    assert switch.available()
