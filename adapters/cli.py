@@ -16,12 +16,12 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from adapters.core import Core, build_core
+from adapters.terminal.sink import TerminalSink
 from bot.budget.reservations import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
 from bot.ops.logs import TEXT_FORMAT, configure_logging
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
-from adapters.terminal.sink import TerminalSink
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -151,8 +151,8 @@ def budget_set(
                        "or '*' for everyone there without one.")] = None,
 ) -> None:
     """Set a channel's budget (or the global cap, or a person's limit in a channel). Recorded with who and when."""
+    from bot.budget.limits import parse_budget
     from bot.budget.reservations import person_scope
-    from bot.config import parse_budget
 
     _check_scope(channel)
     scope = channel
@@ -206,7 +206,7 @@ def admin_link(
     from bot.web.console import sign_in_url
 
     settings = _settings()
-    admins = [part.strip() for part in settings.admins.split(",") if part.strip()]
+    admins = list(settings.admin_ids)
     if not admins:
         _die("SEEDBOT_ADMINS is empty: list the admins first, e.g. SEEDBOT_ADMINS=slack:U0123", 2)
     admin_id = as_admin or admins[0]
@@ -416,3 +416,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -10,20 +10,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from bot.storage import migrate
-from bot.ops.admin import AdminCommands
-from bot.budget.reservations import BudgetManager
-from bot.storage.claimants import Claimants
-from bot.config import ConfigError, Settings
-from bot.storage.engine import Database
-from bot.llm import SeedClient
-from bot.ops.metrics import Metrics
-from bot.storage.names import NameBook
 from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager
+from bot.chat.service import ChatService
+from bot.config import ConfigError, Settings
+from bot.llm import SeedClient
+from bot.ops.admin import AdminCommands
+from bot.ops.metrics import Metrics
 from bot.ops.reports import Reports
 from bot.review.service import ReviewService
-from bot.chat.service import ChatService
+from bot.storage import migrate
+from bot.storage.claimants import Claimants
 from bot.storage.conversations import ConversationStore
+from bot.storage.engine import Database
+from bot.storage.names import NameBook
 
 log = logging.getLogger(__name__)
 

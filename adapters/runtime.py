@@ -13,8 +13,8 @@ from datetime import date
 
 from adapters.common.platform import PlatformAdapter
 from adapters.common.recovery import Recovery
-from adapters.core import Core, build_core
 from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core, build_core
 from bot.config import ConfigError, Settings
 from bot.ops.heap import HeapTrimmer
 from bot.ops.retention import Retention, RetentionSweep

@@ -22,11 +22,11 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bench.core_bench import percentile
 from adapters.core import build_core
+from bench.core_bench import percentile
 from bot.config import load_settings
-from bot.web.console import mount_console, sign_in_url
 from bot.storage.tables import Channel, UsageEntry, utcnow
+from bot.web.console import mount_console, sign_in_url
 from bot.web.server import build_web_app
 
 PAGES = ("/admin/", "/admin/chart.png", "/admin/channels", "/admin/people", "/admin/ledger",

@@ -14,8 +14,8 @@ import gc
 import tempfile
 import time
 
-from bench.harness import Figure, fake_seed_process, percentile, rss_mib
 from adapters.core import build_core
+from bench.harness import Figure, fake_seed_process, percentile, rss_mib
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink

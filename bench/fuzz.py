@@ -198,8 +198,8 @@ async def run(slack_events: int, discord_messages: int, seed: int) -> None:
                     "DATABASE_URL": db_url, "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"}
             log_path = Path(tmp) / "seedbot.log"
             with log_path.open("wb") as log_file:
-                bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=env, cwd=tmp,
-                                                           stdout=log_file, stderr=log_file)
+                bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=env,
+                                                           cwd=tmp, stdout=log_file, stderr=log_file)
                 started = time.monotonic()
                 try:
                     await wait_healthy(f"http://127.0.0.1:{port}/healthz")

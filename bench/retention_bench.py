@@ -18,11 +18,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.core_bench import percentile
 from adapters.core import build_core
+from bench.core_bench import percentile
 from bot.config import load_settings
-from bot.storage.tables import Channel, Message, Thread, UsageEntry, utcnow
 from bot.ops.retention import BATCH_SIZE, Retention
+from bot.storage.tables import Channel, Message, Thread, UsageEntry, utcnow
 from tests.factories import incoming
 
 PROBE_INTERVAL = 0.01

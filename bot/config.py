@@ -6,73 +6,66 @@ into one `ConfigError` line that names the variable, so the CLI never shows a tr
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.domain import NANOS_PER_USD
+from bot.budget.limits import BudgetLimit, parse_budget
+from bot.domain import Effort
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed. The message is one line naming the variable."""
 
 
-class Period(StrEnum):
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
+def _comma_list(value: object) -> object:
+    """`slack:U0123, discord:4567` -> ("slack:U0123", "discord:4567"): in the order written (the first
+    admin is the default for `seedbot admin link`), each once."""
+    if isinstance(value, str):
+        return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetLimit:
-    """A spending limit per period. `limit_nanos is None` means unlimited."""
-
-    limit_nanos: int | None
-    period: Period = Period.DAY
-
-    @property
-    def unlimited(self) -> bool:
-        return self.limit_nanos is None
-
-    def describe(self) -> str:
-        if self.limit_nanos is None:
-            return "unlimited"
-        dollars = Decimal(self.limit_nanos) / NANOS_PER_USD
-        return f"${dollars.normalize():f}/{self.period.value}"
+def _comma_ints(value: object) -> object:
+    """`1,2, 3` -> (1, 2, 3); anything but digits and commas is refused."""
+    if not isinstance(value, str):
+        return value
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if any(not part.isdigit() for part in parts):
+        raise ValueError("must be a comma-separated list of numbers")
+    return tuple(int(part) for part in parts)
 
 
-_BUDGET_RE = re.compile(r"^\$?\s*(\d+(?:\.\d+)?)\s*(?:/\s*(day|week|month|daily|weekly|monthly))?$")
-_PERIOD_ALIASES = {"daily": "day", "weekly": "week", "monthly": "month"}
-# Far above any real chat budget and far below what a 64-bit nano-dollar counter holds ($9.2 billion),
-# so sums of spent and reserved amounts never overflow the database column.
-MAX_BUDGET_USD = 1_000_000
+def _budget(value: object) -> object:
+    return parse_budget(value) if isinstance(value, str) else value
 
 
-def parse_budget(text: str) -> BudgetLimit:
-    """`5/day`, `$12.50/week`, `100/month`, `none` (unlimited). A bare amount is per day."""
-    value = text.strip().lower()
-    if value in ("none", "unlimited", "off"):
-        return BudgetLimit(None)
-    match = _BUDGET_RE.match(value)
-    if not match:
-        raise ValueError(f"{text!r} is not a budget; write it like 5/day, 12.50/week, 100/month or none")
-    amount = Decimal(match.group(1))
-    period = _PERIOD_ALIASES.get(match.group(2) or "day", match.group(2) or "day")
-    nanos = amount * NANOS_PER_USD
-    if amount > MAX_BUDGET_USD or nanos != nanos.to_integral_value():
-        raise ValueError(f"{text!r} is out of range: a budget is $0 to ${MAX_BUDGET_USD:,} per {period}, "
-                         "in steps of at most a nano-dollar ($0.000000001), or none")
-    return BudgetLimit(int(nanos), Period(period))
+def _zone(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from exc
+
+
+# Settings arrive as strings; these parse each once, at load, into the value every component uses.
+AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+IdTuple = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_ints)]
+Budget = Annotated[BudgetLimit, NoDecode, BeforeValidator(_budget)]
+Zone = Annotated[ZoneInfo, NoDecode, BeforeValidator(_zone)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    """Every setting, typed and validated once when loaded (`load_settings`); components receive this
+    object (or the values they need) and never parse a setting again."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      arbitrary_types_allowed=True)
 
     # The Seed endpoint
     seed_api_key: SecretStr | None = Field(default=None, alias="SEED_API_KEY")
@@ -105,7 +98,7 @@ class Settings(BaseSettings):
     # Conversation
     context_tokens: int = Field(default=120_000, ge=2_000, alias="SEEDBOT_CONTEXT_TOKENS")
     token_safety_factor: float = Field(default=1.25, ge=1.0, le=4.0, alias="SEEDBOT_TOKEN_SAFETY_FACTOR")
-    default_reasoning_effort: str = Field(default="medium", alias="SEEDBOT_REASONING_EFFORT")
+    default_reasoning_effort: Effort = Field(default="medium", alias="SEEDBOT_REASONING_EFFORT")
     max_attachment_bytes: int = Field(default=1_048_576, gt=0, alias="SEEDBOT_MAX_ATTACHMENT_BYTES")
     max_image_bytes: int = Field(default=5_242_880, gt=0, alias="SEEDBOT_MAX_IMAGE_BYTES")
     min_answer_tokens: int = Field(default=256, ge=1, alias="SEEDBOT_MIN_ANSWER_TOKENS")
@@ -113,15 +106,16 @@ class Settings(BaseSettings):
     redact_input: bool = Field(default=True, alias="SEEDBOT_REDACT_INPUT")
 
     # Budgets
-    default_channel_budget: str = Field(default="5.00/day", alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
-    global_budget: str = Field(default="none", alias="SEEDBOT_GLOBAL_BUDGET")
-    default_user_budget: str = Field(default="none", alias="SEEDBOT_DEFAULT_USER_BUDGET")
+    default_budget: Budget = Field(default=parse_budget("5.00/day"), alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
+    global_budget_limit: Budget = Field(default=BudgetLimit(None), alias="SEEDBOT_GLOBAL_BUDGET")
+    # Each person's limit in a channel whose admins set none (`/seed budget user ...`).
+    default_user_budget: Budget = Field(default=BudgetLimit(None), alias="SEEDBOT_DEFAULT_USER_BUDGET")
     # Before refusing, turn web search off, then thinking, then shrink max_tokens; false: only shrink.
     degrade: bool = Field(default=True, alias="SEEDBOT_DEGRADE")
     reservation_ttl_seconds: int = Field(default=900, gt=0, alias="SEEDBOT_RESERVATION_TTL")
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SEEDBOT_SHUTDOWN_GRACE")
-    timezone: str = Field(default="UTC", alias="SEEDBOT_TIMEZONE")
-    admins: str = Field(default="", alias="SEEDBOT_ADMINS")
+    tz: Zone = Field(default=ZoneInfo("UTC"), alias="SEEDBOT_TIMEZONE")
+    admin_ids: AdminIds = Field(default=(), alias="SEEDBOT_ADMINS")
 
     # Review
     review_tokens: int = Field(default=100_000, ge=1_000, alias="SEEDBOT_REVIEW_TOKENS")
@@ -141,7 +135,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN.
+    # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN. The ID and the
+    # secret alone also serve "Sign in with Slack" for the console.
     slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
     slack_scopes: str = Field(default="", alias="SLACK_SCOPES")
@@ -151,54 +146,17 @@ class Settings(BaseSettings):
     discord_api_url: str = Field(default="https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(default=None, alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(default=None, ge=1, alias="DISCORD_SHARD_COUNT")
-    discord_shard_ids: str = Field(default="", alias="DISCORD_SHARD_IDS")
+    discord_shard_ids: IdTuple = Field(default=(), alias="DISCORD_SHARD_IDS")
     discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
-    discord_guild_ids: str = Field(default="", alias="DISCORD_GUILD_IDS")
+    discord_guild_ids: IdTuple = Field(default=(), alias="DISCORD_GUILD_IDS")
 
     # Admin reports
-    report_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", alias="SEEDBOT_REPORT_TIME")
+    report_time: time = Field(default=time(9, 0), alias="SEEDBOT_REPORT_TIME")
 
     # Operations
     retention_days: int = Field(default=90, ge=0, alias="SEEDBOT_RETENTION_DAYS")
     log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
-
-    @field_validator("default_channel_budget", "global_budget", "default_user_budget")
-    @classmethod
-    def _valid_budget(cls, value: str) -> str:
-        parse_budget(value)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from exc
-        return value
-
-    @field_validator("default_reasoning_effort")
-    @classmethod
-    def _valid_effort(cls, value: str) -> str:
-        if value not in ("low", "medium", "high"):
-            raise ValueError("must be low, medium or high")
-        return value
-
-    @field_validator("discord_shard_ids", "discord_guild_ids")
-    @classmethod
-    def _valid_id_list(cls, value: str) -> str:
-        if any(not part.strip().isdigit() for part in value.split(",") if part.strip()):
-            raise ValueError("must be a comma-separated list of numbers")
-        return value
-
-    @property
-    def discord_shard_id_list(self) -> list[int] | None:
-        return [int(p) for p in self.discord_shard_ids.split(",") if p.strip()] or None
-
-    @property
-    def discord_guild_id_list(self) -> list[int]:
-        return [int(p) for p in self.discord_guild_ids.split(",") if p.strip()]
 
     @property
     def slack_installs(self) -> bool:
@@ -213,28 +171,6 @@ class Settings(BaseSettings):
         """Platforms whose ids carry the workspace (`slack:T0123:C0456`) because several of their
         workspaces share this deployment."""
         return frozenset({"slack"}) if self.slack_installs else frozenset()
-
-    @property
-    def default_budget(self) -> BudgetLimit:
-        return parse_budget(self.default_channel_budget)
-
-    @property
-    def default_user_budget_limit(self) -> BudgetLimit:
-        """Each person's limit in a channel whose admins set none (`/seed budget user ...`)."""
-        return parse_budget(self.default_user_budget)
-
-    @property
-    def global_budget_limit(self) -> BudgetLimit:
-        return parse_budget(self.global_budget)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def admin_ids(self) -> frozenset[str]:
-        """`slack:U0123,discord:4567` -> {"slack:U0123", "discord:4567"}."""
-        return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
 
     def require_api_key(self) -> str:
         if self.seed_api_key is None or not self.seed_api_key.get_secret_value():

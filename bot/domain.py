@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
-from bot.chat.text_safety import clean_text
+from bot.text_safety import clean_text
+
+# Reasoning effort as the Seed endpoint names it (`reasoning_effort`).
+Effort = Literal["low", "medium", "high"]
 
 
 class Platform(StrEnum):
@@ -40,7 +44,7 @@ class Attachment:
     skipped_reason: str = ""
 
     def text(self) -> str:
-        """The contents as text, undecodable bytes and NULs replaced (bot.chat.text_safety)."""
+        """The contents as text, undecodable bytes and NULs replaced (bot.text_safety)."""
         return clean_text(self.data.decode("utf-8", errors="replace"))
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.storage import migrate
 from adapters.core import Core, build_core
 from bot.config import Settings, load_settings
 from bot.llm import SeedClient
+from bot.storage import migrate
 from tests.fakes.seed import FakeSeed
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink

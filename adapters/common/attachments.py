@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from bot.domain import Attachment, AttachmentKind
 from bot.chat.markdown import language_for
+from bot.domain import Attachment, AttachmentKind
 
 IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "webp"})
 # Formats that are never plain text: not worth a download.

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bot.storage.claimants import Claimants, InterruptedAnswer
 from bot.chat.inflight import InFlight
+from bot.storage.claimants import Claimants, InterruptedAnswer
 from bot.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 
 from adapters.common.recovery import INTERRUPTED_NOTICE, ReplyTracker
 from bot.chat.controls import StopSwitch
-from bot.domain import Footer, Incoming
 from bot.chat.inflight import InFlight, close_abandoned
-from bot.ports import ReplySink, Step
 from bot.chat.service import Answer, ChatService
+from bot.domain import Footer, Incoming
+from bot.ports import ReplySink, Step
 
 log = logging.getLogger(__name__)
 

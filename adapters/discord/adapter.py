@@ -19,15 +19,15 @@ from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
 from adapters.discord.client import build_client
 from adapters.discord.commands import install_commands
 from adapters.discord.controls import DiscordControls
 from adapters.discord.listeners import Conversations
 from adapters.discord.notifier import DiscordNotifier
-from adapters.core import Core
-from adapters.common.tasks import BackgroundTasks
-from bot.storage.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
+from bot.storage.claimants import InterruptedAnswer
 
 log = logging.getLogger(__name__)
 

@@ -84,12 +84,12 @@ def build_client(settings: Settings) -> SeedbotClient | ShardedSeedbotClient:
     (several processes can split the shards of one bot); otherwise a plain Client."""
     # The bot never joins voice: discord.py's start-up warnings about voice libraries are noise.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-    shard_ids = settings.discord_shard_id_list
+    shard_ids = list(settings.discord_shard_ids) or None
     count = settings.discord_shard_count
     if shard_ids is None and count is None:
-        return SeedbotClient(guild_ids=settings.discord_guild_id_list)
+        return SeedbotClient(guild_ids=settings.discord_guild_ids)
     if shard_ids is not None and count is None:
         raise ConfigError("DISCORD_SHARD_IDS: set DISCORD_SHARD_COUNT too (the total number of shards)")
     if shard_ids is not None and count is not None and any(i >= count for i in shard_ids):
         raise ConfigError(f"DISCORD_SHARD_IDS: every id must be below DISCORD_SHARD_COUNT ({count})")
-    return ShardedSeedbotClient(guild_ids=settings.discord_guild_id_list, shard_count=count, shard_ids=shard_ids)
+    return ShardedSeedbotClient(guild_ids=settings.discord_guild_ids, shard_count=count, shard_ids=shard_ids)

@@ -17,6 +17,9 @@ from typing import Any
 import discord
 
 from adapters.common.supervisor import AnswerSupervisor
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
+from adapters.discord.files import AttachmentReader
 from adapters.discord.routing import (
     Ignore,
     MessageFacts,
@@ -27,13 +30,10 @@ from adapters.discord.routing import (
     interaction_key,
     route,
 )
-from adapters.discord.files import AttachmentReader
 from adapters.discord.sink import DiscordSink
 from adapters.discord.transport import ChannelTarget, InteractionTarget, NewThreadTarget, Target
-from adapters.core import Core
-from adapters.common.tasks import BackgroundTasks
-from bot.config import Settings
 from bot.chat.controls import StopSwitches
+from bot.config import Settings
 from bot.domain import Incoming, ThreadKey
 from bot.storage.names import CHANNEL, USER
 

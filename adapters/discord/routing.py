@@ -26,8 +26,8 @@ from enum import StrEnum
 from typing import Any
 
 from adapters.common.splitter import clip
-from bot.domain import Platform, ThreadKey
 from bot.chat.redaction import redact
+from bot.domain import Platform, ThreadKey
 
 DM_WORKSPACE = "dm"
 THREAD_NAME_LIMIT = 100

@@ -36,8 +36,8 @@ from adapters.common.footer import DISCORD_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.transport import Posted, Target
-from bot.domain import Footer
 from bot.chat.markdown import open_fence
+from bot.domain import Footer
 from bot.ports import Step
 
 log = logging.getLogger(__name__)

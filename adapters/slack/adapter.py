@@ -29,20 +29,20 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
 from adapters.slack.early_ack import acknowledges_early
-from adapters.slack.routing import BotIdentity
 from adapters.slack.files import FileFetcher
-from adapters.slack.listeners import SlackHandlers
 from adapters.slack.http_edge import decode_body, header_problem, payload_problem
+from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
+from adapters.slack.routing import BotIdentity
 from adapters.slack.transport import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
 from adapters.slack.workspaces import InstalledNotifier, SlackWorkspace, Workspaces, oauth_settings
-from adapters.core import Core
-from adapters.common.tasks import BackgroundTasks
-from bot.storage.claimants import InterruptedAnswer
 from bot.config import ConfigError, Settings
 from bot.ports import Notifier
+from bot.storage.claimants import InterruptedAnswer
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.recovery import ReplyTracker
 from adapters.common.supervisor import AnswerSupervisor
+from adapters.common.tasks import BackgroundTasks
+from adapters.core import Core
 from adapters.slack.agent import AgentListeners
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION
+from adapters.slack.names import SlackNames
 from adapters.slack.routing import (
     ASSISTANT_PROMPTS,
     ASSISTANT_TITLE,
@@ -31,12 +34,9 @@ from adapters.slack.routing import (
     assistant_thread_started,
     decide,
 )
-from adapters.slack.names import SlackNames
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
 from adapters.slack.transport import StreamingSwitch, Target, error_code
 from adapters.slack.workspaces import SlackWorkspace
-from adapters.core import Core
-from adapters.common.tasks import BackgroundTasks
 from bot.chat.controls import StopSwitches
 from bot.domain import Incoming
 from bot.storage.request_claims import RequestClaims

@@ -21,9 +21,9 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.slack.routing import BotIdentity
 from adapters.slack.files import FileFetcher
 from adapters.slack.notifier import SlackNotifier
+from adapters.slack.routing import BotIdentity
 from adapters.slack.users import UserNames
 from bot.config import Settings
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.domain import Usage
 from bot.budget.pricing import PriceBook
 from bot.chat.tokens import count_tokens
+from bot.domain import Usage
 
 
 class Basis(StrEnum):

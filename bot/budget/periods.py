@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.config import BudgetLimit, Period
+from bot.budget.limits import BudgetLimit, Period
 from bot.budget.pricing import PriceBook
 
 

@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from bot.budget.limits import BudgetLimit, Period, parse_budget
 from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call, plan_degraded
-from bot.config import BudgetLimit, Period, Settings, parse_budget
+from bot.budget.pricing import PriceBook
+from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.tables import (
     Budget,
@@ -29,7 +31,6 @@ from bot.storage.tables import (
     UsageEntry,
     utcnow,
 )
-from bot.budget.pricing import PriceBook
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class BudgetManager:
             channel_default = session.get(Budget, person_scope(person[1], EVERYONE))
             if channel_default is not None:
                 return BudgetLimit(channel_default.limit_nanos, Period(channel_default.period))
-        return self._settings.default_user_budget_limit
+        return self._settings.default_user_budget
 
     async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
         def work(session: Session) -> Any:

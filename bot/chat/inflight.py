@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bot.budget.reservations import BudgetManager, Grant, Settlement
 from bot.budget.cost_rule import call_charge
 from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, Grant, Settlement
 from bot.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)

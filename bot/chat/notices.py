@@ -59,7 +59,7 @@ def denial_text(denial: Denial, platform: Platform, settings: Settings) -> str:
     return (
         f"{whose} is used up: {format_usd(denial.spent_nanos)} of {format_usd(denial.limit_nanos)} spent "
         f"this period, and this answer could cost up to {format_usd(denial.needed_nanos)}. "
-        f"It resets {resets:%Y-%m-%d %H:%M} {settings.timezone}. "
+        f"It resets {resets:%Y-%m-%d %H:%M} {settings.tz.key}. "
         f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget{how}` or "
         f"`seedbot budget set{how_cli}`."
     )

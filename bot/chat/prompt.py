@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import Attachment, AttachmentKind
 from bot.chat.markdown import fence_for, language_for
 from bot.chat.tokens import PER_MESSAGE_OVERHEAD, count_tokens
+from bot.domain import Attachment, AttachmentKind
 
 SYSTEM_PROMPT = """You are seedbot, a senior software engineer helping a team in their chat.
 Answer code questions precisely and briefly; prefer a working example to a long explanation.

@@ -16,12 +16,18 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from bot.budget.reservations import BudgetManager, Denial, Grant, Remaining, Settlement
-from bot.config import Settings
-from bot.chat.controls import Stopper, StopSwitch
 from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
-from bot.domain import Footer, Incoming, ThreadKey, Usage
+from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, Denial, Grant, Remaining, Settlement
+from bot.chat.controls import Stopper, StopSwitch
 from bot.chat.inflight import InFlight, OpenCall
+from bot.chat.notices import degrade_notes, denial_text, too_long_text
+from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
+from bot.chat.redaction import StreamRedactor, mask_incoming_async
+from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
+from bot.chat.tokens import estimate_message_tokens
+from bot.config import Settings
+from bot.domain import Footer, Incoming, ThreadKey, Usage
 from bot.llm import (
     ChatRequest,
     ContentDelta,
@@ -38,14 +44,8 @@ from bot.llm import (
 from bot.ops.logs import answer_context
 from bot.ops.metrics import Metrics
 from bot.ports import ReplySink, Step
-from bot.budget.pricing import PriceBook
-from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.chat.redaction import StreamRedactor, mask_incoming_async
-from bot.chat.notices import degrade_notes, denial_text, too_long_text
-from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
 from bot.storage.conversations import Claimed, ConversationStore
-from bot.chat.text_safety import clean_text
-from bot.chat.tokens import estimate_message_tokens
+from bot.text_safety import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,7 @@ class ChatService:
 
 
 def safe_incoming(incoming: Incoming) -> Incoming:
-    """`incoming` with every text field made safe to store and send (bot.chat.text_safety)."""
+    """`incoming` with every text field made safe to store and send (bot.text_safety)."""
     key = incoming.thread
     return dataclasses.replace(
         incoming, text=clean_text(incoming.text), message_id=clean_text(incoming.message_id),

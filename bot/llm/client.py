@@ -21,7 +21,26 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_sse import EventSource, SSEError
 
 from bot.domain import Usage
-from bot.chat.text_safety import clean_text
+from bot.llm.errors import (
+    SeedContentFiltered,
+    SeedError,
+    SeedStreamBroken,
+    SeedUnavailable,
+    classify_error,
+    is_retryable,
+    retry_after_seconds,
+)
+from bot.llm.events import (
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    UsageRejected,
+    UsageReport,
+)
+from bot.text_safety import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timedelta
 
-from bot.ops.addresses import Address
-from bot.budget.reservations import EVERYONE, GLOBAL_SCOPE, BudgetManager, channel_scope, person_scope, split_person_scope
-from bot.config import Settings, parse_budget
+from bot.budget.limits import parse_budget
+from bot.budget.reservations import (
+    EVERYONE,
+    GLOBAL_SCOPE,
+    BudgetManager,
+    channel_scope,
+    person_scope,
+    split_person_scope,
+)
+from bot.config import Settings
 from bot.domain import format_usd
-from bot.storage.tables import utcnow
+from bot.ops.addresses import Address
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
+from bot.storage.tables import utcnow
 
 BUDGETS = "budgets"
 WEB_SEARCH = "this channel's web search setting (/seed web on|off)"

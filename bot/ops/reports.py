@@ -13,15 +13,23 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budget.reservations import EVERYONE, GLOBAL_SCOPE, BudgetManager, channel_pks, channel_scope, split_person_scope
+from bot.budget.limits import Period
 from bot.budget.periods import local_midnight_utc, project_month_end
-from bot.config import Period, Settings
-from bot.storage.engine import Database
-from bot.domain import NANOS_PER_USD, format_usd, usd_string
-from bot.storage.feedback import FeedbackCounts, FeedbackStore
-from bot.storage.tables import Channel, Refusal, UsageEntry
-from bot.storage.names import CHANNEL, USER, NameBook, channel_label, person_label
 from bot.budget.pricing import PriceBook
+from bot.budget.reservations import (
+    EVERYONE,
+    GLOBAL_SCOPE,
+    BudgetManager,
+    channel_pks,
+    channel_scope,
+    split_person_scope,
+)
+from bot.config import Settings
+from bot.domain import NANOS_PER_USD, format_usd, usd_string
+from bot.storage.engine import Database
+from bot.storage.feedback import FeedbackCounts, FeedbackStore
+from bot.storage.names import CHANNEL, USER, NameBook, channel_label, person_label
+from bot.storage.tables import Channel, Refusal, UsageEntry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

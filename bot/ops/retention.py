@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.ops.scheduler import Deliveries
 from bot.storage.engine import Database
 from bot.storage.tables import Channel, Message, Reservation, Thread, UsageEntry, utcnow
-from bot.ops.scheduler import Deliveries
 
 log = logging.getLogger(__name__)
 

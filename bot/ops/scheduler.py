@@ -19,11 +19,11 @@ from sqlalchemy import or_, update
 
 from bot.budget.reservations import Denial, Remaining, split_person_scope
 from bot.config import Settings
-from bot.storage.engine import Database
 from bot.domain import Incoming, format_usd
-from bot.storage.tables import Delivery, utcnow
-from bot.ports import Notifier
 from bot.ops.reports import Reports, render_chart, render_summary
+from bot.ports import Notifier
+from bot.storage.engine import Database
+from bot.storage.tables import Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Scheduler:
     def due_day(self, now_utc: datetime) -> date:
         """The latest day whose summary is due: yesterday once today's report time has passed."""
         local = now_utc.replace(tzinfo=UTC).astimezone(self._settings.tz)
-        hour, minute = (int(part) for part in self._settings.report_time.split(":"))
+        hour, minute = self._settings.report_time.hour, self._settings.report_time.minute
         passed = local.time() >= time(hour, minute)
         return local.date() - timedelta(days=1 if passed else 2)
 

@@ -10,7 +10,21 @@ from __future__ import annotations
 
 from bot.review.chunking import plan_review
 from bot.review.detect import detect_diff
+from bot.review.findings import (
+    REVIEW_RESPONSE_SCHEMA,
+    Finding,
+    ParsedReply,
+    ReviewReply,
+    Risk,
+    Severity,
+    parse_review_reply,
+    review_response_format,
+)
 from bot.review.grounding import ChunkReview, MergedReview, ground_findings, merge_reviews
+from bot.review.parse import parse_diff, parse_diff_input
+from bot.review.prompt import SYSTEM_PROMPT, build_review_messages
+from bot.review.render import render_review
+from bot.review.selection import DEFAULT_RULES, SelectionRules, select_files
 from bot.review.types import (
     DiffInput,
     DiffSource,
@@ -23,20 +37,6 @@ from bot.review.types import (
     SkippedFile,
     SkipReason,
 )
-from bot.review.parse import parse_diff, parse_diff_input
-from bot.review.prompt import SYSTEM_PROMPT, build_review_messages
-from bot.review.render import render_review
-from bot.review.findings import (
-    REVIEW_RESPONSE_SCHEMA,
-    Finding,
-    ParsedReply,
-    ReviewReply,
-    Risk,
-    Severity,
-    parse_review_reply,
-    review_response_format,
-)
-from bot.review.selection import DEFAULT_RULES, SelectionRules, select_files
 
 
 def prepare_review(

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from bot.chat.tokens import count_tokens
+from bot.review.prompt import (
+    FILE_CLOSE_TAG,
+    build_review_messages,
+    count_message_tokens,
+    file_open_tag,
+    number_width,
+    render_hunk,
+)
 from bot.review.types import (
     DiffHunk,
     FileDiff,
@@ -22,15 +31,6 @@ from bot.review.types import (
     describe_line_ranges,
     describe_span,
 )
-from bot.review.prompt import (
-    FILE_CLOSE_TAG,
-    build_review_messages,
-    count_message_tokens,
-    file_open_tag,
-    number_width,
-    render_hunk,
-)
-from bot.chat.tokens import count_tokens
 
 # Token counts of pieces are summed, but a joined text can tokenize differently at the seams.
 _SEAM_MARGIN = 2

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain import Attachment, AttachmentKind
-from bot.review.types import DiffInput, DiffOrigin, DiffSource
 from bot.review.scan import GIT_DIFF_HEADER, DiffScan, is_mail_signature, scan_diff, split_lines
+from bot.review.types import DiffInput, DiffOrigin, DiffSource
 
 REVIEW_WORD = re.compile(r"\breview\b", re.IGNORECASE)
 DIFF_FENCE_LANGUAGES = frozenset({"diff", "patch", "udiff"})

@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from bot.review.types import ReviewChunk, ReviewPlan, SkippedFile, SkipReason, describe_span
 from bot.review.findings import RISK_ORDER, SEVERITY_ORDER, Finding, ParsedReply, ReviewReply, Risk
+from bot.review.types import ReviewChunk, ReviewPlan, SkippedFile, SkipReason, describe_span
 
 _GIT_SIDE_PREFIXES = ("a/", "b/")
 

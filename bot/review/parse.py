@@ -15,8 +15,8 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, PatchedFile
 
-from bot.review.types import DiffHunk, DiffInput, DiffLine, FileDiff, LineKind, ParsedDiff
 from bot.review.scan import GIT_DIFF_HEADER, DiffScan, ScannedHunk, scan_diff, split_lines
+from bot.review.types import DiffHunk, DiffInput, DiffLine, FileDiff, LineKind, ParsedDiff
 
 PLAIN_CODE_PATH = "pasted-code"
 # Plain code is cut into pieces of this many lines so that a long paste can still be split across calls.

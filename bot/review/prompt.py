@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.review.types import NOTE_PLAIN_CODE, DiffHunk, FileDiff, FilePart, ReviewChunk
 from bot.chat.tokens import estimate_message_tokens
+from bot.review.types import NOTE_PLAIN_CODE, DiffHunk, FileDiff, FilePart, ReviewChunk
 
 SYSTEM_PROMPT = """\
 You are reviewing a code change that a teammate posted in a team chat. Read it the way a senior \

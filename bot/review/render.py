@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bot.chat.markdown import balance_fences, code_block, language_for
+from bot.review.findings import SEVERITY_ORDER, Finding
 from bot.review.grounding import MergedReview
 from bot.review.types import SkippedFile, SkipReason
-from bot.review.findings import SEVERITY_ORDER, Finding
 
 
 def render_review(review: MergedReview) -> str:

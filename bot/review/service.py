@@ -12,17 +12,19 @@ import math
 import time
 from dataclasses import dataclass
 
-from bot.budget.reservations import BudgetManager, Denial, Grant, Settlement
-from bot.config import Settings
 from bot.budget.cost_rule import call_charge
-from bot.domain import Footer, Incoming, Usage
-from bot.chat.inflight import InFlight
-from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
-from bot.ports import ReplySink, Step
 from bot.budget.pricing import PriceBook
+from bot.budget.reservations import BudgetManager, Denial, Grant, Settlement
+from bot.chat.inflight import InFlight
+from bot.chat.notices import denial_text
 from bot.chat.prompt import UserTurn
 from bot.chat.redaction import redact
-from bot.chat.notices import denial_text
+from bot.chat.service import Answer
+from bot.chat.tokens import estimate_message_tokens
+from bot.config import Settings
+from bot.domain import Footer, Incoming, Usage
+from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
+from bot.ports import ReplySink, Step
 from bot.review import (
     ChunkReview,
     ReviewBudget,
@@ -35,9 +37,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
-from bot.chat.service import Answer
 from bot.storage.conversations import Claimed, ConversationStore
-from bot.chat.tokens import estimate_message_tokens
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget.reservations import channel_scope
-from bot.storage.engine import Database
-from bot.domain import Incoming
-from bot.storage.tables import Channel, Message, Thread, utcnow
 from bot.chat.prompt import HistoryTurn
+from bot.domain import Incoming
+from bot.storage.engine import Database
+from bot.storage.tables import Channel, Message, Thread, utcnow
 
 # A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
 HISTORY_STATUSES = ("ok", "cut", "stopped")

@@ -7,7 +7,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+import migrations
+
+MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config(url: str) -> Config:

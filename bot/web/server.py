@@ -9,8 +9,8 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.storage.engine import Database
 from bot.ops.metrics import Metrics
+from bot.storage.engine import Database
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import asyncio
 from adapters.discord.controls import ControlClick, feedback_view, parse_custom_id, stop_view
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, clicks, feedback_blocks, rating
 from adapters.slack.routing import Addressed, BotIdentity, decide, viewing_context
-from bot.chat.controls import StopOutcome, Stopper, StopSwitches, stop_reply
 from bot.budget.cost_rule import stopped_call_charge
-from bot.domain import Usage
+from bot.chat.controls import StopOutcome, Stopper, StopSwitches, stop_reply
 from bot.chat.tokens import count_tokens
+from bot.domain import Usage
 from tests.core.test_pricing import book
 
 

@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.budget.limits import BudgetLimit, Period
 from bot.budget.periods import ScopeState, days_in_month, period_bounds, plan_call, plan_degraded, project_month_end
-from bot.config import BudgetLimit, Period, load_settings
 from bot.budget.pricing import PriceBook
+from bot.config import load_settings
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

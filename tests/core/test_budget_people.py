@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from adapters.core import Core
 from bot.budget.reservations import channel_scope, person_scope
-from bot.storage.tables import BudgetCounter, UsageEntry
 from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.storage.tables import BudgetCounter, UsageEntry
+from tests.core.test_service import worst_case_for
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingNotifier, RecordingSink
 from tests.ops.test_admin import run_cli
-from tests.core.test_service import worst_case_for
+from tests.sinks import RecordingNotifier, RecordingSink
 
 
 async def test_a_person_at_their_limit_is_refused_while_another_is_answered(core_for, database_url: str,

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bot.config import BudgetLimit, ConfigError, Period, load_settings, parse_budget
+from bot.budget.limits import BudgetLimit, Period, parse_budget
+from bot.config import ConfigError, load_settings
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -18,7 +19,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.default_budget == BudgetLimit(5_000_000_000, Period.DAY)
     assert settings.global_budget_limit.unlimited
     assert settings.seed_price_cached_input_per_m is None
-    assert settings.default_user_budget_limit.unlimited and settings.degrade is True
+    assert settings.default_user_budget.unlimited and settings.degrade is True
     assert load_settings(_env_file=None, SEEDBOT_DEFAULT_USER_BUDGET="1/day",
                          SEEDBOT_DEGRADE="false").degrade is False
 
@@ -65,8 +66,8 @@ def test_budget_parsing(text: str, limit: BudgetLimit) -> None:
 
 def test_the_cli_reports_a_bad_setting_in_one_line_without_a_traceback(tmp_path) -> None:  # noqa: ANN001
     env = {**os.environ, "SEED_API_KEY": "k", "SEED_PRICE_INPUT_PER_M": "cheap"}
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hi"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "adapters.cli", "ask", "hi"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "seedbot: SEED_PRICE_INPUT_PER_M: Input should be a valid decimal"
     assert "Traceback" not in result.stderr

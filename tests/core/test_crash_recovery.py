@@ -15,13 +15,13 @@ from pathlib import Path
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
 from bot.budget.reservations import person_scope
-from bot.storage.claimants import INTERRUPTED, Claimants
 from bot.config import Settings
 from bot.domain import Platform
-from bot.storage.tables import utcnow
+from bot.storage.claimants import INTERRUPTED, Claimants
 from bot.storage.conversations import ConversationStore
-from tests.discord import harness as discord_harness
+from bot.storage.tables import utcnow
 from tests.books import read_books, read_books_at
+from tests.discord import harness as discord_harness
 from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply

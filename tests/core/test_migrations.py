@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.storage import migrate
 from bot.config import ConfigError
+from bot.storage import migrate
 from bot.storage.engine import Database
 
 

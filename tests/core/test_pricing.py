@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from bot.budget.pricing import PriceBook
 from bot.config import load_settings
 from bot.domain import Usage
-from bot.budget.pricing import PriceBook
 
 
 def book(**overrides: object) -> PriceBook:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Attachment, AttachmentKind
 from bot.chat.prompt import HistoryTurn, build_user_turn, choose_window, parse_options
+from bot.domain import Attachment, AttachmentKind
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.budget.reservations import Settlement
 from bot.budget.cost_rule import ESTIMATED_NOTE, Basis, call_charge, stopped_call_charge
+from bot.budget.pricing import PriceBook, PriceTier
+from bot.budget.reservations import Settlement
+from bot.chat.tokens import count_tokens
 from bot.domain import Usage
 from bot.llm import CONTEXT_WINDOW_TOKENS, validate_usage
-from bot.budget.pricing import PriceBook, PriceTier
-from bot.chat.tokens import count_tokens
 from tests.books import read_books
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply

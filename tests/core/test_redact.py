@@ -12,7 +12,6 @@ from detect_secrets.plugins.slack import SlackDetector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain import Attachment, AttachmentKind, Footer, Incoming, Platform, ThreadKey, Usage
 from bot.chat.redaction import (
     OFF_LOOP_CHARS,
     RULES,
@@ -25,8 +24,9 @@ from bot.chat.redaction import (
     mask_secrets,
     redact,
 )
+from bot.domain import Attachment, AttachmentKind, Footer, Incoming, Platform, ThreadKey, Usage
 
-DATA = Path(__file__).parent / "data" / "secrets"
+DATA = Path(__file__).parent.parent / "data" / "secrets"
 SAMPLES = [json.loads(line) for line in (DATA / "secrets.jsonl").read_text(encoding="utf-8").splitlines()]
 ORDINARY = (DATA / "ordinary.txt").read_text(encoding="utf-8")
 

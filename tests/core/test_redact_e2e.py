@@ -23,7 +23,7 @@ discord_urls_restored = discord_harness.discord_urls_restored
 fake = discord_harness.fake  # the fake Discord; `bot` runs seedbot against it
 bot = discord_harness.bot
 
-DATA = Path(__file__).parent / "data" / "secrets"
+DATA = Path(__file__).parent.parent / "data" / "secrets"
 SAMPLES = [json.loads(line) for line in (DATA / "secrets.jsonl").read_text(encoding="utf-8").splitlines()]
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from adapters.core import Core
 from bot.budget.reservations import channel_scope
-from bot.domain import Attachment, AttachmentKind, Usage
-from bot.storage.tables import BudgetCounter, Refusal, UsageEntry
 from bot.chat.prompt import SYSTEM_PROMPT, build_user_turn
 from bot.chat.tokens import estimate_message_tokens
+from bot.domain import Attachment, AttachmentKind, Usage
+from bot.storage.tables import BudgetCounter, Refusal, UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingSink

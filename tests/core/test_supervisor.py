@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from adapters.common.supervisor import FAILED_SENTENCE, AnswerSupervisor
 from adapters.cli import _ask
+from adapters.common.supervisor import FAILED_SENTENCE, AnswerSupervisor
+from adapters.terminal.sink import TerminalSink
 from bot.config import Settings
 from bot.domain import Platform
 from bot.llm import SeedUnavailable
 from bot.storage.conversations import ConversationStore
-from adapters.terminal.sink import TerminalSink
-from tests.discord import harness as discord_harness
-from tests.slack import harness as slack_harness
 from tests.books import read_books, read_books_at
+from tests.discord import harness as discord_harness
 from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
+from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, bot_replies
 
 bot = slack_harness.bot

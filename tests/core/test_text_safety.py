@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 
 from bot.domain import Attachment, AttachmentKind
-from bot.chat.text_safety import REPLACEMENT, clean_text
-from tests.slack import harness as slack_harness
+from bot.text_safety import REPLACEMENT, clean_text
 from tests.books import read_books
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
+from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, answer_part, wait_for_answer
 
 bot = slack_harness.bot

@@ -16,10 +16,10 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.core import Core
 from adapters.discord import client as discord_client
 from adapters.discord.adapter import DiscordAdapter
 from adapters.runtime import BotProcess
-from adapters.core import Core
 from bot.config import Settings
 from tests.fakes.discord_fake import JSON, Channel, FakeDiscord
 from tests.fakes.seed import FakeSeed

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.ops.admin import BUDGETS, not_admin
+from bot.chat.service import Answer
 from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
+from bot.ops.admin import BUDGETS, not_admin
 from bot.ports import ReplySink
-from bot.chat.service import Answer
 from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import JSON, FakeDiscord

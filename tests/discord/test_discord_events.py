@@ -27,7 +27,7 @@ from adapters.discord.routing import (
 )
 from bot.domain import Platform, ThreadKey
 
-FIXTURES = Path(__file__).parent.parent / "adapters" / "discord" / "fixtures"
+FIXTURES = Path(__file__).parent / "payloads"
 
 
 def fixture(name: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class ConsoleBot:
     async def cli(self, *args: str) -> str:
         """Run `seedbot ARGS` in a child process on the bot's database; its standard output."""
         env = {**os.environ, "DATABASE_URL": self.database_url, "SEEDBOT_ADMINS": ADMINS,
-               "SEEDBOT_PUBLIC_URL": self.base_url, "SEEDBOT_TIMEZONE": self.core.settings.timezone,
+               "SEEDBOT_PUBLIC_URL": self.base_url, "SEEDBOT_TIMEZONE": self.core.settings.tz.key,
                "SEED_PRICE_CACHED_INPUT_PER_M": CACHED_PRICE}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "adapters.cli", *args, env=env, cwd=self.cwd,

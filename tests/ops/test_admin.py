@@ -11,12 +11,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.ops.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.budget.reservations import channel_scope
-from bot.storage.engine import Database
-from bot.storage.tables import UsageEntry
+from bot.ops.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.ops.reports import render_summary
 from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.storage.engine import Database
+from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingNotifier, RecordingSink

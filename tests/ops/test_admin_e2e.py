@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.domain import format_usd
-from bot.storage.tables import UsageEntry
 from bot.ops.scheduler import Scheduler
+from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack

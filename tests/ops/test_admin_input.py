@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.budget.limits import MAX_BUDGET_USD, parse_budget
+from bot.config import Settings
 from bot.ops.admin import BUDGETS, EFFORT, WEB_SEARCH, not_admin
-from bot.config import MAX_BUDGET_USD, Settings, parse_budget
 from tests.discord import harness as discord_harness
 from tests.discord.harness import running_bot as running_discord_bot
+from tests.discord.test_discord_commands import ephemeral_texts
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import running_bot as running_slack_bot
-from tests.discord.test_discord_commands import ephemeral_texts
 
 discord_urls_restored = discord_harness.discord_urls_restored
 fake = discord_harness.fake

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from bot.budget.periods import project_month_end
 from bot.domain import format_usd, usd_string
-from bot.storage.tables import UsageEntry
 from bot.ops.reports import render_summary
+from bot.storage.tables import UsageEntry
 from tests.factories import incoming
-from tests.sinks import RecordingSink
 from tests.ops.test_admin import ledger_totals, run_cli
+from tests.sinks import RecordingSink
 
 
 async def test_the_summary_forecasts_the_month_to_the_cent_in_the_local_time_zone(core_for, database_url: str) -> None:

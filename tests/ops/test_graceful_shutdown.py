@@ -9,10 +9,10 @@ import signal
 from pathlib import Path
 
 from tests.books import read_books_at
+from tests.core.test_crash_recovery import NOTICE, bot_env, start_bot
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import bot_replies
-from tests.core.test_crash_recovery import NOTICE, bot_env, start_bot
 
 
 async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path, grace: str,

@@ -12,10 +12,10 @@ import pytest
 
 from bot.config import Settings
 from bot.ops.logs import AnswerContextFilter, json_formatter
+from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import running_bot, wait_for_answer
-from tests.cli.test_cli_ask import run_cli
 
 
 @pytest.fixture

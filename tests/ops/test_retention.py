@@ -8,15 +8,15 @@ from pathlib import Path
 
 from sqlalchemy import func, or_, select, update
 
-from bot.ops.addresses import Address
 from adapters.core import Core
-from bot.storage.tables import Delivery, Message, Thread, UsageEntry, utcnow
+from bot.ops.addresses import Address
 from bot.ops.retention import BATCH_SIZE, Retention, RetentionSweep
 from bot.ops.scheduler import Deliveries
+from bot.storage.tables import Delivery, Message, Thread, UsageEntry, utcnow
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingSink
 from tests.ops.test_admin import run_cli
+from tests.sinks import RecordingSink
 
 
 async def ask(core: Core, text: str, *, thread: str, user: str = "U1", channel: str = "C1") -> None:

@@ -3,10 +3,10 @@ are per workspace (`slack:T0123:C0456`), while `global` stays one cap for the wh
 
 from __future__ import annotations
 
-from bot.ops.admin import BUDGETS, not_admin
 from bot.domain import Incoming, Platform, ThreadKey
-from bot.storage.tables import utcnow
+from bot.ops.admin import BUDGETS, not_admin
 from bot.ops.scheduler import Scheduler
+from bot.storage.tables import utcnow
 from tests.fakes.seed import FakeSeed, Reply
 from tests.sinks import RecordingNotifier, RecordingSink
 

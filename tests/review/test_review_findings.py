@@ -19,6 +19,7 @@ from bot.review import (
     parse_review_reply,
     review_response_format,
 )
+from bot.review.findings import ParsedReply
 from bot.review.types import (
     FileDiff,
     FilePart,
@@ -28,7 +29,6 @@ from bot.review.types import (
     SkippedFile,
     SkipReason,
 )
-from bot.review.findings import ParsedReply
 from tests.review.test_review_support import GitRepo
 
 APP_BEFORE = "".join(f"line_{n} = {n}\n" for n in range(1, 101))

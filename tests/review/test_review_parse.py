@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.review import detect_diff, parse_diff, parse_diff_input
-from bot.review.types import LineKind, ParsedDiff
 from bot.review.parse import PLAIN_CODE_PATH, repair_hunk_headers
 from bot.review.scan import split_lines
+from bot.review.types import LineKind, ParsedDiff
 from tests.review.test_review_support import (
     MANGLERS,
     TINY_PNG,

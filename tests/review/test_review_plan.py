@@ -14,6 +14,7 @@ from bot.review import (
     plan_review,
     select_files,
 )
+from bot.review.prompt import count_message_tokens
 from bot.review.types import (
     DiffHunk,
     DiffLine,
@@ -25,7 +26,6 @@ from bot.review.types import (
     Selection,
     SkipReason,
 )
-from bot.review.prompt import count_message_tokens
 from tests.review.test_review_support import GitRepo, added_lines_in_prompt, fully_mangled, parse_line_ranges
 
 DEFAULT_BUDGET = ReviewBudget(tokens_per_call=100_000, max_calls=4)
@@ -230,8 +230,8 @@ def test_the_question_counts_against_the_budget() -> None:
 
 def test_the_exact_count_has_the_last_word_over_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the estimate undercounts, the call is still sent under budget and what it moved out is listed."""
-    from bot.review import chunking
     from bot.chat.tokens import count_tokens
+    from bot.review import chunking
 
     monkeypatch.setattr(
         chunking,

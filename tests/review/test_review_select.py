@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from bot.review import parse_diff, select_files
-from bot.review.types import ParsedDiff, SkipReason
 from bot.review.selection import DEFAULT_RULES, SelectionRules
+from bot.review.types import ParsedDiff, SkipReason
 from tests.review.test_review_support import TINY_PNG, GitRepo
 
 KEPT_BEFORE = "".join(f"def step_{n}():\n    return {n}\n\n" for n in range(12))

@@ -12,8 +12,8 @@ from bot.domain import Attachment, AttachmentKind
 from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingSink
 from tests.review.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
+from tests.sinks import RecordingSink
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.review import parse_diff, select_files
-from bot.review.types import FilePart
 from bot.review.prompt import file_open_tag
+from bot.review.types import FilePart
 
 COPY_100 = """\
 diff --git a/src/base.py b/src/base_copy.py

@@ -13,8 +13,8 @@ import pytest
 
 from adapters.runtime import BotProcess
 from adapters.slack.adapter import SlackAdapter
-from bot.config import Settings
 from bot.chat.markdown import open_fence
+from bot.config import Settings
 from tests.fakes.slack import FakeSlack, Message
 from tests.waiting import wait_until_idle
 

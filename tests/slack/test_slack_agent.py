@@ -11,11 +11,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.storage.tables import AnswerFeedback, UsageEntry
-from tests.slack import harness as slack_harness
+from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
+from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, answer_part, bot_replies, wait_for_answer
-from tests.cli.test_cli_ask import run_cli
 
 bot = slack_harness.bot
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from bot.chat.tokens import count_tokens
-from tests.slack import harness as slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
+from tests.slack import harness as slack_harness
 from tests.slack.harness import (
     RunningBot,
     answer_part,

@@ -20,7 +20,7 @@ from adapters.slack.routing import (
 )
 from bot.domain import Platform, ThreadKey
 
-FIXTURES = Path(__file__).resolve().parents[1] / "adapters" / "slack" / "fixtures"
+FIXTURES = Path(__file__).parent / "payloads"
 ME = BotIdentity(user_id="U07SEEDB0T", bot_id="B07SEEDB0T", team_id="T0ABC12345")
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from adapters.slack.sink import MESSAGE_LIMIT
 from bot.config import Settings
-from tests.slack import harness as slack_harness
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
+from tests.slack import harness as slack_harness
 from tests.slack.harness import (
     RunningBot,
     answer_part,

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from adapters.slack.workspaces import authorize_url
 from bot.config import Settings
-from bot.storage.tables import SLACK_INSTALLATIONS, utcnow
 from bot.ops.scheduler import Scheduler
+from bot.storage.tables import SLACK_INSTALLATIONS, utcnow
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_oauth import workspace_event

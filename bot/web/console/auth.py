@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -67,7 +68,7 @@ class ConsoleAuth:
     """Signs and checks the console's tokens with one key; `admin_ids` is SEEDBOT_ADMINS, checked again
     on every request so that removing an admin ends their sessions."""
 
-    def __init__(self, db: Database, secret: str, admin_ids: frozenset[str]) -> None:
+    def __init__(self, db: Database, secret: str, admin_ids: Collection[str]) -> None:
         self._db = db
         self._secret = secret
         self._admins = admin_ids

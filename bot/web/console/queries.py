@@ -10,9 +10,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget.reservations import channel_scope
+from bot.ops.reports import Reports
 from bot.storage.engine import Database
 from bot.storage.tables import Channel, Delivery, Message, Reservation, Thread, UsageEntry
-from bot.ops.reports import Reports
 
 LEDGER_PAGE_ROWS = 500
 THREAD_LIST_ROWS = 100

@@ -22,8 +22,10 @@ from slack_sdk.oauth import OpenIDConnectAuthorizeUrlGenerator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.core import Core
-from bot.budget.reservations import GLOBAL_SCOPE, is_scope_key
 from bot.budget.periods import project_month_end
+from bot.budget.reservations import GLOBAL_SCOPE, is_scope_key
+from bot.domain import format_usd, usd_string
+from bot.ops.reports import render_chart
 from bot.web.console.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_SECONDS,
@@ -34,8 +36,6 @@ from bot.web.console.auth import (
     LinkRefused,
 )
 from bot.web.console.queries import ConsoleQueries, LedgerFilter
-from bot.domain import format_usd, usd_string
-from bot.ops.reports import render_chart
 
 PREFIX = "/admin"
 CHART_DAYS = 30
