@@ -17,9 +17,11 @@ import typer
 
 from adapters.core import Core, build_core
 from adapters.terminal.sink import TerminalSink
+from bot.budget.reservations import is_scope_key
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
-from bot.ops.reports import SpendReport, render_summary
+from bot.ops.logs import TEXT_FORMAT, configure_logging
+from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,6 +29,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 budget_app = typer.Typer(help="Channel budgets.", no_args_is_help=True)
 app.add_typer(budget_app, name="budget")
+admin_app = typer.Typer(help="The admin console (/admin on the HTTP server).", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+slack_app = typer.Typer(help="Installing the Slack app.", no_args_is_help=True)
+app.add_typer(slack_app, name="slack")
+discord_app = typer.Typer(help="Installing the Discord bot.", no_args_is_help=True)
+app.add_typer(discord_app, name="discord")
 
 T = TypeVar("T")
 
@@ -41,22 +49,28 @@ def _die(message: str, code: int = 1) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         _die(str(exc), 2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
+    """A --file judged like a file shared in chat; a refused one ends the command with its skip note."""
+    from adapters.common.attachments import AttachmentLimits, skipped
+
+    limits = AttachmentLimits(settings.max_attachment_bytes, settings.max_image_bytes)
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        refusal = limits.refuse_before_download(path.name, size)
+        data = b"" if refusal else path.read_bytes()
     except OSError as exc:
         _die(f"cannot read {path}: {exc.strerror}")
-    if len(data) > settings.max_attachment_bytes:
-        _die(f"{path} is {len(data):,} bytes; the limit is {settings.max_attachment_bytes:,} "
-             "(SEEDBOT_MAX_ATTACHMENT_BYTES)")
-    if b"\x00" in data[:8192]:
-        _die(f"{path} looks binary; only text files can be added to a question")
-    return Attachment(filename=path.name, kind=AttachmentKind.TEXT, size=len(data), data=data)
+    attachment = skipped(path.name, size, refusal) if refusal else limits.classify(path.name, data)
+    if attachment.kind is AttachmentKind.SKIPPED:
+        _die(f"{path} was skipped: {attachment.skipped_reason}")
+    return attachment
 
 
 @app.command()
@@ -65,7 +79,7 @@ def ask(
     web: Annotated[bool, typer.Option("--web", help="Let the model search the web.")] = False,
     effort: Annotated[str | None, typer.Option("--effort", help="Reasoning effort: low, medium or high.")] = None,
     no_thinking: Annotated[bool, typer.Option("--no-thinking", help="Answer without thinking first.")] = False,
-    file: Annotated[list[Path] | None, typer.Option("--file", help="Add a text file to the question.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Add a text file or image.")] = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Continue the conversation with this id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
 ) -> None:
@@ -107,9 +121,11 @@ def ask(
 
 
 async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # noqa: ANN202
+    from adapters.common.supervisor import AnswerSupervisor
+
     core = await build_core(settings)
     try:
-        return await core.service.handle(incoming, sink)
+        return await AnswerSupervisor(core.service).answer(incoming, sink)
     finally:
         await core.aclose()
 
@@ -130,11 +146,23 @@ def run() -> None:
 def budget_set(
     channel: Annotated[str, typer.Argument(help="platform:channel, e.g. slack:C0123 or discord:4567, or global.")],
     value: Annotated[str, typer.Argument(help="5/day, 12.50/week, 100/month or none.")],
+    user: Annotated[str | None, typer.Option(
+        "--user", help="A person's own limit in the channel (platform:user, e.g. slack:U0456), "
+                       "or '*' for everyone there without one.")] = None,
 ) -> None:
-    """Set a channel's budget (or the global cap). Recorded with who and when."""
+    """Set a channel's budget (or the global cap, or a person's limit in a channel). Recorded with who and when."""
     from bot.budget.limits import parse_budget
+    from bot.budget.reservations import person_scope
 
     _check_scope(channel)
+    scope = channel
+    if user is not None:
+        channel_platform = channel.partition(":")[0]
+        platform, _, user_id = (channel_platform, "", "*") if user == "*" else user.partition(":")
+        if channel == "global" or platform != channel_platform or not user_id:
+            _die(f"--user {user!r}: write a person on the channel's platform, e.g. {channel_platform}:U0456, "
+                 "or '*'", 2)
+        scope = person_scope(channel, user_id)
     try:
         parse_budget(value)
     except ValueError as exc:
@@ -142,10 +170,10 @@ def budget_set(
     settings = _settings()
 
     async def change(core: Core) -> tuple[str, str]:
-        return await core.budget.set_limit(channel, value, changed_by=f"cli:{getpass.getuser()}")
+        return await core.budget.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
 
     old, new = _with_core(settings, change)
-    typer.echo(f"{channel}: {old} -> {new}")
+    typer.echo(f"{scope}: {old} -> {new}")
 
 
 @budget_app.command("show")
@@ -169,6 +197,30 @@ def budget_show(
     typer.echo(_with_core(settings, show))
 
 
+@admin_app.command("link")
+def admin_link(
+    as_admin: Annotated[str | None, typer.Option("--as", help="The admin to sign in as, e.g. slack:U0123; "
+                                                           "default the first in SEEDBOT_ADMINS.")] = None,
+) -> None:
+    """Print a one-time sign-in URL for the admin console (valid for 10 minutes, signs in once)."""
+    from bot.web.console import sign_in_url
+
+    settings = _settings()
+    admins = list(settings.admin_ids)
+    if not admins:
+        _die("SEEDBOT_ADMINS is empty: list the admins first, e.g. SEEDBOT_ADMINS=slack:U0123", 2)
+    admin_id = as_admin or admins[0]
+    if admin_id not in settings.admin_ids:
+        _die(f"{admin_id} is not in SEEDBOT_ADMINS", 2)
+    if not settings.console_enabled:
+        _die("the console is off (SEEDBOT_CONSOLE=false)", 2)
+
+    async def link(core: Core) -> str:
+        return await sign_in_url(core, admin_id)
+
+    typer.echo(_with_core(settings, link))
+
+
 @app.command()
 def spend(
     since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), default 6 days ago.")] = None,
@@ -184,9 +236,7 @@ def spend(
         _die("--since is after --until", 2)
 
     async def figures(core: Core) -> SpendReport:
-        start, _ = core.reports.day_bounds(first)
-        _, end = core.reports.day_bounds(last)
-        return await core.reports.spend(start, end)
+        return await core.reports.spend_days(first, last)
 
     report = _with_core(settings, figures)
     if as_json:
@@ -195,17 +245,36 @@ def spend(
     typer.echo(f"{first} to {last}: {format_usd(report.cost_nanos)} in {report.requests} model calls, "
                f"{report.answers} answers, {report.refusals} refused for budget, {report.failures} failed")
     for channel in report.channels:
-        typer.echo(f"  {channel.address:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls")
+        line = f"  {channel.label:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls"
+        if channel.position.forecast_nanos is not None:
+            line += f"  month-end forecast {format_usd(channel.position.forecast_nanos)} of {channel.position.budget}"
+        typer.echo(line)
+    for warning in runs_out_lines(report):
+        typer.echo(warning)
+    if report.users:
+        typer.echo(top_users_line(report))
 
 
 @app.command()
 def report(
     date_: Annotated[str | None, typer.Option("--date", help="The day (YYYY-MM-DD), default yesterday.")] = None,
     send: Annotated[bool, typer.Option("--send", help="Deliver it to the admins now instead of printing.")] = False,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also write the 14-day chart to this PNG file.")]
+    = None,
 ) -> None:
     """Print the daily summary, or deliver it now (once per admin per day, like the scheduled one)."""
     settings = _settings()
     day = _parse_day(date_, "--date") if date_ else datetime.now(settings.tz).date() - timedelta(days=1)
+    if chart is not None:
+
+        async def png(core: Core) -> bytes:
+            series, labels = await core.reports.chart_data(day)
+            return await asyncio.to_thread(render_chart, series, day, labels)
+
+        try:
+            chart.write_bytes(_with_core(settings, png))
+        except OSError as exc:
+            _die(f"--chart: cannot write {chart}: {exc.strerror}", 2)
     if send:
         from adapters.runtime import send_summary_now
 
@@ -223,9 +292,51 @@ def report(
     typer.echo(_with_core(settings, text))
 
 
+@app.command()
+def forget(
+    user: Annotated[str | None, typer.Option("--user", help="A person: slack:U0456 (or slack:T0123:U0456).")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="A conversation: its thread id, optionally "
+                                                                "as platform:channel:ID.")] = None,
+) -> None:
+    """Delete a person's messages everywhere (and the answers to them), or one conversation. Spend
+    history stays: ledger rows keep their money and lose only the thread they belonged to."""
+    from bot.ops.addresses import Address
+    from bot.ops.retention import Retention
+
+    if (user is None) == (thread is None):
+        _die("give exactly one of --user or --thread", 2)
+    if user is not None:
+        try:
+            person = Address.parse(user)
+        except ValueError as exc:
+            _die(str(exc), 2)
+    settings = _settings()
+
+    async def work(core: Core) -> str:
+        retention = Retention(core.db)
+        if user is not None:
+            removed = await retention.forget_user(person.platform, person.workspace_id, person.id)
+            return f"{user}: {removed.describe()}"
+        assert thread is not None
+        *where, thread_id = thread.split(":")
+        if len(where) not in (0, 2, 3):
+            _die("--thread is ID, platform:channel:ID or platform:workspace:channel:ID", 2)
+        platform, workspace, channel = (where[0], where[1] if len(where) == 3 else None, where[-1]) if where \
+            else (None, None, None)
+        found = await retention.find_threads(platform, workspace, channel, thread_id)
+        if not found:
+            _die(f"no stored conversation has the thread id {thread}")
+        if len(found) > 1:
+            _die(f"{len(found)} conversations have the thread id {thread_id} (in "
+                 f"{', '.join(sorted(ref.address for ref in found))}); write it as platform:channel:ID", 2)
+        removed = await retention.forget_thread(found[0].pk)
+        return f"{thread}: {removed.describe()}"
+
+    typer.echo(_with_core(settings, work))
+
+
 def _check_scope(scope: str) -> None:
-    platform, _, channel_id = scope.partition(":")
-    if scope != "global" and (platform not in ("slack", "discord", "cli") or not channel_id):
+    if not is_scope_key(scope):
         _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
 
 
@@ -252,6 +363,43 @@ def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
         _die(str(exc), 2)
 
 
+@slack_app.command("manifest")
+def slack_manifest(
+    url: Annotated[str | None, typer.Option("--url", help="The https:// address Slack reaches seedbot at.")] = None,
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode (SLACK_APP_TOKEN) instead "
+                                                                    "of a public URL.")] = False,
+    name: Annotated[str, typer.Option("--name", help="The app's and the bot user's name.")] = "seedbot",
+) -> None:
+    """Print a Slack app manifest (YAML) with every scope, event, /seed and interactivity the bot uses."""
+    if (url is None) != socket_mode:
+        _die("pass either --url https://your-host or --socket-mode", 2)
+    from adapters.slack.listeners import ASSISTANT_EVENTS, BLOCK_ACTIONS, COMMANDS, EVENTS
+    from adapters.slack.manifest import manifest_yaml, slack_manifest
+
+    try:
+        manifest = slack_manifest(url, events=(*ASSISTANT_EVENTS, *EVENTS), actions=BLOCK_ACTIONS,
+                                  commands=COMMANDS, name=name)
+    except ValueError as exc:
+        _die(str(exc), 2)
+    typer.echo(manifest_yaml(manifest), nl=False)
+
+
+@discord_app.command("invite")
+def discord_invite(
+    client_id: Annotated[int | None, typer.Option("--client-id", help="Application ID (default: from "
+                                                                        "DISCORD_BOT_TOKEN).")] = None,
+) -> None:
+    """Print the OAuth2 URL that adds the bot to a server with exactly the permissions it uses."""
+    from adapters.discord.invite import application_id_from_token, invite_url
+
+    if client_id is None:
+        token = _settings().discord_bot_token
+        client_id = application_id_from_token(token.get_secret_value()) if token is not None else None
+    if client_id is None:
+        _die("pass --client-id (the Application ID in the Discord Developer Portal) or set DISCORD_BOT_TOKEN", 2)
+    typer.echo(invite_url(client_id))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the schema migrations to DATABASE_URL."""
@@ -266,7 +414,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
     app()
 
 

@@ -20,8 +20,10 @@ from bot.ops.metrics import Metrics
 from bot.ops.reports import Reports
 from bot.review.service import ReviewService
 from bot.storage import migrate
+from bot.storage.claimants import Claimants
 from bot.storage.conversations import ConversationStore
 from bot.storage.engine import Database
+from bot.storage.names import NameBook
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Core:
     service: ChatService
     reports: Reports
     admin: AdminCommands
+    names: NameBook
+    claimants: Claimants | None = None
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -57,14 +61,17 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     prices = PriceBook.from_settings(settings)
     budget = BudgetManager(db, settings, prices)
     await budget.expire_stale()
-    store = ConversationStore(db)
+    claimants = Claimants(db, settings.reservation_ttl_seconds)
+    await claimants.register()
+    store = ConversationStore(db, settings.workspace_scoped_platforms, claimant=claimants.id)
     metrics = metrics or Metrics()
     reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
     service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
                           reviewer=reviewer)
-    reports = Reports(db, settings, prices, budget)
+    names = NameBook(db)
+    reports = Reports(db, settings, prices, budget, names)
     admin = AdminCommands(settings, budget, reports, store)
-    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin)
+    return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin, names, claimants)
 
 
 async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:

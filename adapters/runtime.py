@@ -12,9 +12,12 @@ import signal
 from datetime import date
 
 from adapters.common.platform import PlatformAdapter
+from adapters.common.recovery import Recovery
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core, build_core
 from bot.config import ConfigError, Settings
+from bot.ops.heap import HeapTrimmer
+from bot.ops.retention import Retention, RetentionSweep
 from bot.ops.scheduler import BudgetAlerts, Scheduler
 from bot.web.server import WebServer, build_web_app
 
@@ -22,14 +25,17 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 20.0
 MAINTENANCE_INTERVAL_SECONDS = 60.0
+# How often live reservations are extended and dead ones expired (at most a third of the TTL).
+RESERVATION_TICK_SECONDS = 5.0
 
-NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET (HTTP events) "
+NO_PLATFORM = ("no chat platform is configured: set SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
+               "SLACK_SCOPES to install into many workspaces) with SLACK_SIGNING_SECRET (HTTP events) "
                "or SLACK_APP_TOKEN (Socket Mode), and/or DISCORD_BOT_TOKEN")
 
 
 def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) -> list[PlatformAdapter]:
     adapters: list[PlatformAdapter] = []
-    if settings.slack_bot_token is not None:
+    if settings.slack_bot_token is not None or settings.slack_installs:
         from adapters.slack.adapter import SlackAdapter
 
         adapters.append(SlackAdapter(settings, core, tasks))
@@ -41,9 +47,10 @@ def configured_adapters(settings: Settings, core: Core, tasks: BackgroundTasks) 
 
 
 def check_platforms(settings: Settings) -> None:
-    if settings.slack_bot_token is None and settings.discord_bot_token is None:
+    slack = settings.slack_bot_token is not None or settings.slack_installs
+    if not slack and settings.discord_bot_token is None:
         raise ConfigError(NO_PLATFORM)
-    if settings.slack_bot_token is not None and settings.slack_app_token is None \
+    if slack and settings.slack_app_token is None \
             and settings.slack_signing_secret is None:
         raise ConfigError("SLACK_SIGNING_SECRET: required to verify Slack's HTTP requests "
                           "(or set SLACK_APP_TOKEN to use Socket Mode)")
@@ -55,19 +62,27 @@ class BotProcess:
     def __init__(self, settings: Settings) -> None:
         check_platforms(settings)
         self.settings = settings
-        self.tasks = BackgroundTasks()
+        self.heap = HeapTrimmer()
+        self.tasks = BackgroundTasks(on_count=self.heap.running_changed)
         self.core: Core | None = None
         self.adapters: list[PlatformAdapter] = []
         self.server: WebServer | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._keeping_alive: asyncio.Task[None] | None = None
         self.scheduler: Scheduler | None = None
+        self.recovery: Recovery | None = None
+        self.retention: RetentionSweep | None = None
 
     async def start(self) -> None:
         self.core = await build_core(self.settings)
         self.adapters = configured_adapters(self.settings, self.core, self.tasks)
-        app = build_web_app(self.core.db, self.core.metrics)
+        app = build_web_app(self.core.db, self.core.metrics, read_timeout=self.settings.http_read_timeout)
         for adapter in self.adapters:
             adapter.mount(app)
+        if self.settings.console_enabled:
+            from bot.web.console import mount_console
+
+            await mount_console(app, self.core, lambda: [adapter.name for adapter in self.adapters])
         self.server = WebServer(app, self.settings.http_host, self.settings.http_port)
         await self.server.start()
         for adapter in self.adapters:
@@ -75,37 +90,81 @@ class BotProcess:
             log.info("%s adapter started", adapter.name)
         notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
-        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers)
+        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers,
+                                                         self.core.reports)
+        assert self.core.claimants is not None
+        self.recovery = Recovery(self.core.claimants, {adapter.name: adapter for adapter in self.adapters
+                                                       if hasattr(adapter, "finish_interrupted")})
+        await self._recover()
+        self.retention = RetentionSweep(self.settings.retention_days, Retention(self.core.db),
+                                        self.scheduler.deliveries)
         self._maintenance = asyncio.create_task(self._maintain(), name="maintenance")
+        self._keeping_alive = asyncio.create_task(self._keep_alive(), name="keep-alive")
 
     async def _maintain(self) -> None:
-        assert self.core is not None and self.scheduler is not None
+        assert self.core is not None and self.scheduler is not None and self.retention is not None
         while True:
             try:
-                await self.core.budget.expire_stale()
                 await self.scheduler.tick()
+                await self.retention.tick()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
 
+    async def _keep_alive(self) -> None:
+        """Every few seconds: keep this process's claimant and live reservations alive, expire dead
+        processes' reservations (so their money comes back within the TTL plus one tick) and finish
+        their interrupted answers."""
+        assert self.core is not None and self.core.claimants is not None
+        tick = min(RESERVATION_TICK_SECONDS, self.settings.reservation_ttl_seconds / 3)
+        while True:
+            try:
+                await self.core.claimants.heartbeat()
+                await self.core.budget.heartbeat()
+                await self.core.budget.expire_stale()
+                await self._recover()
+            except Exception:  # noqa: BLE001 - whatever failed is retried next tick
+                log.exception("keep-alive tick failed")
+            await asyncio.sleep(tick)
+
+    async def _recover(self) -> None:
+        """Finish answers whose process died (on start-up and every maintenance tick)."""
+        if self.recovery is not None:
+            await self.recovery.run_once()
+
     async def stop(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            # Let a tick cut short inside a transaction roll back before the engine is disposed.
-            await asyncio.gather(self._maintenance, return_exceptions=True)
+        self.heap.cancel()
+        await _cancel(self._maintenance)
+        # Take nothing new, give answers in flight the grace period while every platform can still
+        # post, then cancel the rest: the answer supervisor finishes each with the interruption
+        # notice and settles it. Only then are the platform connections closed.
+        for adapter in self.adapters:
+            try:
+                await adapter.stop_accepting()
+            except Exception:  # noqa: BLE001 - keep shutting the rest down
+                log.exception("stopping %s from accepting failed", adapter.name)
+        cancelled = await self.tasks.drain(self.settings.shutdown_grace_seconds)
+        if cancelled:
+            log.warning("%d answers were still running after %g s of shutdown grace; finished with a notice",
+                        cancelled, self.settings.shutdown_grace_seconds)
+        await _cancel(self._keeping_alive)  # only now: the answers in flight kept their reservations
         for adapter in reversed(self.adapters):
             try:
                 await adapter.stop()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping %s failed", adapter.name)
-        cancelled = await self.tasks.drain(DRAIN_SECONDS)
-        if cancelled:
-            log.warning("%d answers were still running at shutdown; their reservations expire after the TTL",
-                        cancelled)
+        await self.tasks.drain(DRAIN_SECONDS)
         if self.server is not None:
             await self.server.stop()
         if self.core is not None:
             await self.core.aclose()
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        # Let a tick cut short inside a transaction roll back before the engine is disposed.
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_until_signalled(settings: Settings) -> None:

@@ -1,7 +1,8 @@
 """Core benchmark: ChatService against an instant fake Seed model running in another process.
 
-Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, and RSS
-before and after, for one bot process on SQLite (or the PostgreSQL database given).
+Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, the CPU
+time per answer, and RSS before and after, for one bot process on SQLite (or the PostgreSQL database
+given).
 Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50] [--database-url URL]
 """
 
@@ -9,27 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 from adapters.core import build_core
+from bench.harness import Figure, fake_seed_process, percentile, rss_mib
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink
-
-
-def rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * 4096 / 1024 / 1024
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 class TimedSink(RecordingSink):
@@ -42,32 +31,24 @@ class TimedSink(RecordingSink):
         await super().start()
 
 
-async def run(messages: int, concurrency: int, database_url: str | None) -> None:
-    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.fake_seed_server",
-                                                  stdout=asyncio.subprocess.PIPE)
-    assert server.stdout is not None
-    base_url = (await server.stdout.readline()).decode().strip()
-    try:
+async def run(messages: int = 2000, concurrency: int = 50, database_url: str | None = None) -> list[Figure]:
+    async with fake_seed_process() as base_url:
         with tempfile.TemporaryDirectory() as tmp:
             settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
                                      DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
                                      SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
             core = await build_core(settings)
             try:
-                await measure(core, messages, concurrency)
+                return await measure(core, messages, concurrency, "PostgreSQL" if database_url else "SQLite")
             finally:
                 await core.aclose()
-    finally:
-        server.kill()
-        with contextlib.suppress(ProcessLookupError):
-            await server.wait()
 
 
-async def measure(core, messages: int, concurrency: int) -> None:  # noqa: ANN001
+async def measure(core, messages: int, concurrency: int, backend: str) -> list[Figure]:  # noqa: ANN001
     for i in range(20):
         await core.service.handle(incoming("warm up", thread=f"w{i}", message_id=f"warm-{i}"), RecordingSink())
     gc.collect()
-    rss_start = rss_mb()
+    rss_start = rss_mib()
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
     checkpoints: list[tuple[int, float]] = []
@@ -81,18 +62,27 @@ async def measure(core, messages: int, concurrency: int) -> None:  # noqa: ANN00
             await core.service.handle(message, sink)
             latencies.append((sink.started_at - received) * 1000)
             if (i + 1) % max(1, messages // 5) == 0:
-                checkpoints.append((i + 1, rss_mb()))
+                checkpoints.append((i + 1, rss_mib()))
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(messages)))
-    elapsed = time.monotonic() - started
+    elapsed, cpu_ms = time.monotonic() - started, (time.process_time() - cpu_started) * 1000 / messages
     gc.collect()
+    rate, p50, p99 = messages / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
     print(f"messages answered:                  {messages:,} at concurrency {concurrency}")
-    print(f"answers per second (200-token):     {messages / elapsed:,.0f}")
-    print(f"event -> model request p50 / p99:   {percentile(latencies, 0.5):.1f} ms / "
-          f"{percentile(latencies, 0.99):.1f} ms")
-    print(f"RSS before / after:                 {rss_start:.0f} MB / {rss_mb():.0f} MB "
+    print(f"answers per second (200-token):     {rate:,.0f}")
+    print(f"event -> model request p50 / p99:   {p50:.1f} ms / {p99:.1f} ms")
+    # CPU time (all threads) is what a loaded, shared machine distorts least; its inverse is the rate
+    # one otherwise idle core would sustain, the GIL serialising the loop and the writer thread.
+    print(f"CPU per answer (all threads):       {cpu_ms:.2f} ms (one idle core: ~{1000 / cpu_ms:,.0f} answers/s)")
+    print(f"RSS before / after:                 {rss_start:.0f} MiB / {rss_mib():.0f} MiB "
           f"(during: {', '.join(f'{n:,}: {mb:.0f}' for n, mb in sorted(checkpoints))})")
+    return [Figure(f"answers per second, {backend}, concurrency {concurrency} (200-token answers)", f"{rate:,.0f}"),
+            Figure(f"CPU per answer, {backend} (all threads of the bot process)",
+                   f"{cpu_ms:.2f} ms (one idle core: ~{1000 / cpu_ms:,.0f}/s)"),
+            Figure(f"event -> model request p50 / p99, {backend}, concurrency {concurrency}",
+                   f"{p50:.1f} ms / {p99:.1f} ms"),
+            Figure(f"RSS after {messages:,} answers, {backend}", f"{rss_mib():.0f} MiB")]
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import time
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
@@ -22,10 +22,11 @@ class ConfigError(Exception):
     """A setting is missing or malformed. The message is one line naming the variable."""
 
 
-def _comma_set(value: object) -> object:
-    """`slack:U0123, discord:4567` -> frozenset({"slack:U0123", "discord:4567"})."""
+def _comma_list(value: object) -> object:
+    """`slack:U0123, discord:4567` -> ("slack:U0123", "discord:4567"): in the order written (the first
+    admin is the default for `seedbot admin link`), each once."""
     if isinstance(value, str):
-        return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     return value
 
 
@@ -53,7 +54,7 @@ def _zone(value: object) -> object:
 
 
 # Settings arrive as strings; these parse each once, at load, into the value every component uses.
-AdminIds = Annotated[frozenset[str], NoDecode, BeforeValidator(_comma_set)]
+AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 IdTuple = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_ints)]
 Budget = Annotated[BudgetLimit, NoDecode, BeforeValidator(_budget)]
 Zone = Annotated[ZoneInfo, NoDecode, BeforeValidator(_zone)]
@@ -101,13 +102,20 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=1_048_576, gt=0, alias="SEEDBOT_MAX_ATTACHMENT_BYTES")
     max_image_bytes: int = Field(default=5_242_880, gt=0, alias="SEEDBOT_MAX_IMAGE_BYTES")
     min_answer_tokens: int = Field(default=256, ge=1, alias="SEEDBOT_MIN_ANSWER_TOKENS")
+    # Mask secrets in messages and text files before they are stored or sent to the model.
+    redact_input: bool = Field(default=True, alias="SEEDBOT_REDACT_INPUT")
 
     # Budgets
     default_budget: Budget = Field(default=parse_budget("5.00/day"), alias="SEEDBOT_DEFAULT_CHANNEL_BUDGET")
     global_budget_limit: Budget = Field(default=BudgetLimit(None), alias="SEEDBOT_GLOBAL_BUDGET")
+    # Each person's limit in a channel whose admins set none (`/seed budget user ...`).
+    default_user_budget: Budget = Field(default=BudgetLimit(None), alias="SEEDBOT_DEFAULT_USER_BUDGET")
+    # Before refusing, turn web search off, then thinking, then shrink max_tokens; false: only shrink.
+    degrade: bool = Field(default=True, alias="SEEDBOT_DEGRADE")
     reservation_ttl_seconds: int = Field(default=900, gt=0, alias="SEEDBOT_RESERVATION_TTL")
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SEEDBOT_SHUTDOWN_GRACE")
     tz: Zone = Field(default=ZoneInfo("UTC"), alias="SEEDBOT_TIMEZONE")
-    admin_ids: AdminIds = Field(default=frozenset(), alias="SEEDBOT_ADMINS")
+    admin_ids: AdminIds = Field(default=(), alias="SEEDBOT_ADMINS")
 
     # Review
     review_tokens: int = Field(default=100_000, ge=1_000, alias="SEEDBOT_REVIEW_TOKENS")
@@ -116,12 +124,22 @@ class Settings(BaseSettings):
     # HTTP server (Slack events, health, metrics)
     http_host: str = Field(default="0.0.0.0", alias="SEEDBOT_HTTP_HOST")
     http_port: int = Field(default=3000, ge=0, le=65535, alias="SEEDBOT_HTTP_PORT")
+    http_read_timeout: float = Field(default=10.0, gt=0, alias="SEEDBOT_HTTP_READ_TIMEOUT")
+
+    # Admin console (/admin on the HTTP server); the public URL is where sign-in links point
+    console_enabled: bool = Field(default=True, alias="SEEDBOT_CONSOLE")
+    public_url: str | None = Field(default=None, alias="SEEDBOT_PUBLIC_URL")
 
     # Slack
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN. The ID and the
+    # secret alone also serve "Sign in with Slack" for the console.
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
+    slack_scopes: str = Field(default="", alias="SLACK_SCOPES")
 
     # Discord
     discord_bot_token: SecretStr | None = Field(default=None, alias="DISCORD_BOT_TOKEN")
@@ -129,11 +147,30 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = Field(default=None, alias="DISCORD_GATEWAY_URL")
     discord_shard_count: int | None = Field(default=None, ge=1, alias="DISCORD_SHARD_COUNT")
     discord_shard_ids: IdTuple = Field(default=(), alias="DISCORD_SHARD_IDS")
-    discord_edit_interval: float = Field(default=1.5, gt=0, alias="DISCORD_EDIT_INTERVAL")
+    discord_edit_interval: float = Field(default=1.0, gt=0, alias="DISCORD_EDIT_INTERVAL")
     discord_guild_ids: IdTuple = Field(default=(), alias="DISCORD_GUILD_IDS")
 
     # Admin reports
     report_time: time = Field(default=time(9, 0), alias="SEEDBOT_REPORT_TIME")
+
+    # Operations
+    retention_days: int = Field(default=90, ge=0, alias="SEEDBOT_RETENTION_DAYS")
+    log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
+
+    @property
+    def slack_installs(self) -> bool:
+        """Whether Slack workspaces install the app through OAuth (many workspaces, tokens in the
+        database) instead of one SLACK_BOT_TOKEN. Client id and secret alone do not: they also serve
+        "Sign in with Slack"."""
+        return (self.slack_bot_token is None and bool(self.slack_client_id) and self.slack_client_secret is not None
+                and bool(self.slack_scopes.strip()))
+
+    @property
+    def workspace_scoped_platforms(self) -> frozenset[str]:
+        """Platforms whose ids carry the workspace (`slack:T0123:C0456`) because several of their
+        workspaces share this deployment."""
+        return frozenset({"slack"}) if self.slack_installs else frozenset()
 
     def require_api_key(self) -> str:
         if self.seed_api_key is None or not self.seed_api_key.get_secret_value():

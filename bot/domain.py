@@ -10,6 +10,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from bot.text_safety import clean_text
+
 # Reasoning effort as the Seed endpoint names it (`reasoning_effort`).
 Effort = Literal["low", "medium", "high"]
 
@@ -42,7 +44,8 @@ class Attachment:
     skipped_reason: str = ""
 
     def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
+        """The contents as text, undecodable bytes and NULs replaced (bot.text_safety)."""
+        return clean_text(self.data.decode("utf-8", errors="replace"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class Incoming:
     web_search: bool | None = None
     thinking: bool | None = None
     reasoning_effort: str | None = None
+    # What the person is looking at as they write, as the platform tells it (Slack's app_context),
+    # in plain words for the model; not part of what they wrote.
+    context: str = ""
 
     @property
     def platform(self) -> Platform:
@@ -121,19 +127,29 @@ def format_usd(nanos: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Footer:
-    """What the last message of an answer says about itself."""
+    """What the last message of an answer says about itself. `usage_known` is False when the provider
+    sent no usage: then `cost_nanos` is the reservation charged in its place, and `usage` says nothing."""
 
     usage: Usage
     cost_nanos: int
     budget_left_fraction: float | None = None
     budget_left_nanos: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    usage_known: bool = True
+    secrets_masked: int = 0
 
     def text(self) -> str:
+        """The footer's words, one line: `1,234 tokens · $0.0012 · ...notes`."""
         u = self.usage
         tokens = u.prompt_tokens + u.completion_tokens
-        parts = [f"{tokens:,} tokens", format_usd(self.cost_nanos)]
+        if self.usage_known:
+            parts = [f"{tokens:,} tokens", format_usd(self.cost_nanos)]
+        else:
+            parts = [f"usage not reported; charged the reserved {format_usd(self.cost_nanos)}"]
         if self.budget_left_fraction is not None and self.budget_left_fraction < 0.2:
             left = format_usd(self.budget_left_nanos or 0)
             parts.append(f"{left} left in this channel's budget")
+        if self.secrets_masked:
+            many = self.secrets_masked != 1
+            parts.append(f"{self.secrets_masked} secret{'s were' if many else ' was'} masked before sending")
         return " · ".join(parts + list(self.notes))

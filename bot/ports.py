@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from bot.domain import Footer
+
+StepState = Literal["in_progress", "complete", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One visible step of preparing an answer ("Searching the web"), as Slack's task_update chunk
+    shows it (https://docs.slack.dev/reference/methods/chat.appendStream): `id` is stable across the
+    step's updates within one answer, `state` moves from in_progress to complete (or error)."""
+
+    id: str
+    title: str
+    state: StepState = "in_progress"
 
 
 class ReplySink(Protocol):
     """Where one answer goes, as it is produced.
 
-    The core calls `start` once, then any number of `status` and `append`, then exactly one of
+    The core calls `start` once, then any number of `status`, `step` and `append`, then exactly one of
     `finish` (the answer is complete or was cut; the footer says which) or `fail` (nothing useful
     was produced, `reason` is a plain sentence for the user). The sink owns pacing and splitting.
     """
@@ -18,6 +32,11 @@ class ReplySink(Protocol):
     async def start(self) -> None: ...
 
     async def status(self, text: str) -> None: ...
+
+    async def step(self, step: Step) -> None:
+        """Show a step of the answer's preparation; a sink that cannot show steps shows its title as
+        a status, or nothing."""
+        ...
 
     async def append(self, delta: str) -> None: ...
 

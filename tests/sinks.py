@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.domain import Footer
+from bot.ports import Step
 
 
 @dataclass
 class RecordingSink:
     started: int = 0
     statuses: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     deltas: list[str] = field(default_factory=list)
     footer: Footer | None = None
     failure: str | None = None
@@ -24,6 +26,9 @@ class RecordingSink:
 
     async def status(self, text: str) -> None:
         self.statuses.append(text)
+
+    async def step(self, step: Step) -> None:
+        self.steps.append(step)
 
     async def append(self, delta: str) -> None:
         self.deltas.append(delta)

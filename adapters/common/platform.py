@@ -19,5 +19,8 @@ class PlatformAdapter(Protocol):
     async def start(self) -> None:
         """Connect to the platform. Returns once connected (or raises a ConfigError-worthy error)."""
 
+    async def stop_accepting(self) -> None:
+        """Take no new messages (shutdown has begun); answers in flight may still post."""
+
     async def stop(self) -> None:
         """Stop receiving new messages. Answers in flight are drained by the runner."""

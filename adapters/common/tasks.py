@@ -6,24 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class BackgroundTasks:
-    def __init__(self) -> None:
+    def __init__(self, on_count: Callable[[int], None] | None = None) -> None:
+        """`on_count(running)` is called whenever a task starts or ends (bot.ops.heap.HeapTrimmer uses it)."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._on_count = on_count
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name or None)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        if self._on_count is not None:
+            self._on_count(len(self._tasks))
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        if self._on_count is not None:
+            self._on_count(len(self._tasks))
         if task.cancelled():
             return
         exc = task.exception()

@@ -2,12 +2,14 @@
 
 adapter.py       DiscordAdapter: login, gateway task, READY or a ConfigError, drain and close
 client.py        the discord.Client / AutoShardedClient subclass: intents, on_message, command sync
-listeners.py     a message or slash command -> Incoming -> ChatService.handle, in a tracked task
+conversation.py  a message or slash command -> Incoming -> ChatService.handle, in a tracked task
 commands.py      /ask, /review, /budget show|set, /spend
-routing.py       PURE: which messages are answered, where, under which thread key
-split_logic.py   PURE: Markdown into <= 2,000-character messages, code fences closed and reopened
+events_logic.py  PURE: which messages are answered, where, under which thread key
 sink.py          the ReplySink: paced edits, overflow into new messages, footer, fallbacks
-transport.py     where messages go: a channel, a thread opened on first use, an interaction response
+targets.py       where messages go: a channel, a thread opened on first use, an interaction response
+controls.py      the Stop and feedback buttons on answers, and their clicks
+invite.py        the OAuth2 invite URL with exactly the permissions used
 files.py         attachments: judged by name and size before download, read, or refused in a sentence
 notifier.py      bot.ports.Notifier: DMs and channel notices
+fixtures/        MESSAGE_CREATE payloads with their channels, for the events_logic tests
 """

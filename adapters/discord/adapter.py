@@ -23,9 +23,11 @@ from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.discord.client import build_client
 from adapters.discord.commands import install_commands
+from adapters.discord.controls import DiscordControls
 from adapters.discord.listeners import Conversations
 from adapters.discord.notifier import DiscordNotifier
 from bot.config import ConfigError, Settings
+from bot.storage.claimants import InterruptedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class DiscordAdapter:
         self.client = build_client(settings)
         self.conversations = Conversations(self.client, core, tasks, settings)
         self.client.message_listener = self.conversations.on_message
+        self.controls = DiscordControls(self.conversations.switches, core.reports.feedback,
+                                        lambda user_id: core.admin.is_admin("discord", user_id))
+        self.client.interaction_listener = self.controls.on_interaction
         install_commands(self.client.tree, self.conversations, core.admin)
         self.notifier = DiscordNotifier(self.client)
         self._gateway: asyncio.Task[None] | None = None
@@ -91,9 +96,25 @@ class DiscordAdapter:
         self._gateway.add_done_callback(_gateway_ended)
         log.info("connected to Discord as %s", self.client.user)
 
+    async def stop_accepting(self) -> None:
+        self.conversations.accepting = False
+
     async def stop(self) -> None:
         await self.conversations.drain(self._drain_seconds)
         await self._shut()
+
+    async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
+        """Crash recovery: post `notice` where the conversation is, the thread (a thread's id is the
+        conversation's thread id for mentions and threads) or else its channel. Discord keeps no
+        stream state, so the half message itself is left as it was."""
+        for channel_id in dict.fromkeys((answer.thread_id, answer.channel_id)):
+            try:
+                channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
+                await channel.send(notice, allowed_mentions=discord.AllowedMentions.none())  # type: ignore[union-attr]
+                return
+            except (discord.NotFound, discord.Forbidden, ValueError, AttributeError) as exc:
+                log.info("interruption notice not posted to %s: %s", channel_id, exc)
+        log.warning("no channel took the interruption notice for message %s", answer.message_pk)
 
     def _point_at_discord(self) -> None:
         """discord.py reads its REST base and first gateway URL from class attributes (process-wide),

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 GUILD_READY_TIMEOUT = 1.0
 
 MessageListener = Callable[[discord.Message], Awaitable[None]]
+InteractionListener = Callable[[discord.Interaction], Awaitable[None]]
 
 
 def chat_intents() -> discord.Intents:
@@ -38,6 +39,7 @@ class _Seedbot:
         self.tree = app_commands.CommandTree(self)  # type: ignore[arg-type]
         self.ready = asyncio.Event()
         self.message_listener: MessageListener | None = None
+        self.interaction_listener: InteractionListener | None = None
         self._guild_ids = list(guild_ids)
 
     async def setup_hook(self) -> None:
@@ -61,6 +63,12 @@ class _Seedbot:
     async def on_message(self, message: discord.Message) -> None:
         if self.message_listener is not None:
             await self.message_listener(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Every interaction; the command tree answers slash commands itself, the listener takes
+        button clicks."""
+        if self.interaction_listener is not None:
+            await self.interaction_listener(interaction)
 
 
 class SeedbotClient(_Seedbot, discord.Client):

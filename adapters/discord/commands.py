@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable
 import discord
 from discord import app_commands
 
+from adapters.common.splitter import split_markdown
 from adapters.discord.listeners import Conversations, place_of_channel
-from adapters.discord.split_logic import split_text
+from adapters.discord.sink import LIMIT
 from adapters.discord.transport import NO_PINGS
-from bot.budget.reservations import channel_scope
+from bot.budget.reservations import EVERYONE, channel_scope, person_scope
 from bot.domain import Platform
 from bot.ops.admin import AdminCommands
 
@@ -45,23 +46,31 @@ def install_commands(tree: app_commands.CommandTree, conversations: Conversation
     @budget.command(name="show", description="Show a channel's budget and what it has spent")
     @app_commands.describe(channel="Another channel (default: this one)")
     async def budget_show(interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
-        scope = budget_scope(interaction, channel)
-        conversations.spawn(reply_privately(interaction, lambda: admin.budget_show(scope)), "discord-budget-show")
+        scope, here = budget_scope(interaction, channel), budget_scope(interaction, None)
+        user_id = str(interaction.user.id)
+        conversations.spawn(reply_privately(interaction, lambda: admin.budget_view(
+            Platform.DISCORD.value, user_id, here, scope)), "discord-budget-show")
 
     @budget.command(name="set", description="Set a channel's budget, e.g. 5/day, 12.50/week, none (admins)")
-    @app_commands.describe(value="5/day, 12.50/week, 100/month or none", channel="Another channel (default: this one)")
-    async def budget_set(interaction: discord.Interaction, value: str,
-                         channel: discord.TextChannel | None = None) -> None:
+    @app_commands.describe(value="5/day, 12.50/week, 100/month or none", channel="Another channel (default: this one)",
+                           each_person="Set each person's own limit in the channel instead",
+                           person="Set this person's own limit in the channel instead")
+    async def budget_set(interaction: discord.Interaction, value: str, channel: discord.TextChannel | None = None,
+                         each_person: bool = False, person: discord.User | None = None) -> None:
         scope = budget_scope(interaction, channel)
+        if person is not None or each_person:
+            scope = person_scope(scope, str(person.id) if person is not None else EVERYONE)
         user_id = str(interaction.user.id)
         conversations.spawn(reply_privately(
             interaction, lambda: admin.budget_set(Platform.DISCORD.value, user_id, scope, value)), "discord-budget-set")
 
     tree.add_command(budget)
 
-    @tree.command(name="spend", description="What seedbot spent over the last 7 days")
+    @tree.command(name="spend", description="What seedbot spent over the last 7 days (here; everywhere for admins)")
     async def spend(interaction: discord.Interaction) -> None:
-        conversations.spawn(reply_privately(interaction, admin.spend), "discord-spend")
+        here, user_id = budget_scope(interaction, None), str(interaction.user.id)
+        conversations.spawn(reply_privately(
+            interaction, lambda: admin.spend_view(Platform.DISCORD.value, user_id, here)), "discord-spend")
 
 
 def budget_scope(interaction: discord.Interaction, channel: discord.abc.Snowflake | None) -> str:
@@ -85,5 +94,5 @@ async def reply_privately(interaction: discord.Interaction, produce: Callable[[]
     except Exception:  # noqa: BLE001 - the user gets a sentence, the log the traceback
         log.exception("/%s failed", interaction.command.qualified_name if interaction.command else "command")
         text = FAILED
-    for part in split_text(text):
+    for part in split_markdown(text, LIMIT):
         await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)

@@ -1,6 +1,6 @@
 """From a Discord message or slash command to ChatService.handle, and the answer back.
 
-`on_message` stays cheap: it reads the message into MessageFacts and lets routing decide. Only
+`on_message` stays cheap: it reads the message into MessageFacts and lets events_logic decide. Only
 messages the bot answers get a task (tracked by BackgroundTasks, so shutdown waits for them); in it,
 our database settles what the event cannot (is this a thread we are in? which conversation does
 this reply continue?), the attachments are read and the core answers into a DiscordSink.
@@ -16,6 +16,7 @@ from typing import Any
 
 import discord
 
+from adapters.common.supervisor import AnswerSupervisor
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.discord.files import AttachmentReader
@@ -29,10 +30,12 @@ from adapters.discord.routing import (
     interaction_key,
     route,
 )
-from adapters.discord.sink import FALLBACK_REASON, DiscordSink
+from adapters.discord.sink import DiscordSink
 from adapters.discord.transport import ChannelTarget, InteractionTarget, NewThreadTarget, Target
+from bot.chat.controls import StopSwitches
 from bot.config import Settings
 from bot.domain import Incoming, ThreadKey
+from bot.storage.names import CHANNEL, USER
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,15 @@ DM_CHANNEL_NAME = "direct messages"
 class Conversations:
     def __init__(self, client: discord.Client, core: Core, tasks: BackgroundTasks, settings: Settings) -> None:
         self._client = client
-        self._service = core.service
+        self._supervisor = AnswerSupervisor(core.service)
         self._store = core.store
+        self._names = core.names
         self._tasks = tasks
         self._interval = settings.discord_edit_interval
         self._files = AttachmentReader(max_text_bytes=settings.max_attachment_bytes,
                                        max_image_bytes=settings.max_image_bytes)
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.switches = StopSwitches()
         self.accepting = True
 
     # -- messages ----------------------------------------------------------------------------------
@@ -92,10 +97,11 @@ class Conversations:
             key = await self._continued(key, decision.conversation_anchor)
         incoming = Incoming(
             thread=key, message_id=str(message.id), user_id=str(message.author.id), text=decision.text,
-            user_name=facts.author_name, attachments=await self._files.read_all(message.attachments),
-            channel_name=facts.channel_name, is_direct=decision.is_direct,
+            user_name=facts.author_name, channel_name=facts.channel_name, is_direct=decision.is_direct,
         )
-        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval))
+        await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval,
+                                              answer_key=incoming.dedup_key),
+                        message.attachments)
 
     async def _continued(self, key: ThreadKey, anchor: str) -> ThreadKey:
         """A reply to the bot continues the conversation its anchor message was part of."""
@@ -135,11 +141,11 @@ class Conversations:
                               channel_id=interaction.channel_id or 0, place=place, parent_id=parent_id)
         incoming = Incoming(
             thread=key, message_id=str(interaction.id), user_id=str(interaction.user.id), text=text.strip(),
-            user_name=interaction.user.display_name, attachments=await self._files.read_all(files),
-            channel_name=channel_name(interaction.channel, place), is_direct=place is Place.DM,
-            force_review=force_review, web_search=True if web else None,
+            user_name=interaction.user.display_name, channel_name=channel_name(interaction.channel, place),
+            is_direct=place is Place.DM, force_review=force_review, web_search=True if web else None,
         )
-        if not await self._run(incoming, DiscordSink(InteractionTarget(interaction), interval=self._interval)):
+        sink = DiscordSink(InteractionTarget(interaction), interval=self._interval, answer_key=incoming.dedup_key)
+        if not await self._run(incoming, sink, files):
             # Seen before (cannot happen for a fresh interaction id); do not leave "thinking…" behind.
             try:
                 await interaction.delete_original_response()
@@ -148,14 +154,27 @@ class Conversations:
 
     # -- running answers ---------------------------------------------------------------------------
 
-    async def _run(self, incoming: Incoming, sink: DiscordSink) -> bool:
-        """Answer through the core; False if the message was a duplicate (nothing was sent)."""
+    async def _run(self, incoming: Incoming, sink: DiscordSink, files: Sequence[discord.Attachment]) -> bool:
+        """Answer through the core under the answer supervisor, attachments read inside it; False if
+        the message was a duplicate (nothing was sent)."""
+
+        async def prepare(incoming: Incoming) -> Incoming:
+            return replace(incoming, attachments=await self._files.read_all(files))
+
+        self.spawn(self._learn_names(incoming), f"discord-names-{incoming.message_id}")
+        key = incoming.thread
+        switch = self.switches.open(incoming.dedup_key, incoming.user_id,
+                                    f"{key.platform.value}:{key.workspace_id}:{key.channel_id}:{key.thread_id}")
         try:
-            return await self._service.handle(incoming, sink) is not None
-        except Exception:  # noqa: BLE001 - one bad message must not leave the user without a word
-            log.exception("answering Discord message %s failed", incoming.message_id)
-            await sink.fail(FALLBACK_REASON)
-            return True
+            return await self._supervisor.answer(incoming, sink, prepare=prepare, stop=switch) is not None
+        finally:
+            self.switches.close(switch)
+
+    async def _learn_names(self, incoming: Incoming) -> None:
+        """Discord's events carry the channel's and the member's names: keep them for reports."""
+        platform = incoming.platform.value
+        await self._names.note(platform, CHANNEL, incoming.thread.channel_id, incoming.channel_name)
+        await self._names.note(platform, USER, incoming.user_id, incoming.user_name)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run `coro` as an answer in flight: logged if it fails, waited for at shutdown."""
@@ -188,7 +207,7 @@ def channel_name(channel: object, place: Place) -> str:
 
 
 def facts_from_message(message: discord.Message, channel: object | None = None) -> MessageFacts | None:
-    """The facts routing needs, read from a discord.Message; None if its guild channel is unknown
+    """The facts events_logic needs, read from a discord.Message; None if its guild channel is unknown
     to the cache (then `channel` must be fetched and passed)."""
     channel = channel if channel is not None else message.channel
     guild_id = message.guild.id if message.guild is not None else None

@@ -7,7 +7,8 @@ import io
 
 import discord
 
-from adapters.discord.split_logic import split_text
+from adapters.common.splitter import split_markdown
+from adapters.discord.sink import LIMIT
 from adapters.discord.transport import NO_PINGS
 
 
@@ -30,7 +31,7 @@ class DiscordNotifier:
     async def _send(channel: discord.abc.Messageable, text: str, *, png: bytes | None = None,
                     filename: str = "") -> None:
         """The text in messages of at most 2,000 characters; the PNG goes with the last one."""
-        parts = split_text(text) or ([""] if png else [])
+        parts = split_markdown(text, LIMIT) or ([""] if png else [])
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             file = discord.File(io.BytesIO(png), filename=filename) if last and png is not None else None

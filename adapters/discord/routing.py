@@ -1,6 +1,6 @@
 """Which Discord messages the bot answers, and where. PURE: plain data in, a decision out.
 
-The client turns a discord.Message into `MessageFacts` (listeners.py); tests build the same facts
+The client turns a discord.Message into `MessageFacts` (conversation.py); tests build the same facts
 from recorded gateway payloads (`facts_from_payload`). `route` then decides:
 
 - its own messages, other bots' and system messages: ignored (edits never reach here: the client
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from adapters.common.splitter import clip
+from bot.chat.redaction import redact
 from bot.domain import Platform, ThreadKey
 
 DM_WORKSPACE = "dm"
@@ -161,9 +163,10 @@ def strip_mentions(content: str, bot_id: int, bot_role_ids: frozenset[int] = fro
 
 
 def thread_name(text: str, author_name: str = "") -> str:
-    """The first words of the question (no Markdown), at most 100 characters, cut between words."""
+    """The first words of the question (no Markdown, secrets masked), at most 100 characters, cut between
+    words. The bot creates the thread, so its name is the bot's output too."""
     for line in text.split("\n"):
-        stripped = line.strip()
+        stripped = redact(line).strip()
         if not stripped or stripped.startswith(("```", "~~~")):
             continue
         words = _SPACES.sub(" ", _MARKUP.sub(" ", stripped)).strip()
@@ -176,7 +179,7 @@ def thread_name(text: str, author_name: str = "") -> str:
 def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
+    cut = clip(text, limit).removesuffix("…")  # whole characters (grapheme clusters) only
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,.;:-") + "…"

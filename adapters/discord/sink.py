@@ -1,11 +1,13 @@
 """A ReplySink over paced message edits: how an answer streams into Discord.
 
-The answer grows by editing one message. Edits of a message are at least DISCORD_EDIT_INTERVAL
-apart; while an answer streams, the gap grows by a tenth of the interval per edit already made (to
-3x), so early text shows up quickly and a 20-second answer still costs about a dozen API calls.
-When the text passes 2,000 characters, the full message is frozen and the answer continues in a new
-one, cut per split_logic (code blocks closed and reopened). The last message gets the footer
-(`-# 1,234 tokens · $0.0012`) on its own line, or a message of its own if it does not fit.
+The answer grows by editing one message. Edits of a message start DISCORD_EDIT_INTERVAL apart (default
+1 s, a steady pace measured from when each edit was sent, so a slow response does not stretch the
+next gap): each answer has its own thread, and Discord's per-channel limit for message edits is about
+five per five seconds, so a 20-second answer costs about two dozen API calls.
+When the text passes what a message holds, the full message is frozen and the answer continues in a
+new one, cut by adapters.common.splitter (code blocks closed and reopened, never inside a character).
+The last message gets the footer (`-# 1,234 tokens · $0.0012`) on its own line: every message keeps
+room for it, so it never stands alone.
 
 Until the first text arrives, the typing indicator is on (re-sent every 8 s; sending a message
 ends it). If an edit fails (the message was deleted, or Discord keeps refusing), the rest of the
@@ -13,6 +15,9 @@ answer goes out as new messages, from where the failed message's text ended. No 
 escapes to the core: a sink that cannot post logs why and stops.
 
 All Discord calls run in one pump task per answer, so `append` never waits for Discord.
+
+With an `answer_key`, the message being edited carries a Stop button and the finished answer's last
+message the feedback buttons (adapters.discord.controls); they ride in the sends and edits above.
 """
 
 from __future__ import annotations
@@ -25,26 +30,24 @@ from dataclasses import dataclass
 
 import aiohttp
 import discord
+from discord.utils import MISSING
 
-from adapters.discord.split_logic import LIMIT, split_markdown, split_text
+from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.common.splitter import MarkdownSplitter, split_markdown
+from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.transport import Posted, Target
-from bot.chat.markdown import Fence, open_fence
+from bot.chat.markdown import open_fence
 from bot.domain import Footer
+from bot.ports import Step
 
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH_SECONDS = 8.0
-GAP_GROWTH_PER_EDIT = 0.1
-MAX_GAP_FACTOR = 3.0
 MAX_RESTARTS = 5
 SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 FALLBACK_REASON = "Something went wrong while answering; please try again."
-
-
-def footer_line(footer: Footer) -> str:
-    """The footer as Discord subtext, on one line."""
-    text = " ".join(footer.text().split())
-    return f"-# {text}" if text else ""
+# Discord refuses a message over 2,000 characters.
+LIMIT = 2000
 
 
 @dataclass(slots=True)
@@ -53,14 +56,15 @@ class _Live:
 
     posted: Posted
     content: str
-    shown_end: int  # offset in the answer where the text this message shows ends
-    touched: float  # when it was sent or last edited
+    shown: int  # how much of its message text (see DiscordSink._texts) it shows, without a closing fence
+    touched: float  # when it was sent or its last edit was sent
 
 
 class DiscordSink:
     def __init__(self, target: Target, *, interval: float, limit: int = LIMIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, answer_key: str = "") -> None:
         self._target = target
+        self._answer_key = answer_key
         self._interval = interval
         self._limit = limit
         self._clock = clock
@@ -76,8 +80,11 @@ class DiscordSink:
         self._pump: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._current: _Live | None = None
-        self._seg_start = 0  # where the text of the current message (and those after it) begins
-        self._seg_fence: Fence | None = None  # the code block open at _seg_start
+        self._splitter = MarkdownSplitter(limit, DISCORD_FOOTER.room)
+        self._fed = 0  # characters of the answer given to the splitter
+        self._texts = [""]  # each message's text as the splitter cut it
+        self._first_open = 0  # index in _texts of the first message not yet frozen
+        self._footer_given = False
         self.messages_sent = 0
         self.edits = 0
 
@@ -88,6 +95,9 @@ class DiscordSink:
 
     async def status(self, text: str) -> None:
         return None  # the typing indicator (or the deferred "thinking…") says it; no API call
+
+    async def step(self, step: Step) -> None:
+        return None  # Discord has no task list; the typing indicator covers it, with no API call
 
     async def append(self, delta: str) -> None:
         if self._closed or not delta:
@@ -101,7 +111,7 @@ class DiscordSink:
         if self._closed:
             return
         self._closed = self._final = True
-        self._footer = footer_line(footer)
+        self._footer = render_footer(footer, DISCORD_FOOTER)
         self._closing.set()
         self._wake.set()
         await self._wait_for(self._ensure_pump())
@@ -109,15 +119,18 @@ class DiscordSink:
     async def fail(self, reason: str) -> None:
         if self._closed:
             return
-        self._closed = self._aborted = True
+        self._closed = True
+        # Text already shown gets its last edit (all that was produced, fences closed) first.
+        self._final = self._pump is not None and self._visible and not self._broken
+        self._aborted = not self._final
         self._closing.set()
         self._wake.set()
         if self._pump is not None:
             await self._wait_for(self._pump)
         await self._open()
-        for content in split_text(reason or FALLBACK_REASON, self._limit):
+        for content in split_markdown(reason or FALLBACK_REASON, self._limit):
             self._current = None
-            if not await self._show(content, 0):
+            if not await self._show(content, len(content), 0):  # always a new message: never edited
                 return
 
     @property
@@ -168,6 +181,9 @@ class DiscordSink:
     async def _open(self) -> None:
         try:
             await self._target.open()
+        except SEND_ERRORS as exc:  # Discord refused or could not be reached: expected, no traceback
+            log.warning("preparing the Discord target failed (%s: %s); posting where it can",
+                        type(exc).__name__, exc)
         except Exception:  # noqa: BLE001 - the target falls back to where it can post
             log.exception("preparing the Discord target failed")
 
@@ -185,15 +201,10 @@ class DiscordSink:
             self._typing.cancel()
             self._typing = None
 
-    def _gap(self) -> float:
-        if self._final:
-            return self._interval
-        return self._interval * min(MAX_GAP_FACTOR, 1 + GAP_GROWTH_PER_EDIT * self.edits)
-
     async def _pace(self) -> None:
         """Wait until the current message may be edited again; more text piles up meanwhile."""
         while self._current is not None and not self._aborted:
-            delay = self._current.touched + self._gap() - self._clock()
+            delay = self._current.touched + self._interval - self._clock()
             if delay <= 0:
                 return
             if self._final:
@@ -211,49 +222,70 @@ class DiscordSink:
 
     async def _render_once(self, final: bool) -> bool:
         """Show the answer so far; False if an edit failed and the rest must be rendered again."""
-        base = self._seg_start
-        chunks = split_markdown(self.text[base:], self._limit, fence=self._seg_fence)
-        footer = self._footer if final else ""
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            content = chunk.text
-            if last and footer and content.strip() and len(content) + 1 + len(footer) <= self._limit:
-                content, footer = f"{content}\n{footer}", ""
-            if content.strip() and not await self._show(content, base + chunk.end):
+        text = self.text
+        parts = self._splitter.feed(text[self._fed:])
+        self._fed = len(text)
+        if final and not self._footer_given:
+            self._footer_given = True
+            tail = self._splitter.finish(self._footer or "")
+            parts[-1] += tail[0]
+            parts += tail[1:]
+        self._texts[-1] += parts[0]
+        self._texts += parts[1:]
+        for index in range(self._first_open, len(self._texts)):
+            last = index == len(self._texts) - 1
+            body = self._texts[index]
+            content = body if final or not last else body + self._splitter.closing()
+            buttons = self._buttons(final) if last else self._buttons(None)
+            if content.strip() and not await self._show(content, len(body), index, buttons):
                 return False
             if not last:  # this message is full: freeze it, continue in a new one
                 self._current = None
-                self._seg_start = base + chunks[index + 1].start
-                self._seg_fence = chunk.fence_after
-        if footer:
-            self._current = None
-            return await self._show(footer[: self._limit], self._seg_start)
+                self._first_open = index + 1
         return True
 
-    async def _show(self, content: str, shown_end: int) -> bool:
+    def _buttons(self, final: bool | None) -> discord.ui.View | None:
+        """The buttons of a message: Stop while it is edited (final False), feedback on the finished
+        answer's last message (True), none on a message left behind (None). MISSING without a key."""
+        if not self._answer_key:
+            return MISSING
+        if final is None:
+            return None
+        return feedback_view(self._answer_key) if final else stop_view(self._answer_key)
+
+    async def _show(self, content: str, shown: int, index: int, buttons: discord.ui.View | None = MISSING) -> bool:
         current = self._current
+        sent_at = self._clock()
         if current is None:
             try:
-                posted = await self._target.send(content)
+                posted = await self._target.send(content, view=buttons or None)
             except SEND_ERRORS as exc:
                 log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
                 return False
-            self._current = _Live(posted, content, shown_end, self._clock())
+            self._current = _Live(posted, content, shown, sent_at)
             self.messages_sent += 1
             return True
         if current.content == content:
-            current.shown_end = shown_end
+            current.shown = shown
             return True
         try:
-            await current.posted.edit(content)
+            await current.posted.edit(content, view=buttons)
         except SEND_ERRORS as exc:
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)
-            self._seg_fence = open_fence(self.text[self._seg_start:current.shown_end], self._seg_fence)
-            self._seg_start = current.shown_end
-            self._current = None
+            self._continue_after(index, current.shown)
             return False
-        current.content, current.shown_end, current.touched = content, shown_end, self._clock()
+        current.content, current.shown, current.touched = content, shown, sent_at
         self.edits += 1
         return True
+
+    def _continue_after(self, index: int, shown: int) -> None:
+        """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest
+        of its text starts a new message (its code block, if one is open there, reopened)."""
+        text = self._texts[index]
+        fence = open_fence(text[:shown])
+        reopen = fence.opener + "\n" if fence is not None and text[shown:].strip() else ""
+        self._texts[index:index + 1] = [text[:shown], reopen + text[shown:]]
+        self._current = None
+        self._first_open = index + 1

@@ -10,6 +10,7 @@ import logging
 from typing import Protocol
 
 import discord
+from discord.utils import MISSING
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ class Posted(Protocol):
 
     id: int
 
-    async def edit(self, content: str) -> None: ...
+    async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
+        """Replace the text; a `view` replaces the buttons (None removes them, MISSING keeps them)."""
 
 
 class Target(Protocol):
@@ -34,7 +36,7 @@ class Target(Protocol):
 
     async def typing(self) -> None: ...
 
-    async def send(self, content: str) -> Posted: ...
+    async def send(self, content: str, *, view: discord.ui.View | None = None) -> Posted: ...
 
 
 class _Message:
@@ -44,8 +46,8 @@ class _Message:
         self._message = message
         self.id = message.id
 
-    async def edit(self, content: str) -> None:
-        await self._message.edit(content=content, allowed_mentions=NO_PINGS)
+    async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
+        await self._message.edit(content=content, allowed_mentions=NO_PINGS, view=view)
 
 
 class ChannelTarget:
@@ -63,9 +65,10 @@ class ChannelTarget:
     async def typing(self) -> None:
         await self.channel.typing()
 
-    async def send(self, content: str) -> Posted:
+    async def send(self, content: str, *, view: discord.ui.View | None = None) -> Posted:
         reference = self.reply_to.to_reference(fail_if_not_exists=False) if self.reply_to else None
-        sent = await self.channel.send(content, allowed_mentions=NO_PINGS, reference=reference)  # type: ignore[arg-type]
+        sent = await self.channel.send(content, allowed_mentions=NO_PINGS, reference=reference,  # type: ignore[arg-type]
+                                       view=view or MISSING)
         return _Message(sent)
 
 
@@ -125,10 +128,12 @@ class InteractionTarget:
     async def typing(self) -> None:
         return None
 
-    async def send(self, content: str) -> Posted:
+    async def send(self, content: str, *, view: discord.ui.View | None = None) -> Posted:
         if self._first:
             self._first = False
-            original = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
+            original = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS,
+                                                                      view=view or MISSING)
             return _Message(original)
-        followup = await self._interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS)
+        followup = await self._interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS,
+                                                         view=view or MISSING)
         return _Message(followup)

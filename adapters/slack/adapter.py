@@ -20,21 +20,29 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
+from adapters.slack.early_ack import acknowledges_early
 from adapters.slack.files import FileFetcher
+from adapters.slack.http_edge import decode_body, header_problem, payload_problem
 from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.routing import BotIdentity
 from adapters.slack.transport import StreamingSwitch, error_code
 from adapters.slack.users import UserNames
+from adapters.slack.workspaces import InstalledNotifier, SlackWorkspace, Workspaces, oauth_settings
 from bot.config import ConfigError, Settings
+from bot.ports import Notifier
+from bot.storage.claimants import InterruptedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -64,36 +72,48 @@ class SlackAdapter:
 
     def __init__(self, settings: Settings, core: Core, tasks: BackgroundTasks) -> None:
         token = _secret(settings.slack_bot_token)
-        if token is None:
-            raise ConfigError("SLACK_BOT_TOKEN: required for the Slack adapter (an xoxb- bot token)")
+        if token is None and not settings.slack_installs:
+            raise ConfigError("SLACK_BOT_TOKEN: required for the Slack adapter (an xoxb- bot token), or "
+                              "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SCOPES to install into workspaces")
         self._token = token
+        self._settings = settings
         self._signing_secret = _secret(settings.slack_signing_secret)
         self._app_token = _secret(settings.slack_app_token)
+        self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._tasks = tasks
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
         self.identity: BotIdentity | None = None
-        self.client = web_client(settings.slack_api_url, token)
-        # Bolt's own client carries no token: each request gets it from `authorize` below.
+        # Bolt's own client carries no token: each request gets it from the authorization below.
         self._bolt_client = web_client(settings.slack_api_url, None)
         self.switch = StreamingSwitch()
-        self.users = UserNames(self.client)
-        self.files = FileFetcher(self._shared_session, token, self.client,
-                                 max_text_bytes=settings.max_attachment_bytes,
-                                 max_image_bytes=settings.max_image_bytes)
-        self.notifier = SlackNotifier(self.client)
+        self.workspaces = Workspaces(self._workspace_objects)
+        self.notifier: Notifier
+        if token is not None:
+            self.client, self.users, self.files = self._workspace_objects(token)
+            self.notifier = SlackNotifier(self.client)
 
-        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-            # Bolt passes arguments by parameter name; auth.test ran once, in start().
-            identity = self._require_identity()
-            return AuthorizeResult(enterprise_id=enterprise_id, team_id=identity.team_id or team_id,
-                                   bot_user_id=identity.user_id, bot_id=identity.bot_id, bot_token=token)
+            async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+                # Bolt passes arguments by parameter name; auth.test ran once, in start().
+                identity = self._require_identity()
+                return AuthorizeResult(enterprise_id=enterprise_id, team_id=identity.team_id or team_id,
+                                       bot_user_id=identity.user_id, bot_id=identity.bot_id, bot_token=token)
 
-        self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
-                            authorize=authorize, process_before_response=False)
-        self.handlers = SlackHandlers(core=core, tasks=tasks, client=self.client, files=self.files,
-                                      users=self.users, switch=self.switch, identity=self._require_identity)
+            self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
+                                authorize=authorize, process_before_response=False)
+        else:
+            # Installed through OAuth: Bolt authorizes each event from slack-sdk's installation store.
+            installations = AsyncSQLAlchemyInstallationStore(settings.slack_client_id or "", core.db.engine)
+            self.notifier = InstalledNotifier(installations, self.workspaces)
+            self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
+                                oauth_settings=oauth_settings(settings, installations, core.db.engine),
+                                process_before_response=False)
+            # app_uninstalled and tokens_revoked delete the workspace's tokens from the store (before
+            # the handlers' catch-all listener, which would otherwise take these events).
+            self.app.enable_token_revocation_listeners()
+        self.handlers = SlackHandlers(core=core, tasks=tasks, workspaces=self.workspaces.for_context,
+                                      switch=self.switch)
         self.handlers.register(self.app)
 
     # -- PlatformAdapter --
@@ -101,9 +121,21 @@ class SlackAdapter:
     def mount(self, app: web.Application) -> None:
         if self._signing_secret is not None:
             app.router.add_post(EVENTS_PATH, self.handle_http)
+        if self.app.oauth_flow is not None:
+            app.router.add_get(self.app.oauth_flow.install_path, self.handle_oauth)
+            app.router.add_get(self.app.oauth_flow.redirect_uri_path, self.handle_oauth)
 
     async def start(self) -> None:
         self._shared_session()
+        if self._token is not None:
+            await self._sign_in(self._token)
+        self._accepting = True
+        if self._app_token is not None:
+            await self._connect_socket(self._app_token)
+        where = f"as {self.identity.user_id} in {self.identity.team_id}" if self.identity else "installed workspaces"
+        log.info("Slack: serving %s (%s)", where, "Socket Mode" if self._socket else "HTTP events")
+
+    async def _sign_in(self, token: str) -> None:
         try:
             auth = await self.client.auth_test()
         except Exception as exc:
@@ -111,11 +143,7 @@ class SlackAdapter:
             raise ConfigError(f"SLACK_BOT_TOKEN: Slack's auth.test failed ({error_code(exc)})") from None
         self.identity = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""),
                                     str(auth.get("team_id") or ""))
-        self._accepting = True
-        if self._app_token is not None:
-            await self._connect_socket(self._app_token)
-        log.info("Slack: signed in as %s in %s (%s)", self.identity.user_id, self.identity.team_id,
-                 "Socket Mode" if self._socket else "HTTP events")
+        self.workspaces.single = SlackWorkspace(self.identity, token, self.client, self.users, self.files)
 
     async def _connect_socket(self, app_token: str) -> None:
         # slack_sdk retries a failed connection forever; a token Slack refuses is a setting to fix.
@@ -128,13 +156,18 @@ class SlackAdapter:
         self._socket = AsyncSocketModeHandler(self.app, app_token=app_token)
         await self._socket.connect_async()
 
-    async def stop(self) -> None:
-        """Stop receiving (HTTP events get 503 so Slack redelivers them elsewhere); the session stays
-        open until the answers in flight are done, which the runner waits for."""
+    async def stop_accepting(self) -> None:
+        """HTTP events get 503 (so Slack redelivers them elsewhere) and Socket Mode disconnects; the
+        Web API session stays open for the answers in flight."""
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+
+    async def stop(self) -> None:
+        """Stop receiving; the session stays open until the answers in flight are done, which the
+        runner waits for."""
+        await self.stop_accepting()
         if self.handlers.inflight:
             self._tasks.spawn(self._close_when_idle(), name="slack:close")
         else:
@@ -143,10 +176,79 @@ class SlackAdapter:
     # -- HTTP events --
 
     async def handle_http(self, request: web.Request) -> web.Response:
+        """Slack's HTTP requests, through the checks of adapters.slack.http_edge, then Bolt."""
         if not self._accepting:
             return web.Response(status=503, text="not accepting events")
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        if problem := header_problem(request.headers):
+            return web.Response(status=401, text=problem)
+        body = decode_body(await request.read())
+        if body is None:
+            return web.Response(status=400, text="body is not UTF-8")
+        assert self._verifier is not None  # the route is mounted only with a signing secret
+        if not self._verifier.is_valid(body, request.headers["X-Slack-Request-Timestamp"],
+                                       request.headers["X-Slack-Signature"]):
+            return web.Response(status=401, text="invalid signature")
+        if problem := payload_problem(body, request.headers.get("Content-Type", "")):
+            log.warning("signed Slack request ignored: %s", problem)
+            return web.Response(status=200)
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        if acknowledges_early(body, request.headers.get("Content-Type", "")):
+            self._tasks.spawn(self._dispatch_acknowledged(bolt_request), name="slack:dispatch")
+            return web.Response(status=200)
+        try:
+            bolt_response = await self.app.async_dispatch(bolt_request)
+        except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried
+            log.warning("signed Slack request ignored: Bolt could not read it (%s)", type(exc).__name__)
+            return web.Response(status=200)
+        if bolt_response.status == 404 or bolt_response.status >= 500:
+            log.warning("signed Slack request ignored: Bolt answered %d", bolt_response.status)
+            return web.Response(status=200)
         return await to_aiohttp_response(bolt_response)
+
+    async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
+        """Crash recovery: a reply still streaming is stopped with `notice` as its last line; otherwise
+        (never opened, posted, or its stream ended by Slack) `notice` is posted in the thread."""
+        client = self._client_of(answer.workspace_id)
+        if client is None:
+            log.warning("no Slack client for workspace %s: interrupted answer %d left without a notice",
+                        answer.workspace_id, answer.message_pk)
+            return
+        where = answer.reply_location
+        channel = str(where.get("channel") or answer.channel_id)
+        thread_ts = str(where.get("thread_ts") or answer.thread_id)
+        if where.get("ts") and where.get("streaming"):
+            try:
+                await client.chat_stopStream(channel=channel, ts=str(where["ts"]),
+                                                  markdown_text=f"\n\n_{notice}_")
+                return
+            except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
+                log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
+        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
+    async def _dispatch_acknowledged(self, bolt_request: AsyncBoltRequest) -> None:
+        try:
+            response = await self.app.async_dispatch(bolt_request)
+        except Exception as exc:  # noqa: BLE001 - already acknowledged: nothing to answer, only to log
+            log.warning("Slack event acknowledged early, then Bolt could not read it (%s)", type(exc).__name__)
+            return
+        if response.status >= 400:
+            log.warning("Slack event acknowledged early, then refused by Bolt (HTTP %d)", response.status)
+
+    async def handle_oauth(self, request: web.Request) -> web.Response:
+        """Slack's install flow: `/slack/install` sends the person to Slack's authorize page, Slack sends
+        them back to `/slack/oauth_redirect`, where Bolt exchanges the code (oauth.v2.access) and saves
+        the installation in the store."""
+        flow = self.app.oauth_flow
+        assert flow is not None
+        bolt_request = await to_bolt_request(request)
+        if request.path == flow.install_path:
+            return await to_aiohttp_response(await flow.handle_installation(bolt_request))
+        return await to_aiohttp_response(await flow.handle_callback(bolt_request))
+
+    def _client_of(self, workspace_id: str) -> AsyncWebClient | None:
+        """The Web API client of an installed workspace (its bot token), or the single workspace's."""
+        if self._token is not None:
+            return self.client
+        return next((w.client for w in self.workspaces.all() if w.identity.team_id == workspace_id), None)
 
     # -- internals --
 
@@ -158,8 +260,19 @@ class SlackAdapter:
     def _shared_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
-            self.client.session = self._bolt_client.session = self._session
+            self._bolt_client.session = self._session
+            for workspace in self.workspaces.all():
+                workspace.client.session = self._session
+            if self._token is not None:
+                self.client.session = self._session
         return self._session
+
+    def _workspace_objects(self, token: str) -> tuple[AsyncWebClient, UserNames, FileFetcher]:
+        client = web_client(self._settings.slack_api_url, token)
+        client.session = self._session
+        files = FileFetcher(self._shared_session, token, client, max_text_bytes=self._settings.max_attachment_bytes,
+                            max_image_bytes=self._settings.max_image_bytes)
+        return client, UserNames(client), files
 
     async def _close_when_idle(self) -> None:
         try:

@@ -1,9 +1,10 @@
-"""Files shared with a message: fetched through the bot token, capped, and classified by name and
-content (never by Slack's mimetype alone) into text, image, or a skip note for the user.
+"""Files shared with a message: fetched through the bot token, capped, and judged by the one attachment
+policy (adapters.common.attachments) into text, image, or a skip note for the user.
 
 Slack answers a download without a valid token with a redirect to its sign-in page (or a 403), and a
 client that follows redirects gets a 200 HTML page. Redirects are therefore never followed (the token
 is never sent anywhere else either), and an HTML body for a file that is not HTML counts as a refusal.
+A file object whose fields have the wrong shape (a `size` of "abc") gets a skip note, never an error.
 """
 
 from __future__ import annotations
@@ -17,69 +18,31 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat.markdown import language_for
-from bot.domain import Attachment, AttachmentKind
+from adapters.common.attachments import (
+    AttachmentLimits,
+    download_failed,
+    extension,
+    malformed,
+    skipped,
+    too_big,
+)
+from bot.domain import Attachment
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
+SLACK = "Slack"
 
-IMAGE_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
-                    "webp": "image/webp"}
-# Not worth a download: formats that are never plain text.
-TEXT_EXTENSIONS = frozenset("txt text log csv tsv cfg conf env properties lock rst adoc".split())
-BINARY_EXTENSIONS = frozenset(
-    "pdf zip gz tgz bz2 xz 7z rar tar jar war class exe dll so dylib bin o a whl egg iso dmg img "
-    "doc docx xls xlsx ppt pptx odt ods key numbers pages mp3 mp4 mov avi mkv wav flac ogg webm "
-    "heic tif tiff bmp ico psd sqlite db pyc".split()
-)
 HTML_EXTENSIONS = frozenset({"html", "htm", "xhtml"})
 # Sources that may legitimately start with <html> (templates, markup, notes).
 MARKUP_EXTENSIONS = frozenset({"xml", "svg", "vue", "jsx", "tsx", "php", "erb", "jinja", "j2", "hbs", "md", "txt"})
 
 SIGN_IN = "Slack sent a sign-in page instead of the file (does the bot have the files:read scope?)"
-BINARY = "binary file (I read text files and PNG, JPEG, GIF or WebP images)"
-
-
-def extension(filename: str) -> str:
-    name = filename.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[-1].lower() if "." in name.lstrip(".") else ""
-
-
-def image_type(data: bytes) -> str | None:
-    """The image format from the file's first bytes."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def is_text(data: bytes) -> bool:
-    if b"\x00" in data:
-        return False
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def looks_like_html_page(data: bytes) -> bool:
     head = data[:512].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html"))
-
-
-def kb(size: int) -> str:
-    return f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size} bytes"
-
-
-def skipped(filename: str, size: int, reason: str) -> Attachment:
-    return Attachment(filename=filename, kind=AttachmentKind.SKIPPED, size=size, skipped_reason=reason)
 
 
 def is_sign_in_page(filename: str, data: bytes, content_type: str) -> bool:
@@ -92,19 +55,21 @@ def is_sign_in_page(filename: str, data: bytes, content_type: str) -> bool:
     return ext not in MARKUP_EXTENSIONS and looks_like_html_page(data)
 
 
-def classify(filename: str, data: bytes, *, content_type: str = "") -> Attachment:
-    """Downloaded bytes -> TEXT, IMAGE or SKIPPED, by extension and content together."""
-    if is_sign_in_page(filename, data, content_type):
-        return skipped(filename, len(data), SIGN_IN)
-    ext = extension(filename)
-    sniffed = image_type(data)
-    if ext in IMAGE_EXTENSIONS or sniffed:
-        if sniffed is None:
-            return skipped(filename, len(data), "it is named like an image but is not a PNG, JPEG, GIF or WebP")
-        return Attachment(filename, AttachmentKind.IMAGE, len(data), data, content_type=sniffed)
-    if not is_text(data):
-        return skipped(filename, len(data), BINARY)
-    return Attachment(filename, AttachmentKind.TEXT, len(data), data, content_type="text/plain")
+def declared_size(file: dict[str, Any]) -> int | None:
+    """The file object's `size` in bytes (0 when absent), or None when it is not a whole number >= 0."""
+    size = file.get("size")
+    if size is None:
+        return 0
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return None
+    return size
+
+
+def file_name(file: dict[str, Any]) -> str:
+    for key in ("name", "title", "id"):
+        if isinstance(file.get(key), str) and file[key]:
+            return str(file[key])
+    return "file"
 
 
 class FileFetcher:
@@ -115,8 +80,7 @@ class FileFetcher:
         self._session = session
         self._token = token
         self._client = client
-        self.max_text_bytes = max_text_bytes
-        self.max_image_bytes = max_image_bytes
+        self._limits = AttachmentLimits(max_text_bytes, max_image_bytes)
         # The bot token goes to Slack's file hosts and to the Web API's own host (a proxy, a test fake).
         self._api_host = urlsplit(client.base_url).hostname or ""
 
@@ -131,48 +95,37 @@ class FileFetcher:
         try:
             return await self._fetch(file)
         except Exception as exc:  # noqa: BLE001 - one bad file must not lose the message
-            name = str(file.get("name") or file.get("title") or file.get("id") or "file")
             log.warning("downloading Slack file %s failed: %s", file.get("id"), type(exc).__name__)
-            return skipped(name, int(file.get("size") or 0), "downloading it from Slack failed")
+            return skipped(file_name(file), declared_size(file) or 0, download_failed(SLACK))
 
     async def _fetch(self, file: dict[str, Any]) -> Attachment:
         if file.get("file_access") == "check_file_info" or not _url(file):
             if file.get("id"):
                 file = (await self._client.files_info(file=file["id"]))["file"]
-        name = str(file.get("name") or file.get("title") or file.get("id") or "file")
-        declared = int(file.get("size") or 0)
+        name = file_name(file)
+        declared = declared_size(file)
+        if declared is None:
+            return skipped(name, 0, malformed(SLACK, "size"))
         if file.get("mode") in ("tombstone", "hidden_by_limit") or file.get("is_external"):
             return skipped(name, declared, "Slack does not let bots read this file (deleted, external or "
                                            "hidden by the workspace's plan)")
-        ext = extension(name)
-        if ext in BINARY_EXTENSIONS:
-            return skipped(name, declared, BINARY)
-        cap = self._cap(ext)
-        if declared > cap:
-            return skipped(name, declared, f"it is {kb(declared)}, over the {kb(cap)} limit")
+        refusal = self._limits.refuse_before_download(name, declared)
+        if refusal is not None:
+            return skipped(name, declared, refusal)
         url = _url(file)
         if not url:
             return skipped(name, declared, "Slack gave no download link for it")
         if not self.trusted(url):
             return skipped(name, declared, "its download link does not point at Slack")
+        cap = self._limits.download_cap(name)
         data, content_type, refused = await self._download(url, cap)
         if refused:
             return skipped(name, declared, SIGN_IN)
         if data is None:
-            return skipped(name, max(declared, cap + 1), f"it is over the {kb(cap)} limit")
-        attachment = classify(name, data, content_type=content_type)
-        limit = self.max_image_bytes if attachment.kind is AttachmentKind.IMAGE else self.max_text_bytes
-        if attachment.kind is not AttachmentKind.SKIPPED and attachment.size > limit:
-            return skipped(name, attachment.size, f"it is {kb(attachment.size)}, over the {kb(limit)} limit")
-        return attachment
-
-    def _cap(self, ext: str) -> int:
-        """The most bytes worth downloading: by extension, or the larger cap until the content decides."""
-        if ext in IMAGE_EXTENSIONS:
-            return self.max_image_bytes
-        if ext in TEXT_EXTENSIONS or language_for(f"x.{ext}"):
-            return self.max_text_bytes
-        return max(self.max_text_bytes, self.max_image_bytes)
+            return skipped(name, max(declared, cap + 1), too_big(max(declared, cap + 1), cap, None))
+        if is_sign_in_page(name, data, content_type):
+            return skipped(name, len(data), SIGN_IN)
+        return self._limits.classify(name, data)
 
     async def _download(self, url: str, cap: int) -> tuple[bytes | None, str, bool]:
         """(bytes or None when over `cap`, content type, refused by Slack)."""
@@ -191,4 +144,5 @@ class FileFetcher:
 
 
 def _url(file: dict[str, Any]) -> str:
-    return str(file.get("url_private_download") or file.get("url_private") or "")
+    url = file.get("url_private_download") or file.get("url_private")
+    return url if isinstance(url, str) else ""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.split_logic import split_markdown
+from adapters.common.splitter import split_markdown
+from adapters.slack.sink import MESSAGE_LIMIT
 
 
 class SlackNotifier:
@@ -29,5 +30,5 @@ class SlackNotifier:
         await self._post(channel_id, text)
 
     async def _post(self, channel: str, text: str) -> None:
-        for part in split_markdown(text) or [" "]:
+        for part in split_markdown(text, MESSAGE_LIMIT) or [" "]:
             await self._client.chat_postMessage(channel=channel, markdown_text=part)

@@ -21,7 +21,7 @@ Rules:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain import Incoming, Platform, ThreadKey
@@ -91,6 +91,8 @@ def decide(body: JSON, me: BotIdentity, *, assistant: bool = False) -> Decision:
         return Ignored("no user, channel or ts")
     thread_ts = event.get("thread_ts") or None
     text = event.get("text") or ""
+    if not all(isinstance(v, str) for v in (user, channel, ts, text, thread_ts or "")):
+        return Ignored("malformed event: user, channel, ts, thread_ts and text must be strings")
     direct = event.get("channel_type") == "im"
     needs_thread_check = False
     if kind == "app_mention":
@@ -113,6 +115,9 @@ def decide(body: JSON, me: BotIdentity, *, assistant: bool = False) -> Decision:
         text=clean_text(text, me.user_id),
         is_direct=direct,
     )
+    app_context = event.get("app_context")
+    context = viewing_context(app_context) if direct and isinstance(app_context, dict) else ""
+    incoming = replace(incoming, context=context) if context else incoming
     files = tuple(f for f in event.get("files") or () if isinstance(f, dict))
     recipient_team = str(event.get("user_team") or event.get("team") or team)
     return Addressed(incoming, str(channel), thread_id, recipient_team, files, needs_thread_check,
@@ -169,3 +174,35 @@ def assistant_thread_started(body: JSON) -> AssistantThread | None:
     if not isinstance(thread, dict) or not thread.get("channel_id") or not thread.get("thread_ts"):
         return None
     return AssistantThread(str(thread["channel_id"]), str(thread["thread_ts"]), str(thread.get("user_id") or ""))
+
+
+ENTITY_WORDS = {"slack#/types/channel_id": "channel", "slack#/types/canvas_id": "canvas",
+                "slack#/types/list_id": "list"}
+
+
+def viewing_context(context: JSON) -> str:
+    """What an `app_context` (or app_context_changed `context`) says the user is viewing, in words for
+    the model: "The user is viewing Slack channel <#C0123>." Entities come most relevant first
+    (https://docs.slack.dev/reference/events/app_context_changed); unknown kinds are skipped, and
+    only ids that look like Slack ids are passed on."""
+    seen: list[str] = []
+    for entity in context.get("entities") or ():
+        if not isinstance(entity, dict):
+            continue
+        kind, value = entity.get("type"), entity.get("value")
+        if kind == "slack#/types/message_context" and isinstance(value, dict):
+            channel, ts = value.get("channel_id"), value.get("message_ts")
+            if _slack_id(channel) and isinstance(ts, str) and _TS.fullmatch(ts):
+                seen.append(f"a message ({ts}) in Slack conversation <#{channel}>")
+        elif kind in ENTITY_WORDS and _slack_id(value):
+            seen.append(f"Slack {ENTITY_WORDS[kind]} <#{value}>" if kind.endswith("channel_id")
+                        else f"Slack {ENTITY_WORDS[kind]} {value}")
+    return f"The user is viewing {'; '.join(seen[:3])}." if seen else ""
+
+
+_ID = re.compile(r"[A-Z][A-Z0-9]{2,30}")
+_TS = re.compile(r"\d{9,12}\.\d{6}")
+
+
+def _slack_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

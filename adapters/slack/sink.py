@@ -12,32 +12,46 @@ of the same message.
 
 `status` shows the assistant pane's "thinking…" (assistant.threads.setStatus) in assistant threads
 and nothing elsewhere; Slack clears the status itself when the answer's first message appears.
+
+Steps become task_update chunks of the stream (a step before any text starts the stream, so the
+user sees it at once); later ones ride in the paced appends. Where the message is not a stream, a
+step in progress falls back to `status`. With an `answer_key`, the answer's first message opens with a
+Stop button (a blocks chunk of the stream, or blocks under a posted message) and the finished answer
+carries feedback buttons (adapters.slack.controls), all in calls made anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.split_logic import CONTENT_LIMIT, MarkdownSplitter, footer_markdown
-from adapters.slack.transport import AnswerMessage, Clock, Sleep, StreamingSwitch, Target, error_code
+from adapters.common.footer import SLACK_FOOTER, render_footer
+from adapters.common.splitter import MarkdownSplitter
+from adapters.slack.controls import feedback_blocks, stop_chunk
+from adapters.slack.transport import AnswerMessage, Clock, OnOpen, Sleep, StreamingSwitch, Target, error_code
 from bot.domain import Footer
+from bot.ports import Step
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_SECONDS = 1.0
 BIG_BUFFER_CHARS = 4_000
+# Slack takes at most 12,000 characters of `markdown_text` per message.
+MESSAGE_LIMIT = 12_000
 
 
 class SlackSink:
     def __init__(self, client: AsyncWebClient, target: Target, *, switch: StreamingSwitch | None = None,
                  assistant: bool = False, interval: float = FLUSH_INTERVAL_SECONDS,
-                 big_chars: int = BIG_BUFFER_CHARS, limit: int = CONTENT_LIMIT,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 big_chars: int = BIG_BUFFER_CHARS, limit: int = MESSAGE_LIMIT,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, on_open: OnOpen | None = None,
+                 answer_key: str = "") -> None:
         self._client = client
+        self._on_open = on_open
         self._target = target
         self._switch = switch or StreamingSwitch()
         self._assistant = assistant
@@ -45,7 +59,10 @@ class SlackSink:
         self._big = big_chars
         self._clock = clock
         self._sleep = sleep
-        self._splitter = MarkdownSplitter(limit)
+        # The last message keeps room for the footer (notes about skipped files can make it long).
+        self._footer_style = dataclasses.replace(SLACK_FOOTER, room=min(SLACK_FOOTER.room, limit // 4))
+        self._splitter = MarkdownSplitter(limit, self._footer_style.room)
+        self._answer_key = answer_key
         self.messages: list[AnswerMessage] = []
         self._current = self._new_message()
         self._status_shown = False
@@ -65,6 +82,17 @@ class SlackSink:
         except Exception as exc:  # noqa: BLE001 - a status is a nicety
             log.info("assistant.threads.setStatus failed (%s)", error_code(exc))
 
+    async def step(self, step: Step) -> None:
+        message = self._current
+        if not message.streams:
+            if step.state == "in_progress":
+                await self.status(step.title)
+            return
+        message.add_chunk({"type": "task_update", "id": step.id, "title": step.title, "status": step.state})
+        await self._pace()
+        if not message.streaming and step.state == "in_progress":  # Slack refused to start the stream
+            await self.status(step.title)
+
     async def append(self, delta: str) -> None:
         if not delta:
             return
@@ -72,8 +100,8 @@ class SlackSink:
         await self._pace()
 
     async def finish(self, footer: Footer) -> None:
-        await self._take(self._splitter.finish(footer_markdown(footer.text())))
-        await self._current.flush(final=True)
+        await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
+        await self._current.flush(final=True, blocks=feedback_blocks(self._answer_key) if self._answer_key else None)
         await self._clear_status()
 
     async def fail(self, reason: str) -> None:
@@ -91,8 +119,11 @@ class SlackSink:
     def _new_message(self, *, stream: bool | None = None) -> AnswerMessage:
         if stream is None:
             stream = not any(m.stream_failed for m in self.messages)
+        # Only the answer's first message gets the Stop button: one control per answer.
+        opening = (stop_chunk(self._answer_key),) if self._answer_key and not self.messages else ()
         message = AnswerMessage(self._client, self._target, stream=stream, switch=self._switch,
-                                interval=self._interval, clock=self._clock, sleep=self._sleep)
+                                interval=self._interval, clock=self._clock, sleep=self._sleep,
+                                on_open=self._on_open, opening=opening)
         self.messages.append(message)
         self._current = message
         return message
@@ -106,7 +137,7 @@ class SlackSink:
 
     async def _pace(self) -> None:
         message = self._current
-        if not message.pending:
+        if not message.pending and not message.chunks:
             return
         if message.ts is None or message.due() or (message.streaming and len(message.pending) >= self._big):
             await message.flush()

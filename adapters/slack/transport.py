@@ -17,17 +17,24 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.controls import JSON, markdown_block
+
 log = logging.getLogger(__name__)
 
 # Errors that say streaming is not available to this app at all (not just for one message).
 STREAMING_UNAVAILABLE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type",
                                    "missing_scope", "feature_not_enabled", "not_supported"})
 STREAMING_RECHECK_SECONDS = 600.0
+# Errors that say a stream is over already (Slack's stream timeout): the message needs no stop.
+STREAM_ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})
+STOP_ATTEMPTS = 5
 # Paced writes of one message come at most every interval x (writes so far), up to this many intervals.
 MAX_INTERVAL_STEPS = 4
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# Called with {"channel", "thread_ts", "ts", "streaming"} when a message of the answer opens.
+OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def error_code(exc: Exception) -> str:
@@ -67,11 +74,14 @@ class Target:
 
 
 class AnswerMessage:
-    """The text of one message: `shown` is on Slack, `pending` waits for the next write."""
+    """The text of one message: `shown` is on Slack, `pending` waits for the next write, `chunks`
+    (task updates) ride with it. `opening` chunks go with chat.startStream only (the Stop button)."""
 
     def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
-                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+                 interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+                 on_open: OnOpen | None = None, opening: tuple[JSON, ...] = ()) -> None:
         self._client = client
+        self._on_open = on_open
         self._target = target
         self._want_stream = stream
         self._switch = switch
@@ -81,14 +91,29 @@ class AnswerMessage:
         self.ts: str | None = None
         self.shown = ""
         self.pending = ""
+        self.chunks: list[JSON] = []
+        self._opening = opening
+        # Where the message is posted and edited instead of streamed, the opening blocks (the Stop
+        # button) sit under the text until the final write replaces them.
+        self._controls = [block for chunk in opening if chunk.get("type") == "blocks" for block in chunk["blocks"]]
+        self.carries_blocks = False
         self.streaming = False
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
+        self._stream_ended = False  # Slack ended the stream itself; it may still be edited
         self.last_write = float("-inf")
         self.writes = 0
 
     def add(self, text: str) -> None:
         self.pending += text
+
+    def add_chunk(self, chunk: JSON) -> None:
+        self.chunks.append(chunk)
+
+    @property
+    def streams(self) -> bool:
+        """Whether this message is, or may still become, a stream (so it can show task updates)."""
+        return self.streaming or (self.ts is None and self._want_stream and self._switch.available())
 
     def due(self) -> bool:
         """Whether the next paced write may go: the gap grows by one interval per write already
@@ -96,32 +121,53 @@ class AnswerMessage:
         gap = self._interval * min(max(self.writes, 1), MAX_INTERVAL_STEPS)
         return self._clock() - self.last_write >= gap
 
-    async def flush(self, *, final: bool = False) -> None:
+    async def flush(self, *, final: bool = False, blocks: list[JSON] | None = None) -> None:
         """Send what is pending. The caller paces non-final flushes; a final one ends the message
-        (stops its stream), waiting out the edit interval if it must edit."""
+        (stops its stream), waiting out the edit interval if it must edit, with `blocks` under it."""
         if self.failed:
             return
         if self.ts is None:
-            if not self.pending:
+            if not self.pending and not self.chunks:
                 return
             if not final and self._want_stream and self._switch.available() and await self._start_stream():
                 return
-            await self._post(self.pending)
+            self.chunks.clear()  # task updates only live in streams
+            if self.pending:
+                await self._post(self.pending, blocks if final else self._controls)
             return
         if self.streaming:
-            if await (self._stop_stream() if final else self._append()):
+            if await (self._stop_stream(blocks) if final else self._append()):
                 return
             self.streaming = False
-        await self._edit(final)
+            if not self._stream_ended:
+                # Slack refused the text (rate limited past the client's retries, msg_too_long):
+                # the message is stopped as it stands and the rest continues in a new one.
+                await self._stop_as_is()
+                self.ts, self.shown = None, ""
+                self.chunks.clear()
+                await self._post(self.pending, blocks if final else self._controls)
+                return
+        self.chunks.clear()
+        await self._edit(final, blocks if final else self._controls)
 
     # -- streaming --
+
+    def _content(self, *extra: JSON) -> dict[str, Any]:
+        """What a stream call adds: the pending text as markdown_text, or, with task updates or
+        blocks to send, everything as chunks in order (text after the updates it follows)."""
+        chunks = [*self.chunks, *extra]
+        if not chunks:
+            return {"markdown_text": self.pending} if self.pending else {}
+        text = [{"type": "markdown_text", "text": self.pending}] if self.pending else []
+        return {"chunks": chunks + text}
 
     async def _start_stream(self) -> bool:
         t = self._target
         try:
             response = await self._client.chat_startStream(
-                channel=t.channel, thread_ts=t.thread_ts, markdown_text=self.pending,
+                channel=t.channel, thread_ts=t.thread_ts,
                 recipient_user_id=t.recipient_user_id, recipient_team_id=t.recipient_team_id,
+                **self._content(*self._opening),
             )
         except Exception as exc:  # noqa: BLE001 - any failure falls back to posting
             code = error_code(exc)
@@ -133,16 +179,18 @@ class AnswerMessage:
         self.ts = str(response["ts"])
         self.streaming = True
         self._sent()
+        await self._opened()
         return True
 
     async def _append(self) -> bool:
-        if not self.pending:
+        if not self.pending and not self.chunks:
             return True
-        return await self._stream_call("chat.appendStream", self._client.chat_appendStream,
-                                       markdown_text=self.pending)
+        return await self._stream_call("chat.appendStream", self._client.chat_appendStream, **self._content())
 
-    async def _stop_stream(self) -> bool:
-        extra = {"markdown_text": self.pending} if self.pending else {}
+    async def _stop_stream(self, blocks: list[JSON] | None) -> bool:
+        extra = self._content()
+        if blocks:
+            extra["blocks"] = blocks
         done = await self._stream_call("chat.stopStream", self._client.chat_stopStream, **extra)
         if done:
             self.streaming = False
@@ -152,21 +200,44 @@ class AnswerMessage:
         assert self.ts is not None
         try:
             await method(channel=self._target.channel, ts=self.ts, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the message goes on as edits
-            log.info("%s failed (%s); continuing with chat.update", name, error_code(exc))
+        except Exception as exc:  # noqa: BLE001 - the message goes on as edits, or in a new message
+            code = error_code(exc)
+            # Slack ended the stream itself (its timeout): the message can still be edited.
+            self._stream_ended = code in STREAM_ENDED
+            log.info("%s failed (%s); continuing %s", name, code,
+                     "with chat.update" if self._stream_ended else "in a new message")
             self.stream_failed = True
             return False
         self._sent()
         return True
 
+    async def _stop_as_is(self) -> None:
+        """chat.stopStream without new text, tried until Slack takes it (each try already waits out
+        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS."""
+        assert self.ts is not None
+        for attempt in range(1, STOP_ATTEMPTS + 1):
+            try:
+                await self._client.chat_stopStream(channel=self._target.channel, ts=self.ts)
+            except Exception as exc:  # noqa: BLE001 - tried again after a pause
+                code = error_code(exc)
+                if code in STREAM_ENDED:
+                    return
+                log.info("chat.stopStream without text failed (%s), attempt %d of %d", code, attempt,
+                         STOP_ATTEMPTS)
+                await self._sleep(self._interval * attempt)
+                continue
+            return
+        log.warning("chat.stopStream kept failing; message %s may show as streaming until Slack ends it",
+                    self.ts)
+
     # -- posting and editing --
 
-    async def _post(self, text: str) -> None:
-        """A new message holding `text` (all that is pending)."""
+    async def _post(self, text: str, blocks: list[JSON] | None = None) -> None:
+        """A new message holding `text` (all that is pending), with `blocks` under it."""
         t = self._target
         try:
             response = await self._client.chat_postMessage(channel=t.channel, thread_ts=t.thread_ts,
-                                                           markdown_text=text)
+                                                           **self._text_and_blocks(text, blocks))
         except Exception as exc:  # noqa: BLE001 - nothing more can be shown in this thread
             log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped",
                         t.channel, error_code(exc))
@@ -174,9 +245,11 @@ class AnswerMessage:
             return
         self.ts = str(response["ts"])
         self._sent()
+        await self._opened()
 
-    async def _edit(self, final: bool) -> None:
-        if not self.pending:
+    async def _edit(self, final: bool, blocks: list[JSON] | None = None) -> None:
+        # A final write with nothing new still replaces blocks that must go (the Stop button).
+        if not self.pending and not blocks and not (final and self.carries_blocks):
             return
         wait = self._interval - (self._clock() - self.last_write)
         if wait > 0:
@@ -186,16 +259,34 @@ class AnswerMessage:
         assert self.ts is not None
         try:
             await self._client.chat_update(channel=self._target.channel, ts=self.ts,
-                                           markdown_text=self.shown + self.pending)
+                                           **self._text_and_blocks(self.shown + self.pending, blocks))
         except Exception as exc:  # noqa: BLE001 - continue in a new message instead
             log.info("chat.update failed (%s); continuing in a new message", error_code(exc))
             self.ts, self.shown = None, ""
-            await self._post(self.pending)
+            await self._post(self.pending, blocks)
             return
         self._sent()
+
+    async def _opened(self) -> None:
+        """Tell `on_open` where this message lives, for crash recovery."""
+        if self._on_open is not None:
+            t = self._target
+            await self._on_open({"channel": t.channel, "thread_ts": t.thread_ts, "ts": self.ts,
+                                 "streaming": self.streaming})
+
+    def _text_and_blocks(self, text: str, blocks: list[JSON] | None) -> dict[str, Any]:
+        """chat.postMessage/chat.update content: markdown_text alone, or (since markdown_text excludes
+        blocks) the text as a markdown block followed by `blocks`, with `text` as the notification.
+        A message that carried blocks keeps the block form, so its old blocks are replaced."""
+        if not blocks and not self.carries_blocks:
+            return {"markdown_text": text}
+        self.carries_blocks = True
+        return {"text": text, "blocks": [markdown_block(text), *(blocks or [])]}
 
     def _sent(self) -> None:
         self.shown += self.pending
         self.pending = ""
+        self.chunks.clear()
         self.last_write = self._clock()
         self.writes += 1
+

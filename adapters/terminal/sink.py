@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from bot.domain import Footer
+from bot.ports import Step
 
 
 class TerminalSink:
@@ -24,6 +25,10 @@ class TerminalSink:
         if not self._quiet and self._err.isatty():
             self._err.write(f"({text})\r")
             self._err.flush()
+
+    async def step(self, step: Step) -> None:
+        if step.state == "in_progress":
+            await self.status(step.title)
 
     async def append(self, delta: str) -> None:
         self._wrote_answer = True

@@ -36,6 +36,9 @@ class BudgetLimit:
 
 _BUDGET_RE = re.compile(r"^\$?\s*(\d+(?:\.\d+)?)\s*(?:/\s*(day|week|month|daily|weekly|monthly))?$")
 _PERIOD_ALIASES = {"daily": "day", "weekly": "week", "monthly": "month"}
+# Far above any real chat budget and far below what a 64-bit nano-dollar counter holds ($9.2 billion),
+# so sums of spent and reserved amounts never overflow the database column.
+MAX_BUDGET_USD = 1_000_000
 
 
 def parse_budget(text: str) -> BudgetLimit:
@@ -48,4 +51,8 @@ def parse_budget(text: str) -> BudgetLimit:
         raise ValueError(f"{text!r} is not a budget; write it like 5/day, 12.50/week, 100/month or none")
     amount = Decimal(match.group(1))
     period = _PERIOD_ALIASES.get(match.group(2) or "day", match.group(2) or "day")
-    return BudgetLimit(int(amount * NANOS_PER_USD), Period(period))
+    nanos = amount * NANOS_PER_USD
+    if amount > MAX_BUDGET_USD or nanos != nanos.to_integral_value():
+        raise ValueError(f"{text!r} is out of range: a budget is $0 to ${MAX_BUDGET_USD:,} per {period}, "
+                         "in steps of at most a nano-dollar ($0.000000001), or none")
+    return BudgetLimit(int(nanos), Period(period))

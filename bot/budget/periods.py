@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.budget.limits import BudgetLimit, Period
@@ -30,6 +31,11 @@ def local_midnight_utc(day, tz: ZoneInfo) -> datetime:  # noqa: ANN001 - a date
     return local.astimezone(UTC).replace(tzinfo=None)
 
 
+# From this share of a limit spent, web search goes off: its price per call is configured, but the
+# search results it pours into the prompt are not known when the call is reserved.
+NEARLY_SPENT_PERCENT = 90
+
+
 @dataclass(frozen=True, slots=True)
 class ScopeState:
     """One budget scope as the reserver sees it, with its counter row locked."""
@@ -47,6 +53,14 @@ class ScopeState:
             return None
         return max(0, self.limit.limit_nanos - self.spent_nanos - self.reserved_nanos)
 
+    @property
+    def nearly_spent(self) -> bool:
+        """Spent (not merely reserved: concurrent calls reserve far more than they spend) at least
+        NEARLY_SPENT of a limit."""
+        if self.limit.limit_nanos is None:
+            return False
+        return self.spent_nanos >= self.limit.limit_nanos * NEARLY_SPENT_PERCENT // 100
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -55,6 +69,10 @@ class Plan:
     max_tokens: int
     amount_nanos: int
     binding_scope: ScopeState | None
+    web_search: bool = False
+    thinking: bool = True
+    # The scope that made the call cheaper (web search or thinking turned off), if one did.
+    degraded_by: ScopeState | None = None
 
     @property
     def fits(self) -> bool:
@@ -81,3 +99,46 @@ def plan_call(
     if affordable < min(min_max_tokens, wanted_max_tokens):
         return Plan(0, wanted_cost, tightest)
     return Plan(affordable, prices.worst_case_nanos(estimated_prompt_tokens, affordable, web_search), tightest)
+
+
+def plan_degraded(
+    prices: PriceBook,
+    scopes: list[ScopeState],
+    *,
+    estimated_prompt_tokens: int,
+    wanted_max_tokens: int,
+    min_max_tokens: int,
+    web_search: bool,
+    thinking: bool,
+) -> Plan:
+    """Make a call cheaper before refusing it: web search off (when it does not fit, or a scope is
+    nearly spent), then thinking off, then `plan_call`'s shrinking of max_tokens.
+
+    Thinking does not change the worst case (reasoning tokens are billed inside completion tokens,
+    under max_tokens), so it goes off exactly when max_tokens must shrink: a shortened answer needs
+    its tokens for text, not for reasoning.
+    """
+    degraded_by: ScopeState | None = None
+    if web_search:
+        nearly = next((s for s in scopes if s.nearly_spent), None)
+        whole = plan_call(prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
+                          wanted_max_tokens=wanted_max_tokens, min_max_tokens=wanted_max_tokens, web_search=True)
+        if nearly is not None or not whole.fits:
+            web_search, degraded_by = False, nearly or whole.binding_scope
+    plan = plan_call(prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
+                     wanted_max_tokens=wanted_max_tokens, min_max_tokens=min_max_tokens, web_search=web_search)
+    if thinking and plan.max_tokens < wanted_max_tokens:
+        thinking, degraded_by = False, plan.binding_scope
+    return Plan(plan.max_tokens, plan.amount_nanos, plan.binding_scope, web_search, thinking, degraded_by)
+
+
+def days_in_month(day: date) -> int:
+    """How many days the month of `day` has (28..31)."""
+    return calendar.monthrange(day.year, day.month)[1]
+
+
+def project_month_end(spent_nanos: int, today: datetime.date) -> int:
+    """The month's spend at its end if it goes on at the pace so far: nano-dollars spent since the 1st
+    × days in the month ÷ days elapsed, today counted as a whole day (`today` is the local date in
+    SEEDBOT_TIMEZONE). Rounds down."""
+    return spent_nanos * days_in_month(today) // today.day

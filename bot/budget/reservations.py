@@ -1,4 +1,4 @@
-"""Reserve, settle and release money against channel and global budgets.
+"""Reserve, settle and release money against channel, person and global budgets.
 
 Every reservation runs in one transaction that locks the counter rows of its scopes (SELECT ... FOR
 UPDATE on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so concurrent reservers in
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget.limits import BudgetLimit, Period, parse_budget
-from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call
+from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call, plan_degraded
 from bot.budget.pricing import PriceBook
 from bot.config import Settings
 from bot.storage.engine import Database
@@ -38,16 +38,62 @@ GLOBAL_SCOPE = "global"
 
 AlsoInTransaction = Callable[[Session], None]
 
+# The reserve/settle path runs Core statements on these tables: rows, not ORM entities, once per call.
+_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
+_LIMIT = select(Budget.__table__.c.limit_nanos, Budget.__table__.c.period).where(
+    Budget.__table__.c.scope_key == bindparam("scope_key"))
+# Built once: each runs several times per answer, and building a statement costs more than running it.
+_COUNTER_WHERE = (_COUNTERS.c.scope_key == bindparam("c_scope"), _COUNTERS.c.period == bindparam("c_period"),
+                  _COUNTERS.c.period_start == bindparam("c_start"))
+_COUNTER = select(_COUNTERS.c.spent_nanos, _COUNTERS.c.reserved_nanos).where(*_COUNTER_WHERE)
+_COUNTER_LOCKED = _COUNTER.with_for_update()
+_RESERVE = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
+_RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
+_CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
+_LEDGER_ROW = insert(_LEDGER)
+_ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
+    reserved_nanos=_COUNTERS.c.reserved_nanos + bindparam("d_reserved"),
+    spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
 
-def channel_scope(platform: str, channel_id: str) -> str:
-    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`. Keyed by the platform's
-    ids rather than our row id, so a budget can be set before the bot has seen the channel."""
-    return f"{platform}:{channel_id}"
+
+def channel_scope(platform: str, channel_id: str, workspace_id: str | None = None) -> str:
+    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`, or `slack:T0123:C0456`
+    when given the workspace (several of the platform's workspaces share the deployment). Keyed by the
+    platform's ids rather than our row id, so a budget can be set before the bot has seen the channel."""
+    return f"{platform}:{workspace_id}:{channel_id}" if workspace_id else f"{platform}:{channel_id}"
 
 
-def _channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
-    platform, _, channel_id = scope_key.partition(":")
-    return select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
+def is_scope_key(text: str) -> bool:
+    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`."""
+    platform, _, channel_id = text.partition(":")
+    return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
+
+
+EVERYONE = "*"
+
+
+def person_scope(channel_scope_key: str, user_id: str) -> str:
+    """A person's budget key inside a channel: `slack:U0456@slack:C0123`. A person's spend is
+    limited per channel (not across channels), so the key holds both; `slack:*@slack:C0123` is the
+    limit of everyone in that channel who has no limit of their own."""
+    platform = channel_scope_key.partition(":")[0]
+    return f"{platform}:{user_id}@{channel_scope_key}"
+
+
+def split_person_scope(scope_key: str) -> tuple[str, str] | None:
+    """`slack:U0456@slack:C0123` -> ("U0456", "slack:C0123"); None for a channel or global key."""
+    person, at, channel = scope_key.partition("@")
+    if not at:
+        return None
+    return person.partition(":")[2], channel
+
+
+def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
+    """The row ids of the channel a `platform:id` (or `platform:workspace:id`) scope key names, as a
+    subquery."""
+    platform, *workspace, channel_id = scope_key.split(":")
+    query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
+    return query.where(Channel.workspace_id == workspace[0]) if workspace else query
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +102,10 @@ class Grant:
     amount_nanos: int
     max_tokens: int
     shrunk: bool
+    web_search: bool = False
+    thinking: bool = True
+    # The scope whose nearly spent budget turned web search or thinking off, if any.
+    degraded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +153,10 @@ class Settlement:
     first_token_ms: int | None = None
     duration_ms: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.cost_nanos < 0:  # money is never negative: a bug upstream, not a refund
+            raise ValueError(f"a settlement cannot cost {self.cost_nanos} nano-dollars")
+
 
 def _counter_key(scope: ScopeState) -> str:
     return f"{scope.scope_key}|{scope.limit.period.value}|{scope.period_start.isoformat()}"
@@ -120,16 +174,25 @@ class BudgetManager:
         self._settings = settings
         self._prices = prices
         self._clock = clock
+        # Reservations this process holds for calls still running: the heartbeat keeps them alive.
+        self._live: set[int] = set()
 
     # -- limits --
 
     def limit_for(self, session: Session, scope_key: str) -> BudgetLimit:
-        row = session.get(Budget, scope_key)
+        row = session.connection().execute(_LIMIT, {"scope_key": scope_key}).first()
         if row is not None:
             return BudgetLimit(row.limit_nanos, Period(row.period))
         if scope_key == GLOBAL_SCOPE:
             return self._settings.global_budget_limit
-        return self._settings.default_budget
+        person = split_person_scope(scope_key)
+        if person is None:
+            return self._settings.default_budget
+        if person[0] != EVERYONE:
+            channel_default = session.get(Budget, person_scope(person[1], EVERYONE))
+            if channel_default is not None:
+                return BudgetLimit(channel_default.limit_nanos, Period(channel_default.period))
+        return self._settings.default_user_budget
 
     async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
         def work(session: Session) -> Any:
@@ -161,6 +224,13 @@ class BudgetManager:
             row.updated_at = self._clock()
             session.add(BudgetChange(scope_key=scope_key, changed_by=changed_by, old_value=old.describe(),
                                      new_value=limit.describe(), changed_at=self._clock()))
+            if old.period != limit.period:
+                # A counter left from an earlier stint in this period missed what was spent meanwhile:
+                # drop it, and the next use reopens it from the ledger (see _scope_state).
+                start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
+                session.execute(delete(BudgetCounter).where(
+                    BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
+                    BudgetCounter.period_start == start))
             return old.describe(), limit.describe()
 
         return await self._db.run(work)
@@ -186,16 +256,18 @@ class BudgetManager:
         estimated_prompt_tokens: int,
         wanted_max_tokens: int,
         web_search: bool,
+        thinking: bool = True,
     ) -> Grant | Denial:
+        """Hold the worst case of one call in the channel's, the person's and the global budget at
+        once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE."""
         now = self._clock()
 
         def work(session: Session) -> Any:
-            scopes = self._lock_scopes(session, [scope_key, GLOBAL_SCOPE], now)
-            plan: Plan = plan_call(
-                self._prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
-                wanted_max_tokens=wanted_max_tokens, min_max_tokens=self._settings.min_answer_tokens,
-                web_search=web_search,
-            )
+            scopes = self._lock_scopes(session, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE], now)
+            sizing = dict(estimated_prompt_tokens=estimated_prompt_tokens, wanted_max_tokens=wanted_max_tokens,
+                          min_max_tokens=self._settings.min_answer_tokens, web_search=web_search)
+            plan: Plan = (plan_degraded(self._prices, scopes, thinking=thinking, **sizing) if self._settings.degrade
+                          else plan_call(self._prices, scopes, **sizing))
             if not plan.fits:
                 binding = plan.binding_scope
                 assert binding is not None and binding.limit.limit_nanos is not None
@@ -206,16 +278,20 @@ class BudgetManager:
                               binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
             for scope in scopes:
                 self._adjust(session, _counter_key(scope), reserved=plan.amount_nanos)
-            reservation = Reservation(
+            reservation_id = session.connection().scalar(_RESERVE, dict(
                 channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
                 counter_keys=";".join(_counter_key(s) for s in scopes), amount_nanos=plan.amount_nanos,
-                created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
-            )
-            session.add(reservation)
-            session.flush()
-            return Grant(reservation.id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens)
+                status="active", created_at=now,
+                expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
+            ))
+            web, think = (plan.web_search, plan.thinking) if self._settings.degrade else (web_search, thinking)
+            return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
+                         web, think, plan.degraded_by.scope_key if plan.degraded_by is not None else None)
 
-        return await self._db.run(work)
+        granted = await self._db.run(work)
+        if isinstance(granted, Grant):
+            self._live.add(granted.reservation_id)
+        return granted
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row.
@@ -224,8 +300,10 @@ class BudgetManager:
         """
 
         def work(session: Session) -> Any:
-            reservation = session.get(Reservation, grant.reservation_id, with_for_update=True)
-            if reservation is None or reservation.status != "active":
+            reservation = session.connection().execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
+            if reservation is not None and reservation.status == "expired":
+                self._correct_expired(session, session.get(Reservation, reservation.id), outcome)
+            elif reservation is None or reservation.status != "active":
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
             else:
@@ -233,6 +311,25 @@ class BudgetManager:
             if also is not None:
                 also(session)
             return self._remaining(session, _channel_scope_of(reservation))
+
+        try:
+            return await self._db.run(work)
+        finally:
+            # Settled, or failing to settle: either way the heartbeat stops keeping it, so a
+            # reservation nobody can settle expires after the TTL instead of living with the process.
+            self._live.discard(grant.reservation_id)
+
+    async def heartbeat(self) -> int:
+        """Extend the reservations of this process's running calls to now + the TTL, so that only
+        a dead process's reservations ever expire. Returns how many were extended."""
+        live = sorted(self._live)
+        if not live:
+            return 0
+        until = self._clock() + timedelta(seconds=self._settings.reservation_ttl_seconds)
+
+        def work(session: Session) -> Any:
+            return session.execute(update(Reservation).where(Reservation.id.in_(live), Reservation.status == "active")
+                                   .values(expires_at=until)).rowcount
 
         return await self._db.run(work)
 
@@ -273,13 +370,36 @@ class BudgetManager:
 
     # -- internals --
 
-    def _close(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
+    def _correct_expired(self, session: Session, reservation: Reservation, outcome: Settlement) -> None:
+        """A settlement that arrives after its reservation expired (charged in full) corrects that
+        row and the counters by the difference, instead of booking the call twice."""
+        entry = session.scalars(select(UsageEntry).where(UsageEntry.reservation_pk == reservation.id)
+                                .with_for_update()).one_or_none()
+        if entry is None:  # cannot happen: expiry writes the row; never book without one
+            log.error("expired reservation %s has no ledger row; settlement dropped", reservation.id)
+            return
+        difference = outcome.cost_nanos - entry.cost_nanos
+        for key in sorted(reservation.counter_keys.split(";")):
+            self._adjust(session, key, spent=difference)
+        reservation.status = "released" if outcome.cost_nanos == 0 else "settled"
+        for name in ("model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+                     "web_searches", "cost_nanos", "usage_known", "status", "first_token_ms", "duration_ms"):
+            setattr(entry, name, getattr(outcome, name))
+        entry.error = "; ".join(filter(None, [outcome.error, "settled after its reservation had expired"]))
+        log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
+                    reservation.id, difference)
+
+    def _close(self, session: Session, reservation: Reservation | Row[Any], outcome: Settlement) -> None:
+        """Move a reservation's money from reserved to spent and write its ledger row. `reservation` is an
+        entity or a row of its table; its status is changed by statement, not on the object."""
         for key in sorted(reservation.counter_keys.split(";")):
             self._adjust(session, key, reserved=-reservation.amount_nanos, spent=outcome.cost_nanos)
-        reservation.status = "released" if outcome.cost_nanos == 0 else "settled"
+        status = "released" if outcome.cost_nanos == 0 else "settled"
         if outcome.status == "expired":
-            reservation.status = "expired"
-        session.add(UsageEntry(
+            status = "expired"
+        connection = session.connection()
+        connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": status})
+        connection.execute(_LEDGER_ROW, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
             prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
@@ -297,13 +417,10 @@ class BudgetManager:
     def _scope_state(self, session: Session, scope_key: str, now: datetime, *, lock: bool) -> ScopeState:
         limit = self.limit_for(session, scope_key)
         start, end = period_bounds(limit.period, now, self._settings.tz)
-        query = select(BudgetCounter).where(
-            BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
-            BudgetCounter.period_start == start,
-        ).execution_options(populate_existing=True)
-        if lock:
-            query = query.with_for_update()
-        counter = (session.scalars(query)).one_or_none()
+        query = _COUNTER_LOCKED if lock else _COUNTER
+        key = {"c_scope": scope_key, "c_period": limit.period.value, "c_start": start}
+        connection = session.connection()
+        counter = connection.execute(query, key).one_or_none()
         if counter is None:
             # First use of this period: open its counter from the books, so a budget set or changed
             # mid-period still counts what was already spent.
@@ -314,7 +431,7 @@ class BudgetManager:
                     reserved_nanos=self._active_reserved(session, scope_key, start),
                 ).on_conflict_do_nothing()
             )
-            counter = (session.scalars(query)).one()
+            counter = connection.execute(query, key).one()
         return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos)
 
     @staticmethod
@@ -324,25 +441,20 @@ class BudgetManager:
         if until is not None:
             query = query.where(UsageEntry.started_at < until)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(UsageEntry.channel_pk.in_(_channel_pks(scope_key)))
+            query = query.where(*_scope_filter(UsageEntry, scope_key))
         return int(session.scalar(query) or 0)
 
     def _active_reserved(self, session: Session, scope_key: str, since: datetime) -> int:
         query = select(func.coalesce(func.sum(Reservation.amount_nanos), 0)).where(
             Reservation.status == "active", Reservation.created_at >= since)
         if scope_key != GLOBAL_SCOPE:
-            query = query.where(Reservation.channel_pk.in_(_channel_pks(scope_key)))
+            query = query.where(*_scope_filter(Reservation, scope_key))
         return int(session.scalar(query) or 0)
 
     def _adjust(self, session: Session, counter_key: str, *, reserved: int = 0, spent: int = 0) -> None:
         scope_key, period, start = _parse_counter_key(counter_key)
-        session.execute(
-            update(BudgetCounter)
-            .where(BudgetCounter.scope_key == scope_key, BudgetCounter.period == period,
-                   BudgetCounter.period_start == start)
-            .values(reserved_nanos=BudgetCounter.reserved_nanos + reserved,
-                    spent_nanos=BudgetCounter.spent_nanos + spent)
-        )
+        session.connection().execute(_ADJUST, {"c_scope": scope_key, "c_period": period, "c_start": start,
+                                               "d_reserved": reserved, "d_spent": spent})
 
     def _remaining(self, session: Session, scope_key: str | None) -> Remaining:
         if scope_key is None:
@@ -352,8 +464,16 @@ class BudgetManager:
                          state.spent_nanos)
 
 
+def _scope_filter(table: type[UsageEntry] | type[Reservation], scope_key: str) -> list[Any]:
+    """The rows of the ledger (or of reservations) that belong to a channel or a person scope."""
+    person = split_person_scope(scope_key)
+    if person is None:
+        return [table.channel_pk.in_(channel_pks(scope_key))]
+    return [table.channel_pk.in_(channel_pks(person[1])), table.user_id == person[0]]
+
+
 def _channel_scope_of(reservation: Reservation | None) -> str | None:
     if reservation is None:
         return None
     scopes = [_parse_counter_key(key)[0] for key in reservation.counter_keys.split(";")]
-    return next((scope for scope in scopes if scope != GLOBAL_SCOPE), None)
+    return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)

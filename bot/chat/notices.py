@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from bot.budget.reservations import GLOBAL_SCOPE, Denial
+from bot.budget.reservations import GLOBAL_SCOPE, Denial, Grant, split_person_scope
 from bot.config import Settings
 from bot.domain import Platform, format_usd
 
@@ -23,15 +23,45 @@ def admin_mentions(platform: Platform, settings: Settings) -> str:
     return "an admin (" + ", ".join(ids) + ")"
 
 
+def budget_name(scope_key: str) -> str:
+    """Which limit a scope key is, in the words of the person it applies to."""
+    if scope_key == GLOBAL_SCOPE:
+        return "the bot's overall budget"
+    if split_person_scope(scope_key) is not None:
+        return "your personal budget in this channel"
+    return "this channel's budget"
+
+
+def degrade_notes(grant: Grant, *, web_search: bool, thinking: bool) -> list[str]:
+    """Footer notes for what the budget turned off or cut, given what the call asked for."""
+    scope = grant.degraded_by or ""
+    if scope == GLOBAL_SCOPE:
+        why = "the bot's overall budget nearly spent"
+    elif split_person_scope(scope) is not None:
+        why = "your budget nearly spent"
+    else:
+        why = "channel budget nearly spent"
+    notes = []
+    if web_search and not grant.web_search:
+        notes.append(f"web search off: {why}")
+    if thinking and not grant.thinking:
+        notes.append(f"thinking off: {why}")
+    if grant.shrunk:
+        notes.append(f"answer limited to {grant.max_tokens:,} tokens by the budget")
+    return notes
+
+
 def denial_text(denial: Denial, platform: Platform, settings: Settings) -> str:
-    whose = "The bot's overall budget" if denial.scope_key == GLOBAL_SCOPE else "This channel's budget"
+    whose = _sentence_case(budget_name(denial.scope_key))
+    personal = split_person_scope(denial.scope_key) is not None
+    how, how_cli = (" user", " --user") if personal else ("", "")
     resets = denial.resets_at.replace(tzinfo=UTC).astimezone(settings.tz)
     return (
         f"{whose} is used up: {format_usd(denial.spent_nanos)} of {format_usd(denial.limit_nanos)} spent "
         f"this period, and this answer could cost up to {format_usd(denial.needed_nanos)}. "
         f"It resets {resets:%Y-%m-%d %H:%M} {settings.tz.key}. "
-        f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget` or "
-        f"`seedbot budget set`."
+        f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget{how}` or "
+        f"`seedbot budget set{how_cli}`."
     )
 
 

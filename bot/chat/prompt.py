@@ -52,6 +52,8 @@ class UserTurn:
     text: str
     images: list[Attachment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # How many secrets were masked in the message and its files before this turn was built.
+    secrets_masked: int = 0
 
     def message(self) -> dict[str, Any]:
         if not self.images:

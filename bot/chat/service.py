@@ -5,23 +5,29 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager, Denial, Grant, Remaining, Settlement
-from bot.chat.notices import denial_text, too_long_text
+from bot.chat.controls import Stopper, StopSwitch
+from bot.chat.inflight import InFlight, OpenCall
+from bot.chat.notices import degrade_notes, denial_text, too_long_text
 from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
-from bot.chat.redaction import StreamRedactor
+from bot.chat.redaction import StreamRedactor, mask_incoming_async
+from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
-from bot.domain import Footer, Incoming, Usage
+from bot.domain import Footer, Incoming, ThreadKey, Usage
 from bot.llm import (
     ChatRequest,
     ContentDelta,
@@ -31,13 +37,21 @@ from bot.llm import (
     SeedContentFiltered,
     SeedError,
     SeedStreamBroken,
+    StreamEvent,
+    UsageRejected,
     UsageReport,
 )
+from bot.ops.logs import answer_context
 from bot.ops.metrics import Metrics
-from bot.ports import ReplySink
+from bot.ports import ReplySink, Step
 from bot.storage.conversations import Claimed, ConversationStore
+from bot.text_safety import clean_text
 
 log = logging.getLogger(__name__)
+
+# Tokenising a few thousand characters takes a fraction of a millisecond; past that, a thread hop is cheaper
+# than holding up every other answer and acknowledgement on the loop.
+OFF_LOOP_CHARS = 4_000
 
 EMPTY_REPLY = "Ask me a code question, paste a diff to review, or attach a file. Add `--web` to search the web."
 
@@ -61,7 +75,7 @@ class BudgetWatcher(Protocol):
 
 class Reviewer(Protocol):
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink) -> Answer | None: ...
+                           sink: ReplySink, inflight: InFlight) -> Answer | None: ...
 
 
 class GuardedSink:
@@ -78,6 +92,9 @@ class GuardedSink:
 
     async def status(self, text: str) -> None:
         await self._call("status", self._sink.status(text))
+
+    async def step(self, step: Step) -> None:
+        await self._call("step", self._sink.step(step))
 
     async def append(self, delta: str) -> None:
         if not self.broken:
@@ -104,7 +121,10 @@ class _Call:
     """The state of one streamed model call."""
 
     parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    stopper: Stopper | None = None
     usage: Usage | None = None
+    usage_problem: str = "no usage reported"
     finish: str = ""
     error: SeedError | None = None
     started: float = 0.0
@@ -118,7 +138,7 @@ class _Call:
 class ChatService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook, metrics: Metrics | None = None, reviewer: Reviewer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, starts_at_once: int = STARTS_AT_ONCE) -> None:
         self.settings = settings
         self.llm = llm
         self.budget = budget
@@ -129,24 +149,53 @@ class ChatService:
         self.budget_watcher: BudgetWatcher | None = None
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
+        self._starts = StartGate(starts_at_once)
 
-    async def handle(self, incoming: Incoming, sink: ReplySink) -> Answer | None:
-        """Answer one message into `sink`. Returns None for a message seen before (no reply at all)."""
+    async def handle(self, incoming: Incoming, sink: ReplySink, inflight: InFlight | None = None, *,
+                     stop: StopSwitch | None = None) -> Answer | None:
+        """Answer one message into `sink`. Returns None for a message seen before (no reply at all).
+
+        `inflight` (from the answer supervisor) is kept up to date with the message and the calls
+        this answer holds open, so whoever ends it early can settle them. A `stop` switch thrown while
+        the model streams ends the answer there (see bot.chat.controls). Every line logged meanwhile
+        carries the message's ids (bot/ops/logs.py)."""
+        with answer_context(incoming):
+            async with self._starts.starting() as started:
+                answer = await self._handle(incoming, sink, started,
+                                            inflight if inflight is not None else InFlight(), stop)
+            if answer is not None:
+                log.info("message finished: %s", answer.status)
+            return answer
+
+    async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
+                      inflight: InFlight, stop: StopSwitch | None) -> Answer | None:
+        incoming = safe_incoming(incoming)
         sink = GuardedSink(sink)
+        secrets_masked = 0
+        if self.settings.redact_input:
+            incoming, secrets_masked = await mask_incoming_async(incoming)
         options = parse_options(incoming.text)
-        turn = build_user_turn(options.text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
-        claimed = await self.store.claim(incoming, turn.text, turn.token_estimate())
+        text = f"{options.text}\n\n({incoming.context})" if incoming.context else options.text
+        turn = build_user_turn(text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
+        turn.secrets_masked = secrets_masked
+        turn_tokens = await _estimate(turn.token_estimate, len(turn.text))
+        claimed = await self.store.claim(incoming, turn.text, turn_tokens)
         platform = incoming.platform.value
         if claimed is None:
             self.metrics.messages.labels(platform, "duplicate").inc()
             log.debug("duplicate message %s ignored", incoming.dedup_key)
             return None
+        inflight.message_pk = claimed.message_pk
         if not turn.text.strip() and not turn.images:
             empty = await self._notice(claimed, sink, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
             self.metrics.messages.labels(platform, empty.status).inc()
             return empty
         if self.reviewer is not None:
-            reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink)
+            if stop is not None:
+                stop.stoppable = False  # a review's concurrent calls are not cancelled (yet)
+            reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink, inflight)
+            if stop is not None:
+                stop.stoppable = True
             if reviewed is not None:
                 self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
                 if self.budget_watcher is not None and reviewed.cost_nanos:
@@ -155,7 +204,8 @@ class ChatService:
                 return reviewed
         web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
         fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, sink, web_search=web, fast=fast)
+        answer = await self._answer(incoming, claimed, turn, turn_tokens, sink, inflight, started,
+                                    web_search=web, fast=fast, stop=stop)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -164,23 +214,25 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, sink: ReplySink, *,
-                      web_search: bool, fast: bool) -> Answer:
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
+                      sink: ReplySink, inflight: InFlight, started: Callable[[], None], *,
+                      web_search: bool, fast: bool, stop: StopSwitch | None) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
         correction = max(1.0, correction)
-        fixed_tokens = self._system_tokens + turn.token_estimate()
+        fixed_tokens = self._system_tokens + turn_tokens
         if fixed_tokens * correction > self.settings.context_tokens:
             text = too_long_text(math.ceil(fixed_tokens * correction), self.settings.context_tokens)
             return await self._notice(claimed, sink, "too_long", text)
         window = choose_window(claimed.history, floor_pk=thread.floor_pk, budget_tokens=self.settings.context_tokens,
                                fixed_tokens=fixed_tokens, correction=correction)
         prompt_estimate = fixed_tokens + window.tokens()
+        reserved_prompt = math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor))
         granted = await self.budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
             user_id=incoming.user_id, kind="chat",
-            estimated_prompt_tokens=math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor)),
-            wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search,
+            estimated_prompt_tokens=reserved_prompt,
+            wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search, thinking=not fast,
         )
         if isinstance(granted, Denial):
             text = denial_text(granted, incoming.platform, self.settings)
@@ -188,23 +240,28 @@ class ChatService:
             await self._watch(self.budget_watcher and self.budget_watcher.after_denial(
                 incoming, granted, claimed.channel.scope_key))
             return refused
+        opened = inflight.open(granted, prompt_estimate)
         effort = (incoming.reasoning_effort or claimed.channel.reasoning_effort
                   or self.settings.default_reasoning_effort)
         request = ChatRequest(
             messages=build_messages(SYSTEM_PROMPT, window, turn), max_tokens=granted.max_tokens,
-            enable_thinking=not fast, reasoning_effort=effort,  # type: ignore[arg-type]
-            enable_web_search=web_search, enable_caching=bool(claimed.history),
+            enable_thinking=granted.thinking, reasoning_effort=effort,  # type: ignore[arg-type]
+            enable_web_search=granted.web_search, enable_caching=bool(claimed.history),
         )
         await sink.start()
-        await sink.status("searching the web…" if web_search else "thinking…")
-        call = await self._stream(request, sink)
+        await sink.status("searching the web…" if granted.web_search else "thinking…")
+        files = sum(1 for a in incoming.attachments if a.data)
+        if files:
+            await sink.step(Step("files", f"Reading {files} attached file{'s' if files > 1 else ''}", "complete"))
+        call = await self._stream(request, sink, opened, started, stop, web_search=granted.web_search)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
-        if granted.shrunk:
-            notes.append(f"answer limited to {granted.max_tokens:,} tokens by the budget")
+        notes += degrade_notes(granted, web_search=web_search, thinking=not fast)
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
-                                               prompt_estimate=prompt_estimate)
+                                               prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked,
+                                               reserved_prompt=reserved_prompt, web_search=granted.web_search)
+        inflight.settled(granted)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer
 
@@ -218,27 +275,43 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall, started: Callable[[], None],
+                      stop: StopSwitch | None = None, *, web_search: bool = False) -> _Call:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
         text, since the next turn's prompt must repeat it byte for byte."""
-        call = _Call(started=self._clock())
+        call = _Call(parts=opened.parts, started=self._clock())
         redactor = StreamRedactor()
+        searching = Step("web", "Searching the web") if web_search else None
+        if searching is not None:
+            await sink.step(searching)
+        events = self.llm.stream(request) if stop is None else _until_stopped(self.llm.stream(request), stop, call)
+        opened.sent = True
         try:
-            async for event in self.llm.stream(request):
+            async for event in events:
+                started()
                 match event:
                     case ContentDelta(text):
                         self._first_token(call)
                         call.parts.append(text)
+                        if searching is not None:
+                            # Seed searches before it writes: the first text means the search is over.
+                            await sink.step(Step(searching.id, searching.title, "complete"))
+                            searching = None
                         if shown := redactor.feed(text):
                             await sink.append(shown)
-                    case ReasoningDelta():
+                    case ReasoningDelta(text):
+                        call.reasoning.append(text)
                         self._first_token(call)
                     case UsageReport(usage):
                         call.usage = usage
+                    case UsageRejected(reason):
+                        call.usage, call.usage_problem = None, f"usage invalid: {reason}"
                     case Finish(reason):
                         call.finish = reason
         except SeedError as exc:
             call.error = exc
+        if searching is not None:
+            await sink.step(Step(searching.id, searching.title, "error" if call.error else "complete"))
         if rest := redactor.flush():
             await sink.append(rest)
         return call
@@ -249,14 +322,31 @@ class ChatService:
             self.metrics.first_token.observe(call.first_token - call.started)
 
     async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int) -> tuple[Answer, Remaining]:
+                      floor_pk: int, prompt_estimate: int, reserved_prompt: int, web_search: bool,
+                      secrets_masked: int = 0) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
-        if call.error is not None and not streamed:
-            status, cost = "failed", 0
+        if call.stopper is not None:
+            charge = stopped_call_charge(self.prices, prompt_estimate_tokens=reserved_prompt,
+                                         produced_text=call.text + "".join(call.reasoning),
+                                         reserved_nanos=grant.amount_nanos, usage=call.usage, web_search=web_search)
         else:
-            cost = self.prices.cost_nanos(call.usage) if call.usage else grant.amount_nanos
+            # The provider bills no call that failed before answering: the reservation is released.
+            charge = call_charge(self.prices, call.usage, reserved_nanos=grant.amount_nanos,
+                                 request_sent=call.error is None or streamed)
+        cost = charge.cost_nanos
+        if call.stopper is not None:
+            status = "stopped"
+            notes.append(f"stopped by @{call.stopper.name}")
+            if charge.note:
+                notes.append(charge.note)
+        elif call.error is not None and not streamed:
+            status = "failed"
+        else:
             status = "ok"
+            if charge.basis is Basis.RESERVED:
+                log.warning("call with reservation %d charged its reserved amount: %s", grant.reservation_id,
+                            call.usage_problem)
             if call.error is not None:
                 status = "cut"
                 notes.append("the answer was cut off: " + _cut_reason(call.error))
@@ -269,12 +359,16 @@ class ChatService:
             self.metrics.overrun.inc(cost - grant.amount_nanos)
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         answer_text = call.text
+        # Counted before the transaction: the SQLite writer thread serves every answer in turn.
+        answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
+        if charge.basis is Basis.RESERVED and error_text is None:
+            error_text = call.usage_problem
         now = self._clock()
 
         def record(session: Session) -> None:
             ConversationStore.record_answer(
-                session, claimed=claimed, answer=answer_text, answer_tokens=estimate_message_tokens(answer_text),
+                session, claimed=claimed, answer=answer_text, answer_tokens=answer_tokens,
                 status=status if answer_text else ("failed" if status in ("failed", "cut") else status),
                 floor_pk=floor_pk, prompt_estimate=prompt_estimate,
                 prompt_actual=call.usage.prompt_tokens if call.usage else None,
@@ -290,12 +384,15 @@ class ChatService:
         ), also=record)
         self._count(usage, cost, claimed.channel.platform)
         if not answer_text:
-            reason = _failure_sentence(call)
+            reason = f"Stopped by @{call.stopper.name} before any answer was written." if call.stopper \
+                else _failure_sentence(call)
             await sink.fail(reason)
             failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes))
+                        budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                        usage_known=charge.basis is not Basis.RESERVED,
+                        secrets_masked=secrets_masked)
         await sink.finish(footer)
         return Answer(status, answer_text, usage, cost), remaining
 
@@ -303,6 +400,66 @@ class ChatService:
         self.metrics.cost.labels(platform).inc(cost)
         for kind in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
+
+
+def safe_incoming(incoming: Incoming) -> Incoming:
+    """`incoming` with every text field made safe to store and send (bot.text_safety)."""
+    key = incoming.thread
+    return dataclasses.replace(
+        incoming, text=clean_text(incoming.text), message_id=clean_text(incoming.message_id),
+        user_id=clean_text(incoming.user_id), user_name=clean_text(incoming.user_name),
+        channel_name=clean_text(incoming.channel_name),
+        attachments=tuple(dataclasses.replace(a, filename=clean_text(a.filename)) for a in incoming.attachments),
+        thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
+                         clean_text(key.thread_id)),
+    )
+
+
+async def _estimate(count: Callable[[], int], chars: int) -> int:
+    """A token estimate (tokens) of a text of `chars` characters; a long one (a pasted file, a long answer)
+    is counted in a worker thread, where tiktoken runs beside the event loop instead of stalling it."""
+    if chars < OFF_LOOP_CHARS:
+        return count()
+    return await asyncio.to_thread(count)
+
+
+_END = object()
+
+
+async def _until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch,
+                         call: _Call) -> AsyncIterator[StreamEvent]:
+    """`events` until someone throws the stop switch: then the model's stream is closed at once (the
+    provider sees its connection close) and what arrived before the stop is still yielded. The
+    reader task never touches the sink, so a stop cannot cut a platform call in half."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cut = False
+
+    async def read() -> None:
+        nonlocal cut
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except SeedError as exc:
+            queue.put_nowait(exc)
+        except asyncio.CancelledError:
+            cut = True
+            raise
+        finally:
+            queue.put_nowait(_END)
+
+    reader = asyncio.create_task(read(), name="seed-stream")
+    watcher = asyncio.create_task(stop.stopped(), name="stop-switch")
+    watcher.add_done_callback(lambda _: reader.cancel())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, SeedError):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        watcher.cancel()
+        reader.cancel()
+        if cut and stop.stopper is not None:
+            call.stopper = stop.stopper
 
 
 def _ms(seconds: float) -> int:

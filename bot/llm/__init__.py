@@ -8,13 +8,16 @@ Exception tree (every failure talking to the endpoint is a `SeedError`)::
     ├── SeedQuotaExhausted     429 quota: never retried
     ├── SeedContextTooLong     the prompt exceeds the model's window
     ├── SeedBadRequest         any other 4xx
-    ├── SeedUnavailable        connect errors and 5xx before the first byte
-    ├── SeedStreamBroken       the stream failed after its first byte
+    ├── SeedUnavailable        connect errors, 5xx, and a stream that died before its first event
+    ├── SeedStreamBroken       the stream failed after its first event
     └── SeedContentFiltered    finish_reason "content_filter": a refusal, not an error
+
+A usage report the provider sends is validated (`validate_usage`) before it is priced: an invalid one
+arrives as `UsageRejected`, never as a `UsageReport`.
 """
 
 from bot.domain import Effort
-from bot.llm.client import SeedClient, parse_usage
+from bot.llm.client import CONTEXT_WINDOW_TOKENS, SeedClient, validate_usage
 from bot.llm.errors import (
     SeedAuthError,
     SeedBadRequest,
@@ -27,11 +30,20 @@ from bot.llm.errors import (
     SeedUnavailable,
     classify_error,
 )
-from bot.llm.events import ChatRequest, Completion, ContentDelta, Finish, ReasoningDelta, StreamEvent, UsageReport
+from bot.llm.events import (
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    UsageRejected,
+    UsageReport,
+)
 
 __all__ = [
-    "ChatRequest", "Completion", "ContentDelta", "Effort", "Finish", "ReasoningDelta", "SeedAuthError",
-    "SeedBadRequest", "SeedClient", "SeedContentFiltered", "SeedContextTooLong", "SeedError", "SeedQuotaExhausted",
-    "SeedRateLimited", "SeedStreamBroken", "SeedUnavailable", "StreamEvent", "UsageReport", "classify_error",
-    "parse_usage",
+    "CONTEXT_WINDOW_TOKENS", "ChatRequest", "Completion", "ContentDelta", "Effort", "Finish", "ReasoningDelta",
+    "SeedAuthError", "SeedBadRequest", "SeedClient", "SeedContentFiltered", "SeedContextTooLong", "SeedError",
+    "SeedQuotaExhausted", "SeedRateLimited", "SeedStreamBroken", "SeedUnavailable", "StreamEvent", "UsageRejected",
+    "UsageReport", "classify_error", "validate_usage",
 ]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from httpx_sse import EventSource, SSEError
 
 from bot.domain import Usage
@@ -28,9 +30,25 @@ from bot.llm.errors import (
     is_retryable,
     retry_after_seconds,
 )
-from bot.llm.events import ChatRequest, Completion, ContentDelta, Finish, ReasoningDelta, StreamEvent, UsageReport
+from bot.llm.events import (
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    UsageRejected,
+    UsageReport,
+)
+from bot.text_safety import clean_text
 
 log = logging.getLogger(__name__)
+
+# seed-2-0-code's context window (the provider's page: 256K tokens); a usage report beyond it is invalid.
+CONTEXT_WINDOW_TOKENS = 262_144
+# No documented limit; far above any real answer, it only rejects absurd counts before they are priced.
+MAX_WEB_SEARCHES_PER_CALL = 100
+
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -56,12 +74,18 @@ class SeedClient:
         self._backoff_cap = backoff_cap
         self._max_retry_after = max_retry_after
         self._sleep = sleep
+        # Stream chunks of the wrong shape, skipped since this client was made (a figure for /metrics).
+        self.malformed_chunks = 0
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"},
             timeout=httpx.Timeout(timeout, connect=10.0, pool=30.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            transport=transport,
+            limits=limits,
+            # httpx's own pool checks every pooled connection (a getpeername and a poll each) on every
+            # request and response close: with 200 answers streaming, that was a fifth of the event
+            # loop's time. aiohttp's connector (httpx-aiohttp) does not.
+            transport=transport or AiohttpTransport(limits=limits),
         )
 
     @classmethod
@@ -93,7 +117,7 @@ class SeedClient:
         """Yield the answer as it arrives. Raises a `SeedError` subclass on failure."""
         response = await self._open_stream(request.body(self.model, stream=True))
         try:
-            async for event in self._read_events(response, web_search=request.enable_web_search):
+            async for event in self._read_events(response, request=request):
                 yield event
         finally:
             await response.aclose()
@@ -112,6 +136,8 @@ class SeedClient:
                     reasoning.append(text)
                 case UsageReport(u):
                     usage = u
+                case UsageRejected():
+                    usage = None
                 case Finish(reason):
                     finish = reason
         if finish == "content_filter":
@@ -126,17 +152,23 @@ class SeedClient:
             try:
                 request = self._http.build_request("POST", "chat/completions", json=body)
                 response = await self._http.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                error: SeedError = SeedUnavailable(f"cannot reach the Seed endpoint: {type(exc).__name__}")
-                retry_after = None
             except httpx.TimeoutException as exc:
-                error = SeedUnavailable(f"the Seed endpoint did not answer in time: {type(exc).__name__}")
+                error: SeedError = SeedUnavailable(f"the Seed endpoint did not answer in time: {type(exc).__name__}")
+                retry_after = None
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                # Any connection-level failure before a response (refused, reset, closed without a
+                # response, a protocol error) means the endpoint is unavailable, and may be retried.
+                error = SeedUnavailable(f"cannot reach the Seed endpoint: {type(exc).__name__}")
                 retry_after = None
             else:
                 if response.status_code == 200:
                     return response
-                await response.aread()
-                await response.aclose()
+                try:
+                    await response.aread()
+                except (httpx.HTTPError, httpx.StreamError):
+                    pass  # the status alone classifies the error
+                finally:
+                    await response.aclose()
                 error = classify_error(response)
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if not is_retryable(error) or attempt >= self.max_retries:
@@ -151,51 +183,147 @@ class SeedClient:
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self._backoff_cap, self._backoff_base * 2**attempt))
 
-    async def _read_events(self, response: httpx.Response, *, web_search: bool) -> AsyncIterator[StreamEvent]:
+    async def _read_events(self, response: httpx.Response, *,
+                           request: ChatRequest) -> AsyncIterator[StreamEvent]:
         finished = False
         saw_usage = False
+        yielded = False
+        skipped = 0
         try:
+            done = False
             async for sse in EventSource(response).aiter_sse():
-                if sse.data.strip() == "[DONE]":
-                    break
+                # [DONE] is the server's own end-of-answer mark: complete, with or without a
+                # finish_reason (several OpenAI-compatible servers leave it null throughout). Read on
+                # past it to the end of the body (it follows at once): a response closed unread is a
+                # connection closed, and the next call would open a new one.
+                done = done or sse.data.strip() == "[DONE]"
+                if done:
+                    finished = True
+                    continue
                 try:
                     chunk = json.loads(sse.data)
-                except json.JSONDecodeError as exc:
-                    raise SeedStreamBroken(f"malformed chunk from the Seed endpoint: {exc.msg}") from None
+                except json.JSONDecodeError:
+                    chunk = None
+                if not isinstance(chunk, dict):
+                    skipped += 1
+                    continue
                 if "error" in chunk:
-                    err = chunk["error"] or {}
-                    raise SeedStreamBroken(f"the Seed endpoint reported an error mid-answer: {err.get('message')}")
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("reasoning_content"):
-                        yield ReasoningDelta(delta["reasoning_content"])
-                    if delta.get("content"):
-                        yield ContentDelta(delta["content"])
-                    if choice.get("finish_reason"):
-                        finished = True
-                        yield Finish(choice["finish_reason"])
-                if chunk.get("usage"):
+                    err = chunk["error"]
+                    message = err.get("message") if isinstance(err, dict) else err
+                    raise SeedStreamBroken(f"the Seed endpoint reported an error mid-answer: {message!r:.200}")
+                events, bad = _chunk_events(chunk)
+                skipped += bad
+                for event in events:
+                    finished = finished or isinstance(event, Finish)
+                    yielded = True
+                    yield event
+                if "usage" in chunk and chunk["usage"] is not None:
                     saw_usage = True
-                    yield UsageReport(parse_usage(chunk["usage"], web_search=web_search))
-        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout, SSEError) as exc:
-            raise SeedStreamBroken(f"the answer stream broke: {type(exc).__name__}") from None
+                    usage = validate_usage(chunk["usage"], max_tokens=request.max_tokens,
+                                           web_search=request.enable_web_search)
+                    if isinstance(usage, Usage):
+                        yield UsageReport(usage)
+                    else:
+                        log.warning("seed usage report rejected: %s", usage)
+                        yield UsageRejected(usage)
+        except (httpx.HTTPError, httpx.StreamError, SSEError) as exc:
+            # A connection-level failure: before anything arrived the endpoint was as good as
+            # unavailable; after, the caller already showed part of the answer.
+            kind = SeedStreamBroken if yielded else SeedUnavailable
+            raise kind(f"the answer stream broke: {type(exc).__name__}") from None
+        finally:
+            if skipped:
+                self.malformed_chunks += skipped
+                log.warning("skipped %d malformed chunks from the Seed endpoint", skipped)
         if not finished:
-            raise SeedStreamBroken("the answer stream ended before the model finished")
+            kind = SeedStreamBroken if yielded else SeedUnavailable
+            raise kind("the answer stream ended before the model finished")
         if not saw_usage:
             log.warning("seed stream finished without a usage report")
 
 
-def parse_usage(raw: dict[str, Any], *, web_search: bool = False) -> Usage:
+def _chunk_events(chunk: dict[str, Any]) -> tuple[list[StreamEvent], int]:
+    """The events of one chunk, and how many of its parts had the wrong shape (skipped)."""
+    choices = chunk.get("choices")
+    if choices is None:
+        return [], 0
+    if not isinstance(choices, list):
+        return [], 1
+    events: list[StreamEvent] = []
+    bad = 0
+    for choice in choices:
+        delta = choice.get("delta") or {} if isinstance(choice, dict) else None
+        if not isinstance(choice, dict) or not isinstance(delta, dict):
+            bad += 1
+            continue
+        reasoning, content = delta.get("reasoning_content"), delta.get("content")
+        finish = choice.get("finish_reason")
+        if not all(isinstance(v, str | None) for v in (reasoning, content, finish)):
+            bad += 1
+            continue
+        if reasoning:
+            events.append(ReasoningDelta(clean_text(reasoning)))
+        if content:
+            events.append(ContentDelta(clean_text(content)))
+        if finish:
+            events.append(Finish(finish))
+    return events, bad
+
+
+def _token_count(raw: dict[str, Any], key: str) -> int | str:
+    """A non-negative integer field of a usage object (absent counts as 0), or why it is invalid."""
+    value = raw.get(key, 0)
+    if value is None:
+        return 0
+    # bool is an int in Python; a float like 12.0 is tolerated only when integral and finite.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{key} is {type(value).__name__}, not an integer"
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return f"{key} {value!r} is not an integer"
+        value = int(value)
+    if value < 0:
+        return f"{key} {value} is negative"
+    return value
+
+
+def validate_usage(raw: object, *, max_tokens: int, web_search: bool = False) -> Usage | str:
+    """The provider's usage object as `Usage`, or a sentence saying why it cannot be trusted.
+
+    Invalid: not an object; a count missing (prompt or completion), non-integer or negative; a prompt
+    above the model's context window (CONTEXT_WINDOW_TOKENS, from the provider's page: 256K); more
+    completion tokens than the request allowed (`max_tokens` x 1.01 + 16, a margin for counting
+    differences); cached above prompt, reasoning above completion. Invalid usage prices as unknown.
+    """
+    if not isinstance(raw, dict):
+        return f"usage is {type(raw).__name__}, not an object"
+    for key in ("prompt_tokens", "completion_tokens"):
+        if key not in raw:
+            return f"usage has no {key}"
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
-    searches = raw.get("web_search_count", raw.get("num_web_searches"))
-    if searches is None:
+    if not isinstance(prompt_details, dict) or not isinstance(completion_details, dict):
+        return "usage details are not objects"
+    searches_key = next((k for k in ("web_search_count", "num_web_searches") if raw.get(k) is not None), None)
+    counts = {
+        "prompt_tokens": _token_count(raw, "prompt_tokens"),
+        "completion_tokens": _token_count(raw, "completion_tokens"),
+        "cached_tokens": _token_count(prompt_details, "cached_tokens"),
+        "reasoning_tokens": _token_count(completion_details, "reasoning_tokens"),
         # The provider documents no search counter: with search on, bill one so budgets never under-count.
-        searches = 1 if web_search else 0
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-        web_searches=int(searches),
-    )
+        "web_searches": _token_count(raw, searches_key) if searches_key else (1 if web_search else 0),
+    }
+    for value in counts.values():
+        if isinstance(value, str):
+            return value
+    usage = Usage(**counts)  # type: ignore[arg-type]
+    if usage.prompt_tokens > CONTEXT_WINDOW_TOKENS:
+        return f"prompt_tokens {usage.prompt_tokens} is above the {CONTEXT_WINDOW_TOKENS}-token window"
+    allowed = max_tokens * 1.01 + 16
+    if usage.completion_tokens > allowed:
+        return f"completion_tokens {usage.completion_tokens} is above what max_tokens {max_tokens} allows"
+    if usage.cached_tokens > usage.prompt_tokens or usage.reasoning_tokens > usage.completion_tokens:
+        return "cached or reasoning tokens exceed their totals"
+    if usage.web_searches > MAX_WEB_SEARCHES_PER_CALL:
+        return f"web_searches {usage.web_searches} is implausible"
+    return usage

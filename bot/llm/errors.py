@@ -66,7 +66,7 @@ def classify_error(response: httpx.Response) -> SeedError:
     status = response.status_code
     try:
         err = (response.json() or {}).get("error") or {}
-    except (json.JSONDecodeError, ValueError, AttributeError):
+    except (json.JSONDecodeError, ValueError, AttributeError, httpx.StreamError):
         err = {}
     if not isinstance(err, dict):
         err = {"message": str(err)}

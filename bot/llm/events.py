@@ -56,11 +56,19 @@ class UsageReport:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageRejected:
+    """The provider sent a usage object that cannot be trusted; `reason` says why. The call's
+    usage is then unknown, and it is charged its reservation."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     reason: str
 
 
-StreamEvent = ContentDelta | ReasoningDelta | UsageReport | Finish
+StreamEvent = ContentDelta | ReasoningDelta | UsageReport | UsageRejected | Finish
 
 
 @dataclass(slots=True)

@@ -7,18 +7,40 @@ import shlex
 from datetime import datetime, timedelta
 
 from bot.budget.limits import parse_budget
-from bot.budget.reservations import BudgetManager, channel_scope
+from bot.budget.reservations import (
+    EVERYONE,
+    GLOBAL_SCOPE,
+    BudgetManager,
+    channel_scope,
+    person_scope,
+    split_person_scope,
+)
 from bot.config import Settings
 from bot.domain import format_usd
-from bot.ops.reports import Reports
+from bot.ops.addresses import Address
+from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
 from bot.storage.tables import utcnow
 
-NOT_ADMIN = ("Only seedbot admins can change budgets, and you are not one of them. "
-             "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")
+BUDGETS = "budgets"
+WEB_SEARCH = "this channel's web search setting (/seed web on|off)"
+EFFORT = "this channel's reasoning effort (/seed effort low|medium|high)"
+
+
+def not_admin(setting: str) -> str:
+    """The refusal for a non-admin, naming the `setting` they tried to change (BUDGETS, WEB_SEARCH, EFFORT)."""
+    return (f"Only seedbot admins can change {setting}, and you are not one of them. "
+            "Ask an admin (listed in SEEDBOT_ADMINS) to make the change.")
+
+
+ONLY_THIS_CHANNEL = ("You can see the budget of the channel you are in; other channels' budgets and their "
+                     "change history are for seedbot admins.")
+
+
 HELP = ("Usage: `/seed budget` shows this channel's budget, `/seed budget 5/day` (or `/week`, `/month`, `none`) "
-        "sets it, `/seed web on|off` and `/seed effort low|medium|high` set this channel's defaults "
-        "(admins only), `/seed spend` shows the last 7 days.")
+        "sets it, `/seed budget user 1/day` sets each person's own limit in this channel, "
+        "`/seed web on|off` and `/seed effort low|medium|high` set this channel's defaults "
+        "(admins only), `/seed spend` shows the last 7 days (this channel's; everywhere for admins).")
 
 
 class AdminCommands:
@@ -28,19 +50,30 @@ class AdminCommands:
         self._reports = reports
         self._store = store
 
-    def is_admin(self, platform: str, user_id: str) -> bool:
-        return f"{platform}:{user_id}" in self._settings.admin_ids
+    def is_admin(self, platform: str, user_id: str, workspace_id: str | None = None) -> bool:
+        """Whether SEEDBOT_ADMINS names this person: `slack:U0123`, or `slack:T0123:U0123` where the
+        platform's ids carry the workspace (bot/ops/addresses.py)."""
+        return str(Address(platform, self._workspace(platform, workspace_id), user_id)) in self._settings.admin_ids
+
+    def _workspace(self, platform: str, workspace_id: str | None) -> str | None:
+        return workspace_id if platform in self._settings.workspace_scoped_platforms else None
 
     async def budget_show(self, scope_key: str) -> str:
+        """A budget with its spend this period and its last changes (a channel's also with the limit
+        each person has in it). No permission check: callers with a viewer use `budget_view`."""
         state = await self._budget.scope_state(scope_key)
         used = state.spent_nanos + state.reserved_nanos
         resets = state.period_end.strftime("%Y-%m-%d %H:%M") + " UTC"
+        label = await self._reports.scope_label(scope_key)
         if state.limit.limit_nanos is None:
-            text = f"Budget for {scope_key}: unlimited. Spent this {state.limit.period.value}: {format_usd(used)}."
+            text = f"Budget for {label}: unlimited. Spent this {state.limit.period.value}: {format_usd(used)}."
         else:
             share = used / state.limit.limit_nanos if state.limit.limit_nanos else 1.0
-            text = (f"Budget for {scope_key}: {state.limit.describe()}. Spent this period: {format_usd(used)} "
+            text = (f"Budget for {label}: {state.limit.describe()}. Spent this period: {format_usd(used)} "
                     f"({share:.0%}); resets {resets}.")
+        if scope_key != GLOBAL_SCOPE and split_person_scope(scope_key) is None:
+            people = await self._budget.limit_for_scope(person_scope(scope_key, EVERYONE))
+            text += f"\nEach person's own limit here: {people.describe()}."
         changes = await self._budget.changes(scope_key, limit=5)
         if changes:
             history = "; ".join(f"{c.changed_at:%Y-%m-%d %H:%M} {c.changed_by}: {c.old_value} → {c.new_value}"
@@ -48,28 +81,52 @@ class AdminCommands:
             text += f"\nRecent changes: {history}"
         return text
 
-    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str) -> str:
-        if not self.is_admin(platform, user_id):
-            return NOT_ADMIN
+    async def budget_view(self, platform: str, user_id: str, here: str, scope_key: str,
+                          workspace_id: str | None = None) -> str:
+        """`budget_show` for someone in channel `here`: admins see any budget, others only this channel's
+        (its own, or a person's limit in it)."""
+        person = split_person_scope(scope_key)
+        if (person[1] if person else scope_key) != here and not self.is_admin(platform, user_id, workspace_id):
+            return ONLY_THIS_CHANNEL
+        return await self.budget_show(scope_key)
+
+    async def budget_set(self, platform: str, user_id: str, scope_key: str, value: str,
+                         workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
+            return not_admin(BUDGETS)
         try:
             limit = parse_budget(value)
         except ValueError as exc:
             return str(exc)
         old, new = await self._budget.set_limit(scope_key, limit, changed_by=f"{platform}:{user_id}")
-        return f"Budget for {scope_key} changed from {old} to {new}. It applies from the next message."
+        label = await self._reports.scope_label(scope_key)
+        return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 
-    async def spend(self, days: int = 7, now: datetime | None = None) -> str:
+    async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None) -> str:
+        """The last `days` days of spend, everywhere or in one `channel` (a scope key), by name, with
+        the month-end forecast of monthly budgets."""
         until = now or utcnow()
-        report = await self._reports.spend(until - timedelta(days=days), until)
-        lines = [f"Spend over the last {days} days: {format_usd(report.cost_nanos)} in {report.requests} model "
-                 f"calls ({report.refusals} refused for budget)."]
-        lines += [f"• {c.address}: {format_usd(c.cost_nanos)} ({c.requests} calls)" for c in report.channels[:10]]
+        report = await self._reports.spend(until - timedelta(days=days), until, channel=channel)
+        where = "" if channel is None else f" in {(await self._reports.channel_labels([channel]))[channel]}"
+        lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in {report.requests} "
+                 f"model calls ({report.refusals} refused for budget)."]
+        for c in report.channels[:10]:
+            line = f"• {c.label}: {format_usd(c.cost_nanos)} ({c.requests} calls)"
+            if c.position.forecast_nanos is not None:
+                line += f"; month-end forecast {format_usd(c.position.forecast_nanos)} of {c.position.budget}"
+            lines.append(line)
+        lines += runs_out_lines(report)
+        if report.users:
+            lines.append(top_users_line(report))
         return "\n".join(lines)
 
+    async def spend_view(self, platform: str, user_id: str, here: str, days: int = 7) -> str:
+        """`/seed spend`, `/spend`: everywhere for admins, only channel `here` for everyone else."""
+        return await self.spend(days, channel=None if self.is_admin(platform, user_id) else here)
     async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
-                             args: list[str]) -> str:
-        if not self.is_admin(platform, user_id):
-            return NOT_ADMIN
+                             args: list[str], workspace_id: str | None = None) -> str:
+        if not self.is_admin(platform, user_id, workspace_id):
+            return not_admin(WEB_SEARCH if option == "web" else EFFORT)
         allowed = {"web": ("on", "off"), "effort": ("low", "medium", "high")}[option]
         if len(args) != 1 or args[0] not in allowed:
             return f"Usage: `/seed {option} {'|'.join(allowed)}`"
@@ -81,22 +138,28 @@ class AdminCommands:
             return "I have not answered in this channel yet; mention me here once, then set its options."
         return f"This channel's {option} is now {args[0]}."
 
-    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str) -> str:
-        """`/seed budget [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`."""
+    async def slash_command(self, platform: str, user_id: str, channel_id: str, text: str,
+                            workspace_id: str | None = None) -> str:
+        """`/seed budget [VALUE]`, `/seed budget user [VALUE]`, `/seed budget CHANNEL [VALUE]`, `/seed spend`.
+        `workspace_id` is the workspace the command came from (it counts where several share the
+        deployment)."""
         try:
             words = shlex.split(text)
         except ValueError:
             words = text.split()
         if not words or words[0] not in ("budget", "spend", "web", "effort"):
             return HELP
-        if words[0] == "spend":
-            return await self.spend()
-        if words[0] in ("web", "effort"):
-            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:])
-        args = words[1:]
         scope = channel_scope(platform, channel_id)
-        if args and ":" in args[0]:
+        if words[0] == "spend":
+            return await self.spend_view(platform, user_id, scope)
+        if words[0] in ("web", "effort"):
+            return await self.channel_option(platform, user_id, channel_id, words[0], words[1:], workspace_id)
+        here = scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
+        args = words[1:]
+        if args and args[0] == "user":
+            scope, args = person_scope(here, EVERYONE), args[1:]
+        elif args and ":" in args[0]:
             scope, args = args[0], args[1:]
         if not args:
-            return await self.budget_show(scope)
-        return await self.budget_set(platform, user_id, scope, " ".join(args))
+            return await self.budget_view(platform, user_id, here, scope, workspace_id)
+        return await self.budget_set(platform, user_id, scope, " ".join(args), workspace_id)

@@ -8,21 +8,52 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.budget.periods import local_midnight_utc
+from bot.budget.limits import Period
+from bot.budget.periods import local_midnight_utc, project_month_end
 from bot.budget.pricing import PriceBook
-from bot.budget.reservations import BudgetManager, channel_scope
+from bot.budget.reservations import (
+    EVERYONE,
+    GLOBAL_SCOPE,
+    BudgetManager,
+    channel_pks,
+    channel_scope,
+    split_person_scope,
+)
 from bot.config import Settings
 from bot.domain import NANOS_PER_USD, format_usd, usd_string
 from bot.storage.engine import Database
+from bot.storage.feedback import FeedbackCounts, FeedbackStore
+from bot.storage.names import CHANNEL, USER, NameBook, channel_label, person_label
 from bot.storage.tables import Channel, Refusal, UsageEntry
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FAILED_STATUSES = ("failed", "cut", "expired")
 TOP_USERS = 5
 CHART_DAYS = 14
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPosition:
+    """A channel's budget in the period holding a report's end. `forecast_nanos` is the projected
+    month-end spend of a monthly budget (None for other periods and unlimited budgets)."""
+
+    budget: str = ""
+    utilisation: float | None = None
+    forecast_nanos: int | None = None
+    limit_nanos: int | None = None
+
+    @property
+    def runs_out(self) -> bool:
+        """Projected to spend its whole limit before the month ends."""
+        return self.forecast_nanos is not None and self.limit_nanos is not None \
+            and self.forecast_nanos > self.limit_nanos
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +62,11 @@ class ChannelSpend:
     name: str
     cost_nanos: int
     requests: int
-    budget: str = ""
-    utilisation: float | None = None
+    position: BudgetPosition = field(default_factory=BudgetPosition)
+
+    @property
+    def label(self) -> str:
+        return channel_label(self.name, self.address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +74,11 @@ class UserSpend:
     user_id: str
     cost_nanos: int
     requests: int
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return person_label(self.name, self.user_id)
 
 
 @dataclass(slots=True)
@@ -59,6 +98,7 @@ class SpendReport:
     cache_savings_nanos: int = 0
     channels: list[ChannelSpend] = field(default_factory=list)
     users: list[UserSpend] = field(default_factory=list)
+    feedback: FeedbackCounts = field(default_factory=FeedbackCounts)
 
     @property
     def cache_hit_ratio(self) -> float:
@@ -75,29 +115,54 @@ class SpendReport:
             "cache_savings_usd": usd_string(self.cache_savings_nanos),
             "web_searches": self.web_searches,
             "channels": [{"channel": c.address, "name": c.name, "cost_usd": usd_string(c.cost_nanos),
-                          "requests": c.requests, "budget": c.budget,
-                          "utilisation": None if c.utilisation is None else round(c.utilisation, 4)}
+                          "requests": c.requests, "budget": c.position.budget,
+                          "utilisation": None if c.position.utilisation is None else round(c.position.utilisation, 4),
+                          "forecast_usd": None if c.position.forecast_nanos is None
+                          else usd_string(c.position.forecast_nanos),
+                          "runs_out": c.position.runs_out}
                          for c in self.channels],
-            "users": [{"user": u.user_id, "cost_usd": usd_string(u.cost_nanos), "requests": u.requests}
-                      for u in self.users],
+            "users": [{"user": u.user_id, "name": u.name, "cost_usd": usd_string(u.cost_nanos),
+                       "requests": u.requests} for u in self.users],
+            "feedback": {"helpful": self.feedback.helpful, "not_helpful": self.feedback.not_helpful},
         }
 
 
 class Reports:
-    def __init__(self, db: Database, settings: Settings, prices: PriceBook, budget: BudgetManager) -> None:
+    def __init__(self, db: Database, settings: Settings, prices: PriceBook, budget: BudgetManager,
+                 names: NameBook) -> None:
         self._db = db
         self._settings = settings
         self._prices = prices
         self._budget = budget
+        self._names = names
+        self.feedback = FeedbackStore(db)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """A calendar day in SEEDBOT_TIMEZONE, as naive UTC [start, end)."""
         tz = self._settings.tz
         return local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz)
 
-    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True) -> SpendReport:
+    async def spend_days(self, first: date, last: date, **options: object) -> SpendReport:
+        """`spend` over whole local days, `first` to `last` inclusive (what `seedbot spend` shows)."""
+        start, _ = self.day_bounds(first)
+        _, end = self.day_bounds(last)
+        return await self.spend(start, end, **options)  # type: ignore[arg-type]
+
+    async def spend(self, since: datetime, until: datetime, *, with_budgets: bool = True,
+                    channel: str | None = None, top_users: int | None = TOP_USERS,
+                    workspace: tuple[str, str] | None = None) -> SpendReport:
+        """Ledger figures for [since, until) (naive UTC), all channels or only `channel` (a scope key);
+        `top_users=None` lists every person; `workspace` (platform, workspace id) limits them to that
+        workspace's channels, for its own admins' summary."""
         report = SpendReport(since, until)
-        in_range = (UsageEntry.started_at >= since, UsageEntry.started_at < until)
+        in_range: tuple[Any, ...] = (UsageEntry.started_at >= since, UsageEntry.started_at < until,
+                                     *_in_workspace(UsageEntry.channel_pk, workspace))
+        refused: tuple[Any, ...] = (Refusal.created_at >= since, Refusal.created_at < until,
+                                    *_in_workspace(Refusal.channel_pk, workspace))
+        if channel is not None:
+            pks = channel_pks(channel)
+            in_range += (UsageEntry.channel_pk.in_(pks),)
+            refused += (Refusal.channel_pk.in_(pks),)
         async with self._db.session() as session:
             totals = (await session.execute(select(
                 func.coalesce(func.sum(UsageEntry.cost_nanos), 0), func.count(UsageEntry.id),
@@ -112,88 +177,149 @@ class Reports:
             (report.cost_nanos, report.requests, report.answers, report.failures, report.prompt_tokens,
              report.cached_tokens, report.completion_tokens, report.reasoning_tokens,
              report.web_searches) = (int(v) for v in totals)
-            report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(
-                Refusal.created_at >= since, Refusal.created_at < until)) or 0)
-            report.cache_savings_nanos = await self._cache_savings(session, since, until)
+            report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(*refused)) or 0)
+            report.cache_savings_nanos = await self._cache_savings(session, in_range)
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, Channel.name,
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
-                .group_by(Channel.platform, Channel.channel_id, Channel.name)
+                .group_by(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()))
-            channel_rows = [(channel_scope(p, c), n, int(cost), int(count)) for p, c, n, cost, count in rows]
+            channel_rows = [(p, w, c, n, int(cost), int(count)) for p, w, c, n, cost, count in rows]
             users = await session.execute(
                 select(Channel.platform, UsageEntry.user_id, func.sum(UsageEntry.cost_nanos),
                        func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
                 .group_by(Channel.platform, UsageEntry.user_id)
-                .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(TOP_USERS))
-            report.users = [UserSpend(f"{p}:{u}", int(cost), int(count)) for p, u, cost, count in users]
-        for address, name, cost, count in channel_rows:
-            budget, utilisation = "", None
-            if with_budgets:
-                budget, utilisation = await self._utilisation(address, until)
-            report.channels.append(ChannelSpend(address, name, cost, count, budget, utilisation))
+                .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(top_users))
+            user_rows = [(p, u, int(cost), int(count)) for p, u, cost, count in users]
+        names = await self._names.names([(p, CHANNEL, c) for p, _, c, *_ in channel_rows]
+                                        + [(p, USER, u) for p, u, *_ in user_rows])
+        report.users = [UserSpend(f"{p}:{u}", cost, count, names.get((p, USER, u), ""))
+                        for p, u, cost, count in user_rows]
+        for platform, workspace_id, channel_id, name, cost, count in channel_rows:
+            address = self._scope(platform, workspace_id, channel_id)
+            position = await self._position(address, until) if with_budgets else BudgetPosition()
+            report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
+                                                count, position))
+        report.feedback = await self.feedback.counts(since, until)
         return report
 
-    async def _cache_savings(self, session: AsyncSession, since: datetime, until: datetime) -> int:
-        """What cached tokens would have cost at the uncached rate, minus what they cost."""
+    async def scope_label(self, scope_key: str) -> str:
+        """How people read a budget key: `#backend (slack:C0123)`, `Ada in #backend (slack:C0123)` (her
+        own limit there), `each person in #backend (slack:C0123)`, `the global cap`."""
+        person = split_person_scope(scope_key)
+        channel = person[1] if person else scope_key
+        if channel == GLOBAL_SCOPE:
+            return "the global cap"
+        name = (await self.channel_labels([channel]))[channel]
+        where = channel if name == channel else f"{name} ({channel})"
+        if person is None:
+            return where
+        if person[0] == EVERYONE:
+            return f"each person in {where}"
+        platform = channel.partition(":")[0]
+        who = (await self._names.names([(platform, USER, person[0])])).get((platform, USER, person[0]))
+        return f"{person_label(who, f'{platform}:{person[0]}')} in {where}"
+
+    async def channel_labels(self, addresses: list[str]) -> dict[str, str]:
+        """`slack:C0123` -> `#backend` (the address itself while no name is known)."""
+        keys = {address: (address.partition(":")[0], CHANNEL, address.partition(":")[2]) for address in addresses}
+        names = await self._names.names(keys.values())
+        return {address: channel_label(names.get(key), address) for address, key in keys.items()}
+
+    async def _cache_savings(self, session: AsyncSession, in_range: tuple[Any, ...]) -> int:
+        """What cached tokens would have cost at the uncached rate, minus what they cost, over the ledger
+        rows `in_range` selects."""
         threshold = self._prices.long_context_threshold
         savings = 0
         for tier, condition in ((self._prices.short, UsageEntry.prompt_tokens < threshold),
                                 (self._prices.long, UsageEntry.prompt_tokens >= threshold)):
             cached = int(await session.scalar(select(func.coalesce(func.sum(UsageEntry.cached_tokens), 0)).where(
-                UsageEntry.started_at >= since, UsageEntry.started_at < until, condition)) or 0)
+                *in_range, condition)) or 0)
             per_token = (tier.input_per_m - tier.cached_input_per_m) * NANOS_PER_USD / 1_000_000
             savings += int(cached * per_token)
         return savings
 
-    async def _utilisation(self, scope_key: str, at: datetime) -> tuple[str, float | None]:
-        """The budget of a channel and how much of its period containing `at` is spent."""
-        state = await self._budget.scope_state(scope_key, at=at - timedelta(microseconds=1))
-        if state.limit.limit_nanos is None:
-            return state.limit.describe(), None
+    async def _position(self, scope_key: str, at: datetime) -> BudgetPosition:
+        """The budget of a channel, how much of its period containing `at` is spent, and for a monthly
+        budget the month-end forecast as of the local day holding `at` (counted as a whole day)."""
+        last_moment = at - timedelta(microseconds=1)
+        state = await self._budget.scope_state(scope_key, at=last_moment)
+        limit = state.limit.limit_nanos
+        if limit is None:
+            return BudgetPosition(state.limit.describe())
         spent = await self._db.run(
             lambda session: BudgetManager.ledger_spent(session, scope_key, state.period_start, until=at))
-        return state.limit.describe(), spent / state.limit.limit_nanos if state.limit.limit_nanos else None
+        forecast = None
+        if state.limit.period is Period.MONTH:
+            forecast = project_month_end(spent, last_moment.replace(tzinfo=UTC).astimezone(self._settings.tz).date())
+        return BudgetPosition(state.limit.describe(), spent / limit if limit else None, forecast, limit)
 
-    async def daily_series(self, last_day: date, days: int = CHART_DAYS) -> dict[str, list[int]]:
-        """Spend per channel per day for the `days` days ending with `last_day`, oldest first."""
+    async def chart_data(self, last_day: date, workspace: tuple[str, str] | None = None
+                         ) -> tuple[dict[str, list[int]], dict[str, str]]:
+        """What `render_chart` draws for the CHART_DAYS ending `last_day` (in one workspace's channels when
+        given): the series and channel labels."""
+        series = await self.daily_series(last_day, workspace=workspace)
+        return series, await self.channel_labels(list(series))
+
+    async def daily_series(self, last_day: date, days: int = CHART_DAYS,
+                           workspace: tuple[str, str] | None = None) -> dict[str, list[int]]:
+        """Spend per channel per day for the `days` days ending with `last_day`, oldest first (in one
+        workspace's channels when given)."""
         first = last_day - timedelta(days=days - 1)
         start, _ = self.day_bounds(first)
         _, end = self.day_bounds(last_day)
         async with self._db.session() as session:
             rows = await session.execute(
-                select(Channel.platform, Channel.channel_id, UsageEntry.started_at, UsageEntry.cost_nanos)
+                select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
+                       UsageEntry.cost_nanos)
                 .join(Channel, Channel.id == UsageEntry.channel_pk)
-                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end))
+                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end,
+                       *_in_workspace(UsageEntry.channel_pk, workspace)))
             series: dict[str, list[int]] = {}
             tz = self._settings.tz
-            for platform, channel_id, started, cost in rows:
+            for platform, workspace_id, channel_id, started, cost in rows:
                 local_day = started.replace(tzinfo=UTC).astimezone(tz).date()
                 index = (local_day - first).days
                 if 0 <= index < days:
-                    series.setdefault(channel_scope(platform, channel_id), [0] * days)[index] += int(cost)
+                    series.setdefault(self._scope(platform, workspace_id, channel_id), [0] * days)[index] += int(cost)
         return series
+
+    def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:
+        scoped = platform in self._settings.workspace_scoped_platforms
+        return channel_scope(platform, channel_id, workspace_id if scoped else None)
+
+
+def _in_workspace(channel_pk: Any, workspace: tuple[str, str] | None) -> tuple[Any, ...]:
+    if workspace is None:
+        return ()
+    platform, workspace_id = workspace
+    return (channel_pk.in_(select(Channel.id).where(Channel.platform == platform,
+                                                    Channel.workspace_id == workspace_id)),)
 
 
 def render_summary(report: SpendReport, day: date) -> str:
-    """The daily summary as Markdown (both platforms render it)."""
+    """The daily summary as Markdown (both platforms render it). Channels and people by name."""
     lines = [
         f"**seedbot spend for {day:%A %d %B %Y}**",
         "",
         f"Total **{format_usd(report.cost_nanos)}** · {report.requests} model calls · {report.answers} answers · "
         f"{report.refusals} refused for budget · {report.failures} failed",
     ]
+    if report.feedback.rated:
+        lines += ["", report.feedback.sentence() + "."]
     if report.channels:
-        lines += ["", "| channel | spend | budget | used |", "|---|---:|---|---:|"]
+        lines += ["", "| channel | spend | budget | used | month-end forecast |", "|---|---:|---|---:|---:|"]
         for channel in report.channels:
-            used = "" if channel.utilisation is None else f"{channel.utilisation:.0%}"
-            label = f"{channel.address} ({channel.name})" if channel.name else channel.address
-            lines.append(f"| {label} | {format_usd(channel.cost_nanos)} | {channel.budget} | {used} |")
+            position = channel.position
+            used = "" if position.utilisation is None else f"{position.utilisation:.0%}"
+            forecast = "" if position.forecast_nanos is None else format_usd(position.forecast_nanos)
+            lines.append(f"| {channel.label} | {format_usd(channel.cost_nanos)} | {position.budget} | {used} "
+                         f"| {forecast} |")
+        lines += runs_out_lines(report)
     if report.users:
-        top = ", ".join(f"{u.user_id} {format_usd(u.cost_nanos)}" for u in report.users)
-        lines += ["", f"Top users: {top}"]
+        lines += ["", top_users_line(report)]
     lines += [
         "",
         f"Tokens: {report.prompt_tokens:,} prompt ({report.cached_tokens:,} cached, "
@@ -204,28 +330,65 @@ def render_summary(report: SpendReport, day: date) -> str:
     return "\n".join(lines)
 
 
-def render_chart(series: dict[str, list[int]], last_day: date) -> bytes:
-    """A PNG: daily spend stacked by channel. CPU-heavy: call it in a thread."""
+def top_users_line(report: SpendReport) -> str:
+    """The biggest spenders (TOP_USERS) by name, with what each spent."""
+    return "Top users: " + ", ".join(f"{u.label} {format_usd(u.cost_nanos)}" for u in report.users)
+
+
+def runs_out_lines(report: SpendReport) -> list[str]:
+    """One warning per channel whose monthly budget is projected to run out before the month ends."""
+    return [f"⚠ {c.label} is projected to spend {format_usd(c.position.forecast_nanos or 0)} this month, more "
+            f"than its {c.position.budget}: it will run out before the month ends."
+            for c in report.channels if c.position.runs_out]
+
+
+CHART_TOP_CHANNELS = 8
+
+
+def render_chart(series: dict[str, list[int]], last_day: date, labels: dict[str, str] | None = None) -> bytes:
+    """`chart_figure` as PNG bytes. CPU-heavy: call it in a thread."""
+    buffer = io.BytesIO()
+    chart_figure(series, last_day, labels or {}).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_figure(series: dict[str, list[int]], last_day: date, labels: dict[str, str]) -> Figure:
+    """Daily spend (nano-dollars per channel address per day, oldest first) stacked by channel: the top
+    CHART_TOP_CHANNELS by spend and "others", the legend (names from `labels`, else addresses) beside
+    the bars, 1000x500 px with large type so it stays readable in Slack's inline preview."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import StrMethodFormatter
 
     days = len(next(iter(series.values()))) if series else CHART_DAYS
-    labels = [(last_day - timedelta(days=days - 1 - i)).strftime("%d %b") for i in range(days)]
-    figure = Figure(figsize=(8, 3.6), dpi=100)
+    ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
+    stacks = [(labels.get(address, address), values) for address, values in ranked[:CHART_TOP_CHANNELS]]
+    if len(ranked) > CHART_TOP_CHANNELS:
+        rest = [sum(day) for day in zip(*(values for _, values in ranked[CHART_TOP_CHANNELS:]), strict=True)]
+        stacks.append(("others", rest))
+    ticks = [(last_day - timedelta(days=days - 1 - i)).strftime("%d %b") for i in range(days)]
+    figure = Figure(figsize=(10, 5), dpi=100)
     axes = figure.add_subplot()
     bottom = [0.0] * days
-    for channel, values in sorted(series.items(), key=lambda item: -sum(item[1])):
+    # tab10 without its grey, which stands for "others".
+    colours = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7]
+    for index, (label, values) in enumerate(stacks):
         dollars = [v / NANOS_PER_USD for v in values]
-        axes.bar(labels, dollars, bottom=bottom, label=channel)
+        colour = "#9e9e9e" if label == "others" else colours[index % len(colours)]
+        axes.bar(ticks, dollars, bottom=bottom, label=label, color=colour)
         bottom = [b + d for b, d in zip(bottom, dollars, strict=True)]
-    axes.set_ylabel("USD")
-    axes.set_title(f"seedbot spend, last {days} days")
-    axes.tick_params(axis="x", labelrotation=45, labelsize=8)
-    if series:
-        axes.legend(fontsize=7, loc="upper left")
+    axes.set_ylabel("spend per day", fontsize=13)
+    axes.yaxis.set_major_formatter(StrMethodFormatter("${x:,.2f}"))
+    axes.set_title(f"seedbot spend, last {days} days", fontsize=15)
+    axes.tick_params(axis="x", labelrotation=45, labelsize=11)
+    axes.tick_params(axis="y", labelsize=11)
+    axes.spines[["top", "right"]].set_visible(False)
+    if stacks:
+        # Outside the axes, so no bar hides behind it; reversed to read top-down like the stacks.
+        handles, names = axes.get_legend_handles_labels()
+        axes.legend(handles[::-1], names[::-1], fontsize=12, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure

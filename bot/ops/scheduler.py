@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import or_, update
 
-from bot.budget.reservations import Denial, Remaining
+from bot.budget.reservations import Denial, Remaining, split_person_scope
 from bot.config import Settings
 from bot.domain import Incoming, format_usd
 from bot.ops.reports import Reports, render_chart, render_summary
@@ -44,6 +44,13 @@ class Admin:
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.user_id}"
+
+    @property
+    def workspace(self) -> tuple[str, str] | None:
+        """(platform, workspace id) of an admin written `slack:T0123:U0456`: they are told about that
+        workspace only. None for `slack:U0456`: the whole deployment."""
+        workspace_id, _, _ = self.user_id.rpartition(":")
+        return (self.platform, workspace_id) if workspace_id else None
 
 
 class Deliveries:
@@ -102,10 +109,12 @@ class Scheduler:
         claimed = [admin for admin in pending if await self.deliveries.claim(f"summary:{day.isoformat()}:{admin}")]
         if not claimed:
             return 0
-        text, png = await self.build_summary(day)
+        summaries = {workspace: await self.build_summary(day, workspace)
+                     for workspace in dict.fromkeys(admin.workspace for admin in claimed)}
         sent = 0
         for admin in claimed:
             key = f"summary:{day.isoformat()}:{admin}"
+            text, png = summaries[admin.workspace]
             try:
                 await self._notifiers[admin.platform].send_direct(admin.user_id, text, png=png,
                                                                   filename=f"seedbot-spend-{day}.png")
@@ -117,11 +126,11 @@ class Scheduler:
                 sent += 1
         return sent
 
-    async def build_summary(self, day: date) -> tuple[str, bytes]:
+    async def build_summary(self, day: date, workspace: tuple[str, str] | None = None) -> tuple[str, bytes]:
         since, until = self._reports.day_bounds(day)
-        report = await self._reports.spend(since, until)
-        series = await self._reports.daily_series(day)
-        png = await asyncio.to_thread(render_chart, series, day)
+        report = await self._reports.spend(since, until, workspace=workspace)
+        series, labels = await self._reports.chart_data(day, workspace=workspace)
+        png = await asyncio.to_thread(render_chart, series, day, labels)
         return render_summary(report, day), png
 
 
@@ -129,10 +138,12 @@ class BudgetAlerts:
     """Tells admins when a channel crosses 80% and 100% of its period budget, once per threshold per
     period, and tells the channel once that the bot is paused there until the reset."""
 
-    def __init__(self, settings: Settings, deliveries: Deliveries, notifiers: Mapping[str, Notifier]) -> None:
+    def __init__(self, settings: Settings, deliveries: Deliveries, notifiers: Mapping[str, Notifier],
+                 reports: Reports) -> None:
         self._settings = settings
         self._deliveries = deliveries
         self._notifiers = notifiers
+        self._reports = reports
         self._admins = [Admin.parse(a) for a in sorted(settings.admin_ids)]
 
     async def after_charge(self, incoming: Incoming, remaining: Remaining) -> None:
@@ -148,7 +159,11 @@ class BudgetAlerts:
 
     async def after_denial(self, incoming: Incoming, denial: Denial, channel_scope: str) -> None:
         """A refusal means the scope is full. The global cap alerts admins too; only a channel's own
-        budget pauses that channel with a notice (a full global cap is told per message already)."""
+        budget pauses that channel with a notice (a full global cap is told per message already).
+        A person's own limit alerts no one: it is there so admins need not watch each person, and the
+        person is told in the refusal."""
+        if split_person_scope(denial.scope_key) is not None:
+            return
         for threshold in ALERT_THRESHOLDS:
             await self._alert_admins(denial.scope_key, denial.resets_at, threshold, denial.spent_nanos,
                                      denial.limit_nanos)
@@ -162,7 +177,8 @@ class BudgetAlerts:
             key = f"alert:{scope_key}:{period_end.isoformat()}:{threshold:.0%}:{admin}"
             if notifier is None or not await self._deliveries.claim(key):
                 continue
-            text = (f"Budget alert: {scope_key} has used {threshold:.0%} of its budget "
+            label = await self._reports.scope_label(scope_key)
+            text = (f"Budget alert: {label} has used {threshold:.0%} of its budget "
                     f"({format_usd(spent)} of {format_usd(limit)}) this period, which resets "
                     f"{period_end:%Y-%m-%d %H:%M} UTC. Raise it with `/seed budget` or `seedbot budget set`.")
             await self._send(key, notifier.send_direct(admin.user_id, text))

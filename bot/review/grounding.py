@@ -40,7 +40,7 @@ class CitableLines:
             shown = numbers.setdefault(part.file.path, set())
             for hunk in part.hunks:
                 shown.update(hunk.new_side_numbers())
-            if part.file.old_path:
+            if part.file.is_rename:
                 renamed_from[part.file.old_path] = part.file.path
         return cls({path: frozenset(lines) for path, lines in numbers.items()}, renamed_from)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk, PatchedFile
 
-from bot.review.scan import DiffScan, ScannedHunk, scan_diff, split_lines
+from bot.review.scan import GIT_DIFF_HEADER, DiffScan, ScannedHunk, scan_diff, split_lines
 from bot.review.types import DiffHunk, DiffInput, DiffLine, FileDiff, LineKind, ParsedDiff
 
 PLAIN_CODE_PATH = "pasted-code"
@@ -117,21 +118,54 @@ def plain_code_file(lines: Sequence[str], name: str) -> FileDiff:
 
 
 def _file_diff(patched: PatchedFile) -> FileDiff:
+    git = _git_status(patched)
+    if git is None:  # no git header: judge by the ---/+++ paths, as unidiff does
+        return FileDiff(
+            path=unquote_path(patched.path), old_path=_old_path(patched) if patched.is_rename else None,
+            hunks=tuple(_hunk(h) for h in patched), is_binary=patched.is_binary_file,
+            is_new=patched.is_added_file, is_deleted=patched.is_removed_file,
+            old_mode=patched.source_mode, new_mode=patched.target_mode,
+        )
     return FileDiff(
         path=unquote_path(patched.path),
-        old_path=_old_path(patched),
+        old_path=git.old_path,
         hunks=tuple(_hunk(h) for h in patched),
         is_binary=patched.is_binary_file,
-        is_new=patched.is_added_file,
-        is_deleted=patched.is_removed_file,
+        is_new=git.is_new,
+        is_deleted=git.is_deleted,
         old_mode=patched.source_mode,
         new_mode=patched.target_mode,
+        is_copy=git.is_copy,
     )
 
 
-def _old_path(patched: PatchedFile) -> str | None:
-    if not patched.is_rename:
+@dataclass(frozen=True, slots=True)
+class _GitStatus:
+    old_path: str | None
+    is_copy: bool
+    is_new: bool
+    is_deleted: bool
+
+
+def _git_status(patched: PatchedFile) -> _GitStatus | None:
+    """How git itself says the file changed, from its extended header lines (git-diff(1), "generating
+    patch text with -p"); None when the file has no `diff --git` header. Hunk shapes are not evidence:
+    an empty file's first line looks like a new file, a copy like a rename."""
+    header = [line.rstrip("\r\n") for line in patched.patch_info or ()]
+    if not header or not header[0].startswith(GIT_DIFF_HEADER):
         return None
+    old_path, is_copy = None, False
+    for line in header[1:]:
+        for verb in ("rename", "copy"):
+            if line.startswith(f"{verb} from "):
+                old_path, is_copy = unquote_path(line[len(verb) + 6:]), verb == "copy"
+    if old_path is None and patched.is_rename:  # a header cut short by chat: the paths still differ
+        old_path = _old_path(patched)
+    return _GitStatus(old_path, is_copy, any(line.startswith("new file mode ") for line in header),
+                      any(line.startswith("deleted file mode ") for line in header))
+
+
+def _old_path(patched: PatchedFile) -> str:
     source = patched.source_file
     quoted = source.startswith('"') and source.endswith('"')
     if quoted:

@@ -12,8 +12,10 @@ import math
 import time
 from dataclasses import dataclass
 
+from bot.budget.cost_rule import call_charge
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager, Denial, Grant, Settlement
+from bot.chat.inflight import InFlight
 from bot.chat.notices import denial_text
 from bot.chat.prompt import UserTurn
 from bot.chat.redaction import redact
@@ -21,8 +23,8 @@ from bot.chat.service import Answer
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage
-from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError
-from bot.ports import ReplySink
+from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
+from bot.ports import ReplySink, Step
 from bot.review import (
     ChunkReview,
     ReviewBudget,
@@ -63,7 +65,7 @@ class ReviewService:
         self._prices = prices
 
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink) -> Answer | None:
+                           sink: ReplySink, inflight: InFlight) -> Answer | None:
         requested = incoming.force_review or "review" in incoming.text.lower()
         diff = detect_diff(incoming.text, incoming.attachments, review_requested=requested)
         if diff is None:
@@ -78,7 +80,9 @@ class ReviewService:
         if plan.chunks:
             await sink.start()
             await sink.status(f"reviewing {sum(len(c.parts) for c in plan.chunks)} files…")
-        results = await asyncio.gather(*(self._review_chunk(incoming, claimed, chunk) for chunk in plan.chunks))
+        steps = review_steps(plan.chunks)
+        results = await asyncio.gather(*(
+            self._review_chunk(incoming, claimed, chunk, inflight, sink, steps[chunk.index]) for chunk in plan.chunks))
         if plan.chunks and all(r.refused for r in results):
             text = denial_text(results[0].refused, incoming.platform, self._settings)  # type: ignore[arg-type]
             await self._store.mark_user_message(claimed.message_pk, "refused")
@@ -92,6 +96,10 @@ class ReviewService:
         refused = sum(1 for r in results if r.refused)
         if refused:
             notes.append(f"{refused} review calls refused by the budget")
+        charged = [r for r in results if r.cost_nanos]
+        unreported = sum(1 for r in charged if r.usage is None)
+        if 0 < unreported < len(charged):
+            notes.append(f"usage not reported for {unreported} review calls, charged their reservations")
         status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:
@@ -99,10 +107,23 @@ class ReviewService:
         await sink.append(redact(text))
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes)))
+                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                                 usage_known=not charged or unreported < len(charged),
+                                 secrets_masked=turn.secrets_masked))
         return Answer(status, text, usage, cost)
 
-    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk) -> _CallResult:
+    async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,
+                            sink: ReplySink, steps: list[Step]) -> _CallResult:
+        for step in steps:
+            await sink.step(step)
+        result = await self._review_call(incoming, claimed, chunk, inflight)
+        state = "complete" if result.review is not None else "error"
+        for step in steps:
+            await sink.step(Step(step.id, step.title, state))
+        return result
+
+    async def _review_call(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,
+                           inflight: InFlight) -> _CallResult:
         result = _CallResult(chunk)
         grant = await self._budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
@@ -112,29 +133,35 @@ class ReviewService:
         if isinstance(grant, Denial):
             result.refused = grant
             return result
+        inflight.open(grant, chunk.prompt_tokens).sent = True
         started = time.monotonic()
         request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
-                              reasoning_effort="medium", enable_caching=False)
+                              enable_thinking=grant.thinking, reasoning_effort="medium", enable_caching=False)
+        completion: Completion | None = None
         try:
             completion = await self._llm.complete(request)
         except SeedContentFiltered:
-            await self._settle(grant, result, None, "filtered", "content filter", started)
-            return result
+            await self._settle(grant, result, None, "filtered", "content filter", started, answered=True)
         except SeedError as exc:
-            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started)
-            return result
-        await self._settle(grant, result, completion, "ok", None, started)
-        result.review = ground_findings(parse_review_reply(completion.content), chunk)
+            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started,
+                               answered=isinstance(exc, SeedStreamBroken))
+        else:
+            await self._settle(grant, result, completion, "ok", None, started, answered=True)
+        inflight.settled(grant)
+        if completion is not None:
+            result.review = ground_findings(parse_review_reply(completion.content), chunk)
         return result
 
     async def _settle(self, grant: Grant, result: _CallResult, completion: Completion | None, status: str,
-                      error: str | None, started: float) -> None:
+                      error: str | None, started: float, *, answered: bool) -> None:
+        """`answered`: the provider started answering, so the call is billed (the cost rule: by usage,
+        else the reservation); an error before any answer is released."""
         usage = completion.usage if completion else None
-        if usage is not None:
-            cost = self._prices.cost_nanos(usage)
-        else:
-            # A filtered answer is billed without usage in hand; an error before any answer is released.
-            cost = grant.amount_nanos if status == "filtered" else 0
+        cost = call_charge(self._prices, usage, reserved_nanos=grant.amount_nanos, request_sent=answered).cost_nanos
+        if usage is None and answered:
+            log.warning("review call with reservation %d charged its reserved amount: no valid usage",
+                        grant.reservation_id)
+            error = error or "no valid usage reported"
         result.usage, result.cost_nanos = usage, cost
         u = usage or Usage()
         await self._budget.settle(grant, Settlement(
@@ -142,3 +169,14 @@ class ReviewService:
             cached_tokens=u.cached_tokens, completion_tokens=u.completion_tokens,
             reasoning_tokens=u.reasoning_tokens, web_searches=u.web_searches, usage_known=usage is not None,
             error=error, duration_ms=int((time.monotonic() - started) * 1000)))
+
+
+def review_steps(chunks: tuple[ReviewChunk, ...]) -> dict[int, list[Step]]:
+    """The steps a review shows, by chunk index: one per file part, numbered across the whole review
+    ("Reviewing src/app.py (2 of 5)"), each in progress while its chunk's call runs."""
+    parts = [(chunk.index, part) for chunk in chunks for part in chunk.parts]
+    steps: dict[int, list[Step]] = {chunk.index: [] for chunk in chunks}
+    for number, (index, part) in enumerate(parts, start=1):
+        piece = f", part {part.part} of {part.parts}" if part.parts > 1 else ""
+        steps[index].append(Step(f"review-{number}", f"Reviewing {part.file.path}{piece} ({number} of {len(parts)})"))
+    return steps

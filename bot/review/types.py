@@ -62,10 +62,11 @@ class FileDiff:
     old_mode: str | None = None
     new_mode: str | None = None
     is_plain_code: bool = False
+    is_copy: bool = False  # `old_path` was copied, and is still there
 
     @property
     def is_rename(self) -> bool:
-        return self.old_path is not None and self.old_path != self.path
+        return self.old_path is not None and self.old_path != self.path and not self.is_copy
 
     @property
     def mode_changed(self) -> bool:
@@ -82,6 +83,8 @@ class FileDiff:
             parts.append("deleted")
         if self.is_rename:
             parts.append(f"renamed from {self.old_path}")
+        elif self.is_copy:
+            parts.append(f"copied from {self.old_path}")
         if self.mode_changed:
             parts.append(f"mode {self.old_mode} -> {self.new_mode}")
         return ", ".join(parts) or "modified"

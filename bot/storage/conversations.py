@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget.reservations import channel_scope
@@ -14,7 +14,29 @@ from bot.domain import Incoming
 from bot.storage.engine import Database
 from bot.storage.tables import Channel, Message, Thread, utcnow
 
-HISTORY_STATUSES = ("ok", "cut")
+# A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
+HISTORY_STATUSES = ("ok", "cut", "stopped")
+
+_CHANNELS, _THREADS, _MESSAGES = Channel.__table__, Thread.__table__, Message.__table__
+# A channel and, if the bot has one there, the thread: one statement for the usual claim.
+_PLACE = (
+    select(_CHANNELS.c.id.label("channel_pk"), _CHANNELS.c.web_search, _CHANNELS.c.reasoning_effort,
+           _THREADS.c.id.label("thread_pk"), _THREADS.c.history_floor_message_pk.label("floor_pk"),
+           _THREADS.c.last_prompt_estimate, _THREADS.c.last_prompt_actual)
+    .select_from(_CHANNELS.outerjoin(_THREADS, and_(_THREADS.c.channel_pk == _CHANNELS.c.id,
+                                                   _THREADS.c.platform_thread_id == bindparam("thread_id"))))
+    .where(_CHANNELS.c.platform == bindparam("platform"), _CHANNELS.c.workspace_id == bindparam("workspace_id"),
+           _CHANNELS.c.channel_id == bindparam("channel_id"))
+)
+_SET_STATUS = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m_id")).values(status=bindparam("m_status"))
+_ADD_MESSAGE = insert(_MESSAGES)
+_TOUCH_THREAD = update(_THREADS).where(_THREADS.c.id == bindparam("t_id"))  # the columns come as parameters
+_HISTORY = (
+    select(_MESSAGES.c.id, _MESSAGES.c.role, _MESSAGES.c.content, _MESSAGES.c.token_estimate)
+    .where(_MESSAGES.c.thread_pk == bindparam("thread_pk"), _MESSAGES.c.id >= bindparam("floor_pk"),
+           _MESSAGES.c.id < bindparam("before_pk"), _MESSAGES.c.status.in_(HISTORY_STATUSES))
+    .order_by(_MESSAGES.c.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +46,11 @@ class ChannelInfo:
     channel_id: str
     web_search: bool
     reasoning_effort: str | None
+    workspace_id: str | None = None  # set where the platform's ids carry the workspace
 
     @property
     def scope_key(self) -> str:
-        return channel_scope(self.platform, self.channel_id)
+        return channel_scope(self.platform, self.channel_id, self.workspace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +74,16 @@ class Claimed:
 class ConversationStore:
     """Each method is one transaction, run by `Database.run` as a synchronous function."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, workspace_scoped: frozenset[str] = frozenset(), *,
+                 claimant: str | None = None) -> None:
+        """`workspace_scoped`: platforms whose channel budgets are keyed with the workspace; `claimant`:
+        this process's id (bot.storage.claimants), written on every message it claims."""
         self._db = db
+        self._workspace_scoped = workspace_scoped
+        self._claimant = claimant
+        # The unique dedup key decides who answers (built once: it runs for every message).
+        self._claim_message = db.insert(_MESSAGES).on_conflict_do_nothing(
+            index_elements=["dedup_key"]).returning(_MESSAGES.c.id)
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -60,29 +91,53 @@ class ConversationStore:
         return await self._db.run(lambda session: self._claim(session, incoming, text, token_estimate))
 
     def _claim(self, session: Session, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
-        channel = self._channel(session, incoming)
-        thread = self._thread(session, channel.id, incoming.thread.thread_id)
-        message_pk = session.scalar(
-            self._db.insert(Message).values(
-                thread_pk=thread.id, role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
-                user_name=incoming.user_name, content=text, token_estimate=token_estimate,
-                status="pending", created_at=utcnow(),
-            ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Message.id)
-        )
+        # Core statements on the transaction's connection: the hot path needs rows, not ORM entities
+        # (identity map, unit of work), and each statement here runs once per answer.
+        connection = session.connection()
+        key = incoming.thread
+        where = {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
+                 "thread_id": key.thread_id}
+        found = connection.execute(_PLACE, where).first()
+        if found is None:
+            connection.execute(self._db.insert(_CHANNELS).values(
+                platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
+                name=incoming.channel_name, web_search=False, created_at=utcnow(),
+            ).on_conflict_do_nothing())
+            found = connection.execute(_PLACE, where).one()
+        place = found._asdict()
+        new_thread = place["thread_pk"] is None
+        if new_thread:
+            now = utcnow()
+            inserted = connection.scalar(self._db.insert(_THREADS).values(
+                channel_pk=place["channel_pk"], platform_thread_id=key.thread_id, history_floor_message_pk=0,
+                last_prompt_estimate=0, last_prompt_actual=0, created_at=now, updated_at=now,
+            ).on_conflict_do_nothing().returning(_THREADS.c.id))
+            if inserted is None:  # another transaction created it first
+                new_thread = False
+                place = connection.execute(_PLACE, where).one()._asdict()
+            else:
+                place |= {"thread_pk": inserted, "floor_pk": 0, "last_prompt_estimate": 0, "last_prompt_actual": 0}
+        message_pk = connection.scalar(self._claim_message, dict(
+            thread_pk=place["thread_pk"], role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
+            user_name=incoming.user_name, content=text, token_estimate=token_estimate,
+            status="pending", created_at=utcnow(), claimant=self._claimant,
+        ))
+        if message_pk is None:
+            # Seen before. Only an answer that was interrupted (its process died, or stopped) is
+            # answered again; one whose claimant is alive or that finished stays silent.
+            message_pk = session.scalar(
+                update(Message).where(Message.dedup_key == incoming.dedup_key, Message.status == "interrupted")
+                .values(status="pending", claimant=self._claimant, reply_location=None).returning(Message.id))
         if message_pk is None:
             return None
-        rows = session.execute(
-            select(Message.id, Message.role, Message.content, Message.token_estimate)
-            .where(Message.thread_pk == thread.id, Message.id >= thread.history_floor_message_pk,
-                   Message.id < message_pk, Message.status.in_(HISTORY_STATUSES))
-            .order_by(Message.id)
-        )
-        history = [HistoryTurn(*row) for row in rows]
+        history = [] if new_thread else [HistoryTurn(*row) for row in connection.execute(
+            _HISTORY, {"thread_pk": place["thread_pk"], "floor_pk": place["floor_pk"], "before_pk": message_pk})]
         return Claimed(
-            ChannelInfo(channel.id, channel.platform, channel.channel_id, channel.web_search,
-                        channel.reasoning_effort),
-            ThreadInfo(thread.id, thread.history_floor_message_pk, thread.last_prompt_estimate,
-                       thread.last_prompt_actual),
+            ChannelInfo(place["channel_pk"], key.platform.value, key.channel_id, place["web_search"],
+                        place["reasoning_effort"],
+                        key.workspace_id if key.platform.value in self._workspace_scoped else None),
+            ThreadInfo(place["thread_pk"], place["floor_pk"], place["last_prompt_estimate"],
+                       place["last_prompt_actual"]),
             message_pk, history,
         )
 
@@ -90,15 +145,18 @@ class ConversationStore:
     def record_answer(session: Session, *, claimed: Claimed, answer: str, answer_tokens: int,
                       status: str, floor_pk: int, prompt_estimate: int, prompt_actual: int | None) -> None:
         """Persist the outcome of one turn inside the caller's transaction (the settlement's)."""
+        connection = session.connection()
         user_status = "ok" if status in HISTORY_STATUSES else status
-        session.execute(update(Message).where(Message.id == claimed.message_pk).values(status=user_status))
+        connection.execute(_SET_STATUS, {"m_id": claimed.message_pk, "m_status": user_status})
         if answer:
-            session.add(Message(thread_pk=claimed.thread.pk, role="assistant", content=answer,
-                                token_estimate=answer_tokens, status=status, created_at=utcnow()))
-        values: dict[str, object] = {"history_floor_message_pk": floor_pk, "updated_at": utcnow()}
+            connection.execute(_ADD_MESSAGE, dict(
+                thread_pk=claimed.thread.pk, role="assistant", content=answer, token_estimate=answer_tokens,
+                status=status, created_at=utcnow(), reply_to_pk=claimed.message_pk))
+        values: dict[str, object] = {"t_id": claimed.thread.pk, "history_floor_message_pk": floor_pk,
+                                     "updated_at": utcnow()}
         if prompt_actual:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
-        session.execute(update(Thread).where(Thread.id == claimed.thread.pk).values(**values))
+        connection.execute(_TOUCH_THREAD, values)
 
     async def save_answer(self, claimed: Claimed, answer: str, answer_tokens: int, status: str) -> None:
         """Persist an answer that was settled elsewhere (reviews settle one reservation per call)."""
@@ -139,27 +197,13 @@ class ConversationStore:
         statement = update(Message).where(Message.id == message_pk).values(status=status)
         await self._db.run(lambda session: session.execute(statement))
 
-    def _channel(self, session: Session, incoming: Incoming) -> Channel:
-        key = incoming.thread
-        query = select(Channel).where(Channel.platform == key.platform.value,
-                                      Channel.workspace_id == key.workspace_id, Channel.channel_id == key.channel_id)
-        channel = session.scalars(query).one_or_none()
-        if channel is None:
-            session.execute(self._db.insert(Channel).values(
-                platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
-                name=incoming.channel_name, web_search=False, created_at=utcnow(),
-            ).on_conflict_do_nothing())
-            channel = session.scalars(query).one()
-        return channel
+    async def set_reply_location(self, message_pk: int, location: str) -> None:
+        """Where the reply to a user message lives on the platform (JSON), for crash recovery."""
+        statement = update(Message).where(Message.id == message_pk).values(reply_location=location)
+        await self._db.run(lambda session: session.execute(statement))
 
-    def _thread(self, session: Session, channel_pk: int, thread_id: str) -> Thread:
-        query = select(Thread).where(Thread.channel_pk == channel_pk, Thread.platform_thread_id == thread_id)
-        thread = session.scalars(query).one_or_none()
-        if thread is None:
-            now = utcnow()
-            session.execute(self._db.insert(Thread).values(
-                channel_pk=channel_pk, platform_thread_id=thread_id, history_floor_message_pk=0,
-                last_prompt_estimate=0, last_prompt_actual=0, created_at=now, updated_at=now,
-            ).on_conflict_do_nothing())
-            thread = session.scalars(query).one()
-        return thread
+    async def finish_pending(self, message_pk: int, status: str) -> None:
+        """Give a user message `status` unless it already has a final one (it is not "pending")."""
+        statement = (update(Message).where(Message.id == message_pk, Message.status == "pending")
+                     .values(status=status))
+        await self._db.run(lambda session: session.execute(statement))

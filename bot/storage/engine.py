@@ -3,8 +3,9 @@ budget check and its reservation cannot interleave with another writer); Postgre
 from the queries themselves.
 
 The hot path (claim a message, reserve, settle) runs each transaction as one synchronous function,
-`Database.run(fn)`: on SQLite in a single writer thread, so a transaction costs one thread hop
-instead of one per statement; on PostgreSQL through `AsyncSession.run_sync` over asyncpg.
+`Database.run(fn)`: on SQLite in a single writer thread that commits what queued up together
+(bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement; on
+PostgreSQL through `AsyncSession.run_sync` over asyncpg.
 `Database.session()` (async) serves the rest: reports, deliveries, tests.
 """
 
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
+
+from bot.storage.sqlite_writer import GroupCommitWriter
 
 T = TypeVar("T")
 
@@ -90,16 +92,14 @@ class Database:
         # pooled connections poll the file lock (busy_timeout sleeps up to 100 ms a try), keeps the
         # wait in the event loop and fair; other processes still meet busy_timeout.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
-        self._sync_sessions: sessionmaker[Session] | None = None
-        self._writer_thread: ThreadPoolExecutor | None = None
+        self._writer: GroupCommitWriter | None = None
         if self.is_sqlite:
             sync_url = make_url(self.url).set(drivername="sqlite")
             sync_engine = create_sync_engine(sync_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                              pool_reset_on_return=None)
             _configure_sqlite(sync_engine)
-            self._sync_sessions = sessionmaker(sync_engine, expire_on_commit=False)
             # One thread: SQLite has one writer anyway, and its connections stay in the thread that made them.
-            self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._writer = GroupCommitWriter(sync_engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,16 +116,24 @@ class Database:
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` as one transaction (committed if it returns, rolled back if it raises)."""
-        if self._sync_sessions is None:
+        if self._writer is None:
             async with self.sessions() as session, session.begin():
                 return await session.run_sync(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_thread, self._run_in_writer_thread, work)
+        return await self._writer.run(work)
 
-    def _run_in_writer_thread(self, work: Callable[[Session], T]) -> T:
-        assert self._sync_sessions is not None
-        with self._sync_sessions() as session, session.begin():
-            return work(session)
+    async def ping(self) -> None:
+        """Check that the database answers; raises the driver's error if it does not.
+
+        On SQLite every transaction begins IMMEDIATE (takes the write lock), so a ping inside one would
+        queue behind every answer being settled; it reads the schema version outside any transaction
+        instead (WAL lets a reader in beside the writer)."""
+        async with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                await connection.execute(text("SELECT 1"))
+                return
+            raw = await connection.get_raw_connection()
+            cursor = await raw.driver_connection.execute("PRAGMA schema_version")
+            await cursor.close()
 
     def insert(self, table: Any) -> Any:
         """A dialect INSERT supporting ON CONFLICT DO NOTHING on both backends."""
@@ -134,7 +142,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._sync_sessions is not None and self._writer_thread is not None:
-            engine = self._sync_sessions.kw["bind"]
-            await asyncio.get_running_loop().run_in_executor(self._writer_thread, engine.dispose)
-            self._writer_thread.shutdown(wait=False)
+        if self._writer is not None:
+            await self._writer.close()

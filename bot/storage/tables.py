@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,7 +58,8 @@ class Thread(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_thread_id", "thread_pk", "id"),)
+    __table_args__ = (Index("ix_messages_thread_id", "thread_pk", "id"),
+                      Index("ix_messages_status_claimant", "status", "claimant"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     thread_pk: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
@@ -70,6 +73,23 @@ class Message(Base):
     token_estimate: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="ok")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The process answering a user message (see Claimant), and where its reply lives on the
+    # platform (JSON, written when the reply opens): what crash recovery needs to finish it.
+    claimant: Mapped[str | None] = mapped_column(String(80), default=None)
+    reply_location: Mapped[str | None] = mapped_column(Text, default=None)
+    # An assistant message's user message: forgetting a person removes the answers to them too.
+    reply_to_pk: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+
+
+class Claimant(Base):
+    """A running process that claims messages; its heartbeat says it is alive. A claimant silent for
+    longer than the reservation TTL is dead, and its unfinished answers are recovered."""
+
+    __tablename__ = "claimants"
+
+    claimant: Mapped[str] = mapped_column(String(80), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class UsageEntry(Base):
@@ -77,7 +97,9 @@ class UsageEntry(Base):
 
     __tablename__ = "usage_ledger"
     __table_args__ = (Index("ix_usage_ledger_channel_started", "channel_pk", "started_at"),
-                      Index("ix_usage_ledger_started", "started_at"))
+                      Index("ix_usage_ledger_started", "started_at"),
+                      # Deleting a thread clears its ledger rows' reference (retention, forget).
+                      Index("ix_usage_ledger_thread", "thread_pk"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_pk: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
@@ -179,3 +201,67 @@ class Delivery(Base):
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ConsoleKey(Base):
+    """The admin console's signing key, made on first use and shared through the database, so the CLI
+    that prints a sign-in link and every replica serving the console sign and check with the same key."""
+
+    __tablename__ = "console_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleLinkUse(Base):
+    """A redeemed one-time sign-in link: the unique nonce is what makes the link single-use."""
+
+    __tablename__ = "console_link_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(String(100))
+    used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+class RequestClaim(Base):
+    """A signed request that must run at most once (a Slack slash command), keyed by its signature:
+    a replay reaching any replica finds the key taken."""
+
+    __tablename__ = "request_claims"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class DisplayName(Base):
+    """A channel's or a person's name as the platform shows it, for reports. `kind` is "channel" or
+    "user"; `refreshed_at` is when the platform last told us, so a name is looked up at most daily."""
+
+    __tablename__ = "display_names"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime)
+class AnswerFeedback(Base):
+    """One person's rating of one answer; their last click wins. `answer_key` is the asked message's
+    dedup key (Message.dedup_key), which names the answer to it."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (UniqueConstraint("answer_key", "user_id", name="uq_answer_feedback_answer_user"),
+                      Index("ix_answer_feedback_updated", "updated_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_key: Mapped[str] = mapped_column(String(300))
+    user_id: Mapped[str] = mapped_column(String(64))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+# Slack installations and OAuth states for multi-workspace installs. slack-sdk's SQLAlchemy stores read
+# and write these; their shape is the library's own (its table builders), created by our migrations.
+SLACK_INSTALLATIONS = SQLAlchemyInstallationStore.build_installations_table(
+    Base.metadata, SQLAlchemyInstallationStore.default_installations_table_name)
+SLACK_BOTS = SQLAlchemyInstallationStore.build_bots_table(
+    Base.metadata, SQLAlchemyInstallationStore.default_bots_table_name)
+SLACK_OAUTH_STATES = SQLAlchemyOAuthStateStore.build_oauth_states_table(
+    Base.metadata, SQLAlchemyOAuthStateStore.default_table_name)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from bot.ops.metrics import Metrics
 from bot.storage.engine import Database
@@ -15,13 +15,26 @@ from bot.storage.engine import Database
 log = logging.getLogger(__name__)
 
 
-def build_web_app(db: Database, metrics: Metrics) -> web.Application:
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0) -> web.Application:
+    """`read_timeout` (seconds) bounds how long a request's body may take to arrive: a stalled
+    connection is answered 408 and closed instead of being held open forever."""
+
+    @web.middleware
+    async def bounded_body(request: web.Request, handler):  # noqa: ANN001, ANN202 - aiohttp's middleware shape
+        if request.can_read_body:
+            try:
+                await asyncio.wait_for(request.read(), read_timeout)  # aiohttp keeps it for the handler
+            except TimeoutError:
+                log.warning("request body for %s not received within %.0f s; connection dropped",
+                            request.path, read_timeout)
+                return web.Response(status=408, headers={"Connection": "close"})
+        return await handler(request)
+
+    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[bounded_body])
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
-            async with db.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await db.ping()
         except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
             log.warning("health check failed: %s", type(exc).__name__)
             return web.json_response({"status": "unhealthy", "database": "unreachable"}, status=503)

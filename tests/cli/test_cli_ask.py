@@ -85,5 +85,18 @@ async def test_ask_refuses_a_binary_file(fake_seed: FakeSeed, tmp_path: Path) ->
     blob = tmp_path / "image.bin"
     blob.write_bytes(b"\x89PNG\x00\x00\x01")
     code, _, err = await run_cli(fake_seed, tmp_path, "ask", "--file", str(blob), "What is this?")
-    assert code == 1 and "looks binary" in err
+    assert code == 1 and "image.bin was skipped: a .bin file is not something I can read" in err
+    named_like_source = tmp_path / "tool.py"
+    named_like_source.write_bytes(b"\x7fELF\x02\x01\x00\x00binary")
+    code, _, err = await run_cli(fake_seed, tmp_path, "ask", "--file", str(named_like_source), "What is this?")
+    assert code == 1 and "tool.py was skipped: it looks like a binary file, not text" in err
     assert fake_seed.requests == []
+
+
+async def test_ask_file_takes_an_image_by_its_bytes(fake_seed: FakeSeed, tmp_path: Path) -> None:
+    shot = tmp_path / "screenshot"  # no extension: the first bytes say PNG
+    shot.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40)
+    code, _, err = await run_cli(fake_seed, tmp_path, "ask", "--file", str(shot), "What is wrong here?")
+    assert code == 0, err
+    parts = fake_seed.completions[0].body["messages"][-1]["content"]
+    assert [p["image_url"]["url"][:22] for p in parts[1:]] == ["data:image/png;base64,"]

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.budget.limits import BudgetLimit, Period
-from bot.budget.periods import ScopeState, period_bounds, plan_call
+from bot.budget.periods import ScopeState, days_in_month, period_bounds, plan_call, plan_degraded, project_month_end
 from bot.budget.pricing import PriceBook
 from bot.config import load_settings
 
@@ -66,3 +67,51 @@ def test_reserved_money_counts_as_spent() -> None:
     plan = plan_call(PRICES, [scope(wanted * 2, spent=wanted // 2, reserved=wanted)],
                      estimated_prompt_tokens=1_000, wanted_max_tokens=4_096, min_max_tokens=256, web_search=False)
     assert plan.fits and plan.max_tokens < 4_096
+
+
+def degraded(scopes: list[ScopeState], *, web: bool = True, thinking: bool = True):  # noqa: ANN201
+    return plan_degraded(PRICES, scopes, estimated_prompt_tokens=1_000, wanted_max_tokens=4_096, min_max_tokens=256,
+                         web_search=web, thinking=thinking)
+
+
+def test_degrade_keeps_everything_while_a_budget_has_room() -> None:
+    plan = degraded([scope(10**9, spent=10**9 * 89 // 100)])
+    assert (plan.web_search, plan.thinking, plan.max_tokens, plan.degraded_by) == (True, True, 4_096, None)
+
+
+def test_degrade_turns_web_search_off_first_once_a_scope_is_nearly_spent() -> None:
+    person = scope(10**9, spent=10**9 * 95 // 100, key="slack:U1@slack:C1")
+    plan = degraded([scope(10**10), person])
+    assert (plan.web_search, plan.thinking, plan.max_tokens) == (False, True, 4_096)
+    assert plan.degraded_by == person
+
+
+def test_degrade_turns_web_search_off_when_its_price_does_not_fit() -> None:
+    prices = PriceBook(PRICES.short, PRICES.long, web_search_per_call=Decimal("0.01"))
+    room = prices.worst_case_nanos(1_000, 4_096, False)
+    plan = plan_degraded(prices, [scope(room)], estimated_prompt_tokens=1_000, wanted_max_tokens=4_096,
+                         min_max_tokens=256, web_search=True, thinking=True)
+    assert (plan.web_search, plan.thinking, plan.max_tokens, plan.amount_nanos) == (False, True, 4_096, room)
+
+
+def test_degrade_turns_thinking_off_before_shrinking_and_refuses_last() -> None:
+    room = PRICES.worst_case_nanos(1_000, 1_000, False)
+    shrunk = degraded([scope(room)], web=False)
+    assert (shrunk.thinking, shrunk.max_tokens, shrunk.fits) == (False, 1_000, True)
+    refused = degraded([scope(PRICES.worst_case_nanos(1_000, 100, False))], web=False)
+    assert not refused.fits
+
+
+def test_days_in_month_counts_leap_years() -> None:
+    assert [days_in_month(date(2028, m, 5)) for m in (1, 2, 4)] == [31, 29, 30]
+    assert days_in_month(date(2026, 2, 28)) == 28
+
+
+@pytest.mark.parametrize(("spent", "today", "projected"), [
+    (3_000_000_000, date(2026, 11, 10), 9_000_000_000),  # $3 in 10 of 30 days -> $9
+    (1_000_000_000, date(2026, 12, 31), 1_000_000_000),  # the last day: what was spent
+    (1, date(2026, 2, 3), 9),  # rounds down: 28/3 of a nano-dollar
+    (0, date(2026, 1, 1), 0),
+])
+def test_project_month_end_scales_the_spend_so_far_to_the_month(spent: int, today: date, projected: int) -> None:
+    assert project_month_end(spent, today) == projected

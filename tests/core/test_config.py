@@ -19,6 +19,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.default_budget == BudgetLimit(5_000_000_000, Period.DAY)
     assert settings.global_budget_limit.unlimited
     assert settings.seed_price_cached_input_per_m is None
+    assert settings.default_user_budget.unlimited and settings.degrade is True
+    assert load_settings(_env_file=None, SEEDBOT_DEFAULT_USER_BUDGET="1/day",
+                         SEEDBOT_DEGRADE="false").degrade is False
 
 
 @pytest.mark.parametrize(
@@ -27,6 +30,8 @@ def test_defaults_are_the_documented_ones() -> None:
         ("SEED_PRICE_INPUT_PER_M", "cheap"),
         ("SEED_PRICE_OUTPUT_PER_M", "-1"),
         ("SEEDBOT_DEFAULT_CHANNEL_BUDGET", "five dollars"),
+        ("SEEDBOT_DEFAULT_USER_BUDGET", "a lot"),
+        ("SEEDBOT_DEGRADE", "maybe"),
         ("SEEDBOT_TIMEZONE", "Mars/Olympus"),
         ("SEEDBOT_CONTEXT_TOKENS", "many"),
         ("DISCORD_SHARD_IDS", "0,one"),

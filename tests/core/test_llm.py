@@ -66,6 +66,16 @@ async def test_stream_yields_reasoning_content_usage_and_finish(fake_seed: FakeS
     assert body["model"] == "seed-2-0-code"
 
 
+async def test_answers_in_a_row_share_one_connection(fake_seed: FakeSeed) -> None:
+    """A finished stream is read to the end of its body, so its connection goes back to the pool."""
+    fake_seed.script(Reply(content="One."), Reply(content="Two."), Reply(content="Three."))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        for _ in range(3):
+            await collect(client, ask())
+    peers = {r.peer for r in fake_seed.requests}
+    assert len(fake_seed.requests) == 3 and len(peers) == 1 and None not in peers
+
+
 async def test_thinking_off_sends_no_effort(fake_seed: FakeSeed) -> None:
     async with client_for(fake_seed, SleepRecorder()) as client:
         await collect(client, ask(enable_thinking=False, reasoning_effort="high"))
@@ -212,3 +222,22 @@ async def test_length_finish_is_reported(fake_seed: FakeSeed) -> None:
         completion = await client.complete(ask(max_tokens=10))
     assert completion.finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens <= 10
+
+
+async def test_connection_closed_without_a_response_is_unavailable_and_retried(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="drop"), Reply(content="Back."))
+    sleep = SleepRecorder()
+    async with client_for(fake_seed, sleep, max_retries=1) as client:
+        events = await collect(client, ask())
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "Back."
+    assert len(sleep.delays) == 1
+
+
+async def test_a_stream_that_dies_before_any_text_is_unavailable_after_text_broken(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="Never shown.", fault="cut", cut_after_chunks=0),
+                     Reply(content="Shown, then cut.", chunk_chars=5, fault="cut", cut_after_chunks=1))
+    async with client_for(fake_seed, SleepRecorder(), max_retries=0) as client:
+        with pytest.raises(SeedUnavailable):
+            await collect(client, ask())
+        with pytest.raises(SeedStreamBroken):
+            await collect(client, ask())

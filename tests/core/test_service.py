@@ -253,11 +253,11 @@ async def test_budget_race_across_two_processes_on_postgres(core_for, postgres_u
 async def test_a_secret_in_the_answer_is_masked_but_stored_exactly(core_for, sqlite_url: str,
                                                                    fake_seed: FakeSeed) -> None:
     core = await core_for(sqlite_url)
-    key = "AKIAIOSFODNN7EXAMPLE"
+    key = "AKIAQ3EGV7LXNW4PZK2T"
     fake_seed.script(Reply(content=f"Your key {key} is exposed; rotate it.", chunk_chars=7))
     sink = RecordingSink()
     await core.service.handle(incoming("Is my config safe?"), sink)
-    assert sink.text == "Your key [redacted] is exposed; rotate it."
+    assert sink.text == "Your key [redacted: AWS access key id] is exposed; rotate it."
     fake_seed.script(Reply(content="Done."))
     await core.service.handle(incoming("Thanks"), RecordingSink())
     assert key in fake_seed.completions[1].body["messages"][2]["content"]

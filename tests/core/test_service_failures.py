@@ -137,13 +137,13 @@ class BrokenSink(RecordingSink):
 
 async def test_a_failing_platform_never_costs_the_books(core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
     core = await core_for(sqlite_url)
-    fake_seed.script(Reply(content="one two three four five six", chunk_chars=4))
+    fake_seed.script(Reply(content="one\ntwo\nthree four five six", chunk_chars=4))
     sink = BrokenSink()
     answer = await core.service.handle(incoming("Explain"), sink)
     assert answer is not None and answer.status == "ok"
-    assert sink.text == "one "  # the first append got through, the rest was skipped after the failure
+    assert sink.text == "one\n"  # the first append got through, the rest was skipped after the failure
     row = await only_ledger_row(core)
     assert row.status == "ok" and row.cost_nanos == core.prices.cost_nanos(answer.usage)
     counter = await channel_counter(core)
     assert counter.reserved_nanos == 0 and counter.spent_nanos == row.cost_nanos
-    assert ("assistant", "ok", "one two three four five six") in await stored_messages(core)
+    assert ("assistant", "ok", "one\ntwo\nthree four five six") in await stored_messages(core)

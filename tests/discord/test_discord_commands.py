@@ -11,7 +11,7 @@ import pytest
 from bot.chat.service import Answer
 from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
-from bot.ops.admin import NOT_ADMIN
+from bot.ops.admin import BUDGETS, not_admin
 from bot.ports import ReplySink
 from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
@@ -31,7 +31,7 @@ async def test_ask_command_streams_into_its_response_and_a_reply_continues_it(
     await fake.dispatch_interaction_create("ask", options={"question": "how does asyncio.gather work?"})
     response, followup = await bot.answer_in(fake.channel)
     assert [c.type for c in fake.records.interaction_callbacks] == [5]  # deferred: "seedbot is thinking…"
-    assert response["content"] + " " + split_footer(followup["content"])[0] == answer
+    assert response["content"] + split_footer(followup["content"])[0] == answer
     edits = [e for e in fake.records.message_events if e.message_id == int(response["id"]) and e.kind == "edit"]
     assert len(edits) >= 2 and all(e.via == "interaction" for e in edits)
 
@@ -61,7 +61,7 @@ async def test_budget_set_is_for_admins_and_answers_privately(
             "budget", user=bob, options=[{"name": "set", "type": 1, "options": [
                 {"name": "value", "type": 3, "value": "0.01/day"}]}])
         await fake.wait_until(lambda: bool(ephemeral_texts(fake, set_by_bob)))
-        assert ephemeral_texts(fake, set_by_bob) == [NOT_ADMIN]
+        assert ephemeral_texts(fake, set_by_bob) == [not_admin(BUDGETS)]
         assert core_of(bot).settings.default_budget.describe() in await core_of(bot).admin.budget_show(scope)
 
         set_by_alice = await fake.dispatch_interaction_create(
@@ -86,7 +86,7 @@ async def test_review_command_hands_the_core_a_forced_review_with_the_attached_d
         fake: FakeDiscord, bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     received: list[Incoming] = []
 
-    async def handle(incoming: Incoming, sink: ReplySink) -> Answer:
+    async def handle(incoming: Incoming, sink: ReplySink, _inflight: object = None, *, stop: object = None) -> Answer:
         received.append(incoming)
         await sink.start()
         await sink.append("Reviewed.")
@@ -133,3 +133,23 @@ async def test_notifier_splits_long_texts_and_attaches_the_chart_to_the_last_mes
     await notifier.send_channel(str(fake.guild.id), str(fake.channel.id), "@everyone paused " * 150)
     posted = bot.bot_messages(fake.channel)
     assert len(posted) == 2 and not any(m["mention_everyone"] for m in posted)
+
+
+async def test_budget_set_for_each_person_and_one_person(
+        fake: FakeDiscord, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    bob = fake.add_user("bob")
+    async with running_bot(fake, settings_for, tmp_path, SEEDBOT_ADMINS=f"discord:{fake.alice.id}") as bot:
+        everyone = await fake.dispatch_interaction_create(
+            "budget", options=[{"name": "set", "type": 1, "options": [
+                {"name": "value", "type": 3, "value": "1/day"}, {"name": "each_person", "type": 5, "value": True}]}])
+        one = await fake.dispatch_interaction_create(
+            "budget", options=[{"name": "set", "type": 1, "options": [
+                {"name": "value", "type": 3, "value": "3/day"}, {"name": "person", "type": 6, "value": str(bob.id)}]}])
+        await fake.wait_until(lambda: bool(ephemeral_texts(fake, everyone) and ephemeral_texts(fake, one)))
+        channel = f"discord:{fake.channel.id}"
+        assert ephemeral_texts(fake, everyone)[0].startswith(f"Budget for each person in {channel} changed")
+        assert ephemeral_texts(fake, one)[0].startswith(f"Budget for discord:{bob.id} in {channel} changed")
+        budget = core_of(bot).budget
+        assert (await budget.limit_for_scope(f"discord:*@{channel}")).describe() == "$1/day"
+        assert (await budget.limit_for_scope(f"discord:{bob.id}@{channel}")).describe() == "$3/day"
+        assert (await budget.limit_for_scope(f"discord:{fake.alice.id}@{channel}")).describe() == "$1/day"

@@ -1,4 +1,4 @@
-"""routing and the pure half of files: who gets an answer, where, under which key, from recorded
+"""events_logic and the pure half of files: who gets an answer, where, under which key, from recorded
 gateway payloads (tests/discord/payloads) and plain data."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from adapters.discord.files import FileInfo, Plan, plan_for, text_or_refusal
 from adapters.discord.routing import (
     DM_WORKSPACE,
     Ignore,
@@ -26,7 +25,7 @@ from adapters.discord.routing import (
     strip_mentions,
     thread_name,
 )
-from bot.domain import AttachmentKind, Platform, ThreadKey
+from bot.domain import Platform, ThreadKey
 
 FIXTURES = Path(__file__).parent / "payloads"
 
@@ -173,36 +172,3 @@ def test_thread_name_is_cut_between_words_within_100_characters() -> None:
     assert len(name) <= 100 and name.endswith("word…") and "wor…" not in name
 
 
-MB = 1024 * 1024
-
-
-@pytest.mark.parametrize(("filename", "size", "content_type", "plan"), [
-    ("main.py", 300_000, "text/x-python", Plan.TEXT),
-    ("app.ts", 10, "", Plan.TEXT),
-    ("Dockerfile", 10, "application/octet-stream", Plan.TEXT),
-    ("NOTES", 10, "", Plan.TEXT),  # no extension: read, then checked for UTF-8
-    ("fix.patch", 10, "", Plan.TEXT),
-    ("shot.PNG", 2 * MB, "image/png", Plan.IMAGE),
-    ("big.log", 5 * MB, "text/plain", Plan.SKIP),
-    ("huge.png", 6 * MB, "image/png", Plan.SKIP),
-    ("tool.exe", 10, "application/x-msdownload", Plan.SKIP),
-    ("data.weird", 10, "text/plain; charset=utf-8", Plan.TEXT),  # unknown suffix, but Discord says text
-])
-def test_plan_by_name_size_and_type(filename: str, size: int, content_type: str, plan: Plan) -> None:
-    decided, reason = plan_for(FileInfo(filename, size, content_type), max_text_bytes=MB, max_image_bytes=5 * MB)
-    assert decided is plan
-    assert bool(reason) == (plan is Plan.SKIP)
-
-
-def test_skip_reasons_say_why_in_plain_words() -> None:
-    _, too_big = plan_for(FileInfo("big.log", 5 * MB), max_text_bytes=MB, max_image_bytes=5 * MB)
-    assert too_big == "it is 5 MB, over the 1 MB limit for text files"
-    _, kind = plan_for(FileInfo("a.zip", 10), max_text_bytes=MB, max_image_bytes=5 * MB)
-    assert kind.startswith("a .zip file is not something I can read")
-
-
-def test_downloaded_text_must_be_utf8_without_nul() -> None:
-    assert text_or_refusal("a.py", "print('é')\n".encode()).kind is AttachmentKind.TEXT
-    binary = text_or_refusal("a.py", b"\x7fELF\x00\x01\x02")
-    assert binary.kind is AttachmentKind.SKIPPED and "binary" in binary.skipped_reason
-    assert text_or_refusal("a.txt", b"\xff\xfe\xfa").kind is AttachmentKind.SKIPPED

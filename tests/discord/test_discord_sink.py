@@ -10,11 +10,16 @@ from types import SimpleNamespace
 
 import discord
 
-from adapters.discord.sink import DiscordSink, footer_line
+from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.discord.sink import DiscordSink
 from adapters.discord.transport import THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage
 
 FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000)
+
+
+def footer_line(footer: Footer) -> str:
+    return render_footer(footer, DISCORD_FOOTER, separated=False)
 
 
 def not_found() -> discord.NotFound:
@@ -28,8 +33,9 @@ class Memo:
     target: MemoryTarget
     content: str = ""
 
-    async def edit(self, content: str) -> None:
+    async def edit(self, content: str, *, view: object = None) -> None:
         self.target.calls.append(("edit", self.id, content, time.monotonic()))
+        await asyncio.sleep(self.target.edit_seconds)
         if self.id in self.target.gone:
             raise not_found()
         assert len(content) <= 2000
@@ -44,6 +50,7 @@ class MemoryTarget:
     gone: set[int] = field(default_factory=set)
     typing_calls: int = 0
     opened: int = 0
+    edit_seconds: float = 0.0  # how long Discord takes to answer an edit
 
     async def open(self) -> None:
         self.opened += 1
@@ -51,7 +58,7 @@ class MemoryTarget:
     async def typing(self) -> None:
         self.typing_calls += 1
 
-    async def send(self, content: str) -> Memo:
+    async def send(self, content: str, *, view: object = None) -> Memo:
         assert 0 < len(content) <= 2000 and content.strip()
         memo = Memo(len(self.messages) + 1, self, content)
         self.messages.append(memo)
@@ -87,15 +94,18 @@ async def test_edits_are_paced_and_the_final_text_carries_the_footer() -> None:
     assert target.typing_calls == 1  # stopped once text flowed
 
 
-async def test_gap_between_edits_grows_during_a_long_answer() -> None:
-    target = MemoryTarget()
-    sink = DiscordSink(target, interval=0.05)
-    await stream(sink, "x " * 400, pieces=80, seconds=1.6)
+async def test_edits_keep_a_steady_pace_through_a_long_answer_with_slow_edits() -> None:
+    """Edits start one interval apart however long Discord takes to answer each (paced from when an
+    edit was sent), and the pace does not slow down as the answer grows."""
+    target = MemoryTarget(edit_seconds=0.05)
+    sink = DiscordSink(target, interval=0.1)
+    await stream(sink, "x " * 400, pieces=80, seconds=2.0)
     await sink.finish(FOOTER)
     touches = target.touches(1)
     gaps = [b - a for a, b in zip(touches, touches[1:], strict=False)]
-    assert len(gaps) >= 8 and gaps[-2] > gaps[0] * 1.4  # the last gap is the final edit: the base interval
-    assert len(touches) < 0.7 * 1.6 / 0.05  # well under one edit per interval
+    assert all(gap >= 0.1 - 0.005 for gap in gaps), gaps  # never faster than the interval
+    # Paced from each edit's end, or growing, this would be at most ~13 edits; steady, about 20.
+    assert len(touches) >= 15, gaps
 
 
 async def test_long_answer_continues_in_new_messages_each_within_the_limit() -> None:
@@ -138,12 +148,16 @@ async def test_fail_sends_the_reason_even_without_start() -> None:
     assert len(target.messages) == 1
 
 
-async def test_footer_that_does_not_fit_gets_its_own_message() -> None:
+async def test_footer_never_stands_alone_after_a_full_message() -> None:
+    """Was: 1,995 characters, then the footer alone. Every message keeps room for the footer."""
     target = MemoryTarget()
     sink = DiscordSink(target, interval=0.01)
     await sink.append("y" * 1995)
     await sink.finish(FOOTER)
-    assert [len(m.content) for m in target.messages] == [1995, len(footer_line(FOOTER))]
+    assert all(len(m.content) <= 2000 for m in target.messages)
+    *_, last = [m.content for m in target.messages]
+    assert last.endswith("\n" + footer_line(FOOTER)) and last.startswith("y")
+    assert "".join(m.content for m in target.messages).count("y") == 1995
 
 
 async def target_has(target: MemoryTarget, count: int) -> None:

@@ -33,17 +33,23 @@ class Reply:
     chunk_chars: int = 24
     chunk_delay: float = 0.0
     first_token_delay: float = 0.0
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"  # None: every chunk says null, as some servers do
     fault: str | None = None
     retry_after: float | None = None
     cut_after_chunks: int = 2
     include_usage: bool = True
+    send_done: bool = True  # False: the body ends cleanly without `data: [DONE]`
     # Report these instead of counting, to pin a cost exactly.
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Hostile provider data: raw `data:` payloads sent before the answer, and a usage value sent
+    # as is in place of the counted one (any JSON value).
+    extra_chunks: tuple[str, ...] = ()
+    usage_raw: Any = None
 
 
-FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter")
+# "drop": the connection is closed without any response (not an HTTP error: the socket just closes).
+FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter", "drop")
 
 
 @dataclass
@@ -53,6 +59,9 @@ class Recorded:
     at: float
     status: int = 200
     usage: dict[str, Any] | None = None
+    peer: tuple[str, int] | None = None  # the client's address: one per TCP connection
+    # The client closed the connection before the answer was complete (a stopped answer).
+    client_closed: bool = False
 
 
 @dataclass
@@ -140,7 +149,8 @@ class FakeSeed:
             body = await request.json()
         except json.JSONDecodeError:
             return self._error(400, "invalid_request_error", "invalid_json", "Body is not JSON")
-        recorded = Recorded(body=body, headers=dict(request.headers), at=time.monotonic())
+        recorded = Recorded(body=body, headers=dict(request.headers), at=time.monotonic(),
+                            peer=request.transport.get_extra_info("peername") if request.transport else None)
         self.requests.append(recorded)
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             recorded.status = 401
@@ -150,6 +160,10 @@ class FakeSeed:
         if (problem := self._validate(body)) is not None:
             recorded.status = 400
             return self._error(400, "invalid_request_error", "invalid_parameter", problem)
+        if reply.fault == "drop":
+            recorded.status = 0
+            request.transport.close()  # type: ignore[union-attr]
+            raise asyncio.CancelledError  # aiohttp's way to end a handler that has no response to give
         fault = _fault_response(reply)
         if fault is not None:
             recorded.status = fault.status
@@ -172,7 +186,11 @@ class FakeSeed:
         recorded.usage = usage
         if not body.get("stream"):
             return web.json_response(self._completion(content, reasoning, finish, usage))
-        return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        try:
+            return await self._stream(request, reply, content, reasoning, finish, usage, body)
+        except (ConnectionResetError, asyncio.CancelledError):
+            recorded.client_closed = True
+            raise
 
     def _validate(self, body: dict[str, Any]) -> str | None:
         if body.get("model") != self.model:
@@ -226,6 +244,8 @@ class FakeSeed:
         if reply.first_token_delay:
             await asyncio.sleep(reply.first_token_delay)
         await send({"role": "assistant", "content": ""})
+        for raw in reply.extra_chunks:
+            await response.write(f"data: {raw}\n\n".encode())
         sent = 0
         pieces = [("reasoning_content", reasoning[i:i + reply.chunk_chars])
                   for i in range(0, len(reasoning), reply.chunk_chars)]
@@ -245,8 +265,9 @@ class FakeSeed:
         final_reason = "content_filter" if reply.fault == "content_filter" else finish
         await send({}, final_reason)
         if reply.include_usage and (body.get("stream_options") or {}).get("include_usage"):
-            await send(None, usage_block=usage)
-        await response.write(b"data: [DONE]\n\n")
+            await send(None, usage_block=usage if reply.usage_raw is None else reply.usage_raw)
+        if reply.send_done:
+            await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 

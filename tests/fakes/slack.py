@@ -12,9 +12,13 @@ slack_bolt's AsyncApp talk to it unmodified: give them ``base_url=slack.api_url`
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
+import hmac
 import itertools
 import json
+import re
 import secrets
 import time
 import uuid
@@ -27,6 +31,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from slack_sdk.signature import SignatureVerifier
+
+from tests.fakes.slack_oauth import REQUEST_TOKEN, FakeWorkspace, SlackOAuth
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -41,11 +47,13 @@ __all__ = [
     "AssistantThread",
     "Delivery",
     "EventFactory",
+    "FakeChannel",
     "FakeFile",
     "FakeSlack",
     "FakeUser",
     "FileDownload",
     "Message",
+    "OpenIdConnect",
     "ResponseUrlPost",
     "Revision",
     "SignedSender",
@@ -74,6 +82,9 @@ class SlackConfig:
     bot_user_id: str = "UBOT"
     bot_id: str = "BBOT"
     bot_name: str = "seedbot"
+    # The app's credentials for the OAuth install flow (tests/fakes/slack_oauth.py).
+    client_id: str = "1111.2222"
+    client_secret: str = "fake-client-secret"
     # False: chat.*Stream answer "unknown_method", what Slack says of a method that is not available.
     streaming_enabled: bool = True
     # Slack ends a stream on its own after ~5 minutes; later appends get message_not_in_streaming_state.
@@ -156,6 +167,34 @@ class Message:
         if self.files:
             out["files"] = self.files
         return out
+
+
+@dataclass
+class FakeChannel:
+    """A public or private channel, as conversations.info describes it (the conversation object)."""
+
+    id: str
+    name: str
+    is_private: bool = False
+    created: int = 1_700_000_000
+
+    def to_api(self) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "name_normalized": self.name,
+            "is_channel": not self.is_private,
+            "is_group": self.is_private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": self.is_private,
+            "is_archived": False,
+            "is_general": self.name == "general",
+            "is_member": True,
+            "created": self.created,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }
 
 
 @dataclass
@@ -335,8 +374,10 @@ class SlackState:
         self.clock = clock
         self.channels: dict[str, list[Message]] = {}
         self.users: dict[str, FakeUser] = {}
+        self.conversations: dict[str, FakeChannel] = {}
         self.files: dict[str, FakeFile] = {}
         self.assistant: dict[tuple[str, str], AssistantThread] = {}
+        self.sessions: dict[tuple[str, str], str] = {}  # agent session status by (channel, thread_ts)
         self.changes = _Changes()
         self._ids = itertools.count(1)
 
@@ -388,11 +429,90 @@ def _channel(params: JSON, key: str = "channel") -> str:
     return str(channel)
 
 
+BLOCK_TYPES = frozenset({"actions", "context", "context_actions", "divider", "header", "image", "markdown",
+                         "rich_text", "section"})
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
+MAX_BLOCKS = 50
+
+
+def _plain_text(value: Any, limit: int = 75) -> bool:
+    return (isinstance(value, dict) and value.get("type") == "plain_text" and isinstance(value.get("text"), str)
+            and 0 < len(value["text"]) <= limit)
+
+
+def _check_element(element: Any, block_type: str) -> None:
+    """The interactive elements the app sends, checked against Block Kit's documented fields."""
+    if not isinstance(element, dict):
+        raise SlackError("invalid_blocks", f"{block_type} element is not an object")
+    kind = element.get("type")
+    if block_type == "actions" and kind == "button":
+        value = element.get("value", "")
+        if not _plain_text(element.get("text")) or not element.get("action_id") or len(value) > 2000:
+            raise SlackError("invalid_blocks", "button needs text (plain_text), action_id, value <= 2000")
+        if element.get("style") not in (None, "primary", "danger"):
+            raise SlackError("invalid_blocks", "button style must be primary or danger")
+    elif block_type == "context_actions" and kind == "feedback_buttons":
+        for side in ("positive_button", "negative_button"):
+            button = element.get(side)
+            if not isinstance(button, dict) or not _plain_text(button.get("text")) \
+                    or not isinstance(button.get("value"), str) or not button["value"]:
+                raise SlackError("invalid_blocks", f"feedback_buttons.{side} needs text and value")
+    elif block_type == "context_actions" and kind == "icon_button":
+        if not _plain_text(element.get("text")) or not element.get("icon"):
+            raise SlackError("invalid_blocks", "icon_button needs icon and text")
+    elif block_type in ("actions", "context_actions"):
+        raise SlackError("invalid_blocks", f"{kind} is not allowed in {block_type}")
+
+
+def _check_blocks(blocks: Any) -> None:
+    """Blocks as Slack validates the parts this app uses (else invalid_blocks)."""
+    if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks", f"blocks must be a list of at most {MAX_BLOCKS}")
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind not in BLOCK_TYPES:
+            raise SlackError("invalid_blocks", f"unknown block type {kind!r}")
+        if len(str(block.get("block_id", ""))) > 255:
+            raise SlackError("invalid_blocks", "block_id longer than 255")
+        if kind == "markdown" and not (isinstance(block.get("text"), str) and 0 < len(block["text"]) <= MARKDOWN_LIMIT):
+            raise SlackError("invalid_blocks", "markdown block needs text of 1..12000 characters")
+        if kind in ("actions", "context_actions"):
+            elements = block.get("elements")
+            limit = 5 if kind == "context_actions" else 25
+            if not isinstance(elements, list) or not 0 < len(elements) <= limit:
+                raise SlackError("invalid_blocks", f"{kind} needs 1..{limit} elements")
+            for element in elements:
+                _check_element(element, kind)
+
+
+def _check_chunks(chunks: Any) -> None:
+    """Streaming chunks (chat.*Stream `chunks`): markdown_text, task_update, plan_update, blocks."""
+    if not isinstance(chunks, list):
+        raise SlackError("invalid_arguments", "chunks must be an array")
+    for chunk in chunks:
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind == "markdown_text":
+            if not isinstance(chunk.get("text"), str):
+                raise SlackError("invalid_arguments", "markdown_text chunk needs text")
+        elif kind == "task_update":
+            if not chunk.get("id") or not chunk.get("title") or chunk.get("status") not in TASK_STATUSES:
+                raise SlackError("invalid_arguments", "task_update chunk needs id, title and a known status")
+        elif kind == "plan_update":
+            if not chunk.get("title"):
+                raise SlackError("invalid_arguments", "plan_update chunk needs title")
+        elif kind == "blocks":
+            _check_blocks(chunk.get("blocks"))
+        else:
+            raise SlackError("invalid_arguments", f"unknown chunk type {kind!r}")
+
+
 def _check_content(params: JSON) -> tuple[str | None, str | None, Any]:
     """text, markdown_text and blocks of a chat.postMessage/chat.update, validated as Slack does."""
     text, markdown, blocks = params.get("text"), params.get("markdown_text"), params.get("blocks")
     if markdown is not None and (text is not None or blocks is not None):
         raise SlackError("markdown_text_conflict")
+    if blocks:
+        _check_blocks(blocks)
     if not (text or markdown or blocks or params.get("attachments")):
         raise SlackError("no_text")
     if len(text or "") > TEXT_LIMIT or len(markdown or "") > MARKDOWN_LIMIT:
@@ -403,9 +523,11 @@ def _check_content(params: JSON) -> tuple[str | None, str | None, Any]:
 class WebApi:
     """Handlers for the Web API methods the fake implements. Each returns the body minus "ok"."""
 
-    def __init__(self, state: SlackState, base_url: Callable[[], str], socket_url: Callable[[], str]) -> None:
+    def __init__(self, state: SlackState, base_url: Callable[[], str], socket_url: Callable[[], str],
+                 identity: Callable[[], FakeWorkspace]) -> None:
         self.state = state
         self.config = state.config
+        self.identity = identity  # the workspace whose bot token made the request
         self._base_url = base_url
         self._socket_url = socket_url
         self.uploads: dict[str, str] = {}
@@ -419,9 +541,11 @@ class WebApi:
             "chat.stopStream": self.stop_stream,
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
+            "conversations.info": self.conversations_info,
             "assistant.threads.setStatus": self.set_status,
             "assistant.threads.setSuggestedPrompts": self.set_suggested_prompts,
             "assistant.threads.setTitle": self.set_title,
+            "agents.sessions.setStatus": self.set_session_status,
             "files.getUploadURLExternal": self.get_upload_url,
             "files.completeUploadExternal": self.complete_upload,
             "files.info": self.files_info,
@@ -432,21 +556,21 @@ class WebApi:
         return message.to_api(self.config.team_id, self.config.app_id)
 
     def auth_test(self, params: JSON) -> JSON:
-        c = self.config
+        c, me = self.config, self.identity()
         return {
             "url": f"https://{c.team_domain}.slack.com/",
-            "team": c.team_name,
+            "team": me.team_name,
             "user": c.bot_name,
-            "team_id": c.team_id,
-            "user_id": c.bot_user_id,
-            "bot_id": c.bot_id,
+            "team_id": me.team_id,
+            "user_id": me.bot_user_id,
+            "bot_id": me.bot_id,
             "is_enterprise_install": False,
         }
 
     def _bot_message(self, channel: str, thread_ts: str | None, **fields: Any) -> Message:
-        c = self.config
+        me = self.identity()
         ts = self.state.clock.next()
-        return Message(channel, ts, c.bot_user_id, bot_id=c.bot_id, thread_ts=thread_ts, **fields)
+        return Message(channel, ts, me.bot_user_id, bot_id=me.bot_id, thread_ts=thread_ts, **fields)
 
     def post_message(self, params: JSON) -> JSON:
         channel = _channel(params)
@@ -491,6 +615,7 @@ class WebApi:
     def _stream_text(params: JSON) -> tuple[str, list[JSON]]:
         """The markdown a stream call adds (markdown_text + markdown_text chunks) and its other chunks."""
         chunks: list[JSON] = params.get("chunks") or []
+        _check_chunks(chunks)
         parts = [params.get("markdown_text") or ""]
         parts += [c.get("text", "") for c in chunks if c.get("type") == "markdown_text"]
         text = "".join(parts)
@@ -506,6 +631,8 @@ class WebApi:
         self._check_streaming_available()
         channel = _channel(params)
         _require(params, "thread_ts")
+        if params.get("task_display_mode") not in (None, "timeline", "plan"):
+            raise SlackError("invalid_arguments", "task_display_mode must be timeline or plan")
         if self.config.require_stream_recipient and not channel.startswith("D"):
             for key in ("recipient_user_id", "recipient_team_id"):
                 if not params.get(key):
@@ -552,6 +679,10 @@ class WebApi:
 
     def stop_stream(self, params: JSON) -> JSON:
         message = self._streaming_message(params)
+        if params.get("session_status") not in (None, "active", "processing", "suspended", "closed"):
+            raise SlackError("invalid_arguments", "session_status must be active, processing, suspended or closed")
+        if params.get("blocks"):
+            _check_blocks(params["blocks"])
         self._extend(message, params)
         if params.get("blocks"):
             message.blocks = params["blocks"]
@@ -581,9 +712,27 @@ class WebApi:
             raise SlackError("user_not_found")
         return {"user": user.to_api()}
 
+    def conversations_info(self, params: JSON) -> JSON:
+        _require(params, "channel")
+        channel_id = str(params["channel"])
+        known = self.state.conversations.get(channel_id)
+        if known is not None:
+            return {"channel": known.to_api()}
+        if channel_id.startswith("D"):
+            # A DM: the conversation object has no name, only the other person.
+            return {"channel": {"id": channel_id, "is_im": True, "is_channel": False, "is_group": False,
+                                "is_private": True, "user": "U" + channel_id[1:], "created": 1_700_000_000}}
+        raise SlackError("channel_not_found")
+
     def _assistant_thread(self, params: JSON, *required: str) -> AssistantThread:
         _require(params, "channel_id", "thread_ts", *required)
         key = (str(params["channel_id"]), str(params["thread_ts"]))
+        return self.state.assistant.setdefault(key, AssistantThread())
+
+    def _prompt_target(self, params: JSON) -> AssistantThread:
+        """setSuggestedPrompts: a thread (assistant view) or, without thread_ts, the DM (agent view)."""
+        _require(params, "channel_id", "prompts")
+        key = (str(params["channel_id"]), str(params.get("thread_ts") or ""))
         return self.state.assistant.setdefault(key, AssistantThread())
 
     def set_status(self, params: JSON) -> JSON:
@@ -594,10 +743,23 @@ class WebApi:
         return {}
 
     def set_suggested_prompts(self, params: JSON) -> JSON:
-        thread = self._assistant_thread(params, "prompts")
-        thread.prompts = params["prompts"]
+        thread = self._prompt_target(params)
+        prompts = params["prompts"]
+        if not isinstance(prompts, list) or len(prompts) > 4 or not all(
+                isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            raise SlackError("invalid_arguments", "prompts: up to 4, each with title and message")
+        thread.prompts = prompts
         if params.get("title"):
             thread.title = params["title"]
+        return {}
+
+    def set_session_status(self, params: JSON) -> JSON:
+        """agents.sessions.setStatus: creates the thread's agent session if needed, sets its status."""
+        _require(params, "channel_id", "status")
+        if params["status"] not in ("active", "processing", "suspended", "closed"):
+            raise SlackError("invalid_arguments", "status must be active, processing, suspended or closed")
+        key = (str(params["channel_id"]), str(params.get("thread_ts") or ""))
+        self.state.sessions[key] = str(params["status"])
         return {}
 
     def set_title(self, params: JSON) -> JSON:
@@ -942,6 +1104,50 @@ class EventFactory:
             "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
         }
 
+    def app_home_opened(self, user: str = "U1", *, tab: Literal["home", "messages"] = "messages",
+                        app_context: JSON | None = None) -> JSON:
+        """app_home_opened: under agent view, tab "messages" means the user opened the app's DM."""
+        event: JSON = {"type": "app_home_opened", "user": user, "channel": dm_channel_id(user), "tab": tab,
+                       "event_ts": self.clock.next()}
+        if app_context is not None:
+            event["app_context"] = app_context
+        return self.event_callback(event)
+
+    def app_context_changed(self, user: str = "U1", entities: list[JSON] | None = None) -> JSON:
+        """What the user views changed (agent view); entities most relevant first, {} when none."""
+        context: JSON = {"entities": entities} if entities else {}
+        return self.event_callback({"type": "app_context_changed", "user": user, "channel": dm_channel_id(user),
+                                    "context": context, "event_ts": self.clock.next()})
+
+    def agent_session_stopped(self, channel: str, thread_ts: str, *, user: str = "U1",
+                              streaming_message_ts: list[str] | None = None) -> JSON:
+        """The user clicked the native stop button of an agent session."""
+        return self.event_callback({"type": "agent_session_stopped", "channel": channel, "thread_ts": thread_ts,
+                                    "user": user, "streaming_message_ts": list(streaming_message_ts or []),
+                                    "event_ts": self.clock.next()})
+
+    def block_actions(self, message: Message, action: JSON, *, user: FakeUser) -> JSON:
+        """A block_actions payload for a click on `action` (an element of `message`), as Slack sends it."""
+        c = self.config
+        return {
+            "type": "block_actions",
+            "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": c.team_id},
+            "api_app_id": c.app_id,
+            "token": "fake-verification-token",
+            "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
+                          "is_ephemeral": False, "thread_ts": message.thread_ts},
+            "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
+            "team": {"id": c.team_id, "domain": c.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": message.channel,
+                        "name": "general" if message.channel.startswith("C") else "directmessage"},
+            "message": message.to_api(c.team_id, c.app_id),
+            "state": {"values": {}},
+            "response_url": self._response_url(),
+            "actions": [dict(action, action_ts=self.clock.next())],
+        }
+
     def url_verification(self, challenge: str = "fake-challenge") -> JSON:
         return {"token": "fake-verification-token", "challenge": challenge, "type": "url_verification"}
 
@@ -992,12 +1198,31 @@ class SignedSender:
             json.dumps(payload), "application/json", retry_num, retry_reason, timestamp, signature
         )
 
+    async def post_interaction(self, payload: JSON) -> Delivery:
+        """An interactivity request: Slack POSTs `payload=<json>` form-encoded to the Request URL."""
+        return await self._post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded",
+                                None, None, None, None)
+
     async def post_slash_command(
         self, form: Mapping[str, str], *, timestamp: int | None = None, signature: str | None = None
     ) -> Delivery:
         return await self._post(
             urlencode(form), "application/x-www-form-urlencoded", None, None, timestamp, signature
         )
+
+    async def post_raw(self, body: bytes, content_type: str, *, headers: Mapping[str, str] | None = None) -> Delivery:
+        """POST any bytes, signed as Slack signs them (over the raw body); `headers` add or replace
+        headers, e.g. a malformed X-Slack-Request-Timestamp."""
+        ts = str(int(time.time()))
+        signed = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": "v0=" + hmac.new(self.verifier.signing_secret.encode(),
+                                                  f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest(),
+        }
+        signed.update(headers or {})
+        async with aiohttp.ClientSession() as session:
+            return await self._send(session, body, signed)
 
     async def _post(
         self,
@@ -1023,11 +1248,12 @@ class SignedSender:
                 return await self._send(session, body, headers)
         return await self._send(self._session, body, headers)
 
-    async def _send(self, session: aiohttp.ClientSession, body: str, headers: dict[str, str]) -> Delivery:
+    async def _send(self, session: aiohttp.ClientSession, body: str | bytes, headers: Mapping[str, str]) -> Delivery:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.ack_timeout):
-                async with session.post(self.url, data=body.encode(), headers=headers) as res:
+                data = body.encode() if isinstance(body, str) else body
+                async with session.post(self.url, data=data, headers=headers) as res:
                     text = await res.text()
                     return Delivery(res.status, text, CIMultiDict(res.headers), time.monotonic() - started)
         except TimeoutError:
@@ -1075,8 +1301,12 @@ class FakeSlack:
         self.config = dataclasses.replace(config or SlackConfig(), **overrides)
         self.clock = TsClock()
         self.state = SlackState(self.config, self.clock)
-        self.api = WebApi(self.state, lambda: self.base_url, self._socket_url)
+        self.oauth = SlackOAuth(self.config)
+        self.api = WebApi(self.state, lambda: self.base_url, self._socket_url, self.oauth.current)
+        self.api.handlers["oauth.v2.access"] = self.oauth.access
         self.hub = SocketHub(self.config, self.state.changes)
+        self.openid = OpenIdConnect(self.config, self.state.users)
+        self.api.handlers.update(self.openid.handlers())
         self.events = EventFactory(
             self.config,
             clock=self.clock,
@@ -1106,6 +1336,8 @@ class FakeSlack:
                 web.get("/files-pri/{team_file}/{name}", self._handle_file),
                 web.get("/files-pri/{team_file}/download/{name}", self._handle_file),
                 web.get("/signin", self._handle_signin),
+                web.get("/openid/connect/authorize", self.openid.authorize_page),
+                web.get("/oauth/v2/authorize", self.oauth.handle_authorize),
                 web.post("/upload/v1/{upload_id}", self._handle_upload),
                 web.post("/commands/{team}/{id}/{secret}", self._handle_response_url),
             ]
@@ -1148,6 +1380,12 @@ class FakeSlack:
         user = FakeUser(user_id, name, real_name, display_name, is_bot, self.config.team_id)
         self.state.users[user_id] = user
         return user
+
+    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> FakeChannel:
+        """A channel conversations.info knows by name (others answer channel_not_found, DMs excepted)."""
+        channel = FakeChannel(channel_id, name, is_private)
+        self.state.conversations[channel_id] = channel
+        return channel
 
     def add_file(
         self,
@@ -1232,6 +1470,41 @@ class FakeSlack:
     def dm_channel(self, user_id: str) -> str:
         return dm_channel_id(user_id)
 
+    def dm_prompts(self, user_id: str) -> list[JSON] | None:
+        """The suggested prompts set for a user's DM with the app (agent view: no thread_ts)."""
+        return self.assistant_thread(dm_channel_id(user_id), "").prompts
+
+    def stop_agent_session(self, channel: str, thread_ts: str, *, user: str = "U1") -> JSON:
+        """The user clicks the native stop button of the agent session in a thread: Slack stops the
+        app's streams in progress there itself and sends agent_session_stopped naming them."""
+        stopped = [m for m in self.state.thread(channel, thread_ts) if m.is_bot and m.stream_state == "streaming"]
+        for message in stopped:
+            message.stream_state = "stopped"
+            self.state.revise(message, "agent_session_stopped")
+        return self.events.agent_session_stopped(channel, thread_ts, user=user,
+                                                 streaming_message_ts=[m.ts for m in stopped])
+
+    def click(self, channel: str, ts: str, action_id: str, *, user: str = "U1", positive: bool = True) -> JSON:
+        """A block_actions payload for clicking the element `action_id` on the bot's message (in its
+        blocks, or in a `blocks` chunk of its stream); feedback buttons click the positive or negative
+        side. Raises LookupError if the message carries no such element, as no one could click it."""
+        message = self._message(channel, ts)
+        blocks = list(message.blocks or [])
+        blocks += [b for chunk in message.chunks if chunk.get("type") == "blocks" for b in chunk.get("blocks", [])]
+        for block in blocks:
+            for element in block.get("elements") or ():
+                if element.get("action_id") != action_id:
+                    continue
+                action: JSON = {"action_id": action_id, "block_id": block.get("block_id") or self.state.new_id("b"),
+                                "type": element["type"]}
+                if element["type"] == "feedback_buttons":
+                    chosen = element["positive_button" if positive else "negative_button"]
+                    action.update(value=chosen["value"], text=chosen["text"])
+                else:
+                    action.update(value=element.get("value", ""), text=element.get("text"))
+                return self.events.block_actions(message, action, user=self.state.users[user])
+        raise LookupError(f"no element {action_id!r} on message {ts} in {channel}")
+
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:  # noqa: ASYNC109
         """Return predicate()'s first truthy value, re-checked on each change; TimeoutError past `timeout`."""
         loop = asyncio.get_running_loop()
@@ -1303,7 +1576,15 @@ class FakeSlack:
         return None
 
     def _authorize(self, method: str, request: web.Request, params: JSON) -> None:
+        if method in OpenIdConnect.METHODS:
+            return OpenIdConnect.authenticate(request, params)
+        if method == "oauth.v2.access":
+            self.oauth.check_client(request, params)
+            return
         token = _bearer(request) or params.pop("token", None)
+        if method != "apps.connections.open" and token != self.config.bot_token and self.oauth.by_token(token):
+            REQUEST_TOKEN.set(token)  # another installed workspace's bot
+            return
         expected = self.config.app_token if method == "apps.connections.open" else self.config.bot_token
         if not token:
             raise SlackError("not_authed")
@@ -1347,7 +1628,7 @@ class FakeSlack:
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         team_file = request.match_info["team_file"]
         file = self.state.files.get(team_file.split("-", 1)[-1])
-        authorized = _bearer(request) == self.config.bot_token
+        authorized = self.oauth.by_token(_bearer(request)) is not None
         if file is not None:
             self.file_downloads.append(FileDownload(file.id, authorized, time.monotonic()))
             self.state.changes.notify()
@@ -1384,6 +1665,92 @@ class FakeSlack:
         self.response_url_posts.append(ResponseUrlPost(str(request.url), body, time.monotonic()))
         self.state.changes.notify()
         return web.json_response({"ok": True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Sign in with Slack (OpenID Connect): the authorize page, openid.connect.token, openid.connect.userInfo.
+# Shapes follow Slack's docs for those methods: the token exchange authenticates with client_id and
+# client_secret (no token); userInfo takes the user token the exchange issued.
+
+
+class OpenIdConnect:
+    """Slack's OpenID Connect provider. The authorize page signs in `signing_in_user` without asking
+    (a real Slack shows a consent screen) and redirects to `redirect_uri` with `code` and `state`."""
+
+    METHODS = ("openid.connect.token", "openid.connect.userInfo")
+
+    def __init__(self, config: SlackConfig, users: Mapping[str, FakeUser]) -> None:
+        self.config = config
+        self.users = users
+        self.client_id = "1111.2222"
+        self.client_secret = "fake-client-secret"
+        self.signing_in_user = "U1"
+        self.codes: dict[str, tuple[str, str]] = {}
+        self.tokens: dict[str, str] = {}
+        self.authorize_requests: list[JSON] = []
+
+    def handlers(self) -> dict[str, Callable[[JSON], JSON]]:
+        return {"openid.connect.token": self.token, "openid.connect.userInfo": self.user_info}
+
+    async def authorize_page(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        self.authorize_requests.append(query)
+        redirect_uri = query.get("redirect_uri", "")
+        if query.get("client_id") != self.client_id or not redirect_uri:
+            return web.Response(status=400, text="invalid client_id or redirect_uri", content_type="text/plain")
+        # slack_sdk sends scopes comma-separated; OpenID Connect's own form is space-separated.
+        if query.get("response_type") != "code" or "openid" not in re.split(r"[ ,]", query.get("scope", "")):
+            params = {"error": "invalid_scope", "state": query.get("state", "")}
+        else:
+            code = f"{secrets.token_hex(6)}.{secrets.token_hex(12)}"
+            self.codes[code] = (self.signing_in_user, redirect_uri)
+            params = {"code": code, "state": query.get("state", "")}
+        raise web.HTTPFound(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(params)}")
+
+    @staticmethod
+    def authenticate(request: web.Request, params: JSON) -> None:
+        """These methods carry no bot token: the user token (if any) reaches the handler in params, and
+        so do client_id/client_secret sent as HTTP Basic credentials (as slack_sdk sends them)."""
+        token = _bearer(request) or params.get("token")
+        if token:
+            params["token"] = token
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, client_secret = base64.b64decode(auth[len("Basic "):]).decode().partition(":")
+            params.setdefault("client_id", client_id)
+            params.setdefault("client_secret", client_secret)
+
+    def token(self, params: JSON) -> JSON:
+        if params.get("client_id") != self.client_id:
+            raise SlackError("invalid_client_id")
+        if params.get("client_secret") != self.client_secret:
+            raise SlackError("bad_client_secret")
+        grant = self.codes.pop(str(params.get("code", "")), None)
+        if grant is None:
+            raise SlackError("invalid_code")
+        user_id, redirect_uri = grant
+        if params.get("redirect_uri") != redirect_uri:
+            raise SlackError("bad_redirect_uri")
+        access_token = f"xoxp-{secrets.token_hex(12)}"
+        self.tokens[access_token] = user_id
+        claims = {"iss": "https://slack.com", "sub": user_id, "aud": self.client_id,
+                  "https://slack.com/user_id": user_id, "https://slack.com/team_id": self.config.team_id,
+                  "exp": int(time.time()) + 3600, "iat": int(time.time())}
+        # An unsigned JWT is enough here: the app under test trusts userInfo, not this token.
+        id_token = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                            for part in ({"alg": "none", "typ": "JWT"}, claims)) + "."
+        return {"access_token": access_token, "token_type": "Bearer", "id_token": id_token}
+
+    def user_info(self, params: JSON) -> JSON:
+        user_id = self.tokens.get(str(params.get("token", "")))
+        if user_id is None:
+            raise SlackError("invalid_auth")
+        user = self.users.get(user_id)
+        c = self.config
+        return {"sub": user_id, "https://slack.com/user_id": user_id, "https://slack.com/team_id": c.team_id,
+                "email": f"{user.name if user else user_id}@example.com", "email_verified": True,
+                "name": user.real_name if user else user_id, "locale": "en-US",
+                "https://slack.com/team_name": c.team_name, "https://slack.com/team_domain": c.team_domain}
 
 
 _SIGNIN_HTML = (

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bot.budget.reservations import channel_scope
-from bot.ops.admin import NOT_ADMIN
+from bot.ops.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.ops.reports import render_summary
 from bot.ops.scheduler import BudgetAlerts, Scheduler
 from bot.storage.engine import Database
@@ -51,7 +51,7 @@ async def test_summary_figures_equal_the_ledger(core_for, database_url: str) -> 
     assert (report.cost_nanos, report.requests, report.prompt_tokens) == (cost, calls, prompt)
     assert sum(c.cost_nanos for c in report.channels) == cost
     assert {c.address for c in report.channels} == {"slack:C0", "slack:C1"}
-    assert all(c.budget == "$5/day" and c.utilisation is not None for c in report.channels)
+    assert all(c.position.budget == "$5/day" and c.position.utilisation is not None for c in report.channels)
     text = render_summary(report, now.date())
     assert f"{calls} model calls" in text and "slack:C0" in text and "Top users" in text
 
@@ -111,7 +111,7 @@ async def test_alerts_at_80_and_100_percent_once_per_period(core_for, database_u
     core = await core_for(database_url, SEEDBOT_ADMINS=ADMINS)
     slack, discord = RecordingNotifier(), RecordingNotifier()
     alerts = BudgetAlerts(core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries,
-                          {"slack": slack, "discord": discord})
+                          {"slack": slack, "discord": discord}, core.reports)
     core.service.budget_watcher = alerts
     # Each answer costs exactly 1,000,000 nano-dollars; the budget holds 10 of them.
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=250)
@@ -142,7 +142,7 @@ async def test_budget_commands_need_an_admin_and_take_effect_next_message(core_f
                                                                           fake_seed: FakeSeed) -> None:
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     reply = await core.admin.slash_command("slack", "UNOBODY", "C1", "budget 100/day")
-    assert reply == NOT_ADMIN
+    assert reply == not_admin(BUDGETS)
     assert (await core.budget.limit_for_scope("slack:C1")).describe() == "$5/day"
 
     reply = await core.admin.slash_command("slack", "UADMIN", "C1", "budget 0.000001/day")
@@ -190,7 +190,7 @@ async def test_admins_set_channel_web_search_and_effort(core_for, sqlite_url: st
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     assert "not answered in this channel" in await core.admin.slash_command("slack", "UADMIN", "C1", "web on")
     await core.service.handle(incoming("first"), RecordingSink())
-    assert await core.admin.slash_command("slack", "UNOBODY", "C1", "web on") == NOT_ADMIN
+    assert await core.admin.slash_command("slack", "UNOBODY", "C1", "web on") == not_admin(WEB_SEARCH)
     assert await core.admin.slash_command("slack", "UADMIN", "C1", "web on") == "This channel's web is now on."
     assert await core.admin.slash_command("slack", "UADMIN", "C1", "effort high") == \
         "This channel's effort is now high."
@@ -206,9 +206,9 @@ async def test_a_full_global_cap_alerts_admins_once_without_pausing_channels(cor
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_GLOBAL_BUDGET="0.000001/day")
     slack = RecordingNotifier()
     core.service.budget_watcher = BudgetAlerts(
-        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": slack})
+        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": slack}, core.reports)
     for i in range(3):
         answer = await core.service.handle(incoming(f"q{i}", channel=f"C{i}"), RecordingSink())
         assert answer is not None and answer.status == "refused"
     assert [(s.kind, s.to) for s in slack.sent] == [("direct", "UADMIN"), ("direct", "UADMIN")]
-    assert all(s.text.startswith("Budget alert: global has used") for s in slack.sent)
+    assert all(s.text.startswith("Budget alert: the global cap has used") for s in slack.sent)

@@ -39,6 +39,10 @@ async def test_slack_admins_get_one_summary_with_a_png_at_report_time(settings_f
         assert await scheduler.tick() == 0  # a second tick (or replica) sends nothing more
         for user in ("U1", "U2"):
             dm = slack.dm_channel(user)
+            # The process sends the summary due when it started from its first maintenance tick, which
+            # runs concurrently with this test (and lost the race under load): wait for it.
+            await slack.wait_for(lambda dm=dm: sum("seedbot spend for" in (m.markdown_text or m.text or "")
+                                                   for m in slack.messages(dm) if m.is_bot) >= 2, timeout=30)
             texts = [m.markdown_text or m.text for m in slack.messages(dm) if m.is_bot]
             headings = [t.splitlines()[0] for t in texts if "seedbot spend for" in (t or "")]
             # The process itself sent the summary that was due when it started (yesterday's), once.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
 
 from bot.web.server import build_web_app
 from tests.factories import incoming
@@ -37,3 +38,12 @@ async def test_healthz_is_unhealthy_without_a_database(core_for, sqlite_url: str
             assert (await response.json())["status"] == "unhealthy"
     finally:
         await broken.dispose()
+
+
+async def test_healthz_answers_while_a_writer_holds_the_sqlite_lock(core_for, sqlite_url: str) -> None:  # noqa: ANN001
+    """A burst of answers keeps SQLite's one write lock busy; the health check must not queue behind it."""
+    core = await core_for(sqlite_url)
+    async with TestClient(TestServer(build_web_app(core.db, core.metrics))) as client, core.db.session() as session:
+        await session.execute(text("UPDATE channels SET name = name"))  # BEGIN IMMEDIATE: the lock is held
+        health = await client.get("/healthz")
+        assert health.status == 200 and (await health.json()) == {"status": "ok"}

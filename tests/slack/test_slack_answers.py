@@ -37,7 +37,14 @@ async def test_mention_is_acked_at_once_and_answered_by_a_stream_in_its_thread(
 
     start = slack.calls("chat.startStream")[0]
     assert start.params["recipient_user_id"] == "U1" and start.params["recipient_team_id"] == "T1"
-    assert "text" not in start.params and start.params["markdown_text"]
+    # The stream opens with the Stop button (a blocks chunk) and the first text (a markdown_text chunk).
+    assert "text" not in start.params
+    kinds = [c["type"] for c in start.params["chunks"]]
+    assert kinds == ["blocks", "markdown_text"] and start.params["chunks"][1]["text"]
+    assert start.params["chunks"][0]["blocks"][0]["elements"][0]["action_id"] == "seedbot_stop"
+    # The finished answer carries the feedback buttons, in the stopStream call made anyway.
+    [feedback] = slack.calls("chat.stopStream")[-1].params["blocks"]
+    assert feedback["type"] == "context_actions" and feedback["elements"][0]["type"] == "feedback_buttons"
     prompt = fake_seed.completions[-1].body["messages"]
     assert prompt[-1] == {"role": "user", "content": "how do I squash my last three commits?"}
     assert [c.method for c in slack.calls()].count("users.info") == 1
@@ -122,6 +129,8 @@ async def test_direct_message_is_answered_in_the_dm_and_a_reply_there_continues(
         "how do I undo my last commit?", "Use `git reset --soft HEAD~1`.", "and my changes stay?"]
     # chat.startStream in a DM is accepted with or without recipients; the bot passes them anyway.
     assert slack.calls("chat.startStream")[0].params["channel"] == "D2"
+    await bot.idle()
+    assert slack.calls("conversations.info") == []  # a DM has no name to look up
 
 
 async def test_assistant_pane_suggests_prompts_shows_status_and_answers_in_its_thread(
@@ -174,7 +183,8 @@ async def test_a_streamed_1000_token_answer_costs_at_most_five_web_api_calls(
         await sender.post_event(mention)
         [reply] = await wait_for_answer(slack, "C1", mention["event"]["ts"], timeout=15)
     streamed_for = time.monotonic() - started
-    calls = [c.method for c in slack.calls()[before:]]
+    # The channel's name (conversations.info) is looked up once a day per channel, not per answer.
+    calls = [c.method for c in slack.calls()[before:] if c.method != "conversations.info"]
     print(f"\nWeb API calls for a streamed {count_tokens(content)}-token answer "
           f"({streamed_for:.1f} s): {len(calls)} {calls}")
     assert answer_part(reply.visible_text) == content

@@ -83,6 +83,29 @@ async def test_forged_and_stale_requests_are_refused_before_any_handler(
     assert slack.response_url_posts == []
 
 
+async def test_a_signed_event_is_acknowledged_before_bolt_dispatches_it_and_still_answered(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_seed.default_reply = Reply(content="After the ack.")
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        dispatch = bot.adapter.app.async_dispatch
+        released = asyncio.Event()
+
+        async def held_dispatch(request: object) -> object:
+            await released.wait()  # Bolt's middleware and listeners cannot run until the ack is back
+            return await dispatch(request)
+
+        monkeypatch.setattr(bot.adapter.app, "async_dispatch", held_dispatch)
+        mention = slack.events.app_mention("early?")
+        async with slack.sender(bot.events_url) as sender:
+            delivery = await sender.post_event(mention)
+        assert delivery.status == 200 and not delivery.timed_out
+        released.set()
+        await wait_for_answer(slack, "C1", mention["event"]["ts"])
+    [reply] = bot_replies(slack, "C1", mention["event"]["ts"])
+    assert answer_part(reply.visible_text) == "After the ack."
+
+
 async def test_slash_command_over_http_answers_ephemerally(
         slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
     async with running_bot(slack, settings_for, tmp_path, SEEDBOT_ADMINS="slack:U1") as bot:

@@ -1,5 +1,5 @@
-"""routing: which Slack payloads the bot answers, and the Incoming each becomes (pure, from the
-JSON payloads in tests/slack/payloads)."""
+"""events_logic: which Slack payloads the bot answers, and the Incoming each becomes (pure, from the
+JSON fixtures in tests/slack/payloads)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
-from adapters.slack.split_logic import MESSAGE_LIMIT
+from adapters.slack.sink import MESSAGE_LIMIT
 from bot.config import Settings
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.files import BINARY, SIGN_IN, FileFetcher, classify, image_type
+from adapters.common.attachments import BINARY, unreadable_format
+from adapters.slack.files import SIGN_IN, FileFetcher, is_sign_in_page
 from bot.config import Settings
 from bot.domain import AttachmentKind
 from tests.fakes.seed import FakeSeed, Reply
@@ -24,37 +25,14 @@ SOURCE = b"def retry(fn, attempts=3):\n    for i in range(attempts):\n        tr
 SIGN_IN_PAGE = b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
 
 
-# classification ------------------------------------------------------------------------------------
-
-
-def test_text_is_decided_by_content_not_by_mimetype() -> None:
-    text = classify("retry.py", SOURCE, content_type="application/octet-stream")
-    assert (text.kind, text.data, text.size) == (AttachmentKind.TEXT, SOURCE, len(SOURCE))
-    assert classify("Makefile", b"all:\n\tmake test\n").kind is AttachmentKind.TEXT
-    nul = classify("notes.txt", b"abc\x00def", content_type="text/plain")
-    latin = classify("legacy.py", "café = 1\n".encode("latin-1"))
-    assert (nul.kind, nul.skipped_reason) == (AttachmentKind.SKIPPED, BINARY)
-    assert (latin.kind, latin.skipped_reason) == (AttachmentKind.SKIPPED, BINARY)
-
-
-def test_images_are_recognised_by_their_bytes() -> None:
-    png = classify("screenshot.png", PNG, content_type="text/plain")
-    assert (png.kind, png.content_type) == (AttachmentKind.IMAGE, "image/png")
-    renamed = classify("screenshot", PNG)
-    assert (renamed.kind, renamed.content_type) == (AttachmentKind.IMAGE, "image/png")
-    fake = classify("photo.jpg", b"not really a jpeg")
-    assert fake.kind is AttachmentKind.SKIPPED and "not a PNG, JPEG, GIF or WebP" in fake.skipped_reason
-    assert image_type(b"\xff\xd8\xff\xe0") == "image/jpeg"
-    assert image_type(b"GIF89a....") == "image/gif"
-    assert image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+# the sign-in page (the rest of the policy: tests/core/test_attachments.py) -------------------------------
 
 
 def test_a_sign_in_page_is_never_file_content() -> None:
     for name, content_type in (("retry.py", "text/html; charset=utf-8"), ("retry.py", ""), ("notes", "")):
-        page = classify(name, SIGN_IN_PAGE, content_type=content_type)
-        assert (page.kind, page.skipped_reason, page.data) == (AttachmentKind.SKIPPED, SIGN_IN, b"")
-    assert classify("index.html", SIGN_IN_PAGE, content_type="text/html").kind is AttachmentKind.TEXT
-    assert classify("page.vue", b"<html><template/></html>").kind is AttachmentKind.TEXT
+        assert is_sign_in_page(name, SIGN_IN_PAGE, content_type)
+    assert not is_sign_in_page("index.html", SIGN_IN_PAGE, "text/html")
+    assert not is_sign_in_page("page.vue", b"<html><template/></html>", "")
 
 
 # downloads ------------------------------------------------------------------------------------------
@@ -94,7 +72,7 @@ async def test_size_caps_apply_before_and_during_the_download(
         slack: FakeSlack, session: aiohttp.ClientSession) -> None:
     big = slack.add_file("big.log", b"x" * 5000)
     got = await fetcher(slack, session).fetch(big)
-    assert got.kind is AttachmentKind.SKIPPED and got.skipped_reason == "it is 5 KB, over the 4 KB limit"
+    assert got.kind is AttachmentKind.SKIPPED and got.skipped_reason == "it is 5 KB, over the 4 KB limit for text files"
     assert slack.file_downloads == []  # the declared size was enough to decide
     lying = dict(slack.add_file("small.log", b"y" * 5000), size=10)
     got = await fetcher(slack, session).fetch(lying)
@@ -109,7 +87,8 @@ async def test_binaries_are_skipped_and_known_formats_are_not_even_downloaded(
     archive = slack.add_file("build.zip", b"PK\x03\x04" + b"\x00" * 20, "application/zip", "zip")
     blob = slack.add_file("blob.dat", b"\x00\x01\x02binary", "text/plain", "text")
     got = await fetcher(slack, session).fetch_all([archive, blob])
-    assert [(a.kind, a.skipped_reason) for a in got] == [(AttachmentKind.SKIPPED, BINARY)] * 2
+    assert [(a.kind, a.skipped_reason) for a in got] == [(AttachmentKind.SKIPPED, unreadable_format("build.zip")),
+                                                         (AttachmentKind.SKIPPED, BINARY)]
     assert [d.file_id for d in slack.file_downloads] == [blob["id"]]
 
 
@@ -159,6 +138,34 @@ async def test_shared_files_reach_the_prompt_or_come_back_as_notes(
     assert [p["image_url"]["url"][:22] for p in parts[1:]] == ["data:image/png;base64,"]
     footer = reply.visible_text.rsplit("\n", 1)[-1]
     assert "big.log was skipped: it is 5 KB, over the 2 KB limit" in footer
-    assert "blob.dat was skipped: binary file" in footer
+    assert "blob.dat was skipped: it looks like a binary file, not text" in footer
     assert "secret.py was skipped: Slack sent a sign-in page instead of the file" in footer
     assert json.dumps(user_turn).count("data:image/png") == 1
+
+
+@pytest.mark.parametrize("size", ["abc", {"bytes": 10}, -5, True, "12"])
+async def test_a_file_with_a_malformed_size_is_a_skip_note(
+        slack: FakeSlack, session: aiohttp.ClientSession, size: object) -> None:
+    file = dict(slack.add_file("retry.py", SOURCE, "text/plain", "python"), size=size)
+    got = await fetcher(slack, session).fetch(file)
+    assert (got.kind, got.size, got.skipped_reason) == (AttachmentKind.SKIPPED, 0,
+                                                        "Slack described it with an unreadable size")
+    assert slack.file_downloads == []
+
+
+async def test_a_question_with_a_malformed_file_is_still_answered(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    fake_seed.script(Reply(content="The loop never retries."))
+    files = [dict(slack.add_file("retry.py", SOURCE, "text/plain", "python"), size="abc"),
+             dict(slack.add_file("notes.txt", b"notes\n", "text/plain", "text"), size={"bytes": 6}),
+             slack.add_file("main.py", SOURCE, "text/plain", "python")]
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        shared = slack.events.file_share("<@UBOT> why?", files)
+        async with slack.sender(bot.events_url) as sender:
+            assert (await sender.post_event(shared)).status == 200
+        [reply] = await wait_for_answer(slack, "D1", shared["event"]["ts"])
+    assert answer_part(reply.visible_text) == "The loop never retries."
+    footer = reply.visible_text.rsplit("\n", 1)[-1]
+    assert "retry.py was skipped: Slack described it with an unreadable size" in footer
+    assert "notes.txt was skipped: Slack described it with an unreadable size" in footer
+    assert "File `main.py`" in fake_seed.completions[-1].body["messages"][-1]["content"]

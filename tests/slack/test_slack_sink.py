@@ -54,7 +54,7 @@ async def test_assistant_status_is_set_in_assistant_threads_only(slack: FakeSlac
     assistant = sink_for(client, "2.000002", channel="D1", assistant=True)
     await assistant.status("thinking…")
     assert slack.assistant_thread("D1", "2.000002").status == "thinking…"
-    await assistant.append("Answer.")
+    await assistant.append("Answer. ")  # (a word with nothing after it yet waits for its end)
     await assistant.finish(FOOTER)
     assert slack.assistant_thread("D1", "2.000002").status == ""
     assert [c.method for c in slack.calls()] == ["assistant.threads.setStatus", "chat.startStream",
@@ -77,13 +77,15 @@ async def test_a_sink_never_raises_when_slack_refuses_everything(slack: FakeSlac
 
 async def test_short_final_text_after_a_cut_is_posted_not_streamed(slack: FakeSlack, client: AsyncWebClient) -> None:
     parent = slack.events.app_mention("q")["event"]["ts"]
-    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), limit=1_000)
+    # `limit` is the whole message now (footer room included), and a short tail after a cut joins the
+    # message before it: the tail here is longer than the half footer room a cut waits for.
+    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), limit=1_400)
     await sink.append("x" * 990 + "\n")
-    await sink.append("tail")
+    await sink.append("tail " * 40)
     await sink.finish(FOOTER)
     first, second = [m for m in slack.thread("C1", parent) if m.is_bot]
     assert first.visible_text == "x" * 990 + "\n" and first.stream_state == "stopped"
-    assert second.visible_text.startswith("tail\n\n_120 tokens")
+    assert second.visible_text.startswith("tail tail") and "\n\n_120 tokens" in second.visible_text
 
 
 # notifier --------------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from .model import DEFAULT_EVERYONE_PERMISSIONS, JSON, Channel, User, World
 from .rest_common import UNKNOWN_INTERACTION, UNKNOWN_WEBHOOK, form_error, unknown
 
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+BUTTON = 2
+ACTION_ROW = 1
 CHAT_INPUT = 1
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 MAX_COMMANDS = 100
@@ -125,6 +128,9 @@ class InteractionState:
     response_type: int | None = None
     original_message_id: int | None = None
     message_ids: list[int] = field(default_factory=list)
+    kind: int = APPLICATION_COMMAND
+    # For a component interaction: the message whose button was clicked.
+    component_message_id: int | None = None
 
 
 class Interactions:
@@ -143,15 +149,7 @@ class Interactions:
         if found is None:
             raise LookupError(f"/{name} is not registered with the fake; sync the command tree first")
         command, command_guild_id = found
-        state = InteractionState(
-            id=self.world.snowflakes.next(),
-            token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}",
-            channel_id=channel.id,
-            guild_id=channel.guild_id,
-            user_id=user.id,
-            command_name=name,
-        )
-        self.states[state.id] = state
+        state = self._track(channel, user, command_name=name)
         data: JSON = {
             "id": command["id"],
             "name": name,
@@ -160,10 +158,38 @@ class Interactions:
         }
         if command_guild_id is not None:
             data["guild_id"] = str(command_guild_id)
+        return state, self._payload(state, APPLICATION_COMMAND, data, channel, user)
+
+    def component(self, message: JSON, custom_id: str, user: User) -> tuple[InteractionState, JSON]:
+        """A MESSAGE_COMPONENT interaction for clicking the button `custom_id` on `message`, as Discord
+        sends it; LookupError if the message has no such button (no one could click it)."""
+        buttons = [c for row in message.get("components") or () if row.get("type") == ACTION_ROW
+                   for c in row.get("components") or () if c.get("type") == BUTTON]
+        if not any(b.get("custom_id") == custom_id and not b.get("disabled") for b in buttons):
+            raise LookupError(f"message {message['id']} has no enabled button {custom_id!r}")
+        channel = self.world.channels[int(message["channel_id"])]
+        state = self._track(channel, user, command_name="", kind=MESSAGE_COMPONENT,
+                            component_message_id=int(message["id"]))
+        payload = self._payload(state, MESSAGE_COMPONENT, {"custom_id": custom_id, "component_type": BUTTON},
+                                channel, user)
+        payload["message"] = dict(message)
+        return state, payload
+
+    def _track(self, channel: Channel, user: User, **fields: Any) -> InteractionState:
+        """A new interaction with its token, tracked until it expires."""
+        state = InteractionState(id=self.world.snowflakes.next(),
+                                 token=f"aW50ZXJhY3Rpb246{secrets.token_urlsafe(48)}", channel_id=channel.id,
+                                 guild_id=channel.guild_id, user_id=user.id, **fields)
+        self.states[state.id] = state
+        return state
+
+    def _payload(self, state: InteractionState, kind: int, data: JSON, channel: Channel, user: User) -> JSON:
+        """An INTERACTION_CREATE's data: the interaction, where it happened and who acted (the guild
+        and member in a guild, the user in a DM)."""
         payload: JSON = {
             "id": str(state.id),
             "application_id": str(self.world.application_id),
-            "type": APPLICATION_COMMAND,
+            "type": kind,
             "data": data,
             "channel_id": str(channel.id),
             "channel": payloads.channel_object(self.world, channel),
@@ -188,7 +214,7 @@ class Interactions:
             )
         else:
             payload.update(user=user.to_payload(), context=1, authorizing_integration_owners={"0": "0"})
-        return state, payload
+        return payload
 
     def live_state(self, interaction_id: int, token: str) -> InteractionState:
         state = self.states.get(interaction_id)

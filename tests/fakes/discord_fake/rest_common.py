@@ -107,7 +107,40 @@ async def read_message_request(request: web.Request) -> tuple[JSON, list[Uploade
     return payload, sorted(files, key=lambda f: f.index)
 
 
+BUTTON_STYLES = (1, 2, 3, 4, 5, 6)
+LINK_STYLE, PREMIUM_STYLE = 5, 6
+
+
+def validate_components(components: object) -> None:
+    """Message components as Discord checks them: up to 5 action rows of up to 5 buttons; a button
+    has a style, a label or emoji, and (unless a link) a custom_id of 1..100 characters, unique."""
+    if not isinstance(components, list) or len(components) > 5:
+        raise form_error(["components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    seen: set[str] = set()
+    for row_index, row in enumerate(components):
+        if not isinstance(row, dict) or row.get("type") != 1:
+            raise form_error(["components", row_index, "type"], "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "Invalid row")
+        buttons = row.get("components") or []
+        if not 1 <= len(buttons) <= 5:
+            raise form_error(["components", row_index, "components"], "BASE_TYPE_BAD_LENGTH",
+                             "Must be between 1 and 5 in length.")
+        for index, button in enumerate(buttons):
+            where = ["components", row_index, "components", index]
+            if not isinstance(button, dict) or button.get("type") != 2 or button.get("style") not in BUTTON_STYLES:
+                raise form_error(where, "COMPONENT_TYPE_INVALID", "Invalid component")
+            if not (button.get("label") or button.get("emoji")) or len(button.get("label") or "") > 80:
+                raise form_error(where + ["label"], "BASE_TYPE_REQUIRED", "A button needs a label (<= 80) or emoji")
+            if button["style"] not in (LINK_STYLE, PREMIUM_STYLE):
+                custom_id = button.get("custom_id")
+                if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100 or custom_id in seen:
+                    raise form_error(where + ["custom_id"], "COMPONENT_CUSTOM_ID_DUPLICATED",
+                                     "custom_id must be 1..100 characters and unique in the message")
+                seen.add(custom_id)
+
+
 def validate_message_fields(body: JSON) -> None:
+    if body.get("components"):
+        validate_components(body["components"])
     content = body.get("content") or ""
     if len(content) > CONTENT_LIMIT:
         raise form_error(["content"], "BASE_TYPE_MAX_LENGTH", f"Must be {CONTENT_LIMIT} or fewer in length.")

@@ -9,7 +9,7 @@ from aiohttp import web
 from . import messages
 from .backend import Backend
 from .gateway import Intent
-from .interactions import APPLICATION_COMMAND, InteractionState
+from .interactions import APPLICATION_COMMAND, MESSAGE_COMPONENT, InteractionState
 from .messages import MessageBody
 from .model import CHAT_INPUT_COMMAND, EPHEMERAL, JSON, LOADING
 from .records import InteractionCallback
@@ -31,9 +31,12 @@ from .routing import Routes
 
 CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
 MODAL = 9
 # Response types Discord accepts for an application command (component-only types are refused).
 COMMAND_RESPONSE_TYPES = (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL)
+COMPONENT_RESPONSE_TYPES = (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE, MODAL)
 TRUE_VALUES = ("1", "true", "True")
 
 
@@ -58,7 +61,8 @@ class InteractionRoutes:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         body, files = await read_message_request(request)
         response_type, data = body.get("type"), body.get("data") or {}
-        if response_type not in COMMAND_RESPONSE_TYPES:
+        allowed = COMPONENT_RESPONSE_TYPES if state.kind == MESSAGE_COMPONENT else COMMAND_RESPONSE_TYPES
+        if response_type not in allowed:
             raise form_error(
                 ["type"], "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
             )
@@ -68,12 +72,16 @@ class InteractionRoutes:
             draft = message_body(data, store_uploads(self.b.world, data, files))
         elif response_type == DEFERRED_CHANNEL_MESSAGE:
             draft = MessageBody(flags=LOADING | (int(data.get("flags") or 0) & EPHEMERAL))
+        if response_type == UPDATE_MESSAGE:
+            validate_message_fields(data)
         # Acknowledged before the first await, so a concurrent second callback is refused.
         state.response_type = response_type
         self.b.records.interaction_callbacks.append(
             InteractionCallback(state.id, state.token, response_type, data, time.monotonic())
         )
         message = await self._create(state, draft, data) if draft is not None else None
+        if response_type == UPDATE_MESSAGE and state.component_message_id in self.b.world.messages:
+            message = await self._edit(self.b.world.messages[state.component_message_id], data, [])
         if request.query.get("with_response") not in TRUE_VALUES:
             return no_content()
         return json_response(_callback_response(state, response_type, message))
@@ -139,7 +147,7 @@ class InteractionRoutes:
     async def _create(self, state: InteractionState, draft: MessageBody, body: JSON) -> JSON:
         world = self.b.world
         user = world.users[state.user_id]
-        summary: JSON = {"id": str(state.id), "type": APPLICATION_COMMAND, "name": state.command_name}
+        summary: JSON = {"id": str(state.id), "type": state.kind, "name": state.command_name}
         message = messages.create(
             world,
             self.b.channel(state.channel_id),

@@ -230,6 +230,15 @@ class FakeDiscord:
         await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=target.guild_id)
         return payload
 
+    async def click(self, message_id: int | str, custom_id: str, *, user: User | None = None) -> JSON:
+        """A user clicks the button `custom_id` on a stored message: INTERACTION_CREATE (type 3,
+        MESSAGE_COMPONENT) goes to the bot. Raises LookupError if the message has no such button."""
+        message = self.world.messages[int(message_id)]
+        _, payload = self.interactions.component(message, custom_id, user or self.alice)
+        channel = self.world.channels[int(message["channel_id"])]
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=channel.guild_id)
+        return payload
+
     async def dispatch_thread_create(self, parent: Channel, name: str, owner: User) -> Channel:
         """A user opens a thread (without a starter message) in `parent`."""
         thread = self.world.add_thread(parent, name, owner, private=False)

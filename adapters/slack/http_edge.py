@@ -1,0 +1,109 @@
+"""The HTTP edge of Slack's Events API and slash commands: every request gets an answer, none a
+traceback. Pure checks, applied in this order by SlackAdapter.handle_http:
+
+1. Signature headers (Slack's "Verifying requests from Slack"): `X-Slack-Request-Timestamp` is Unix
+   seconds (digits), `X-Slack-Signature` is `v0=` and 64 hex digits. Anything else is 401.
+2. The body is UTF-8 (Slack sends nothing else, whatever a Content-Type claims); otherwise 400.
+3. After the signature is verified: the payload has the shape Slack documents for its kind (an
+   Events API JSON object, a slash command or interactivity form). A signed payload of another shape
+   is answered 200, so Slack does not retry it, and ignored with one WARNING line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+# Fields of an Events API envelope and of its event that Bolt or our routing read, with the JSON
+# types Slack documents for them (None: the field may be absent or null).
+_ENVELOPE_FIELDS: dict[str, tuple[type, ...]] = {
+    "team_id": (str,), "api_app_id": (str,), "enterprise_id": (str,), "event_id": (str,),
+    "context_team_id": (str,), "context_enterprise_id": (str,), "authorizations": (list,),
+    "is_ext_shared_channel": (bool,), "token": (str,), "challenge": (str,),
+}
+_EVENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "type": (str,), "subtype": (str,), "user": (str,), "channel": (str,), "ts": (str,), "thread_ts": (str,),
+    "event_ts": (str,), "text": (str,), "channel_type": (str,), "team": (str,), "user_team": (str,),
+    "bot_id": (str,), "bot_profile": (dict,), "files": (list,), "blocks": (list,), "message": (dict,),
+    "previous_message": (dict,), "assistant_thread": (dict,), "item": (dict,),
+}
+
+
+def header_problem(headers: Mapping[str, str]) -> str | None:
+    """Why the signature headers cannot be checked at all, or None."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not TIMESTAMP.fullmatch(timestamp):
+        return "malformed X-Slack-Request-Timestamp"
+    if not SIGNATURE.fullmatch(signature):
+        return "malformed X-Slack-Signature"
+    return None
+
+
+def decode_body(raw: bytes) -> str | None:
+    """The body as text, or None if it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def payload_problem(body: str, content_type: str) -> str | None:
+    """Why a signed body is not a payload Slack sends, or None."""
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        return _form_problem(body)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return "body is not JSON"
+    return _envelope_problem(payload)
+
+
+def _form_problem(body: str) -> str | None:
+    form = parse_qs(body, keep_blank_values=True)
+    if "payload" in form:  # interactivity: one JSON object
+        try:
+            payload = json.loads(form["payload"][0])
+        except ValueError:
+            return "interactivity payload is not JSON"
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            return "interactivity payload has no type"
+        return None
+    if not form.get("command"):
+        return "form is neither a slash command nor an interactivity payload"
+    return None
+
+
+def _envelope_problem(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return f"payload is {type(payload).__name__}, not an object"
+    if not isinstance(payload.get("type"), str):
+        return "payload has no type"
+    if problem := _fields_problem(payload, _ENVELOPE_FIELDS, "payload"):
+        return problem
+    if any(not isinstance(a, dict) for a in payload.get("authorizations") or ()):
+        return "authorizations are not objects"
+    if payload["type"] != "event_callback":
+        return None
+    event = payload.get("event")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return "event_callback without an event object"
+    if problem := _fields_problem(event, _EVENT_FIELDS, "event"):
+        return problem
+    if any(not isinstance(f, dict) for f in event.get("files") or ()):
+        return "event.files are not objects"
+    return None
+
+
+def _fields_problem(obj: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str) -> str | None:
+    for name, types in fields.items():
+        value = obj.get(name)
+        if value is not None and not isinstance(value, types):
+            return f"{where}.{name} is {type(value).__name__}"
+    return None

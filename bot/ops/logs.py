@@ -1,0 +1,68 @@
+"""Process logging: plain text by default, or one JSON object per line (`SEEDBOT_LOG_FORMAT=json`)
+carrying the ids of the answer a line belongs to.
+
+The ids live in a context variable, set once per answer by `answer_context` (the chat service
+wraps every `handle` in it). asyncio copies context variables into each task, so every line logged
+while that answer runs, in the core or an adapter, carries them without any call site formatting
+them. The JSON encoding itself is python-json-logger's: it already handles exceptions, stack info,
+timestamps and values json cannot encode, which a hand-written formatter would have to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+from bot.domain import Incoming
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The ids of the answer being worked on in this task, as record attribute name -> value.
+_answer_ids: ContextVar[dict[str, str] | None] = ContextVar("seedbot_answer_ids", default=None)
+
+
+def answer_ids(incoming: Incoming) -> dict[str, str]:
+    """The log fields of one message: platform, workspace, channel, thread and message ids (the
+    platform's own ids, as in `Incoming.dedup_key`)."""
+    key = incoming.thread
+    # Suffixed `_id`: `thread` and `message` are LogRecord's own attributes (thread ident, final text).
+    return {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
+            "thread_id": key.thread_id, "message_id": incoming.message_id}
+
+
+@contextmanager
+def answer_context(incoming: Incoming) -> Iterator[None]:
+    """Every line logged inside (and in tasks started inside) carries `incoming`'s ids."""
+    token = _answer_ids.set(answer_ids(incoming))
+    try:
+        yield
+    finally:
+        _answer_ids.reset(token)
+
+
+class AnswerContextFilter(logging.Filter):
+    """Copies the current answer's ids onto each record as attributes (it never drops a record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_answer_ids.get() or {}).items():
+            setattr(record, name, value)
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: timestamp, level, logger, message, the answer's ids when inside one,
+    exc_info as a string when there is a traceback."""
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp=True,
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+
+def configure_logging(log_format: str, level: str) -> None:
+    """Replace the root logger's handlers with one stderr handler in `log_format` ("text" or "json")."""
+    handler = logging.StreamHandler()
+    handler.addFilter(AnswerContextFilter())
+    handler.setFormatter(json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -1,0 +1,150 @@
+"""Who may see the admin console: one-time sign-in links, session cookies and CSRF tokens.
+
+Tokens are signed and time-stamped with itsdangerous (HMAC-SHA256 over a URL-safe payload, checked with
+a maximum age); single use of a sign-in link is a unique row in `console_link_uses`. The signing key is
+one random row in `console_keys`, made on first use, so `seedbot admin link` and every replica agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from bot.storage.engine import Database
+from bot.storage.tables import ConsoleKey, ConsoleLinkUse, utcnow
+
+LINK_MAX_AGE_SECONDS = 10 * 60
+SESSION_MAX_AGE_SECONDS = 12 * 60 * 60
+STATE_MAX_AGE_SECONDS = 10 * 60
+SESSION_COOKIE = "seedbot_console"
+STATE_COOKIE = "seedbot_console_state"
+KEY_ROW_ID = 1
+
+
+class LinkRefused(Exception):
+    """A sign-in link that is forged, expired, already used, or for someone who is no longer an admin.
+    The message says which, for the page the browser shows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in admin (`slack:U0123`) and the session's CSRF token, which every form posts back."""
+
+    admin_id: str
+    csrf_token: str
+
+    def csrf_ok(self, submitted: str | None) -> bool:
+        return submitted is not None and hmac.compare_digest(submitted, self.csrf_token)
+
+
+async def signing_key(db: Database) -> str:
+    """The console's signing key, creating it on first use. Two processes creating it at once both
+    insert-or-ignore the same row id, then read the winner."""
+
+    def work(session: DbSession) -> str:
+        session.execute(db.insert(ConsoleKey).values(id=KEY_ROW_ID, secret=secrets.token_urlsafe(48),
+                                                     created_at=utcnow()).on_conflict_do_nothing())
+        return session.scalar(select(ConsoleKey.secret).where(ConsoleKey.id == KEY_ROW_ID))
+
+    return await db.run(work)
+
+
+def _signer_issued_at(timestamp: int) -> type[TimestampSigner]:
+    class IssuedAt(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return timestamp
+
+    return IssuedAt
+
+
+class ConsoleAuth:
+    """Signs and checks the console's tokens with one key; `admin_ids` is SEEDBOT_ADMINS, checked again
+    on every request so that removing an admin ends their sessions."""
+
+    def __init__(self, db: Database, secret: str, admin_ids: Collection[str]) -> None:
+        self._db = db
+        self._secret = secret
+        self._admins = admin_ids
+
+    def _serializer(self, purpose: str, issued_at: int | None = None) -> URLSafeTimedSerializer:
+        signer = TimestampSigner if issued_at is None else _signer_issued_at(issued_at)
+        return URLSafeTimedSerializer(self._secret, salt=f"seedbot-console-{purpose}", signer=signer,
+                                      signer_kwargs={"digest_method": hashlib.sha256})
+
+    def is_admin(self, admin_id: str) -> bool:
+        return admin_id in self._admins
+
+    def link_token(self, admin_id: str, *, issued_at: int | None = None) -> str:
+        """A one-time sign-in token for `admin_id`, valid for LINK_MAX_AGE_SECONDS from `issued_at`
+        (Unix seconds, default now)."""
+        return self._serializer("link", issued_at).dumps({"admin": admin_id, "nonce": secrets.token_hex(16)})
+
+    async def redeem_link(self, token: str) -> str:
+        """The admin a sign-in token names, marking it used. Raises LinkRefused."""
+        try:
+            payload = self._serializer("link").loads(token, max_age=LINK_MAX_AGE_SECONDS)
+        except SignatureExpired:
+            raise LinkRefused("This sign-in link has expired (links last 10 minutes). "
+                              "Run `seedbot admin link` for a new one.") from None
+        except BadSignature:
+            raise LinkRefused("This sign-in link is not valid.") from None
+        admin_id, nonce = _fields(payload, "admin", "nonce")
+        if admin_id is None or nonce is None:
+            raise LinkRefused("This sign-in link is not valid.")
+        if not self.is_admin(admin_id):
+            raise LinkRefused(f"{admin_id} is not in SEEDBOT_ADMINS.")
+
+        def use(session: DbSession) -> bool:
+            inserted = session.scalar(self._db.insert(ConsoleLinkUse).values(
+                nonce=nonce, admin_id=admin_id, used_at=utcnow(),
+            ).on_conflict_do_nothing(index_elements=["nonce"]).returning(ConsoleLinkUse.nonce))
+            return inserted is not None
+
+        if not await self._db.run(use):
+            raise LinkRefused("This sign-in link was already used; each link signs in once. "
+                              "Run `seedbot admin link` for a new one.")
+        return admin_id
+
+    def session_cookie(self, admin_id: str) -> str:
+        """The signed cookie value of a new session for `admin_id`, with a fresh CSRF token."""
+        return self._serializer("session").dumps({"admin": admin_id, "csrf": secrets.token_urlsafe(24)})
+
+    def read_session(self, cookie: str | None) -> ConsoleSession | None:
+        """The session a cookie carries, or None if it is missing, forged, older than
+        SESSION_MAX_AGE_SECONDS, or its admin was removed from SEEDBOT_ADMINS."""
+        if not cookie:
+            return None
+        try:
+            payload = self._serializer("session").loads(cookie, max_age=SESSION_MAX_AGE_SECONDS)
+        except BadSignature:
+            return None
+        admin_id, csrf = _fields(payload, "admin", "csrf")
+        if admin_id is None or csrf is None or not self.is_admin(admin_id):
+            return None
+        return ConsoleSession(admin_id, csrf)
+
+    def state_cookie(self, state: str) -> str:
+        """The signed cookie that ties a Sign in with Slack redirect to this browser (OAuth `state`)."""
+        return self._serializer("state").dumps(state)
+
+    def state_matches(self, cookie: str | None, state: str | None) -> bool:
+        if not cookie or not state:
+            return False
+        try:
+            expected = self._serializer("state").loads(cookie, max_age=STATE_MAX_AGE_SECONDS)
+        except BadSignature:
+            return False
+        return isinstance(expected, str) and hmac.compare_digest(expected, state)
+
+
+def _fields(payload: object, *names: str) -> tuple[str | None, ...]:
+    if not isinstance(payload, dict):
+        return tuple(None for _ in names)
+    return tuple(value if isinstance(value := payload.get(name), str) and value else None for name in names)

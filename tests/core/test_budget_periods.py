@@ -1,0 +1,59 @@
+"""A budget's period switched away and back: the counter of the period switched to matches the ledger."""
+
+from __future__ import annotations
+
+from bot.budget.reservations import Settlement, channel_scope
+from bot.domain import NANOS_PER_USD
+from tests.factories import incoming
+
+SCOPE = channel_scope("slack", "C1")
+ADMIN = "slack:UADMIN"
+
+
+async def spend(core, dollars: int) -> None:  # noqa: ANN001
+    """One call settled at exactly `dollars`, through the same reserve/settle as an answer."""
+    claimed = await core.store.claim(incoming(f"call costing {dollars}", message_id=f"m{dollars}"), "", 0)
+    assert claimed is not None
+    grant = await core.budget.reserve(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                                      estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+    await core.budget.settle(grant, Settlement(status="ok", cost_nanos=dollars * NANOS_PER_USD))
+
+
+async def set_budget(core, value: str) -> str:  # noqa: ANN001
+    return await core.admin.slash_command("slack", "UADMIN", "C1", f"budget {value}")
+
+
+async def replay(core, *steps: str | int) -> None:  # noqa: ANN001
+    """Budget commands (strings) and calls settled at so many dollars (ints), in order."""
+    for step in steps:
+        if isinstance(step, str):
+            assert "changed" in await set_budget(core, step)
+        else:
+            await spend(core, step)
+
+
+def worst_case_tokens(core, dollars_x100: int) -> int:  # noqa: ANN001
+    """max_tokens whose worst case (10 prompt tokens) is about dollars_x100 / 100 dollars."""
+    return core.prices.max_tokens_affordable(10, False, dollars_x100 * NANOS_PER_USD // 100)
+
+
+async def test_month_day_month_rebuilds_the_monthly_counter_from_the_ledger(core_for, database_url: str) -> None:
+    core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN)
+    await replay(core, "100/month", 10, "50/day", 3, "100/month")
+    state = await core.budget.scope_state(SCOPE)
+    assert (state.spent_nanos, state.available_nanos) == (13 * NANOS_PER_USD, 87 * NANOS_PER_USD)
+    assert "Spent this period: $13.00 (13%)" in await set_budget(core, "")
+    wanted = worst_case_tokens(core, 8_832)  # a call whose worst case is $88.32
+    grant = await core.budget.reserve(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                                      estimated_prompt_tokens=10, wanted_max_tokens=wanted, web_search=False)
+    assert grant.shrunk and grant.amount_nanos <= 87 * NANOS_PER_USD
+
+
+async def test_day_week_day_rebuilds_the_daily_counter(core_for, sqlite_url: str) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS=ADMIN)
+    await replay(core, "20/day", 4, "100/week", 6, "20/day")
+    state = await core.budget.scope_state(SCOPE)
+    assert (state.spent_nanos, state.available_nanos) == (10 * NANOS_PER_USD, 10 * NANOS_PER_USD)
+    # Changing the amount but not the period keeps the counter (nothing was missed).
+    await set_budget(core, "30/day")
+    assert (await core.budget.scope_state(SCOPE)).spent_nanos == 10 * NANOS_PER_USD

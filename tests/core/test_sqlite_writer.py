@@ -1,0 +1,70 @@
+"""GroupCommitWriter: transactions queued together commit together, yet each stands or falls alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from bot.storage.engine import Database
+
+
+async def test_a_failing_transaction_in_a_group_leaves_the_others_committed(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x INTEGER)")))
+
+        def insert(x: int):  # noqa: ANN202
+            def work(session: Session) -> int:
+                if x == 0:
+                    time.sleep(0.2)  # hold the writer so the rest queue up behind it as one group
+                session.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": x})
+                if x == 7:
+                    raise ValueError("refused")
+                return x
+            return work
+
+        first = asyncio.create_task(db.run(insert(0)))
+        await asyncio.sleep(0.05)
+        results = await asyncio.gather(*(db.run(insert(x)) for x in range(1, 20)), return_exceptions=True)
+        assert await first == 0
+        assert isinstance(results[6], ValueError)
+        assert [r for i, r in enumerate(results) if i != 6] == [x for x in range(1, 20) if x != 7]
+        stored = await db.run(lambda session: sorted(session.scalars(text("SELECT x FROM t"))))
+        assert stored == [x for x in range(20) if x != 7]
+    finally:
+        await db.dispose()
+
+
+async def test_results_arrive_only_once_committed(tmp_path: Path) -> None:
+    """What a caller was told was written is in the file for any other connection."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x INTEGER)")))
+        await asyncio.gather(*(db.run(lambda session, x=x: session.execute(text("INSERT INTO t VALUES (:x)"),
+                                                                          {"x": x})) for x in range(30)))
+        async with db.engine.connect() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 30
+    finally:
+        await db.dispose()
+
+
+async def test_dispose_finishes_queued_work(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    await db.run(lambda session: session.execute(text("CREATE TABLE t (x INTEGER)")))
+    pending = [asyncio.create_task(db.run(lambda session: session.execute(text("INSERT INTO t VALUES (1)"))))
+               for _ in range(5)]
+    await asyncio.sleep(0)
+    await db.dispose()
+    await asyncio.gather(*pending)
+    with pytest.raises(RuntimeError):
+        await db.run(lambda session: session.execute(text("SELECT 1")))
+    again = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    try:
+        assert await again.run(lambda session: session.scalar(text("SELECT count(*) FROM t"))) == 5
+    finally:
+        await again.dispose()

@@ -1,0 +1,194 @@
+"""The admin console over HTTP (no browser): sign-in, sessions, CSRF, the Slack sign-in, the switch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from bot.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
+from bot.web.console.queries import ConsoleQueries, LedgerFilter
+from tests.fakes.slack import FakeSlack
+from tests.ops.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
+
+
+def _client() -> aiohttp.ClientSession:
+    # unsafe=True: keep cookies set by an IP-address host (127.0.0.1).
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 timeout=aiohttp.ClientTimeout(total=60))
+
+
+async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
+    page = await (await client.get(url)).text()
+    marker = 'name="csrf_token" value="'
+    start = page.index(marker) + len(marker)
+    return page[start:page.index('"', start)]
+
+
+async def test_every_page_redirects_or_refuses_without_a_session(slack: FakeSlack, settings_for,
+                                                                 tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        for path in CONSOLE_PAGES:
+            response = await client.get(console.base_url + path, allow_redirects=False)
+            assert response.status == 302, path
+            assert response.headers["Location"] == "/admin/login"
+        for path in CONSOLE_FORMS:
+            response = await client.post(console.base_url + path, data={"csrf_token": "x", "value": "1/day"},
+                                         allow_redirects=False)
+            assert response.status == 401, path
+        # A forged cookie is no session either.
+        client.cookie_jar.update_cookies({"seedbot_console": "eyJhZG1pbiI6InNsYWNrOlUxIn0.forged.sig"},
+                                         URL(console.base_url + "/admin/"))
+        assert (await client.get(console.base_url + "/admin/ledger", allow_redirects=False)).status == 302
+        login = await client.get(console.base_url + "/admin/login")
+        assert login.status == 200 and "seedbot admin link" in await login.text()
+
+
+async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: FakeSlack, settings_for,
+                                                                      tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        link = await console.link()
+        assert link.startswith(f"{console.base_url}/admin/login?token=")
+        response = await client.get(link, allow_redirects=False)
+        assert response.status == 303
+        cookie = response.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
+        assert "Secure" not in cookie  # plain HTTP here; over HTTPS the cookie is Secure
+        health = await client.get(console.base_url + "/admin/health")
+        assert health.status == 200 and health.headers["X-Frame-Options"] == "DENY"
+        assert health.headers["Cache-Control"] == "no-store"
+        async with _client() as other:
+            reused = await other.get(link, allow_redirects=False)
+            assert reused.status == 403 and "already used" in await reused.text()
+        auth = ConsoleAuth(console.core.db, await signing_key(console.core.db), console.core.settings.admin_ids)
+        stale = auth.link_token("slack:U1", issued_at=int(time.time()) - LINK_MAX_AGE_SECONDS - 5)
+        async with _client() as other:
+            expired = await other.get(f"{console.base_url}/admin/login?token={stale}", allow_redirects=False)
+            assert expired.status == 403 and "expired" in await expired.text()
+            assert (await other.get(console.base_url + "/admin/", allow_redirects=False)).status == 302
+        # Only admins: --as someone else is refused by the CLI, a link for them by the server.
+        not_admin = auth.link_token("slack:U2")
+        async with _client() as other:
+            refused = await other.get(f"{console.base_url}/admin/login?token={not_admin}", allow_redirects=False)
+            assert refused.status == 403 and "not in SEEDBOT_ADMINS" in await refused.text()
+        token = await _csrf(client, console.base_url + "/admin/health")
+        await client.post(console.base_url + "/admin/logout", data={"csrf_token": token})
+        assert (await client.get(console.base_url + "/admin/health", allow_redirects=False)).status == 302
+        secure = await client.get(await console.link("--as", "slack:U9"), allow_redirects=False,
+                                  headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" in secure.headers["Set-Cookie"]
+
+
+async def test_forms_need_the_csrf_token(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        await client.get(await console.link())
+        without = await client.post(console.base_url + "/admin/channels", data={"scope": "slack:C1",
+                                                                                "value": "7/day"})
+        assert without.status == 403
+        wrong = await client.post(console.base_url + "/admin/channels", data={
+            "scope": "slack:C1", "value": "7/day", "csrf_token": "not-the-token"})
+        assert wrong.status == 403
+        assert "slack:C1: unlimited" not in await console.cli("budget", "show")
+        assert await console.core.budget.explicit_limits() == []
+        token = await _csrf(client, console.base_url + "/admin/channels")
+        done = await client.post(console.base_url + "/admin/channels", data={
+            "scope": "slack:C1", "value": "7/day", "csrf_token": token})
+        assert done.status == 200 and "changed from $5/day to $7/day" in await done.text()
+        assert "slack:C1: $7/day" in await console.cli("budget", "show")
+
+
+async def test_deleting_a_conversation_keeps_its_ledger_rows(slack: FakeSlack, settings_for,
+                                                             tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        await seed_ledger(console.core, now_local(console.core))
+        before = await console.cli("spend", "--json")
+        await client.get(await console.link())
+        listing = await (await client.get(console.base_url + "/admin/conversations")).text()
+        assert "t-seed" in listing
+        thread = await (await client.get(console.base_url + "/admin/conversations/1")).text()
+        assert "How do I reverse a list?" in thread and "And a tuple?" in thread
+        token = await _csrf(client, console.base_url + "/admin/conversations/1")
+        deleted = await client.post(console.base_url + "/admin/conversations/1/delete", data={"csrf_token": token})
+        assert deleted.status == 200 and "t-seed" not in await deleted.text()
+        assert (await client.get(console.base_url + "/admin/conversations/1")).status == 404
+        assert await console.cli("spend", "--json") == before
+
+
+async def test_sign_in_with_slack_for_admins_only(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console:
+        async with _client() as client:
+            page = await client.get(console.base_url + "/admin/login/slack")
+            assert page.status == 200 and page.url.path == "/admin/"
+            request = slack.openid.authorize_requests[-1]
+            assert request["response_type"] == "code" and set(request["scope"].split(",")) == {"openid", "profile"}
+            assert request["redirect_uri"] == f"{console.base_url}/admin/login/slack/callback"
+            assert [c.method for c in slack.calls() if c.method.startswith("openid.")] == [
+                "openid.connect.token", "openid.connect.userInfo"]
+            assert "slack:U1" in await page.text()
+        slack.openid.signing_in_user = "U2"
+        async with _client() as client:
+            refused = await client.get(console.base_url + "/admin/login/slack")
+            assert refused.status == 403 and "slack:U2 is not in SEEDBOT_ADMINS" in await refused.text()
+            assert (await client.get(console.base_url + "/admin/", allow_redirects=False)).status == 302
+        async with _client() as client:  # a callback this browser did not start
+            forged = await client.get(console.base_url + "/admin/login/slack/callback?code=x&state=y")
+            assert forged.status == 403
+
+
+async def test_the_console_can_be_switched_off(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path, SEEDBOT_CONSOLE="false") as console, \
+            _client() as client:
+        assert (await client.get(console.base_url + "/admin/", allow_redirects=False)).status == 404
+        assert (await client.get(console.base_url + "/healthz")).status == 200
+
+
+@pytest.mark.parametrize(("spent", "day", "expected"), [
+    (0, "2026-11-30", 0),
+    (1_000, "2026-11-01", 30_000),  # day one counts whole: 30 days at that rate
+    (2_900_000_001, "2026-02-14", 5_800_000_002),
+    (7, "2028-02-29", 7),
+    (10, "2026-12-03", 103),  # 10 * 31 // 3, rounded down
+])
+def test_project_month_end(spent: int, day: str, expected: int) -> None:
+    from datetime import date
+
+    from bot.budget.periods import project_month_end
+
+    assert project_month_end(spent, date.fromisoformat(day)) == expected
+
+
+async def test_links_are_single_use_under_concurrent_redemption(core_for, database_url: str) -> None:
+    core = await core_for(database_url, SEEDBOT_ADMINS="slack:U1")
+    key = await signing_key(core.db)
+    assert await signing_key(core.db) == key  # made once, then shared
+    auth = ConsoleAuth(core.db, key, core.settings.admin_ids)
+    token = auth.link_token("slack:U1")
+    results = await asyncio.gather(*(auth.redeem_link(token) for _ in range(5)), return_exceptions=True)
+    assert results.count("slack:U1") == 1
+    assert all(isinstance(r, LinkRefused) for r in results if r != "slack:U1")
+    assert auth.read_session(auth.session_cookie("slack:U1")) is not None
+    assert ConsoleAuth(core.db, key, frozenset()).read_session(auth.session_cookie("slack:U1")) is None
+
+
+async def test_ledger_filters_and_deletion_on_every_database(core_for, database_url: str) -> None:
+    core = await core_for(database_url)
+    today = now_local(core)
+    await seed_ledger(core, today)
+    queries = ConsoleQueries(core.db, core.reports)
+    everything = await core.reports.spend(datetime(2000, 1, 1), datetime(2100, 1, 1))
+    assert await queries.ledger_totals(LedgerFilter()) == (everything.requests, everything.cost_nanos)
+    today_report = await core.reports.spend_days(today, today)
+    assert await queries.ledger_totals(LedgerFilter(day=today)) == (today_report.requests, today_report.cost_nanos)
+    rows = await queries.ledger(LedgerFilter(channel="slack:C2", status="ok"), limit=None)
+    assert [r.cost_nanos for r in rows] == [250_000_000, 3_000_000_000, 987_654_321]
+    assert await queries.ledger_totals(LedgerFilter(person="discord:777")) == (2, 2_140_000_000)
+    [thread] = [t for t in await queries.threads() if t.platform_thread_id == "t-seed"]
+    assert thread.messages == 4
+    assert await queries.delete_thread(thread.pk) == 4
+    assert await queries.thread(thread.pk) is None
+    assert await queries.ledger_totals(LedgerFilter()) == (everything.requests, everything.cost_nanos)

@@ -1,0 +1,59 @@
+"""Graceful shutdown (point 6 of the failure contract): SIGTERM stops taking events, lets answers
+in flight finish within SEEDBOT_SHUTDOWN_GRACE, finishes the rest with the interruption notice and
+settles them, and `seedbot run` exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from tests.books import read_books_at
+from tests.core.test_crash_recovery import NOTICE, bot_env, start_bot
+from tests.fakes.seed import FakeSeed, Reply
+from tests.fakes.slack import FakeSlack
+from tests.slack.harness import bot_replies
+
+
+async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path, grace: str,
+                                    reply: Reply) -> tuple[list, object, str]:
+    db_path = tmp_path / "shutdown.db"
+    env = bot_env(slack, fake_seed, db_path) | {"SEEDBOT_SHUTDOWN_GRACE": grace}
+    fake_seed.script(reply)
+    process = await start_bot(env, tmp_path)
+    try:
+        await slack.wait_for_socket(timeout=60)
+        mention = slack.events.app_mention("explain")
+        ts = mention["event"]["ts"]
+        await slack.socket_send_event(mention)
+        await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, err.decode()[-2000:]
+    books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
+    return bot_replies(slack, "C1", ts), books, err.decode()
+
+
+async def test_sigterm_finishes_a_long_answer_with_the_notice_and_settles_it(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    replies, books, _ = await shut_down_while_answering(
+        slack, fake_seed, tmp_path, "1", Reply(content="Slowly. " * 500, chunk_chars=10, chunk_delay=0.05))
+    assert all(m.stream_state in (None, "stopped") for m in replies)
+    assert NOTICE in replies[-1].visible_text
+    (row,) = books.ledger
+    assert row.status == "interrupted" and row.cost_nanos == row.reserved_nanos and not row.usage_known
+    assert not books.active_reservations and books.balanced()
+    assert books.user_statuses == ["interrupted"]
+
+
+async def test_sigterm_lets_an_answer_within_the_grace_finish(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    replies, books, _ = await shut_down_while_answering(
+        slack, fake_seed, tmp_path, "20",
+        Reply(content="Done in time. " * 20, chunk_chars=20, chunk_delay=0.05, prompt_tokens=40, completion_tokens=60))
+    assert replies[-1].stream_state == "stopped" and " tokens · $" in replies[-1].visible_text
+    assert all(NOTICE not in m.visible_text for m in replies)
+    (row,) = books.ledger
+    assert row.status == "ok" and row.usage_known and books.balanced()
+    assert books.user_statuses == ["ok"]

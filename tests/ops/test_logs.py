@@ -1,0 +1,73 @@
+"""SEEDBOT_LOG_FORMAT=json: one JSON object per line, carrying the ids of the answer a line belongs to."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.ops.logs import AnswerContextFilter, json_formatter
+from tests.cli.test_cli_ask import run_cli
+from tests.fakes.seed import FakeSeed, Reply
+from tests.fakes.slack import FakeSlack
+from tests.slack.harness import running_bot, wait_for_answer
+
+
+@pytest.fixture
+def json_lines() -> Iterator[Callable[[], list[dict[str, object]]]]:
+    """The root logger's INFO-and-up records as `SEEDBOT_LOG_FORMAT=json` writes them, parsed back."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(AnswerContextFilter())
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+async def test_log_lines_of_a_slack_answer_carry_its_ids_in_core_and_adapter(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
+        json_lines: Callable[[], list[dict[str, object]]]) -> None:
+    # Words, not one: the splitter holds a word back until it ends, so a one-word answer is never streamed.
+    fake_seed.script(Reply(content="Logged in several words."))
+    slack.inject_error("chat.startStream", "internal_error")  # the adapter logs its fallback to posting
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        mention = slack.events.app_mention("log me", channel="C5")
+        ts = mention["event"]["ts"]
+        async with slack.sender(bot.events_url) as sender:
+            await sender.post_event(mention)
+        await wait_for_answer(slack, "C5", ts)
+        await bot.idle()
+        signed_in = [line for line in json_lines() if str(line["message"]).startswith("Slack: serving")]
+    ids = {"platform": "slack", "workspace_id": "T1", "channel_id": "C5", "thread_id": ts, "message_id": ts}
+    lines = json_lines()
+    finished = [line for line in lines if line["message"] == "message finished: ok"]
+    fallback = [line for line in lines if str(line["message"]).startswith("chat.startStream failed")]
+    assert len(finished) == 1 and len(fallback) == 1
+    for line in (*finished, *fallback):
+        assert {key: line.get(key) for key in ids} == ids
+        assert line["level"] in ("INFO", "WARNING") and line["logger"] and line["timestamp"]
+    assert finished[0]["logger"] == "bot.chat.service" and fallback[0]["logger"] == "adapters.slack.transport"
+    # A line outside any answer carries no answer ids.
+    assert signed_in and "channel_id" not in signed_in[0]
+
+
+async def test_seedbot_ask_with_json_log_format_writes_json_lines(fake_seed: FakeSeed, tmp_path: Path) -> None:
+    fake_seed.script(Reply(content="Fine."))
+    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "--thread", "t42", "hello",
+                                   env={"SEEDBOT_LOG_FORMAT": "json", "SEEDBOT_LOG_LEVEL": "INFO"})
+    assert code == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    [finished] = [line for line in lines if line["message"] == "message finished: ok"]
+    assert finished["platform"] == "cli" and finished["thread_id"] == "t42" and finished["level"] == "INFO"

@@ -1,0 +1,68 @@
+"""Where several Slack workspaces share a deployment, ids carry the workspace: budgets, admins and spend
+are per workspace (`slack:T0123:C0456`), while `global` stays one cap for the whole deployment."""
+
+from __future__ import annotations
+
+from bot.domain import Incoming, Platform, ThreadKey
+from bot.ops.admin import BUDGETS, not_admin
+from bot.ops.scheduler import Scheduler
+from bot.storage.tables import utcnow
+from tests.fakes.seed import FakeSeed, Reply
+from tests.sinks import RecordingNotifier, RecordingSink
+
+INSTALLS = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "secret", "SLACK_SCOPES": "chat:write"}
+
+
+def in_workspace(team: str, channel: str, text: str, user: str = "U1") -> Incoming:
+    return Incoming(ThreadKey(Platform.SLACK, team, channel, f"{team}-{channel}-{text}"), message_id=f"{team}{text}",
+                    user_id=user, text=text)
+
+
+async def test_budgets_admins_and_spend_are_per_workspace(core_for, database_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(database_url, SEEDBOT_ADMINS="slack:T2:UADMIN", SEEDBOT_GLOBAL_BUDGET="100/day", **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    # The same channel id in two workspaces is two channels with two budgets.
+    for team in ("T1", "T2"):
+        answer = await core.service.handle(in_workspace(team, "C5", "question"), RecordingSink())
+        assert answer is not None and answer.status == "ok"
+
+    refused = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T1")
+    assert refused == not_admin(BUDGETS)
+    changed = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T2")
+    assert changed.startswith("Budget for slack:T2:C5 changed from $5/day to $1/day")
+    assert (await core.budget.limit_for_scope("slack:T1:C5")).describe() == "$5/day"
+    shown = await core.admin.slash_command("slack", "U1", "C5", "budget", workspace_id="T1")
+    assert shown.startswith("Budget for slack:T1:C5: $5/day. Spent this period: $0.0006")
+
+    report = await core.reports.spend(utcnow().replace(hour=0, minute=0), utcnow())
+    assert sorted(c.address for c in report.channels) == ["slack:T1:C5", "slack:T2:C5"]
+    assert {c.position.budget for c in report.channels} == {"$5/day", "$1/day"}
+    assert (await core.budget.remaining("global")).spent_nanos == report.cost_nanos  # one cap for all
+
+
+async def test_one_bot_token_keeps_the_short_ids(core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SLACK_BOT_TOKEN="xoxb-one", **INSTALLS)
+    await core.service.handle(in_workspace("T1", "C5", "question"), RecordingSink())
+    changed = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 2/day", workspace_id="T1")
+    assert changed.startswith("Budget for slack:C5 changed")
+    report = await core.reports.spend(utcnow().replace(hour=0, minute=0), utcnow())
+    assert [c.address for c in report.channels] == ["slack:C5"]
+
+
+async def test_each_workspace_admin_gets_the_summary_of_their_workspace(core_for, sqlite_url: str,
+                                                                         fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:T1:UA,slack:T2:UB", **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    await core.service.handle(in_workspace("T1", "C5", "one"), RecordingSink())
+    for text in ("two", "three"):
+        await core.service.handle(in_workspace("T2", "C6", text), RecordingSink())
+    slack = RecordingNotifier()
+    scheduler = Scheduler(core.settings, core.db, core.reports, {"slack": slack})
+
+    assert await scheduler.send_summary(utcnow().date()) == 2
+
+    by_admin = {s.to: s.text for s in slack.sent}
+    assert set(by_admin) == {"T1:UA", "T2:UB"}  # the notifier finds each workspace's token by its id
+    assert "slack:T1:C5" in by_admin["T1:UA"] and "slack:T2" not in by_admin["T1:UA"]
+    assert "slack:T2:C6" in by_admin["T2:UB"] and "slack:T1" not in by_admin["T2:UB"]
+    assert "1 model calls" in by_admin["T1:UA"] and "2 model calls" in by_admin["T2:UB"]

@@ -1,0 +1,129 @@
+"""The HTTP edge answers, never crashes (point 7 of the failure contract): malformed signature
+headers 401, undecodable bodies 400, signed malformed payloads 200 with one WARNING and no
+traceback, stalled connections dropped, a replayed signed slash command run once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from adapters.slack.http_edge import header_problem, payload_problem
+from bot.config import Settings
+from bot.storage.tables import BudgetChange
+from tests.books import read_books
+from tests.fakes.seed import FakeSeed, Reply
+from tests.fakes.slack import FakeSlack
+from tests.slack.harness import running_bot, wait_for_answer
+
+SIG = "v0=" + "a" * 64
+
+
+def test_header_checks() -> None:
+    assert header_problem({"X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": SIG}) is None
+    assert header_problem({"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": SIG})
+    assert header_problem({"X-Slack-Request-Timestamp": "1700000000", "X-Slack-Signature": "v0=zz"})
+    assert header_problem({})
+
+
+def test_payload_shapes() -> None:
+    good = {"type": "event_callback", "event": {"type": "app_mention", "text": "hi"}}
+    assert payload_problem(json.dumps(good), "application/json") is None
+    assert payload_problem("command=%2Fseed&text=spend", "application/x-www-form-urlencoded") is None
+    for bad in ("[1,2,3]", '"x"', "null", "{{", json.dumps({**good, "event": "abc"}),
+                json.dumps({**good, "authorizations": "x"}), json.dumps({"type": 5}),
+                json.dumps({**good, "event": {"type": "message", "files": ["x"]}})):
+        assert payload_problem(bad, "application/json"), bad
+    assert payload_problem("%%%===", "application/x-www-form-urlencoded")
+    assert payload_problem("payload=%7B%7B", "application/x-www-form-urlencoded")
+
+
+def hostile_payloads(slack: FakeSlack) -> dict[str, bytes]:
+    base = slack.events.app_mention("hi")
+    event = base["event"]
+    return {
+        "list": b"[1,2,3]", "string": b'"x"', "null": b"null", "number": b"5", "not json": b"{{{",
+        "event string": json.dumps({**base, "event": "abc"}).encode(),
+        "event list": json.dumps({**base, "event": [1]}).encode(),
+        "type int": json.dumps({**base, "type": 5}).encode(),
+        "text int": json.dumps({**base, "event": {**event, "text": 5}}).encode(),
+        "user list": json.dumps({**base, "event": {**event, "user": [1]}}).encode(),
+        "team object": json.dumps({**base, "team_id": {"a": 1}}).encode(),
+        "authorizations string": json.dumps({**base, "authorizations": "x"}).encode(),
+        "files string": json.dumps({**base, "event": {**event, "files": "x"}}).encode(),
+        "ts int": json.dumps({**base, "event": {**event, "ts": 5}}).encode(),
+        "blocks string": json.dumps({**base, "event": {**event, "blocks": "x"}}).encode(),
+    }
+
+
+async def test_slack_http_edge_answers_every_malformed_request_without_a_traceback(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake_seed.script(Reply(content="Still here."))
+    async with running_bot(slack, settings_for, tmp_path) as bot, slack.sender(bot.events_url) as sender:
+        caplog.clear()
+        for header, value in (("X-Slack-Request-Timestamp", "abc"), ("X-Slack-Signature", "zzz"),
+                              ("X-Slack-Request-Timestamp", "")):
+            delivery = await sender.post_raw(b"{}", "application/json", headers={header: value})
+            assert delivery.status == 401, (header, value)
+        assert (await sender.post_raw("{}".encode("utf-16"), "application/json; charset=utf-16")).status == 400
+        assert (await sender.post_raw(b"\xff\xfe{}", "application/json")).status == 400
+        unsigned = await sender.post_raw(b"{}", "application/json", headers={"X-Slack-Signature": SIG})
+        assert unsigned.status == 401
+        for name, body in hostile_payloads(slack).items():
+            before = len(caplog.records)
+            delivery = await sender.post_raw(body, "application/json")
+            assert delivery.status == 200, name
+            await bot.idle()
+            warnings = [r for r in caplog.records[before:] if r.levelno >= logging.WARNING]
+            assert len(warnings) == 1 and "ignored" in warnings[0].getMessage(), (name, warnings)
+        assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+        # The process is alive and answers a well-formed mention.
+        mention = slack.events.app_mention("are you alive?")
+        await sender.post_event(mention)
+        await wait_for_answer(slack, "C1", mention["event"]["ts"])
+        await bot.idle()
+        assert bot.process.core is not None
+        books = await read_books(bot.process.core.db)
+        assert books.user_statuses == ["ok"] and books.balanced()
+
+
+async def test_a_stalled_connection_is_dropped_after_the_read_timeout(
+        slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    async with running_bot(slack, settings_for, tmp_path, SEEDBOT_HTTP_READ_TIMEOUT=0.5) as bot:
+        assert bot.process.server is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", bot.process.server.port)
+        ts = str(int(time.time()))
+        writer.write((f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      f"X-Slack-Request-Timestamp: {ts}\r\nX-Slack-Signature: {SIG}\r\n"
+                      "Content-Length: 100\r\n\r\n{").encode())
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), timeout=30)  # returns once the server closes
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 408")
+
+
+async def test_a_replayed_signed_slash_command_runs_once(
+        slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    async with running_bot(slack, settings_for, tmp_path, SEEDBOT_ADMINS="slack:U1") as bot, \
+            slack.sender(bot.events_url) as sender:
+        form = slack.events.slash_command("budget 7/day")
+        now = int(time.time())
+        statuses = [(await sender.post_slash_command(form, timestamp=now)).status for _ in range(5)]
+        await bot.idle()
+        assert statuses == [200] * 5
+        assert bot.process.core is not None
+        async with bot.process.core.db.session() as session:
+            changes = list(await session.scalars(select(BudgetChange)))
+        assert [(c.scope_key, c.new_value) for c in changes] == [("slack:C1", "$7/day")]
+        # A new command (new timestamp, new signature) runs again.
+        await sender.post_slash_command(slack.events.slash_command("budget 8/day"), timestamp=now + 1)
+        await bot.idle()
+        async with bot.process.core.db.session() as session:
+            assert len(list(await session.scalars(select(BudgetChange)))) == 2
