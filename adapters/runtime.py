@@ -15,11 +15,11 @@ from adapters.common.platform import PlatformAdapter
 from adapters.common.recovery import Recovery
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core, build_core
+from adapters.web.server import WebServer, build_web_app
 from bot.config import ConfigError, Settings
 from bot.ops.heap import HeapTrimmer
 from bot.ops.retention import Retention, RetentionSweep
 from bot.ops.scheduler import BudgetAlerts, Scheduler
-from bot.web.server import WebServer, build_web_app
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class BotProcess:
         for adapter in self.adapters:
             adapter.mount(app)
         if self.settings.console_enabled:
-            from bot.web.console import mount_console
+            from adapters.web.console import mount_console
 
             await mount_console(app, self.core, lambda: [adapter.name for adapter in self.adapters])
         self.server = WebServer(app, self.settings.http_host, self.settings.http_port)

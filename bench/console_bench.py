@@ -23,11 +23,11 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from adapters.core import build_core
+from adapters.web.console import mount_console, sign_in_url
+from adapters.web.server import build_web_app
 from bench.core_bench import percentile
 from bot.config import load_settings
 from bot.storage.tables import Channel, UsageEntry, utcnow
-from bot.web.console import mount_console, sign_in_url
-from bot.web.server import build_web_app
 
 PAGES = ("/admin/", "/admin/chart.png", "/admin/channels", "/admin/people", "/admin/ledger",
          "/admin/ledger?status=ok&channel=slack:C3", "/admin/conversations", "/admin/health")

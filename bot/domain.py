@@ -5,7 +5,7 @@ Adapters translate platform events into these; the core never sees a Slack or Di
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -87,6 +87,19 @@ class Incoming:
     def dedup_key(self) -> str:
         t = self.thread
         return f"{t.platform}:{t.workspace_id}:{t.channel_id}:{self.message_id}"
+
+    def cleaned(self) -> Incoming:
+        """This message with every text field made safe to store and send (bot.text_safety): platform
+        payloads are untrusted, and a lone surrogate or a NUL would fail the database write."""
+        key = self.thread
+        return replace(
+            self, text=clean_text(self.text), message_id=clean_text(self.message_id),
+            user_id=clean_text(self.user_id), user_name=clean_text(self.user_name),
+            channel_name=clean_text(self.channel_name),
+            attachments=tuple(replace(a, filename=clean_text(a.filename)) for a in self.attachments),
+            thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
+                             clean_text(key.thread_id)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import adapters.slack.install_tables  # noqa: F401 - slack-sdk's tables join the metadata
 from bot.storage.engine import create_engine
 from bot.storage.tables import Base
 

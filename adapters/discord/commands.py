@@ -17,7 +17,7 @@ from adapters.common.splitter import split_markdown
 from adapters.discord.listeners import Conversations, place_of_channel
 from adapters.discord.sink import LIMIT
 from adapters.discord.transport import NO_PINGS
-from bot.budget.reservations import EVERYONE, channel_scope, person_scope
+from bot.budget.scopes import EVERYONE, channel_scope, person_scope
 from bot.domain import Platform
 from bot.ops.admin import AdminCommands
 

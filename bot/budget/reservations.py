@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,15 +16,16 @@ from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.budget.limits import BudgetLimit, Period, parse_budget
+from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
 from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call, plan_degraded
 from bot.budget.pricing import PriceBook
+from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_pks, person_scope, split_person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.tables import (
     Budget,
     BudgetChange,
     BudgetCounter,
-    Channel,
     Refusal,
     Reservation,
     UsageEntry,
@@ -34,7 +34,6 @@ from bot.storage.tables import (
 
 log = logging.getLogger(__name__)
 
-GLOBAL_SCOPE = "global"
 
 AlsoInTransaction = Callable[[Session], None]
 
@@ -54,108 +53,6 @@ _LEDGER_ROW = insert(_LEDGER)
 _ADJUST = update(_COUNTERS).where(*_COUNTER_WHERE).values(
     reserved_nanos=_COUNTERS.c.reserved_nanos + bindparam("d_reserved"),
     spent_nanos=_COUNTERS.c.spent_nanos + bindparam("d_spent"))
-
-
-def channel_scope(platform: str, channel_id: str, workspace_id: str | None = None) -> str:
-    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`, or `slack:T0123:C0456`
-    when given the workspace (several of the platform's workspaces share the deployment). Keyed by the
-    platform's ids rather than our row id, so a budget can be set before the bot has seen the channel."""
-    return f"{platform}:{workspace_id}:{channel_id}" if workspace_id else f"{platform}:{channel_id}"
-
-
-def is_scope_key(text: str) -> bool:
-    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`."""
-    platform, _, channel_id = text.partition(":")
-    return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
-
-
-EVERYONE = "*"
-
-
-def person_scope(channel_scope_key: str, user_id: str) -> str:
-    """A person's budget key inside a channel: `slack:U0456@slack:C0123`. A person's spend is
-    limited per channel (not across channels), so the key holds both; `slack:*@slack:C0123` is the
-    limit of everyone in that channel who has no limit of their own."""
-    platform = channel_scope_key.partition(":")[0]
-    return f"{platform}:{user_id}@{channel_scope_key}"
-
-
-def split_person_scope(scope_key: str) -> tuple[str, str] | None:
-    """`slack:U0456@slack:C0123` -> ("U0456", "slack:C0123"); None for a channel or global key."""
-    person, at, channel = scope_key.partition("@")
-    if not at:
-        return None
-    return person.partition(":")[2], channel
-
-
-def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
-    """The row ids of the channel a `platform:id` (or `platform:workspace:id`) scope key names, as a
-    subquery."""
-    platform, *workspace, channel_id = scope_key.split(":")
-    query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
-    return query.where(Channel.workspace_id == workspace[0]) if workspace else query
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    reservation_id: int
-    amount_nanos: int
-    max_tokens: int
-    shrunk: bool
-    web_search: bool = False
-    thinking: bool = True
-    # The scope whose nearly spent budget turned web search or thinking off, if any.
-    degraded_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Denial:
-    """Not enough budget. Carries what the user is told."""
-
-    scope_key: str
-    spent_nanos: int
-    limit_nanos: int
-    resets_at: datetime
-    needed_nanos: int
-
-
-@dataclass(frozen=True, slots=True)
-class Remaining:
-    """The channel's position after a call, for the footer."""
-
-    left_nanos: int | None
-    limit_nanos: int | None
-    scope_key: str = ""
-    period_end: datetime | None = None
-    spent_nanos: int = 0
-
-    @property
-    def fraction(self) -> float | None:
-        if self.limit_nanos is None or self.left_nanos is None or self.limit_nanos == 0:
-            return None
-        return self.left_nanos / self.limit_nanos
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """How a reservation ends: the ledger fields of the call. `cost_nanos` 0 releases it."""
-
-    status: str
-    cost_nanos: int
-    model: str = ""
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    web_searches: int = 0
-    usage_known: bool = True
-    error: str | None = None
-    first_token_ms: int | None = None
-    duration_ms: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.cost_nanos < 0:  # money is never negative: a bug upstream, not a refund
-            raise ValueError(f"a settlement cannot cost {self.cost_nanos} nano-dollars")
 
 
 def _counter_key(scope: ScopeState) -> str:

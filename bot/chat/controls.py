@@ -9,8 +9,11 @@ told the answer already finished.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from bot.llm import SeedError, StreamEvent
 
 # What a person who clicked is told, on every platform.
 STOP_REFUSED = "Only the person who asked, or a seedbot admin, can stop this answer."
@@ -100,3 +103,43 @@ class StopSwitches:
 
     def __len__(self) -> int:
         return len(self._open)
+
+
+_END = object()
+
+
+async def until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch, *,
+                        on_cut: Callable[[Stopper], None]) -> AsyncIterator[StreamEvent]:
+    """`events` until someone throws the stop switch: then the model's stream is closed at once (the
+    provider sees its connection close), what arrived before the stop is still yielded, and `on_cut`
+    gets who stopped it. The reader task never touches the sink, so a stop cannot cut a platform call
+    in half. A SeedError from `events` is raised to the caller as it would be without the switch."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cut = False
+
+    async def read() -> None:
+        nonlocal cut
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except SeedError as exc:
+            queue.put_nowait(exc)
+        except asyncio.CancelledError:
+            cut = True
+            raise
+        finally:
+            queue.put_nowait(_END)
+
+    reader = asyncio.create_task(read(), name="seed-stream")
+    watcher = asyncio.create_task(stop.stopped(), name="stop-switch")
+    watcher.add_done_callback(lambda _: reader.cancel())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, SeedError):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        watcher.cancel()
+        reader.cancel()
+        if cut and stop.stopper is not None:
+            on_cut(stop.stopper)

@@ -8,8 +8,9 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.budget.cost_rule import call_charge
+from bot.budget.outcomes import Grant, Settlement
 from bot.budget.pricing import PriceBook
-from bot.budget.reservations import BudgetManager, Grant, Settlement
+from bot.budget.reservations import BudgetManager
 from bot.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from bot.budget.reservations import GLOBAL_SCOPE, Denial, Grant, split_person_scope
+from bot.budget.outcomes import Denial, Grant
+from bot.budget.scopes import GLOBAL_SCOPE, split_person_scope
 from bot.config import Settings
 from bot.domain import Platform, format_usd
 

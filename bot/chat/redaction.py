@@ -1,10 +1,7 @@
 """Secrets in chat text are masked: in what users send before it is stored or sent to the model, and in
 what the model writes before it is shown.
 
-Detection comes from Yelp's detect-secrets (its vendor plugins' `denylist` regexes, its keyword list and
-keyword regexes, its JWT validity check and its false-positive filters); `RULES` names the source of each
-rule, and the few marked "seedbot" cover kinds the library lacks. Its high-entropy plugins are not used:
-in chat they would mask every git SHA and lockfile hash.
+What a secret looks like is bot.chat.secret_rules (Yelp's detect-secrets, plus the few kinds it lacks).
 
 Masking works on segments the text alone determines, so masking a stream gives the same text whatever
 its chunk boundaries (see `StreamRedactor`):
@@ -21,29 +18,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
-from detect_secrets.filters import heuristic
-from detect_secrets.plugins import keyword
-from detect_secrets.plugins.aws import AWSKeyDetector
-from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
-from detect_secrets.plugins.discord import DiscordBotTokenDetector
-from detect_secrets.plugins.github_token import GitHubTokenDetector
-from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.jwt import JwtTokenDetector
-from detect_secrets.plugins.mailchimp import MailchimpDetector
-from detect_secrets.plugins.npm import NpmDetector
-from detect_secrets.plugins.openai import OpenAIDetector
-from detect_secrets.plugins.pypi_token import PypiTokenDetector
-from detect_secrets.plugins.sendgrid import SendGridDetector
-from detect_secrets.plugins.slack import SlackDetector
-from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-from detect_secrets.plugins.stripe import StripeDetector
-from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-
+from bot.chat.secret_rules import (
+    KEY_BEGIN,
+    KEY_BLOCK,
+    KEY_END,
+    PRIVATE_KEY,
+    RULES,
+    RULES_FOR_TRIGGER,
+    SPANS_BLANKS,
+    TOKEN_TAIL,
+    TRIGGER_SCAN,
+    mask_for,
+)
 from bot.domain import AttachmentKind, Incoming
 
 # A line longer than WINDOW is cut after about SEGMENT_CHARS, moved past the end of a match that straddles
@@ -54,165 +42,12 @@ SEGMENT_CHARS = 512
 LONGEST_MATCH = 512
 WINDOW = SEGMENT_CHARS + LONGEST_MATCH
 # So prose streams by words, not by lines: a line may also end a segment at its first blank SOFT_CHARS or
-# more characters in, unless the segment so far holds one of _SPANS_BLANKS. Only the rules those start
+# more characters in, unless the segment so far holds one of SPANS_BLANKS. Only the rules those start
 # (keyword assignments, AWS secret keys, key blocks, .npmrc lines) can match across a blank; every other
 # rule matches a run without blanks, which a cut after a blank never splits.
 SOFT_CHARS = 64
 _BLANK = re.compile(r"[ \t]")
 
-# Some library regexes stop at a fixed length (Stripe's 24 characters) although real keys run on:
-# a rule marked `extend` masks the rest of the token too.
-_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-_MASK_PREFIX = "[redacted: "
-
-
-def mask_for(kind: str) -> str:
-    """The placeholder that replaces one secret: `[redacted: AWS secret key]`."""
-    return f"{_MASK_PREFIX}{kind}]"
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One secret shape. `triggers`: casefolded strings of which every match holds one, so lines
-    without any are skipped cheaply. `groups` name the capture groups that hold the secret (the first
-    that took part in the match is masked; () masks the whole match). `keep(value, line)` returning False
-    drops a match. `source` says where the regex comes from."""
-
-    kind: str
-    pattern: re.Pattern[str]
-    source: str
-    triggers: tuple[str, ...]
-    groups: tuple[int | str, ...] = ()
-    extend: bool = False
-    keep: Callable[[str, str], bool] | None = None
-
-
-def _library(kind: str, plugin: type, index: int, triggers: tuple[str, ...], **options: object) -> Rule:
-    pattern = plugin.denylist[index]  # type: ignore[attr-defined]
-    return Rule(kind, pattern, f"detect-secrets {plugin.__name__}", triggers, **options)  # type: ignore[arg-type]
-
-
-_PLACEHOLDER_VALUES = frozenset({"none", "null", "nil", "true", "false", "str", "string", "bytes", "int",
-                                 "optional", "secretstr", "required", "undefined", "changeme", "example"})
-
-
-# `settings.api_key`, `config.password`: a reference in code, not a value.
-_ATTRIBUTE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-
-
-def _plausible_value(value: str, line: str) -> bool:
-    """detect-secrets' default false-positive filters for keyword hits (templates like `${X}` and `<x>`,
-    `$VAR`, `x = get_secret()`, no letters at all, `abcdef`-style runs, ids), plus type names and
-    placeholders and attribute paths that code and docs put after `password:`."""
-    return not (
-        len(value) < 6
-        or value.startswith(_MASK_PREFIX)  # masked already: masking twice changes nothing
-        or value.lower() in _PLACEHOLDER_VALUES
-        or _ATTRIBUTE_PATH.fullmatch(value) is not None
-        or heuristic.is_templated_secret(value)
-        or heuristic.is_prefixed_with_dollar_sign(value)
-        or heuristic.is_indirect_reference(line)
-        or heuristic.is_not_alphanumeric_string(value)
-        or heuristic.is_sequential_string(value)
-        or heuristic.is_likely_id_string(value, line)
-    )
-
-
-def _valid_jwt(value: str, _line: str) -> bool:
-    return JwtTokenDetector.is_formally_valid(value)
-
-
-# detect-secrets' keyword list (password, secret, api_key, private_key, ...) lacks these three.
-_KEYWORDS = "|".join((*keyword.DENYLIST, "token", "credentials?", "access_?key"))
-# A whole line that assigns a secret-named key a single value: .env (`export X=...`), YAML (`key: v`,
-# `- key: v`), INI/TOML/properties (`key = v`) and JSON (`"key": "v",`). A value must be all the line
-# holds (a comment aside), which keeps `password: str = Field()` and `token = get(...)` out.
-_ASSIGNMENT = re.compile(
-    r"^\s*(?:export\s+|-\s+)?([\"']?)[\w.-]*(?:" + _KEYWORDS + r")[\w.-]*\1\s*[:=]\s*"
-    r"(?:\"(?P<dq>[^\"\n]{1,256})\"|'(?P<sq>[^'\n]{1,256})'|(?P<bare>[^\s\"'#;,]{1,256}))"
-    r"\s*,?\s*(?:#.*)?$",
-    re.IGNORECASE,
-)
-
-# Every keyword in detect-secrets' list holds one of these; ours add two.
-_KEYWORD_TRIGGERS = ("key", "pass", "pwd", "secret", "contras")
-_ASSIGNMENT_TRIGGERS = (*_KEYWORD_TRIGGERS, "token", "credential")
-
-RULES: tuple[Rule, ...] = (
-    # Cloud
-    _library("AWS access key id", AWSKeyDetector, 0, ("a3t", "abia", "acca", "akia", "asia")),
-    _library("AWS secret key", AWSKeyDetector, 1, ("aws",), groups=(1,)),
-    Rule("AWS secret key", re.compile(
-        r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[=:]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-        "seedbot", ("aws",), groups=(1,)),
-    _library("Azure storage key", AzureStorageKeyDetector, 0, ("accountkey=",)),
-    Rule("Azure shared access key", re.compile(r"(?i)\bSharedAccessKey=([A-Za-z0-9+/=]{20,100})"), "seedbot",
-         ("sharedaccesskey=",), groups=(1,)),
-    Rule("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), "seedbot", ("aiza",), extend=True),
-    # Version control and package registries
-    _library("GitHub token", GitHubTokenDetector, 0, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), extend=True),
-    Rule("GitHub token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{50,255}"), "seedbot", ("github_pat_",)),
-    *(_library("GitLab token", GitLabTokenDetector, i, ("gl", "gr1348941"))
-      for i in range(len(GitLabTokenDetector.denylist))),
-    _library("npm token", NpmDetector, 0, ("/:_authtoken=",), groups=(1,)),
-    Rule("npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "seedbot", ("npm_",)),
-    _library("PyPI token", PypiTokenDetector, 0, ("pypi-ag",)),
-    _library("PyPI token", PypiTokenDetector, 1, ("pypi-ag",)),
-    # Chat and SaaS
-    _library("Slack token", SlackDetector, 0, ("xox",), extend=True),
-    _library("Slack webhook URL", SlackDetector, 1, ("hooks.slack.com",)),
-    Rule("Slack token", re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]{20,}"), "seedbot", ("xapp-",)),
-    _library("Discord bot token", DiscordBotTokenDetector, 0, (".",), extend=True),
-    _library("Stripe key", StripeDetector, 0, ("k_live_",), extend=True),
-    _library("OpenAI key", OpenAIDetector, 0, ("t3blbkfj",), extend=True),
-    Rule("OpenAI or Anthropic key", re.compile(r"\bsk-(?:ant-[a-z]+\d*-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"),
-         "seedbot", ("sk-",)),
-    _library("SendGrid key", SendGridDetector, 0, ("sg.",)),
-    _library("Mailchimp key", MailchimpDetector, 0, ("-us",)),
-    _library("Square OAuth secret", SquareOAuthDetector, 0, ("sq0csp-",)),
-    _library("Telegram bot token", TelegramBotTokenDetector, 0, tuple(f"{d}:" for d in range(10))),
-    _library("JSON Web Token", JwtTokenDetector, 0, ("eyj",), extend=True, keep=_valid_jwt),
-    # Passwords in URLs and assignments
-    _library("URL password", BasicAuthDetector, 0, ("://",), groups=(1,)),
-    # detect-secrets wants a user name and RFC 3986-clean passwords; people paste `redis://:pw@` and `p!ss`.
-    Rule("URL password", re.compile(r"://[^\s:/?#@]{0,256}:([^\s/?#@]{1,256})@"), "seedbot", ("://",),
-         groups=(1,)),
-    Rule("connection string password", re.compile(
-        r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot",
-        ("password=", "pwd="), groups=(1,), keep=_plausible_value),
-    *(Rule("password or secret", pattern, "detect-secrets KeywordDetector", _KEYWORD_TRIGGERS, groups=(group,),
-           keep=_plausible_value)
-      for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
-      if pattern is not keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX),
-    Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
-         _ASSIGNMENT_TRIGGERS, groups=("dq", "sq", "bare"), keep=_plausible_value),
-)
-_SPANS_BLANKS = re.compile("|".join(map(re.escape, (*_ASSIGNMENT_TRIGGERS, "aws", "----", "//"))))
-
-# Which rules a line can match: every trigger found in the casefolded line (the longest at each position)
-# selects the rules that have a trigger inside it, so one scan replaces a substring test per rule.
-_TRIGGERS = sorted({t for rule in RULES for t in rule.triggers}, key=len, reverse=True)
-_TRIGGER_SCAN = re.compile("(?=(" + "|".join(map(re.escape, _TRIGGERS)) + "))")
-_RULES_FOR_TRIGGER = MappingProxyType({
-    found: tuple(i for i, rule in enumerate(RULES) if any(t in found for t in rule.triggers)) for found in _TRIGGERS
-})
-
-# PEM (PKCS#1, PKCS#8, SEC1, DSA, encrypted), OpenSSH, PGP and SSH2 private keys. detect-secrets'
-# PrivateKeyDetector only flags the BEGIN line; masking needs the whole block, to its END.
-_KEY_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?"
-# A BEGIN line opens a key only when nothing follows it on its line (or an escaped "\n" does, as in a
-# service-account JSON file), so prose that names the header masks nothing.
-_KEY_BEGIN = re.compile(r"-{4,5} ?BEGIN " + _KEY_LABEL + r" ?-{4,5}(?=[ \t\r]*$|\\n)", re.MULTILINE)
-_KEY_END = re.compile(r"-{4,5} ?END " + _KEY_LABEL + r" ?-{4,5}")
-# To its END; a block that never ends is masked over its body only: base64 lines and `Name: value` headers.
-_KEY_BLOCK = re.compile(
-    _KEY_BEGIN.pattern + r"(?:[\s\S]*?" + _KEY_END.pattern
-    + r"|(?:(?:\\n|\r?\n)(?:[A-Za-z0-9+/=]{1,100}|[\w-]+: [^\n]*))*)",
-    re.MULTILINE,
-)
-PRIVATE_KEY = "private key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +161,7 @@ def _segment_end(text: str, start: int, *, final: bool) -> int | None:
     window_end = start + WINDOW
     newline = text.find("\n", start, window_end)
     blank = _BLANK.search(text, start + SOFT_CHARS, newline if newline != -1 else min(len(text), window_end))
-    if blank is not None and not _SPANS_BLANKS.search(text[start:blank.start()].casefold()):
+    if blank is not None and not SPANS_BLANKS.search(text[start:blank.start()].casefold()):
         return blank.end()
     if newline != -1:
         end = limit = newline + 1
@@ -336,10 +171,10 @@ def _segment_end(text: str, start: int, *, final: bool) -> int | None:
         end = limit = len(text)
     else:
         return None
-    begin = _KEY_BEGIN.search(text, start, limit if newline != -1 else min(len(text), window_end))
+    begin = KEY_BEGIN.search(text, start, limit if newline != -1 else min(len(text), window_end))
     if begin is None or begin.start() >= limit:
         return end
-    key_end = _KEY_END.search(text, begin.end())
+    key_end = KEY_END.search(text, begin.end())
     line_break = text.find("\n", key_end.end()) if key_end else -1
     if line_break == -1:
         return len(text) if final else None
@@ -361,7 +196,7 @@ def _forced_cut(text: str, start: int) -> int:
 
 
 def _mask_segment(segment: str) -> tuple[str, int]:
-    spans = [(m.start(), m.end(), PRIVATE_KEY) for m in _KEY_BLOCK.finditer(segment)]
+    spans = [(m.start(), m.end(), PRIVATE_KEY) for m in KEY_BLOCK.finditer(segment)]
     offset = 0
     for line in segment.split("\n"):
         if line:
@@ -387,7 +222,7 @@ def _mask_segment(segment: str) -> tuple[str, int]:
 def _line_spans(line: str, offset: int) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every single-line rule match in `line`, shifted by `offset`."""
     spans: list[tuple[int, int, str]] = []
-    selected = {i for found in set(_TRIGGER_SCAN.findall(line.casefold())) for i in _RULES_FOR_TRIGGER[found]}
+    selected = {i for found in set(TRIGGER_SCAN.findall(line.casefold())) for i in RULES_FOR_TRIGGER[found]}
     for index in sorted(selected):
         rule = RULES[index]
         for match in rule.pattern.finditer(line):
@@ -395,7 +230,7 @@ def _line_spans(line: str, offset: int) -> list[tuple[int, int, str]]:
             if start >= end:
                 continue
             if rule.extend:
-                end = _TOKEN_TAIL.match(line, end).end()  # type: ignore[union-attr]
+                end = TOKEN_TAIL.match(line, end).end()  # type: ignore[union-attr]
             value = line[start:end]
             # Vendors' documented sample keys (AKIAIOSFODNN7EXAMPLE) are not secrets.
             if "EXAMPLE" in value or (rule.keep is not None and not rule.keep(value, line)):

@@ -6,20 +6,21 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
+from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
 from bot.budget.pricing import PriceBook
-from bot.budget.reservations import BudgetManager, Denial, Grant, Remaining, Settlement
-from bot.chat.controls import Stopper, StopSwitch
+from bot.budget.reservations import BudgetManager
+from bot.chat.controls import Stopper, StopSwitch, until_stopped
+from bot.chat.guarded_sink import GuardedSink
 from bot.chat.inflight import InFlight, OpenCall
 from bot.chat.notices import degrade_notes, denial_text, too_long_text
 from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
@@ -27,7 +28,7 @@ from bot.chat.redaction import StreamRedactor, mask_incoming_async
 from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
-from bot.domain import Footer, Incoming, ThreadKey, Usage
+from bot.domain import Footer, Incoming, Usage
 from bot.llm import (
     ChatRequest,
     ContentDelta,
@@ -37,7 +38,6 @@ from bot.llm import (
     SeedContentFiltered,
     SeedError,
     SeedStreamBroken,
-    StreamEvent,
     UsageRejected,
     UsageReport,
 )
@@ -45,7 +45,6 @@ from bot.ops.logs import answer_context
 from bot.ops.metrics import Metrics
 from bot.ports import ReplySink, Step
 from bot.storage.conversations import Claimed, ConversationStore
-from bot.text_safety import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -78,44 +77,6 @@ class Reviewer(Protocol):
                            sink: ReplySink, inflight: InFlight) -> Answer | None: ...
 
 
-class GuardedSink:
-    """Shields the core from a failing platform: a sink error is logged and never interrupts the
-    accounting of a call that is already paid for. After an append fails, later appends are skipped
-    (the platform is not hammered); finish and fail are still tried, since they may recover."""
-
-    def __init__(self, sink: ReplySink) -> None:
-        self._sink = sink
-        self.broken = False
-
-    async def start(self) -> None:
-        await self._call("start", self._sink.start())
-
-    async def status(self, text: str) -> None:
-        await self._call("status", self._sink.status(text))
-
-    async def step(self, step: Step) -> None:
-        await self._call("step", self._sink.step(step))
-
-    async def append(self, delta: str) -> None:
-        if not self.broken:
-            self.broken = not await self._call("append", self._sink.append(delta))
-
-    async def finish(self, footer: Footer) -> None:
-        await self._call("finish", self._sink.finish(footer))
-
-    async def fail(self, reason: str) -> None:
-        await self._call("fail", self._sink.fail(reason))
-
-    @staticmethod
-    async def _call(what: str, call: Awaitable[None]) -> bool:
-        try:
-            await call
-        except Exception:  # noqa: BLE001 - any platform failure; the books come first
-            log.exception("reply sink %s failed", what)
-            return False
-        return True
-
-
 @dataclass(slots=True)
 class _Call:
     """The state of one streamed model call."""
@@ -131,6 +92,9 @@ class _Call:
     first_token: float | None = None
 
     @property
+    def stopped_by(self, stopper: Stopper) -> None:
+        self.stopper = stopper
+
     def text(self) -> str:
         return "".join(self.parts)
 
@@ -169,7 +133,7 @@ class ChatService:
 
     async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
                       inflight: InFlight, stop: StopSwitch | None) -> Answer | None:
-        incoming = safe_incoming(incoming)
+        incoming = incoming.cleaned()
         sink = GuardedSink(sink)
         secrets_masked = 0
         if self.settings.redact_input:
@@ -284,7 +248,9 @@ class ChatService:
         searching = Step("web", "Searching the web") if web_search else None
         if searching is not None:
             await sink.step(searching)
-        events = self.llm.stream(request) if stop is None else _until_stopped(self.llm.stream(request), stop, call)
+        events = self.llm.stream(request)
+        if stop is not None:
+            events = until_stopped(events, stop, on_cut=call.stopped_by)
         opened.sent = True
         try:
             async for event in events:
@@ -402,64 +368,12 @@ class ChatService:
             self.metrics.tokens.labels(kind.removesuffix("_tokens")).inc(getattr(usage, kind))
 
 
-def safe_incoming(incoming: Incoming) -> Incoming:
-    """`incoming` with every text field made safe to store and send (bot.text_safety)."""
-    key = incoming.thread
-    return dataclasses.replace(
-        incoming, text=clean_text(incoming.text), message_id=clean_text(incoming.message_id),
-        user_id=clean_text(incoming.user_id), user_name=clean_text(incoming.user_name),
-        channel_name=clean_text(incoming.channel_name),
-        attachments=tuple(dataclasses.replace(a, filename=clean_text(a.filename)) for a in incoming.attachments),
-        thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
-                         clean_text(key.thread_id)),
-    )
-
-
 async def _estimate(count: Callable[[], int], chars: int) -> int:
     """A token estimate (tokens) of a text of `chars` characters; a long one (a pasted file, a long answer)
     is counted in a worker thread, where tiktoken runs beside the event loop instead of stalling it."""
     if chars < OFF_LOOP_CHARS:
         return count()
     return await asyncio.to_thread(count)
-
-
-_END = object()
-
-
-async def _until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch,
-                         call: _Call) -> AsyncIterator[StreamEvent]:
-    """`events` until someone throws the stop switch: then the model's stream is closed at once (the
-    provider sees its connection close) and what arrived before the stop is still yielded. The
-    reader task never touches the sink, so a stop cannot cut a platform call in half."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    cut = False
-
-    async def read() -> None:
-        nonlocal cut
-        try:
-            async for event in events:
-                queue.put_nowait(event)
-        except SeedError as exc:
-            queue.put_nowait(exc)
-        except asyncio.CancelledError:
-            cut = True
-            raise
-        finally:
-            queue.put_nowait(_END)
-
-    reader = asyncio.create_task(read(), name="seed-stream")
-    watcher = asyncio.create_task(stop.stopped(), name="stop-switch")
-    watcher.add_done_callback(lambda _: reader.cancel())
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, SeedError):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        watcher.cancel()
-        reader.cancel()
-        if cut and stop.stopper is not None:
-            call.stopper = stop.stopper
 
 
 def _ms(seconds: float) -> int:

@@ -7,14 +7,8 @@ import shlex
 from datetime import datetime, timedelta
 
 from bot.budget.limits import parse_budget
-from bot.budget.reservations import (
-    EVERYONE,
-    GLOBAL_SCOPE,
-    BudgetManager,
-    channel_scope,
-    person_scope,
-    split_person_scope,
-)
+from bot.budget.reservations import BudgetManager
+from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_scope, person_scope, split_person_scope
 from bot.config import Settings
 from bot.domain import format_usd
 from bot.ops.addresses import Address

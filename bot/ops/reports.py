@@ -16,14 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.budget.limits import Period
 from bot.budget.periods import local_midnight_utc, project_month_end
 from bot.budget.pricing import PriceBook
-from bot.budget.reservations import (
-    EVERYONE,
-    GLOBAL_SCOPE,
-    BudgetManager,
-    channel_pks,
-    channel_scope,
-    split_person_scope,
-)
+from bot.budget.reservations import BudgetManager
+from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_pks, channel_scope, split_person_scope
 from bot.config import Settings
 from bot.domain import NANOS_PER_USD, format_usd, usd_string
 from bot.storage.engine import Database

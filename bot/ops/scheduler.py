@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import or_, update
 
-from bot.budget.reservations import Denial, Remaining, split_person_scope
+from bot.budget.outcomes import Denial, Remaining
+from bot.budget.scopes import split_person_scope
 from bot.config import Settings
 from bot.domain import Incoming, format_usd
 from bot.ops.reports import Reports, render_chart, render_summary

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 from bot.budget.cost_rule import call_charge
+from bot.budget.outcomes import Denial, Grant, Settlement
 from bot.budget.pricing import PriceBook
-from bot.budget.reservations import BudgetManager, Denial, Grant, Settlement
+from bot.budget.reservations import BudgetManager
 from bot.chat.inflight import InFlight
 from bot.chat.notices import denial_text
 from bot.chat.prompt import UserTurn

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot.budget.reservations import channel_scope
+from bot.budget.scopes import channel_scope
 from bot.chat.prompt import HistoryTurn
 from bot.domain import Incoming
 from bot.storage.engine import Database

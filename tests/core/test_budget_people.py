@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from adapters.core import Core
-from bot.budget.reservations import channel_scope, person_scope
+from bot.budget.scopes import channel_scope, person_scope
 from bot.ops.scheduler import BudgetAlerts, Scheduler
 from bot.storage.tables import BudgetCounter, UsageEntry
 from tests.core.test_service import worst_case_for

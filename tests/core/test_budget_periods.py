@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.budget.reservations import Settlement, channel_scope
+from bot.budget.outcomes import Settlement
+from bot.budget.scopes import channel_scope
 from bot.domain import NANOS_PER_USD
 from tests.factories import incoming
 

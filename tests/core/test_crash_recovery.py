@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
-from bot.budget.reservations import person_scope
+from bot.budget.scopes import person_scope
 from bot.config import Settings
 from bot.domain import Platform
 from bot.storage.claimants import INTERRUPTED, Claimants

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from bot.budget.cost_rule import ESTIMATED_NOTE, Basis, call_charge, stopped_call_charge
+from bot.budget.outcomes import Settlement
 from bot.budget.pricing import PriceBook, PriceTier
-from bot.budget.reservations import Settlement
 from bot.chat.tokens import count_tokens
 from bot.domain import Usage
 from bot.llm import CONTEXT_WINDOW_TOKENS, validate_usage

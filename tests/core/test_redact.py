@@ -14,16 +14,15 @@ from hypothesis import strategies as st
 
 from bot.chat.redaction import (
     OFF_LOOP_CHARS,
-    RULES,
     WINDOW,
     Masked,
     StreamRedactor,
-    mask_for,
     mask_incoming,
     mask_incoming_async,
     mask_secrets,
     redact,
 )
+from bot.chat.secret_rules import RULES, mask_for
 from bot.domain import Attachment, AttachmentKind, Footer, Incoming, Platform, ThreadKey, Usage
 
 DATA = Path(__file__).parent.parent / "data" / "secrets"

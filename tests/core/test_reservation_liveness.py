@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from bot.budget.reservations import Grant, Settlement
+from bot.budget.outcomes import Grant, Settlement
 from bot.config import Settings
 from bot.storage.tables import utcnow
 from tests.books import read_books

@@ -11,7 +11,7 @@ import sys
 from sqlalchemy import func, select
 
 from adapters.core import Core
-from bot.budget.reservations import channel_scope
+from bot.budget.scopes import channel_scope
 from bot.chat.prompt import SYSTEM_PROMPT, build_user_turn
 from bot.chat.tokens import estimate_message_tokens
 from bot.domain import Attachment, AttachmentKind, Usage

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from adapters.core import Core
-from bot.budget.reservations import Grant, channel_scope
+from bot.budget.outcomes import Grant
+from bot.budget.scopes import channel_scope
 from bot.llm import SeedContentFiltered, SeedContextTooLong, SeedQuotaExhausted, SeedUnavailable
 from bot.storage.tables import BudgetCounter, Message, Reservation, UsageEntry, utcnow
 from tests.factories import incoming

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.budget.reservations import channel_scope
+from bot.budget.scopes import channel_scope
 from bot.ops.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.ops.reports import render_summary
 from bot.ops.scheduler import BudgetAlerts, Scheduler

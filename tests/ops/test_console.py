@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bot.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
-from bot.web.console.queries import ConsoleQueries, LedgerFilter
+from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
+from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from tests.fakes.slack import FakeSlack
 from tests.ops.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
 

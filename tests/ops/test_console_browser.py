@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, signing_key
 from bot.domain import format_usd
-from bot.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, signing_key
 from tests.fakes.slack import FakeSlack
 from tests.ops.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
 

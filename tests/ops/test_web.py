@@ -3,7 +3,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 
-from bot.web.server import build_web_app
+from adapters.web.server import build_web_app
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed
 from tests.sinks import RecordingSink

@@ -12,10 +12,11 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import select
 
+from adapters.slack.install_tables import SLACK_INSTALLATIONS
 from adapters.slack.workspaces import authorize_url
 from bot.config import Settings
 from bot.ops.scheduler import Scheduler
-from bot.storage.tables import SLACK_INSTALLATIONS, utcnow
+from bot.storage.tables import utcnow
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_oauth import workspace_event

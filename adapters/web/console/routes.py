@@ -22,11 +22,7 @@ from slack_sdk.oauth import OpenIDConnectAuthorizeUrlGenerator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.core import Core
-from bot.budget.periods import project_month_end
-from bot.budget.reservations import GLOBAL_SCOPE, is_scope_key
-from bot.domain import format_usd, usd_string
-from bot.ops.reports import render_chart
-from bot.web.console.auth import (
+from adapters.web.console.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_SECONDS,
     STATE_COOKIE,
@@ -35,7 +31,11 @@ from bot.web.console.auth import (
     ConsoleSession,
     LinkRefused,
 )
-from bot.web.console.queries import ConsoleQueries, LedgerFilter
+from adapters.web.console.queries import ConsoleQueries, LedgerFilter
+from bot.budget.periods import project_month_end
+from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
+from bot.domain import format_usd, usd_string
+from bot.ops.reports import render_chart
 
 PREFIX = "/admin"
 CHART_DAYS = 30
@@ -66,7 +66,7 @@ class Console:
         self._platforms = platforms
         self._queries = ConsoleQueries(core.db, core.reports)
         self._templates = jinja2.Environment(
-            loader=jinja2.PackageLoader("bot.web.console", "templates"),
+            loader=jinja2.PackageLoader("adapters.web.console", "templates"),
             autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
         self._templates.filters["usd"] = format_usd
         self._templates.filters["usd_exact"] = usd_string
@@ -87,7 +87,7 @@ class Console:
             web.get(f"{PREFIX}/login", self.login), web.post(f"{PREFIX}/logout", self.logout),
             web.get(f"{PREFIX}/login/slack", self.slack_login),
             web.get(f"{PREFIX}/login/slack/callback", self.slack_callback),
-            web.static(f"{PREFIX}/static", str(files("bot.web.console") / "static")),
+            web.static(f"{PREFIX}/static", str(files("adapters.web.console") / "static")),
         ]
 
     @web.middleware

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.budget.reservations import channel_scope
+from bot.budget.scopes import channel_scope
 from bot.ops.reports import Reports
 from bot.storage.engine import Database
 from bot.storage.tables import Channel, Delivery, Message, Reservation, Thread, UsageEntry

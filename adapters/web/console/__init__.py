@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.core import Core
-from bot.web.console.auth import ConsoleAuth, signing_key
-from bot.web.console.routes import PREFIX, Console, Platforms
+from adapters.web.console.auth import ConsoleAuth, signing_key
+from adapters.web.console.routes import PREFIX, Console, Platforms
 
 
 async def mount_console(app: web.Application, core: Core, platforms: Platforms) -> None:

@@ -11,16 +11,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
+from adapters.cli.common import die, settings_from_env
+from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
 from adapters.terminal.sink import TerminalSink
-from bot.budget.reservations import is_scope_key
-from bot.config import ConfigError, Settings, load_settings
+from bot.budget.scopes import is_scope_key
+from bot.config import ConfigError, Settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
-from bot.ops.logs import TEXT_FORMAT, configure_logging
+from bot.ops.logs import TEXT_FORMAT
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
@@ -31,29 +33,13 @@ budget_app = typer.Typer(help="Channel budgets.", no_args_is_help=True)
 app.add_typer(budget_app, name="budget")
 admin_app = typer.Typer(help="The admin console (/admin on the HTTP server).", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
-slack_app = typer.Typer(help="Installing the Slack app.", no_args_is_help=True)
 app.add_typer(slack_app, name="slack")
-discord_app = typer.Typer(help="Installing the Discord bot.", no_args_is_help=True)
 app.add_typer(discord_app, name="discord")
 
 T = TypeVar("T")
 
 CLI_WORKSPACE = "local"
 CLI_CHANNEL = "cli"
-
-
-def _die(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"seedbot: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        _die(str(exc), 2)
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
 
 
 def _read_file(path: Path, settings: Settings) -> Attachment:
@@ -66,10 +52,10 @@ def _read_file(path: Path, settings: Settings) -> Attachment:
         refusal = limits.refuse_before_download(path.name, size)
         data = b"" if refusal else path.read_bytes()
     except OSError as exc:
-        _die(f"cannot read {path}: {exc.strerror}")
+        die(f"cannot read {path}: {exc.strerror}")
     attachment = skipped(path.name, size, refusal) if refusal else limits.classify(path.name, data)
     if attachment.kind is AttachmentKind.SKIPPED:
-        _die(f"{path} was skipped: {attachment.skipped_reason}")
+        die(f"{path} was skipped: {attachment.skipped_reason}")
     return attachment
 
 
@@ -85,8 +71,8 @@ def ask(
 ) -> None:
     """Ask seed-2-0-code a question; the answer streams here, budgeted and saved like any chat message."""
     if effort is not None and effort not in ("low", "medium", "high"):
-        _die("--effort must be low, medium or high", 2)
-    settings = _settings()
+        die("--effort must be low, medium or high", 2)
+    settings = settings_from_env()
     text = sys.stdin.read() if question == "-" else question
     attachments = tuple(_read_file(p, settings) for p in file or [])
     thread_id = thread or uuid.uuid4().hex[:12]
@@ -99,11 +85,11 @@ def ask(
     try:
         answer = asyncio.run(_ask(settings, incoming, sink))
     except ConfigError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
     if sink.failure is not None:
         raise typer.Exit(1)
     if answer is None:
-        _die("this message was already answered")
+        die("this message was already answered")
     if as_json:
         usage = answer.usage
         typer.echo(json.dumps({
@@ -135,11 +121,11 @@ def run() -> None:
     """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics)."""
     from adapters.runtime import run_until_signalled
 
-    settings = _settings()
+    settings = settings_from_env()
     try:
         asyncio.run(run_until_signalled(settings))
     except ConfigError as exc:
-        _die(str(exc), 2)
+        die(str(exc), 2)
 
 
 @budget_app.command("set")
@@ -152,7 +138,7 @@ def budget_set(
 ) -> None:
     """Set a channel's budget (or the global cap, or a person's limit in a channel). Recorded with who and when."""
     from bot.budget.limits import parse_budget
-    from bot.budget.reservations import person_scope
+    from bot.budget.scopes import person_scope
 
     _check_scope(channel)
     scope = channel
@@ -160,14 +146,14 @@ def budget_set(
         channel_platform = channel.partition(":")[0]
         platform, _, user_id = (channel_platform, "", "*") if user == "*" else user.partition(":")
         if channel == "global" or platform != channel_platform or not user_id:
-            _die(f"--user {user!r}: write a person on the channel's platform, e.g. {channel_platform}:U0456, "
+            die(f"--user {user!r}: write a person on the channel's platform, e.g. {channel_platform}:U0456, "
                  "or '*'", 2)
         scope = person_scope(channel, user_id)
     try:
         parse_budget(value)
     except ValueError as exc:
-        _die(str(exc), 2)
-    settings = _settings()
+        die(str(exc), 2)
+    settings = settings_from_env()
 
     async def change(core: Core) -> tuple[str, str]:
         return await core.budget.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
@@ -181,7 +167,7 @@ def budget_show(
     channel: Annotated[str | None, typer.Argument(help="platform:channel or global; all budgets if omitted.")] = None,
 ) -> None:
     """Show a budget with its spend this period and recent changes, or list every budget."""
-    settings = _settings()
+    settings = settings_from_env()
     if channel is not None:
         _check_scope(channel)
 
@@ -203,17 +189,17 @@ def admin_link(
                                                            "default the first in SEEDBOT_ADMINS.")] = None,
 ) -> None:
     """Print a one-time sign-in URL for the admin console (valid for 10 minutes, signs in once)."""
-    from bot.web.console import sign_in_url
+    from adapters.web.console import sign_in_url
 
-    settings = _settings()
+    settings = settings_from_env()
     admins = list(settings.admin_ids)
     if not admins:
-        _die("SEEDBOT_ADMINS is empty: list the admins first, e.g. SEEDBOT_ADMINS=slack:U0123", 2)
+        die("SEEDBOT_ADMINS is empty: list the admins first, e.g. SEEDBOT_ADMINS=slack:U0123", 2)
     admin_id = as_admin or admins[0]
     if admin_id not in settings.admin_ids:
-        _die(f"{admin_id} is not in SEEDBOT_ADMINS", 2)
+        die(f"{admin_id} is not in SEEDBOT_ADMINS", 2)
     if not settings.console_enabled:
-        _die("the console is off (SEEDBOT_CONSOLE=false)", 2)
+        die("the console is off (SEEDBOT_CONSOLE=false)", 2)
 
     async def link(core: Core) -> str:
         return await sign_in_url(core, admin_id)
@@ -228,12 +214,12 @@ def spend(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Spend from the ledger over a range of days in SEEDBOT_TIMEZONE."""
-    settings = _settings()
+    settings = settings_from_env()
     today = datetime.now(settings.tz).date()
     last = _parse_day(until, "--until") if until else today
     first = _parse_day(since, "--since") if since else last - timedelta(days=6)
     if first > last:
-        _die("--since is after --until", 2)
+        die("--since is after --until", 2)
 
     async def figures(core: Core) -> SpendReport:
         return await core.reports.spend_days(first, last)
@@ -263,7 +249,7 @@ def report(
     = None,
 ) -> None:
     """Print the daily summary, or deliver it now (once per admin per day, like the scheduled one)."""
-    settings = _settings()
+    settings = settings_from_env()
     day = _parse_day(date_, "--date") if date_ else datetime.now(settings.tz).date() - timedelta(days=1)
     if chart is not None:
 
@@ -274,14 +260,14 @@ def report(
         try:
             chart.write_bytes(_with_core(settings, png))
         except OSError as exc:
-            _die(f"--chart: cannot write {chart}: {exc.strerror}", 2)
+            die(f"--chart: cannot write {chart}: {exc.strerror}", 2)
     if send:
         from adapters.runtime import send_summary_now
 
         try:
             sent, skipped = asyncio.run(send_summary_now(settings, day))
         except ConfigError as exc:
-            _die(str(exc), 2)
+            die(str(exc), 2)
         typer.echo(f"summary for {day} sent to {sent} admins" + (f"; {skipped} already had it" if skipped else ""))
         return
 
@@ -304,13 +290,13 @@ def forget(
     from bot.ops.retention import Retention
 
     if (user is None) == (thread is None):
-        _die("give exactly one of --user or --thread", 2)
+        die("give exactly one of --user or --thread", 2)
     if user is not None:
         try:
             person = Address.parse(user)
         except ValueError as exc:
-            _die(str(exc), 2)
-    settings = _settings()
+            die(str(exc), 2)
+    settings = settings_from_env()
 
     async def work(core: Core) -> str:
         retention = Retention(core.db)
@@ -320,14 +306,14 @@ def forget(
         assert thread is not None
         *where, thread_id = thread.split(":")
         if len(where) not in (0, 2, 3):
-            _die("--thread is ID, platform:channel:ID or platform:workspace:channel:ID", 2)
+            die("--thread is ID, platform:channel:ID or platform:workspace:channel:ID", 2)
         platform, workspace, channel = (where[0], where[1] if len(where) == 3 else None, where[-1]) if where \
             else (None, None, None)
         found = await retention.find_threads(platform, workspace, channel, thread_id)
         if not found:
-            _die(f"no stored conversation has the thread id {thread}")
+            die(f"no stored conversation has the thread id {thread}")
         if len(found) > 1:
-            _die(f"{len(found)} conversations have the thread id {thread_id} (in "
+            die(f"{len(found)} conversations have the thread id {thread_id} (in "
                  f"{', '.join(sorted(ref.address for ref in found))}); write it as platform:channel:ID", 2)
         removed = await retention.forget_thread(found[0].pk)
         return f"{thread}: {removed.describe()}"
@@ -337,14 +323,14 @@ def forget(
 
 def _check_scope(scope: str) -> None:
     if not is_scope_key(scope):
-        _die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
+        die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
 
 
 def _parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        _die(f"{option} must be a date like 2026-11-26", 2)
+        die(f"{option} must be a date like 2026-11-26", 2)
 
 
 def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
@@ -360,44 +346,7 @@ def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run_it())
     except ConfigError as exc:
-        _die(str(exc), 2)
-
-
-@slack_app.command("manifest")
-def slack_manifest(
-    url: Annotated[str | None, typer.Option("--url", help="The https:// address Slack reaches seedbot at.")] = None,
-    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode (SLACK_APP_TOKEN) instead "
-                                                                    "of a public URL.")] = False,
-    name: Annotated[str, typer.Option("--name", help="The app's and the bot user's name.")] = "seedbot",
-) -> None:
-    """Print a Slack app manifest (YAML) with every scope, event, /seed and interactivity the bot uses."""
-    if (url is None) != socket_mode:
-        _die("pass either --url https://your-host or --socket-mode", 2)
-    from adapters.slack.listeners import ASSISTANT_EVENTS, BLOCK_ACTIONS, COMMANDS, EVENTS
-    from adapters.slack.manifest import manifest_yaml, slack_manifest
-
-    try:
-        manifest = slack_manifest(url, events=(*ASSISTANT_EVENTS, *EVENTS), actions=BLOCK_ACTIONS,
-                                  commands=COMMANDS, name=name)
-    except ValueError as exc:
-        _die(str(exc), 2)
-    typer.echo(manifest_yaml(manifest), nl=False)
-
-
-@discord_app.command("invite")
-def discord_invite(
-    client_id: Annotated[int | None, typer.Option("--client-id", help="Application ID (default: from "
-                                                                        "DISCORD_BOT_TOKEN).")] = None,
-) -> None:
-    """Print the OAuth2 URL that adds the bot to a server with exactly the permissions it uses."""
-    from adapters.discord.invite import application_id_from_token, invite_url
-
-    if client_id is None:
-        token = _settings().discord_bot_token
-        client_id = application_id_from_token(token.get_secret_value()) if token is not None else None
-    if client_id is None:
-        _die("pass --client-id (the Application ID in the Discord Developer Portal) or set DISCORD_BOT_TOKEN", 2)
-    typer.echo(invite_url(client_id))
+        die(str(exc), 2)
 
 
 @db_app.command("upgrade")
@@ -405,11 +354,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     """Apply the schema migrations to DATABASE_URL."""
     from bot.storage import migrate
 
-    settings = _settings()
+    settings = settings_from_env()
     try:
         migrate.upgrade(settings.database_url, revision)
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
-        _die(f"migration failed: {type(exc).__name__}: {exc}")
+        die(f"migration failed: {type(exc).__name__}: {exc}")
     typer.echo(f"database is at {revision}")
 
 
@@ -417,6 +366,3 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
     app()
 
-
-if __name__ == "__main__":
-    main()

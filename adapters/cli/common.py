@@ -1,0 +1,27 @@
+"""What every `seedbot` command shares: one-line errors and settings loaded once per command."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.ops.logs import configure_logging
+
+
+def die(message: str, code: int = 1) -> NoReturn:
+    """End the command with `seedbot: message` on stderr and exit status `code` (2: a usage error)."""
+    typer.echo(f"seedbot: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_from_env() -> Settings:
+    """The settings from the environment and .env, logging configured; a bad value ends the command
+    with one line naming the variable (exit status 2)."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        die(str(exc), 2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings

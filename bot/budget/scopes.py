@@ -1,0 +1,54 @@
+"""Budget keys ("scopes"), as people write them and the ledger stores them.
+
+`global` is the deployment's cap; a channel is `slack:C0123`, `discord:4567` (or `slack:T0123:C0456` where
+several workspaces share the deployment); a person's limit inside a channel is `slack:U0456@slack:C0123`,
+and `slack:*@slack:C0123` is everyone in that channel without a limit of their own.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.storage.tables import Channel
+
+GLOBAL_SCOPE = "global"
+
+
+def channel_scope(platform: str, channel_id: str, workspace_id: str | None = None) -> str:
+    """A channel's budget key, as people write it: `slack:C0123`, `discord:4567`, or `slack:T0123:C0456`
+    when given the workspace (several of the platform's workspaces share the deployment). Keyed by the
+    platform's ids rather than our row id, so a budget can be set before the bot has seen the channel."""
+    return f"{platform}:{workspace_id}:{channel_id}" if workspace_id else f"{platform}:{channel_id}"
+
+
+def is_scope_key(text: str) -> bool:
+    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`."""
+    platform, _, channel_id = text.partition(":")
+    return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
+
+
+EVERYONE = "*"
+
+
+def person_scope(channel_scope_key: str, user_id: str) -> str:
+    """A person's budget key inside a channel: `slack:U0456@slack:C0123`. A person's spend is
+    limited per channel (not across channels), so the key holds both; `slack:*@slack:C0123` is the
+    limit of everyone in that channel who has no limit of their own."""
+    platform = channel_scope_key.partition(":")[0]
+    return f"{platform}:{user_id}@{channel_scope_key}"
+
+
+def split_person_scope(scope_key: str) -> tuple[str, str] | None:
+    """`slack:U0456@slack:C0123` -> ("U0456", "slack:C0123"); None for a channel or global key."""
+    person, at, channel = scope_key.partition("@")
+    if not at:
+        return None
+    return person.partition(":")[2], channel
+
+
+def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
+    """The row ids of the channel a `platform:id` (or `platform:workspace:id`) scope key names, as a
+    subquery."""
+    platform, *workspace, channel_id = scope_key.split(":")
+    query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
+    return query.where(Channel.workspace_id == workspace[0]) if workspace else query
