@@ -91,10 +91,10 @@ class _Call:
     started: float = 0.0
     first_token: float | None = None
 
-    @property
     def stopped_by(self, stopper: Stopper) -> None:
         self.stopper = stopper
 
+    @property
     def text(self) -> str:
         return "".join(self.parts)
 
