@@ -1,28 +1,27 @@
-"""The composition root: builds one of everything a process needs, from Settings."""
+"""The core's builder: one of everything bot/ provides, from Settings. `seedbot run` (adapters.runtime)
+adds the platforms, the HTTP server and the scheduler around it; the other commands use it alone."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
 
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
 from bot.chat.service import ChatService
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.llm import SeedClient
 from bot.ops.admin import AdminCommands
 from bot.ops.metrics import Metrics
 from bot.ops.reports import Reports
+from bot.ops.scheduler import BudgetAlerts, Deliveries
+from bot.ports import Notifier
 from bot.review.service import ReviewService
-from bot.storage import migrate
 from bot.storage.claimants import Claimants
 from bot.storage.conversations import ConversationStore
 from bot.storage.engine import Database
+from bot.storage.migrate import ensure_schema
 from bot.storage.names import NameBook
 
 log = logging.getLogger(__name__)
@@ -49,8 +48,14 @@ class Core:
 
 
 async def build_core(settings: Settings, *, llm: SeedClient | None = None, metrics: Metrics | None = None,
-                     migrate_sqlite: bool = True, require_model_key: bool = True) -> Core:
-    """`require_model_key=False` is for admin commands, which never call the model."""
+                     notifiers: Mapping[str, Notifier] | None = None, migrate_sqlite: bool = True,
+                     require_model_key: bool = True) -> Core:
+    """Build one of everything the core needs, each collaborator passed in through its constructor.
+
+    `notifiers` (platform name -> Notifier) is how budget alerts reach admins; `seedbot run` passes the
+    mapping its platform adapters fill as they are built, one-off commands pass none (no alerts).
+    `require_model_key=False` is for admin commands, which never call the model. Raises ConfigError
+    for a missing key or a database schema that is behind (see bot.storage.migrate.ensure_schema)."""
     db = Database(settings.database_url)
     try:
         await ensure_schema(db, upgrade_sqlite=migrate_sqlite)
@@ -65,29 +70,11 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     await claimants.register()
     store = ConversationStore(db, settings.workspace_scoped_platforms, claimant=claimants.id)
     metrics = metrics or Metrics()
-    reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
-    service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
-                          reviewer=reviewer)
     names = NameBook(db)
     reports = Reports(db, settings, prices, budget, names)
+    alerts = None if notifiers is None else BudgetAlerts(settings, Deliveries(db), notifiers, reports)
+    reviewer = ReviewService(settings=settings, llm=llm, budget=budget, store=store, prices=prices)
+    service = ChatService(settings=settings, llm=llm, budget=budget, store=store, prices=prices, metrics=metrics,
+                          reviewer=reviewer, budget_watcher=alerts)
     admin = AdminCommands(settings, budget, reports, store)
     return Core(settings, db, llm, prices, budget, store, metrics, service, reports, admin, names, claimants)
-
-
-async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:
-    """SQLite (one process) is brought up to date on start; PostgreSQL, shared by replicas, is
-    migrated by `seedbot db upgrade`, so a replica never races another one's migration."""
-    head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
-
-    def current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    async with db.engine.connect() as connection:
-        revision = await connection.run_sync(current)
-    if revision == head:
-        return
-    if db.is_sqlite and upgrade_sqlite:
-        await asyncio.to_thread(migrate.upgrade, db.url)
-        return
-    raise ConfigError(f"DATABASE_URL: the database schema is at {revision or 'nothing'}, not {head}; "
-                      "run `seedbot db upgrade` first")

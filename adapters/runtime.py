@@ -19,7 +19,8 @@ from adapters.web.server import WebServer, build_web_app
 from bot.config import ConfigError, Settings
 from bot.ops.heap import HeapTrimmer
 from bot.ops.retention import Retention, RetentionSweep
-from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.ops.scheduler import Scheduler
+from bot.ports import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,12 @@ class BotProcess:
         self.retention: RetentionSweep | None = None
 
     async def start(self) -> None:
-        self.core = await build_core(self.settings)
+        # Budget alerts reach admins through the platforms' notifiers, which exist once the adapters
+        # do: the core gets the mapping now and the adapters' notifiers join it as they are built.
+        notifiers: dict[str, Notifier] = {}
+        self.core = await build_core(self.settings, notifiers=notifiers)
         self.adapters = configured_adapters(self.settings, self.core, self.tasks)
+        notifiers.update((adapter.name, adapter.notifier) for adapter in self.adapters)
         app = build_web_app(self.core.db, self.core.metrics, read_timeout=self.settings.http_read_timeout)
         for adapter in self.adapters:
             adapter.mount(app)
@@ -88,10 +93,7 @@ class BotProcess:
         for adapter in self.adapters:
             await adapter.start()
             log.info("%s adapter started", adapter.name)
-        notifiers = {adapter.name: adapter.notifier for adapter in self.adapters}
         self.scheduler = Scheduler(self.settings, self.core.db, self.core.reports, notifiers)
-        self.core.service.budget_watcher = BudgetAlerts(self.settings, self.scheduler.deliveries, notifiers,
-                                                         self.core.reports)
         assert self.core.claimants is not None
         self.recovery = Recovery(self.core.claimants, {adapter.name: adapter for adapter in self.adapters
                                                        if hasattr(adapter, "finish_interrupted")})

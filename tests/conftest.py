@@ -16,6 +16,7 @@ import pytest
 from adapters.core import Core, build_core
 from bot.config import Settings, load_settings
 from bot.llm import SeedClient
+from bot.ports import Notifier
 from bot.storage import migrate
 from tests.fakes.seed import FakeSeed
 from tests.fakes.slack import FakeSlack
@@ -120,10 +121,10 @@ async def core_for(settings_for: Callable[..., Settings]) -> AsyncIterator[Calla
     """Build a Core (and close it after the test) for a database URL and setting overrides."""
     built: list[Core] = []
 
-    async def build(database_url: str, **overrides: object) -> Core:
+    async def build(database_url: str, *, notifiers: dict[str, Notifier] | None = None, **overrides: object) -> Core:
         settings = settings_for(database_url, **overrides)
         # Retries in tests need not wait out real backoff.
-        core = await build_core(settings, llm=SeedClient.from_settings(settings, sleep=_no_sleep))
+        core = await build_core(settings, llm=SeedClient.from_settings(settings, sleep=_no_sleep), notifiers=notifiers)
         built.append(core)
         return core
 

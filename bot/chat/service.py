@@ -102,7 +102,8 @@ class _Call:
 class ChatService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook, metrics: Metrics | None = None, reviewer: Reviewer | None = None,
-                 clock: Callable[[], float] = time.monotonic, starts_at_once: int = STARTS_AT_ONCE) -> None:
+                 budget_watcher: BudgetWatcher | None = None, clock: Callable[[], float] = time.monotonic,
+                 starts_at_once: int = STARTS_AT_ONCE) -> None:
         self.settings = settings
         self.llm = llm
         self.budget = budget
@@ -110,7 +111,7 @@ class ChatService:
         self.prices = prices
         self.metrics = metrics or Metrics()
         self.reviewer = reviewer
-        self.budget_watcher: BudgetWatcher | None = None
+        self.budget_watcher = budget_watcher
         self._clock = clock
         self._system_tokens = estimate_message_tokens(SYSTEM_PROMPT)
         self._starts = StartGate(starts_at_once)

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from adapters.core import Core
 from bot.budget.scopes import channel_scope, person_scope
-from bot.ops.scheduler import BudgetAlerts, Scheduler
 from bot.storage.tables import BudgetCounter, UsageEntry
 from tests.core.test_service import worst_case_for
 from tests.factories import incoming
@@ -129,11 +128,9 @@ async def test_a_shrunk_answer_goes_without_thinking(core_for, sqlite_url: str, 
 
 async def test_admins_are_alerted_by_channel_name_and_not_for_each_persons_limit(core_for, sqlite_url: str,
                                                                                fake_seed: FakeSeed) -> None:
-    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_DEFAULT_USER_BUDGET="0.000001/day")
     notifier = RecordingNotifier()
-    core.service.budget_watcher = BudgetAlerts(
-        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": notifier},
-        core.reports)
+    core = await core_for(sqlite_url, notifiers={"slack": notifier}, SEEDBOT_ADMINS="slack:UADMIN",
+                          SEEDBOT_DEFAULT_USER_BUDGET="0.000001/day")
     await core.names.remember("slack", "channel", "C0BACKEND", "backend")
     refused = await core.service.handle(incoming("q", channel="C0BACKEND"), RecordingSink())
     assert refused is not None and refused.status == "refused" and notifier.sent == []

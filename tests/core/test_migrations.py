@@ -35,7 +35,7 @@ def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 
 async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: str) -> None:
-    from adapters.core import ensure_schema
+    from bot.storage.migrate import ensure_schema
 
     db = Database(postgres_url)
     try:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from bot.budget.scopes import channel_scope
 from bot.ops.admin import BUDGETS, WEB_SEARCH, not_admin
 from bot.ops.reports import render_summary
-from bot.ops.scheduler import BudgetAlerts, Scheduler
+from bot.ops.scheduler import Scheduler
 from bot.storage.engine import Database
 from bot.storage.tables import UsageEntry
 from tests.factories import incoming
@@ -108,11 +108,8 @@ async def test_two_schedulers_racing_on_postgres_deliver_once(core_for, postgres
 
 async def test_alerts_at_80_and_100_percent_once_per_period(core_for, database_url: str,
                                                             fake_seed: FakeSeed) -> None:
-    core = await core_for(database_url, SEEDBOT_ADMINS=ADMINS)
     slack, discord = RecordingNotifier(), RecordingNotifier()
-    alerts = BudgetAlerts(core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries,
-                          {"slack": slack, "discord": discord}, core.reports)
-    core.service.budget_watcher = alerts
+    core = await core_for(database_url, notifiers={"slack": slack, "discord": discord}, SEEDBOT_ADMINS=ADMINS)
     # Each answer costs exactly 1,000,000 nano-dollars; the budget holds 10 of them.
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=250)
     await core.budget.set_limit(channel_scope("slack", "C1"), "0.01/day", "test")
@@ -203,10 +200,9 @@ async def test_admins_set_channel_web_search_and_effort(core_for, sqlite_url: st
 
 async def test_a_full_global_cap_alerts_admins_once_without_pausing_channels(core_for, sqlite_url: str,
                                                                              fake_seed: FakeSeed) -> None:
-    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_GLOBAL_BUDGET="0.000001/day")
     slack = RecordingNotifier()
-    core.service.budget_watcher = BudgetAlerts(
-        core.settings, Scheduler(core.settings, core.db, core.reports, {}).deliveries, {"slack": slack}, core.reports)
+    core = await core_for(sqlite_url, notifiers={"slack": slack}, SEEDBOT_ADMINS="slack:UADMIN",
+                          SEEDBOT_GLOBAL_BUDGET="0.000001/day")
     for i in range(3):
         answer = await core.service.handle(incoming(f"q{i}", channel=f"C{i}"), RecordingSink())
         assert answer is not None and answer.status == "refused"

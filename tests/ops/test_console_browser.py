@@ -90,7 +90,8 @@ async def test_an_admin_signs_in_and_the_console_agrees_with_the_cli(browser, sl
         await page.click("nav >> text=People")
         people = await page.eval_on_selector_all(
             "tr.person", "rows => rows.map(r => [r.dataset.user, r.dataset.usd])")
-        assert people == [[u["user"], u["cost_usd"]] for u in month["users"]] and len(people) >= 3
+        # On the first of a month only today's rows are in it: two people (more later in the month).
+        assert people == [[u["user"], u["cost_usd"]] for u in month["users"]] and len(people) >= 2
 
         await page.click("nav >> text=Ledger")
         await page.select_option("select[name=channel]", "slack:C2")
