@@ -3,6 +3,7 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY bot ./bot
 COPY adapters ./adapters
+COPY migrations ./migrations
 RUN pip install --no-cache-dir .
 RUN useradd --create-home seedbot
 USER seedbot
