@@ -95,7 +95,7 @@ class Incoming:
         return replace(
             self, text=clean_text(self.text), message_id=clean_text(self.message_id),
             user_id=clean_text(self.user_id), user_name=clean_text(self.user_name),
-            channel_name=clean_text(self.channel_name),
+            channel_name=clean_text(self.channel_name), context=clean_text(self.context),
             attachments=tuple(replace(a, filename=clean_text(a.filename)) for a in self.attachments),
             thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
                              clean_text(key.thread_id)),

@@ -19,6 +19,7 @@ from bot.chat.controls import StopSwitch
 from bot.chat.inflight import InFlight, close_abandoned
 from bot.chat.service import Answer, ChatService
 from bot.domain import Footer, Incoming
+from bot.ops.logs import answer_context
 from bot.ports import ReplySink, Step
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class AnswerSupervisor:
         shutdown past its grace) is closed with the interruption notice and raised again. `tracker`
         (the sink's on_open) stores where the reply lives once the message is claimed; `stop` is the
         answer's stop switch (bot.chat.controls), passed to the core."""
+        with answer_context(incoming):  # the traceback line, too, carries the message's ids
+            return await self._answer(incoming, sink, prepare, tracker, stop)
+
+    async def _answer(self, incoming: Incoming, sink: ReplySink, prepare: Prepare | None,
+                      tracker: ReplyTracker | None, stop: StopSwitch | None) -> Answer | None:
         watched = WatchedSink(sink)
         inflight = InFlight()
         if tracker is not None:

@@ -208,7 +208,7 @@ class SlackAdapter:
     async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
         """Crash recovery: a reply still streaming is stopped with `notice` as its last line; otherwise
         (never opened, posted, or its stream ended by Slack) `notice` is posted in the thread."""
-        client = self._client_of(answer.workspace_id)
+        client = await self._client_of(answer.workspace_id)
         if client is None:
             log.warning("no Slack client for workspace %s: interrupted answer %d left without a notice",
                         answer.workspace_id, answer.message_pk)
@@ -244,11 +244,16 @@ class SlackAdapter:
             return await to_aiohttp_response(await flow.handle_installation(bolt_request))
         return await to_aiohttp_response(await flow.handle_callback(bolt_request))
 
-    def _client_of(self, workspace_id: str) -> AsyncWebClient | None:
-        """The Web API client of an installed workspace (its bot token), or the single workspace's."""
+    async def _client_of(self, workspace_id: str) -> AsyncWebClient | None:
+        """The single workspace's Web API client, or an installed workspace's (its bot token from the
+        installation store, so crash recovery finds it right after a restart); None if not installed."""
         if self._token is not None:
             return self.client
-        return next((w.client for w in self.workspaces.all() if w.identity.team_id == workspace_id), None)
+        assert isinstance(self.notifier, InstalledNotifier)
+        try:
+            return (await self.notifier.workspace(workspace_id)).client
+        except LookupError:
+            return None
 
     # -- internals --
 

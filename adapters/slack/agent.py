@@ -35,7 +35,9 @@ CONTEXTS_REMEMBERED = 10_000
 class AgentListeners:
     """The work behind the agent-view, stop and feedback listeners that SlackHandlers registers."""
 
-    def __init__(self, *, switches: StopSwitches, feedback: FeedbackStore, is_admin: Callable[[str], bool]) -> None:
+    def __init__(self, *, switches: StopSwitches, feedback: FeedbackStore,
+                 is_admin: Callable[[str, str], bool]) -> None:
+        """`is_admin(user_id, team_id)`: whether that person of that workspace is a seedbot admin."""
         self._switches = switches
         self._feedback = feedback
         self._is_admin = is_admin
@@ -80,7 +82,7 @@ class AgentListeners:
 
     async def _stop(self, click: Click) -> str:
         outcome = self._switches.request_stop(click.value, Stopper(click.user_id, click.user_name),
-                                              is_admin=self._is_admin(click.user_id))
+                                              is_admin=self._is_admin(click.user_id, click.team_id))
         return stop_reply(outcome)
 
     async def _rate(self, click: Click) -> str:
@@ -101,7 +103,7 @@ class AgentListeners:
         team = str(body.get("team_id") or "")
         stopper = Stopper(str(user), await workspace.users.name(str(user)))
         for key in self._switches.keys_at(f"slack:{team}:{channel}:{thread_ts}"):
-            self._switches.request_stop(key, stopper, is_admin=self._is_admin(stopper.user_id))
+            self._switches.request_stop(key, stopper, is_admin=self._is_admin(stopper.user_id, team))
         # Slack leaves the session "processing" after the click; the app moves it on. (A stopped
         # answer's chat.stopStream would too, but Slack already ended those streams itself.)
         try:

@@ -68,7 +68,7 @@ class SlackHandlers:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.switches = StopSwitches()
         self.agent = AgentListeners(switches=self.switches, feedback=core.reports.feedback,
-                                    is_admin=lambda user_id: core.admin.is_admin("slack", user_id))
+                                    is_admin=lambda user_id, team_id: core.admin.is_admin("slack", user_id, team_id))
         # What register() subscribed to, by Events API type, action_id and command: the app manifest
         # (adapters.slack.manifest) is checked against these.
         self.events: set[str] = set()

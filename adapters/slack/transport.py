@@ -145,7 +145,8 @@ class AnswerMessage:
                 await self._stop_as_is()
                 self.ts, self.shown = None, ""
                 self.chunks.clear()
-                await self._post(self.pending, blocks if final else self._controls)
+                if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
+                    await self._post(self.pending, blocks if final else self._controls)
                 return
         self.chunks.clear()
         await self._edit(final, blocks if final else self._controls)

@@ -115,10 +115,13 @@ class InstalledNotifier:
     async def send_channel(self, workspace_id: str, channel_id: str, text: str) -> None:
         await (await self._notifier(workspace_id)).send_channel(workspace_id, channel_id, text)
 
-    async def _notifier(self, team_id: str) -> SlackNotifier:
+    async def workspace(self, team_id: str) -> SlackWorkspace:
+        """The installed workspace `team_id`, with its bot token from the installation store (also right
+        after a restart, before it sent any event). Raises LookupError if it has no installation."""
         bot = await self._store.async_find_bot(enterprise_id=None, team_id=team_id or None)
         if bot is None or not bot.bot_token:
             raise LookupError(f"seedbot is not installed in Slack workspace {team_id or '(none given)'}")
-        workspace = self._workspaces.add(BotIdentity(bot.bot_user_id or "", bot.bot_id or "", team_id),
-                                         bot.bot_token)
-        return SlackNotifier(workspace.client)
+        return self._workspaces.add(BotIdentity(bot.bot_user_id or "", bot.bot_id or "", team_id), bot.bot_token)
+
+    async def _notifier(self, team_id: str) -> SlackNotifier:
+        return SlackNotifier((await self.workspace(team_id)).client)

@@ -71,10 +71,12 @@ def redact(text: str) -> str:
 
 
 def mask_incoming(incoming: Incoming) -> tuple[Incoming, int]:
-    """The message with secrets masked in its text and in its text attachments (UTF-8), and how many
+    """The message with secrets masked in its text, in what the platform says the person is looking
+    at (`context`, which goes into the prompt too) and in its text attachments (UTF-8), and how many
     were masked. Attachments that held none keep their original bytes."""
     text = mask_secrets(incoming.text)
-    count = text.count
+    context = mask_secrets(incoming.context)
+    count = text.count + context.count
     attachments = []
     for attachment in incoming.attachments:
         if attachment.kind is AttachmentKind.TEXT:
@@ -86,7 +88,7 @@ def mask_incoming(incoming: Incoming) -> tuple[Incoming, int]:
         attachments.append(attachment)
     if not count:
         return incoming, 0
-    return dataclasses.replace(incoming, text=text.text, attachments=tuple(attachments)), count
+    return dataclasses.replace(incoming, text=text.text, context=context.text, attachments=tuple(attachments)), count
 
 
 # Masking runs at about 2 M characters/s (bench/redact_bench.py): above this many characters a message is

@@ -96,11 +96,12 @@ class AdminCommands:
         label = await self._reports.scope_label(scope_key)
         return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 
-    async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None) -> str:
-        """The last `days` days of spend, everywhere or in one `channel` (a scope key), by name, with
-        the month-end forecast of monthly budgets."""
+    async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None,
+                    workspace: tuple[str, str] | None = None) -> str:
+        """The last `days` days of spend, everywhere (or in one `workspace`: platform, workspace id) or in
+        one `channel` (a scope key), by name, with the month-end forecast of monthly budgets."""
         until = now or utcnow()
-        report = await self._reports.spend(until - timedelta(days=days), until, channel=channel)
+        report = await self._reports.spend(until - timedelta(days=days), until, channel=channel, workspace=workspace)
         where = "" if channel is None else f" in {(await self._reports.channel_labels([channel]))[channel]}"
         lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in {report.requests} "
                  f"model calls ({report.refusals} refused for budget)."]
@@ -114,9 +115,15 @@ class AdminCommands:
             lines.append(top_users_line(report))
         return "\n".join(lines)
 
-    async def spend_view(self, platform: str, user_id: str, here: str, days: int = 7) -> str:
-        """`/seed spend`, `/spend`: everywhere for admins, only channel `here` for everyone else."""
-        return await self.spend(days, channel=None if self.is_admin(platform, user_id) else here)
+    async def spend_view(self, platform: str, user_id: str, here: str, days: int = 7,
+                         workspace_id: str | None = None) -> str:
+        """`/seed spend`, `/spend`: everywhere for admins (their own workspace's channels where several
+        workspaces share the deployment), only channel `here` for everyone else."""
+        if not self.is_admin(platform, user_id, workspace_id):
+            return await self.spend(days, channel=here)
+        scoped = self._workspace(platform, workspace_id)
+        return await self.spend(days, workspace=(platform, scoped) if scoped else None)
+
     async def channel_option(self, platform: str, user_id: str, channel_id: str, option: str,
                              args: list[str], workspace_id: str | None = None) -> str:
         if not self.is_admin(platform, user_id, workspace_id):
@@ -143,12 +150,11 @@ class AdminCommands:
             words = text.split()
         if not words or words[0] not in ("budget", "spend", "web", "effort"):
             return HELP
-        scope = channel_scope(platform, channel_id)
+        here = scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
         if words[0] == "spend":
-            return await self.spend_view(platform, user_id, scope)
+            return await self.spend_view(platform, user_id, here, workspace_id=workspace_id)
         if words[0] in ("web", "effort"):
             return await self.channel_option(platform, user_id, channel_id, words[0], words[1:], workspace_id)
-        here = scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
         args = words[1:]
         if args and args[0] == "user":
             scope, args = person_scope(here, EVERYONE), args[1:]

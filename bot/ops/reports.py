@@ -196,7 +196,14 @@ class Reports:
             position = await self._position(address, until) if with_budgets else BudgetPosition()
             report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
                                                 count, position))
-        report.feedback = await self.feedback.counts(since, until)
+        if channel is not None:
+            answered_in = channel_pks(channel)
+        elif workspace is not None:
+            platform, workspace_id = workspace
+            answered_in = select(Channel.id).where(Channel.platform == platform, Channel.workspace_id == workspace_id)
+        else:
+            answered_in = None
+        report.feedback = await self.feedback.counts(since, until, channel_pks=answered_in)
         return report
 
     async def scope_label(self, scope_key: str) -> str:
@@ -217,8 +224,9 @@ class Reports:
         return f"{person_label(who, f'{platform}:{person[0]}')} in {where}"
 
     async def channel_labels(self, addresses: list[str]) -> dict[str, str]:
-        """`slack:C0123` -> `#backend` (the address itself while no name is known)."""
-        keys = {address: (address.partition(":")[0], CHANNEL, address.partition(":")[2]) for address in addresses}
+        """`slack:C0123` (or `slack:T0123:C0123`) -> `#backend` (the address itself while no name is known).
+        Names are kept by the platform's channel id, the last part of the address."""
+        keys = {address: (address.partition(":")[0], CHANNEL, address.rpartition(":")[2]) for address in addresses}
         names = await self._names.names(keys.values())
         return {address: channel_label(names.get(key), address) for address, key in keys.items()}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from bot.storage.engine import Database
-from bot.storage.tables import AnswerFeedback, Message, utcnow
+from bot.storage.tables import AnswerFeedback, Message, Thread, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,16 @@ class FeedbackStore:
             index_elements=["answer_key", "user_id"], set_={"helpful": helpful, "updated_at": now}))
         return True
 
-    async def counts(self, since: datetime, until: datetime) -> FeedbackCounts:
-        """Ratings last changed in [since, until) (naive UTC)."""
+    async def counts(self, since: datetime, until: datetime, *, channel_pks: Select[Any] | None = None
+                     ) -> FeedbackCounts:
+        """Ratings last changed in [since, until) (naive UTC); with `channel_pks` (a subquery of channel
+        row ids) only of answers in those channels, so one workspace's summary counts its own."""
         query = select(
             func.coalesce(func.sum(case((AnswerFeedback.helpful.is_(True), 1), else_=0)), 0),
             func.coalesce(func.sum(case((AnswerFeedback.helpful.is_(False), 1), else_=0)), 0),
         ).where(AnswerFeedback.updated_at >= since, AnswerFeedback.updated_at < until)
+        if channel_pks is not None:
+            query = (query.join(Message, Message.dedup_key == AnswerFeedback.answer_key)
+                     .join(Thread, Thread.id == Message.thread_pk).where(Thread.channel_pk.in_(channel_pks)))
         helpful, not_helpful = await self._db.run(lambda session: session.execute(query).one())
         return FeedbackCounts(int(helpful), int(not_helpful))

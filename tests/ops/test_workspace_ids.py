@@ -66,3 +66,33 @@ async def test_each_workspace_admin_gets_the_summary_of_their_workspace(core_for
     assert "slack:T1:C5" in by_admin["T1:UA"] and "slack:T2" not in by_admin["T1:UA"]
     assert "slack:T2:C6" in by_admin["T2:UB"] and "slack:T1" not in by_admin["T2:UB"]
     assert "1 model calls" in by_admin["T1:UA"] and "2 model calls" in by_admin["T2:UB"]
+
+
+async def test_seed_spend_knows_the_workspace_of_the_channel_and_of_its_admin(core_for, sqlite_url: str,
+                                                                               fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:T1:UADMIN", **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    for team in ("T1", "T2"):
+        await core.service.handle(in_workspace(team, "C5", "q"), RecordingSink())
+    await core.names.note("slack", "channel", "C5", "backend")
+    mine = (await core.admin.slash_command("slack", "U1", "C5", "spend", workspace_id="T1")).splitlines()[0]
+    assert mine.startswith("Spend in #backend over the last 7 days:") and " in 1 model calls" in mine
+    admin = (await core.admin.slash_command("slack", "UADMIN", "C5", "spend", workspace_id="T1")).splitlines()[0]
+    assert admin.startswith("Spend over the last 7 days:") and " in 1 model calls" in admin  # T1 only
+    assert (await core.reports.channel_labels(["slack:T1:C5"]))["slack:T1:C5"] == "#backend"
+
+
+async def test_a_workspaces_summary_counts_only_its_own_ratings(core_for, sqlite_url: str,
+                                                              fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url, **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    first, second = in_workspace("T1", "C5", "q"), in_workspace("T2", "C6", "q")
+    for message in (first, second):
+        await core.service.handle(message, RecordingSink())
+    await core.reports.feedback.rate(first.dedup_key, "U8", helpful=True)
+    await core.reports.feedback.rate(second.dedup_key, "U9", helpful=False)
+    since, until = utcnow().replace(hour=0, minute=0), utcnow()
+    t1 = await core.reports.spend(since, until, workspace=("slack", "T1"))
+    assert (t1.feedback.helpful, t1.feedback.not_helpful) == (1, 0)
+    everywhere = await core.reports.spend(since, until)
+    assert (everywhere.feedback.helpful, everywhere.feedback.not_helpful) == (1, 1)
