@@ -89,7 +89,7 @@ class Conversations:
 
     async def _answer_message(self, message: discord.Message, facts: MessageFacts, decision: Reply) -> None:
         key = decision.key
-        if decision.only_if_known_thread and not await self._store.has_thread(
+        if decision.needs_thread_check and not await self._store.has_thread(
                 key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
             log.debug("message %s is in a thread the bot is not in", message.id)
             return

@@ -8,7 +8,7 @@ from recorded gateway payloads (`facts_from_payload`). `route` then decides:
 - a direct message: answered in the DM, one continuing conversation per DM channel;
 - a mention in a guild channel: a thread is opened from the message and the answer goes there;
 - a message in a thread: answered if it mentions or replies to the bot, else only if our database
-  already holds a conversation in that thread (`only_if_known_thread`; never Discord's history);
+  already holds a conversation in that thread (`needs_thread_check`; never Discord's history);
 - a reply in a guild channel to one of the bot's messages: continues that message's conversation,
   answered as a reply in the channel.
 
@@ -95,7 +95,7 @@ class Reply:
     placement: Placement
     text: str
     is_direct: bool = False
-    only_if_known_thread: bool = False
+    needs_thread_check: bool = False
     # A reply to the bot: the user message (by platform id) whose conversation this continues, to be
     # looked up in our database; `key.thread_id` holds the same id as the fallback.
     conversation_anchor: str | None = None
@@ -121,7 +121,7 @@ def route(facts: MessageFacts, *, bot_id: int, bot_role_ids: frozenset[int] = fr
         if facts.parent_id is None:
             return Ignore("a thread without a known parent channel")
         key = ThreadKey(Platform.DISCORD, guild, str(facts.parent_id), str(facts.channel_id))
-        return Reply(key, Placement.IN_THREAD, text, only_if_known_thread=not (mentioned or replying))
+        return Reply(key, Placement.IN_THREAD, text, needs_thread_check=not (mentioned or replying))
     channel = str(facts.channel_id)
     if replying:
         assert facts.referenced is not None

@@ -57,7 +57,7 @@ def test_mention_in_a_channel_opens_a_thread_keyed_by_the_message_under_the_chan
     assert decision.key == ThreadKey(Platform.DISCORD, message["guild_id"], message["channel_id"], message["id"])
     assert decision.text == "how do I reverse a list in Python?"  # the mention is gone
     assert decision.thread_name == "how do I reverse a list in Python?"
-    assert not decision.only_if_known_thread and not decision.is_direct
+    assert not decision.needs_thread_check and not decision.is_direct
 
 
 def test_plain_channel_chatter_and_replies_to_people_are_ignored() -> None:
@@ -68,18 +68,18 @@ def test_plain_channel_chatter_and_replies_to_people_are_ignored() -> None:
 def test_follow_up_in_a_thread_is_answered_only_if_the_database_knows_the_thread() -> None:
     decision, data = decide("thread_followup")
     channel = data["channel"]
-    assert isinstance(decision, Reply) and decision.only_if_known_thread
+    assert isinstance(decision, Reply) and decision.needs_thread_check
     assert decision.placement is Placement.IN_THREAD
     # Budgets are per parent channel: the key names the parent, the thread is the thread.
     assert decision.key == ThreadKey(Platform.DISCORD, channel["guild_id"], channel["parent_id"], channel["id"])
     assert decision.text == "and in place?"
     other, _ = decide("other_thread")
-    assert isinstance(other, Reply) and other.only_if_known_thread  # the database says no for it
+    assert isinstance(other, Reply) and other.needs_thread_check  # the database says no for it
 
 
 def test_a_mention_in_any_thread_is_answered_there() -> None:
     decision, data = decide("thread_mention")
-    assert isinstance(decision, Reply) and not decision.only_if_known_thread
+    assert isinstance(decision, Reply) and not decision.needs_thread_check
     assert decision.key.thread_id == data["channel"]["id"] and decision.text == "and for tuples?"
 
 
