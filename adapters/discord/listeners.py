@@ -1,6 +1,6 @@
 """From a Discord message or slash command to ChatService.handle, and the answer back.
 
-`on_message` stays cheap: it reads the message into MessageFacts and lets events_logic decide. Only
+`on_message` stays cheap: it reads the message into MessageFacts and lets routing decide. Only
 messages the bot answers get a task (tracked by BackgroundTasks, so shutdown waits for them); in it,
 our database settles what the event cannot (is this a thread we are in? which conversation does
 this reply continue?), the attachments are read and the core answers into a DiscordSink.
@@ -207,7 +207,7 @@ def channel_name(channel: object, place: Place) -> str:
 
 
 def facts_from_message(message: discord.Message, channel: object | None = None) -> MessageFacts | None:
-    """The facts events_logic needs, read from a discord.Message; None if its guild channel is unknown
+    """The facts routing needs, read from a discord.Message; None if its guild channel is unknown
     to the cache (then `channel` must be fetched and passed)."""
     channel = channel if channel is not None else message.channel
     guild_id = message.guild.id if message.guild is not None else None

@@ -1,6 +1,6 @@
 """Which Discord messages the bot answers, and where. PURE: plain data in, a decision out.
 
-The client turns a discord.Message into `MessageFacts` (conversation.py); tests build the same facts
+The client turns a discord.Message into `MessageFacts` (listeners.py); tests build the same facts
 from recorded gateway payloads (`facts_from_payload`). `route` then decides:
 
 - its own messages, other bots' and system messages: ignored (edits never reach here: the client

@@ -1,4 +1,4 @@
-"""events_logic and the pure half of files: who gets an answer, where, under which key, from recorded
+"""adapters.discord.routing and the pure half of files: who gets an answer, where, under which key, from recorded
 gateway payloads (tests/discord/payloads) and plain data."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""events_logic: which Slack payloads the bot answers, and the Incoming each becomes (pure, from the
+"""adapters.slack.routing: which Slack payloads the bot answers, and the Incoming each becomes (pure, from the
 JSON fixtures in tests/slack/payloads)."""
 
 from __future__ import annotations
