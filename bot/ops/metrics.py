@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    """Every figure /metrics shows. `malformed_chunks` reads the model client's own count of stream
+    chunks of the wrong shape it skipped (bot.llm.SeedClient.malformed_chunks) when /metrics is read."""
+
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 malformed_chunks: Callable[[], int] | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.messages = Counter("seedbot_messages_total", "Messages handled, by outcome",
                                 ["platform", "outcome"], registry=self.registry)
@@ -19,3 +25,6 @@ class Metrics:
         self.overrun = Counter("seedbot_reservation_overrun_nanodollars_total",
                                "Settled cost above the reserved worst case (estimate too low)",
                                registry=self.registry)
+        if malformed_chunks is not None:
+            Gauge("seedbot_malformed_chunks", "Model stream chunks of the wrong shape, skipped since start",
+                  registry=self.registry).set_function(malformed_chunks)

@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 
 import pytest
+from prometheus_client import generate_latest
 
 from bot.budget.cost_rule import ESTIMATED_NOTE, Basis, call_charge, stopped_call_charge
 from bot.budget.outcomes import Settlement
@@ -99,6 +100,7 @@ async def test_wrong_shape_chunks_are_skipped_and_counted(core_for, database_url
     assert answer is not None and answer.status == "ok"
     assert sink.text == "The real answer." and sink.footer is not None and sink.footer.usage_known
     assert core.llm.malformed_chunks == len(HOSTILE_CHUNKS)
+    assert f"seedbot_malformed_chunks {len(HOSTILE_CHUNKS)}.0" in generate_latest(core.metrics.registry).decode()
     assert any("skipped 8 malformed chunks" in r.getMessage() for r in caplog.records)
     books = await read_books(core.db)
     (row,) = books.ledger
