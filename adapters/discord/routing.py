@@ -1,7 +1,7 @@
 """Which Discord messages the bot answers, and where. PURE: plain data in, a decision out.
 
-The client turns a discord.Message into `MessageFacts` (listeners.py); tests build the same facts
-from recorded gateway payloads (`facts_from_payload`). `route` then decides:
+The client turns a discord.Message into `MessageFacts` (listeners.py); the tests build the same facts
+from recorded gateway payloads (tests/discord/payloads). `route` then decides:
 
 - its own messages, other bots' and system messages: ignored (edits never reach here: the client
   only listens to new messages);
@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from adapters.common.splitter import clip
 from bot.chat.redaction import redact
@@ -189,44 +188,3 @@ def place_of(channel_type: int | None, guild_id: int | None) -> Place:
     if guild_id is None or channel_type in DM_CHANNEL_TYPES:
         return Place.DM
     return Place.THREAD if channel_type in THREAD_CHANNEL_TYPES else Place.CHANNEL
-
-
-def facts_from_payload(message: dict[str, Any], channel: dict[str, Any]) -> MessageFacts:
-    """Facts from a MESSAGE_CREATE payload and the channel object it was posted in (a message
-    event does not say whether its channel is a thread)."""
-    guild_id = _snowflake(message.get("guild_id") or channel.get("guild_id"))
-    author = message.get("author") or {}
-    place = place_of(channel.get("type"), guild_id)
-    referenced = None
-    reference = message.get("message_reference")
-    if reference and reference.get("message_id") and reference.get("type", REPLY_REFERENCE) == REPLY_REFERENCE:
-        target = message.get("referenced_message") or {}
-        target_reference = target.get("message_reference") or {}
-        metadata = target.get("interaction_metadata") or {}
-        referenced = Referenced(
-            message_id=int(reference["message_id"]),
-            author_id=_snowflake((target.get("author") or {}).get("id")),
-            replied_to_id=_snowflake(target_reference.get("message_id")),
-            interaction_id=_snowflake(metadata.get("id")),
-        )
-    member = message.get("member") or {}
-    return MessageFacts(
-        message_id=int(message["id"]),
-        channel_id=int(message["channel_id"]),
-        guild_id=guild_id,
-        place=place,
-        author_id=int(author["id"]),
-        author_is_bot=bool(author.get("bot")),
-        message_type=int(message.get("type", DEFAULT_MESSAGE)),
-        content=message.get("content") or "",
-        parent_id=_snowflake(channel.get("parent_id")) if place is Place.THREAD else None,
-        author_name=member.get("nick") or author.get("global_name") or author.get("username") or "",
-        channel_name=channel.get("name") or "",
-        mention_ids=frozenset(int(m["id"]) for m in message.get("mentions") or []),
-        role_mention_ids=frozenset(int(r) for r in message.get("mention_roles") or []),
-        referenced=referenced,
-    )
-
-
-def _snowflake(value: object) -> int | None:
-    return int(value) if value not in (None, "") else None  # type: ignore[call-overload]

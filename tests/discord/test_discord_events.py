@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from adapters.discord.routing import (
+    DEFAULT_MESSAGE,
     DM_WORKSPACE,
+    REPLY_REFERENCE,
     Ignore,
     MessageFacts,
     Place,
@@ -19,8 +21,8 @@ from adapters.discord.routing import (
     Referenced,
     Reply,
     conversation_anchor,
-    facts_from_payload,
     interaction_key,
+    place_of,
     route,
     strip_mentions,
     thread_name,
@@ -28,6 +30,47 @@ from adapters.discord.routing import (
 from bot.domain import Platform, ThreadKey
 
 FIXTURES = Path(__file__).parent / "payloads"
+
+
+def facts_from_payload(message: dict[str, Any], channel: dict[str, Any]) -> MessageFacts:
+    """Facts from a MESSAGE_CREATE payload and the channel object it was posted in (a message
+    event does not say whether its channel is a thread)."""
+    guild_id = _snowflake(message.get("guild_id") or channel.get("guild_id"))
+    author = message.get("author") or {}
+    place = place_of(channel.get("type"), guild_id)
+    referenced = None
+    reference = message.get("message_reference")
+    if reference and reference.get("message_id") and reference.get("type", REPLY_REFERENCE) == REPLY_REFERENCE:
+        target = message.get("referenced_message") or {}
+        target_reference = target.get("message_reference") or {}
+        metadata = target.get("interaction_metadata") or {}
+        referenced = Referenced(
+            message_id=int(reference["message_id"]),
+            author_id=_snowflake((target.get("author") or {}).get("id")),
+            replied_to_id=_snowflake(target_reference.get("message_id")),
+            interaction_id=_snowflake(metadata.get("id")),
+        )
+    member = message.get("member") or {}
+    return MessageFacts(
+        message_id=int(message["id"]),
+        channel_id=int(message["channel_id"]),
+        guild_id=guild_id,
+        place=place,
+        author_id=int(author["id"]),
+        author_is_bot=bool(author.get("bot")),
+        message_type=int(message.get("type", DEFAULT_MESSAGE)),
+        content=message.get("content") or "",
+        parent_id=_snowflake(channel.get("parent_id")) if place is Place.THREAD else None,
+        author_name=member.get("nick") or author.get("global_name") or author.get("username") or "",
+        channel_name=channel.get("name") or "",
+        mention_ids=frozenset(int(m["id"]) for m in message.get("mentions") or []),
+        role_mention_ids=frozenset(int(r) for r in message.get("mention_roles") or []),
+        referenced=referenced,
+    )
+
+
+def _snowflake(value: object) -> int | None:
+    return int(value) if value not in (None, "") else None  # type: ignore[call-overload]
 
 
 def fixture(name: str) -> dict[str, Any]:
