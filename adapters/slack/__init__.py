@@ -1,8 +1,7 @@
 """The Slack adapter: Slack events in, answers streamed back into threads.
 
     adapter.py        SlackAdapter: Bolt AsyncApp, HTTP (/slack/events) and Socket Mode, OAuth installs
-    http_edge.py      signed HTTP requests checked before Bolt sees them
-    early_ack.py      event_callbacks acknowledged before dispatch
+    http_edge.py      signed HTTP requests checked before Bolt sees them; event_callbacks acked early
     listeners.py      Bolt listeners (events, agent view, actions, /seed) -> the answer supervisor
     routing.py        pure: event payload -> Incoming, or why it is ignored
     agent.py          agent view (Messages tab prompts, app context), Stop/feedback clicks, session stop

@@ -31,9 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
-from adapters.slack.early_ack import acknowledges_early
 from adapters.slack.files import FileFetcher
-from adapters.slack.http_edge import decode_body, header_problem, payload_problem
+from adapters.slack.http_edge import decode_body, examine_payload, header_problem
 from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.routing import BotIdentity
@@ -188,11 +187,12 @@ class SlackAdapter:
         if not self._verifier.is_valid(body, request.headers["X-Slack-Request-Timestamp"],
                                        request.headers["X-Slack-Signature"]):
             return web.Response(status=401, text="invalid signature")
-        if problem := payload_problem(body, request.headers.get("Content-Type", "")):
-            log.warning("signed Slack request ignored: %s", problem)
+        payload = examine_payload(body, request.headers.get("Content-Type", ""))
+        if payload.problem:
+            log.warning("signed Slack request ignored: %s", payload.problem)
             return web.Response(status=200)
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        if acknowledges_early(body, request.headers.get("Content-Type", "")):
+        if payload.event_callback:
             self._tasks.spawn(self._dispatch_acknowledged(bolt_request), name="slack:dispatch")
             return web.Response(status=200)
         try:

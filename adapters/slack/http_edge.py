@@ -7,6 +7,11 @@ traceback. Pure checks, applied in this order by SlackAdapter.handle_http:
 3. After the signature is verified: the payload has the shape Slack documents for its kind (an
    Events API JSON object, a slash command or interactivity form). A signed payload of another shape
    is answered 200, so Slack does not retry it, and ignored with one WARNING line.
+4. A well-formed `event_callback` is acknowledged before Bolt dispatches it. Slack wants every event
+   acknowledged within 3 s, and an event_callback with an empty 200 whatever the app does with it
+   (Slack's Events API documentation: "respond with an HTTP 200 OK"); Bolt would first parse, run its
+   middleware and match listeners, so with a hundred events at once each would wait for the others.
+   Everything else (url_verification, slash commands, interactivity) still gets Bolt's own response.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -54,15 +60,27 @@ def decode_body(raw: bytes) -> str | None:
         return None
 
 
-def payload_problem(body: str, content_type: str) -> str | None:
-    """Why a signed body is not a payload Slack sends, or None."""
-    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
-        return _form_problem(body)
+@dataclass(frozen=True, slots=True)
+class SignedPayload:
+    """What a signed body is: `problem` says why it is not a payload Slack sends (None when it is one);
+    `event_callback` is True for a well-formed Events API event_callback (step 4 above)."""
+
+    problem: str | None
+    event_callback: bool = False
+
+
+def examine_payload(body: str, content_type: str) -> SignedPayload:
+    """The body (parsed once) judged against the shapes Slack documents for its kind."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        return SignedPayload(_form_problem(body))
     try:
         payload = json.loads(body)
     except ValueError:
-        return "body is not JSON"
-    return _envelope_problem(payload)
+        return SignedPayload("body is not JSON")
+    problem = _envelope_problem(payload)
+    event_callback = problem is None and media == "application/json" and payload["type"] == "event_callback"
+    return SignedPayload(problem, event_callback)
 
 
 def _form_problem(body: str) -> str | None:

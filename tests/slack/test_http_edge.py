@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from adapters.slack.http_edge import header_problem, payload_problem
+from adapters.slack.http_edge import examine_payload, header_problem
 from bot.config import Settings
 from bot.storage.tables import BudgetChange
 from tests.books import read_books
@@ -34,14 +34,14 @@ def test_header_checks() -> None:
 
 def test_payload_shapes() -> None:
     good = {"type": "event_callback", "event": {"type": "app_mention", "text": "hi"}}
-    assert payload_problem(json.dumps(good), "application/json") is None
-    assert payload_problem("command=%2Fseed&text=spend", "application/x-www-form-urlencoded") is None
+    assert examine_payload(json.dumps(good), "application/json").problem is None
+    assert examine_payload("command=%2Fseed&text=spend", "application/x-www-form-urlencoded").problem is None
     for bad in ("[1,2,3]", '"x"', "null", "{{", json.dumps({**good, "event": "abc"}),
                 json.dumps({**good, "authorizations": "x"}), json.dumps({"type": 5}),
                 json.dumps({**good, "event": {"type": "message", "files": ["x"]}})):
-        assert payload_problem(bad, "application/json"), bad
-    assert payload_problem("%%%===", "application/x-www-form-urlencoded")
-    assert payload_problem("payload=%7B%7B", "application/x-www-form-urlencoded")
+        assert examine_payload(bad, "application/json").problem, bad
+    assert examine_payload("%%%===", "application/x-www-form-urlencoded").problem
+    assert examine_payload("payload=%7B%7B", "application/x-www-form-urlencoded").problem
 
 
 def hostile_payloads(slack: FakeSlack) -> dict[str, bytes]:
