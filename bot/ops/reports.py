@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.budget.limits import Period
@@ -196,13 +196,7 @@ class Reports:
             position = await self._position(address, until) if with_budgets else BudgetPosition()
             report.channels.append(ChannelSpend(address, names.get((platform, CHANNEL, channel_id), name), cost,
                                                 count, position))
-        if channel is not None:
-            answered_in = channel_pks(channel)
-        elif workspace is not None:
-            platform, workspace_id = workspace
-            answered_in = select(Channel.id).where(Channel.platform == platform, Channel.workspace_id == workspace_id)
-        else:
-            answered_in = None
+        answered_in = channel_pks(channel) if channel is not None else _workspace_channels(workspace)
         report.feedback = await self.feedback.counts(since, until, channel_pks=answered_in)
         return report
 
@@ -293,12 +287,17 @@ class Reports:
         return channel_scope(platform, channel_id, workspace_id if scoped else None)
 
 
-def _in_workspace(channel_pk: Any, workspace: tuple[str, str] | None) -> tuple[Any, ...]:
+def _workspace_channels(workspace: tuple[str, str] | None) -> Select[Any] | None:
+    """The row ids of one workspace's channels (platform, workspace id), as a subquery; None for all."""
     if workspace is None:
-        return ()
+        return None
     platform, workspace_id = workspace
-    return (channel_pk.in_(select(Channel.id).where(Channel.platform == platform,
-                                                    Channel.workspace_id == workspace_id)),)
+    return select(Channel.id).where(Channel.platform == platform, Channel.workspace_id == workspace_id)
+
+
+def _in_workspace(channel_pk: Any, workspace: tuple[str, str] | None) -> tuple[Any, ...]:
+    channels = _workspace_channels(workspace)
+    return () if channels is None else (channel_pk.in_(channels),)
 
 
 def render_summary(report: SpendReport, day: date) -> str:
