@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.slack_ack_bench import free_port, wait_healthy
+from bot.budget.scopes import split_person_scope
 from bot.storage.engine import Database
 from bot.storage.tables import BudgetCounter, Channel, Message, Reservation, UsageEntry
 from tests.fakes.discord_fake import FakeDiscord
@@ -160,8 +161,18 @@ async def books_mismatches(db_url: str) -> tuple[int, list[str]]:
             per_channel = dict((await session.execute(
                 select(Channel.platform + ":" + Channel.channel_id, func.sum(UsageEntry.cost_nanos))
                 .join(UsageEntry, UsageEntry.channel_pk == Channel.id).group_by(Channel.id))).all())
+            # A person's limit in a channel (bot.budget.scopes) is counted by that channel's rows of that person.
+            per_person = {(channel, user): cost for channel, user, cost in (await session.execute(
+                select(Channel.platform + ":" + Channel.channel_id, UsageEntry.user_id, func.sum(UsageEntry.cost_nanos))
+                .join(UsageEntry, UsageEntry.channel_pk == Channel.id).group_by(Channel.id, UsageEntry.user_id))).all()}
             for counter in await session.scalars(select(BudgetCounter)):
-                expected = ledger_total if counter.scope_key == "global" else int(per_channel.get(counter.scope_key, 0))
+                person = split_person_scope(counter.scope_key)
+                if counter.scope_key == "global":
+                    expected = ledger_total
+                elif person is not None:
+                    expected = int(per_person.get((person[1], person[0]), 0))
+                else:
+                    expected = int(per_channel.get(counter.scope_key, 0))
                 if counter.spent_nanos != expected or counter.reserved_nanos != 0:
                     problems.append(f"{counter.scope_key}: spent {counter.spent_nanos} vs ledger {expected}, "
                                     f"reserved {counter.reserved_nanos}")
