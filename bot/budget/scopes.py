@@ -7,6 +7,8 @@ and `slack:*@slack:C0123` is everyone in that channel without a limit of their o
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from bot.storage.tables import Channel
@@ -52,3 +54,13 @@ def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
     platform, *workspace, channel_id = scope_key.split(":")
     query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
     return query.where(Channel.workspace_id == workspace[0]) if workspace else query
+
+
+def scope_filter(table: Any, scope_key: str) -> list[Any]:
+    """WHERE clauses picking the rows of `table` (the ledger, or reservations: both have channel_pk and
+    user_id) that belong to a channel or a person scope."""
+    person = split_person_scope(scope_key)
+    if person is None:
+        return [table.c.channel_pk.in_(channel_pks(scope_key))]
+    return [table.c.channel_pk.in_(channel_pks(person[1])), table.c.user_id == person[0]]
+

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
 from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
@@ -333,9 +333,9 @@ class ChatService:
             error_text = call.usage_problem
         now = self._clock()
 
-        def record(session: Session) -> None:
+        def record(connection: Connection) -> None:
             ConversationStore.record_answer(
-                session, claimed=claimed, answer=answer_text, answer_tokens=answer_tokens,
+                connection, claimed=claimed, answer=answer_text, answer_tokens=answer_tokens,
                 status=status if answer_text else ("failed" if status in ("failed", "cut") else status),
                 floor_pk=floor_pk, prompt_estimate=prompt_estimate,
                 prompt_actual=call.usage.prompt_tokens if call.usage else None,

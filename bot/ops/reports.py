@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.budget.counters import ledger_spent
 from bot.budget.limits import Period
 from bot.budget.periods import local_midnight_utc, project_month_end
 from bot.budget.pricing import PriceBook
@@ -245,8 +246,8 @@ class Reports:
         limit = state.limit.limit_nanos
         if limit is None:
             return BudgetPosition(state.limit.describe())
-        spent = await self._db.run(
-            lambda session: BudgetManager.ledger_spent(session, scope_key, state.period_start, until=at))
+        spent = await self._db.run_core(
+            lambda connection: ledger_spent(connection, scope_key, state.period_start, until=at))
         forecast = None
         if state.limit.period is Period.MONTH:
             forecast = project_month_end(spent, last_moment.replace(tzinfo=UTC).astimezone(self._settings.tz).date())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import channel_scope
 from bot.chat.prompt import HistoryTurn
@@ -88,12 +88,11 @@ class ConversationStore:
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
         replay, another replica). One transaction: the unique dedup key decides."""
-        return await self._db.run(lambda session: self._claim(session, incoming, text, token_estimate))
+        return await self._db.run_core(lambda connection: self._claim(connection, incoming, text, token_estimate))
 
-    def _claim(self, session: Session, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
-        # Core statements on the transaction's connection: the hot path needs rows, not ORM entities
-        # (identity map, unit of work), and each statement here runs once per answer.
-        connection = session.connection()
+    def _claim(self, connection: Connection, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
+        # Core statements: the hot path needs rows, not ORM entities (identity map, unit of work), and
+        # each statement here runs once per answer.
         key = incoming.thread
         where = {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
                  "thread_id": key.thread_id}
@@ -125,7 +124,7 @@ class ConversationStore:
         if message_pk is None:
             # Seen before. Only an answer that was interrupted (its process died, or stopped) is
             # answered again; one whose claimant is alive or that finished stays silent.
-            message_pk = session.scalar(
+            message_pk = connection.scalar(
                 update(Message).where(Message.dedup_key == incoming.dedup_key, Message.status == "interrupted")
                 .values(status="pending", claimant=self._claimant, reply_location=None).returning(Message.id))
         if message_pk is None:
@@ -142,10 +141,9 @@ class ConversationStore:
         )
 
     @staticmethod
-    def record_answer(session: Session, *, claimed: Claimed, answer: str, answer_tokens: int,
+    def record_answer(connection: Connection, *, claimed: Claimed, answer: str, answer_tokens: int,
                       status: str, floor_pk: int, prompt_estimate: int, prompt_actual: int | None) -> None:
         """Persist the outcome of one turn inside the caller's transaction (the settlement's)."""
-        connection = session.connection()
         user_status = "ok" if status in HISTORY_STATUSES else status
         connection.execute(_SET_STATUS, {"m_id": claimed.message_pk, "m_status": user_status})
         if answer:
@@ -160,8 +158,8 @@ class ConversationStore:
 
     async def save_answer(self, claimed: Claimed, answer: str, answer_tokens: int, status: str) -> None:
         """Persist an answer that was settled elsewhere (reviews settle one reservation per call)."""
-        await self._db.run(lambda session: self.record_answer(
-            session, claimed=claimed, answer=answer, answer_tokens=answer_tokens, status=status,
+        await self._db.run_core(lambda connection: self.record_answer(
+            connection, claimed=claimed, answer=answer, answer_tokens=answer_tokens, status=status,
             floor_pk=claimed.thread.floor_pk, prompt_estimate=0, prompt_actual=None))
 
     async def has_thread(self, platform: str, workspace_id: str, channel_id: str, thread_id: str) -> bool:

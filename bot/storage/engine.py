@@ -2,11 +2,11 @@
 budget check and its reservation cannot interleave with another writer); PostgreSQL gets row locks
 from the queries themselves.
 
-The hot path (claim a message, reserve, settle) runs each transaction as one synchronous function,
-`Database.run(fn)`: on SQLite in a single writer thread that commits what queued up together
-(bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement; on
-PostgreSQL through `AsyncSession.run_sync` over asyncpg.
-`Database.session()` (async) serves the rest: reports, deliveries, tests.
+The hot path (claim a message, reserve, settle) runs each transaction as one synchronous function of
+Core statements, `Database.run_core(fn)`: on SQLite in a single writer thread that commits what queued up
+together (bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement;
+on PostgreSQL through `AsyncConnection.run_sync` over asyncpg. `Database.run(fn)` is the same for work
+that wants an ORM Session; `Database.session()` (async) serves the rest: reports, deliveries, tests.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -120,6 +120,15 @@ class Database:
             async with self.sessions() as session, session.begin():
                 return await session.run_sync(work)
         return await self._writer.run(work)
+
+    async def run_core(self, work: Callable[[Connection], T]) -> T:
+        """Like `run`, for work that needs only Core statements: `work` gets the transaction's `Connection`,
+        no ORM Session (no identity map, no unit of work, no nested-transaction bookkeeping). The hot path
+        (claim, reserve, settle) runs this way."""
+        if self._writer is None:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(work)
+        return await self._writer.run(work, on_connection=True)
 
     async def ping(self) -> None:
         """Check that the database answers; raises the driver's error if it does not.

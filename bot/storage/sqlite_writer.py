@@ -6,7 +6,11 @@ the event loop (a write to the loop's self-pipe, and a wait for the GIL). Here t
 while one group ran becomes the next group: each function runs in its own SAVEPOINT, so its effects
 stand or fall alone as before; the group shares one BEGIN IMMEDIATE ... COMMIT; and its callers are
 woken by one callback per event loop. A function that runs alone costs what it did before plus a
-SAVEPOINT. A caller's result is delivered only after the COMMIT that made it durable; if that COMMIT
+SAVEPOINT. A function given the group's `Connection` (`run(work, on_connection=True)`, Core statements
+only) gets a SAVEPOINT issued straight to sqlite3, not through SQLAlchemy's nested-transaction
+machinery, which costs more than the hot path's own statements; with no ORM Session there is nothing
+that could roll back the group's transaction behind the savepoint's back.
+A caller's result is delivered only after the COMMIT that made it durable; if that COMMIT
 fails, every caller of the group gets its error (nothing of the group was written).
 """
 
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -32,9 +36,10 @@ MAX_GROUP = 64  # transactions per COMMIT: enough for a burst, small enough that
 
 @dataclass(slots=True)
 class _Job:
-    work: Callable[[Session], Any]
+    work: Callable[[Any], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    on_connection: bool = False
     ok: bool = False
     outcome: Any = None
 
@@ -53,14 +58,15 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T] | Callable[[Connection], T], *, on_connection: bool = False) -> T:
         """Run `work` in its own savepoint of the next group; its return value once the group is committed.
+        `work` is given an ORM `Session`, or with `on_connection` the group's `Connection`.
         Raises what `work` raised (its savepoint rolled back), or the group's COMMIT error; RuntimeError
         once the writer is closed."""
         if self._closed:
             raise RuntimeError("the SQLite writer is closed")
         loop = asyncio.get_running_loop()
-        job = _Job(work, loop.create_future(), loop)
+        job = _Job(work, loop.create_future(), loop, on_connection)
         self._queue.put(job)
         return await job.future
 
@@ -95,6 +101,9 @@ class GroupCommitWriter:
             with self._engine.connect() as connection, connection.begin():
                 for job in group:
                     try:
+                        if job.on_connection:
+                            job.outcome, job.ok = _in_savepoint(connection, job.work), True
+                            continue
                         with Session(bind=connection, join_transaction_mode="create_savepoint",
                                      expire_on_commit=False) as session, session.begin():
                             job.outcome, job.ok = job.work(session), True
@@ -114,6 +123,19 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_settle, jobs)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
                 log.debug("%d SQLite results for a closed event loop dropped", len(jobs))
+
+
+def _in_savepoint(connection: Connection, work: Callable[[Connection], T]) -> T:
+    sqlite = connection.connection.driver_connection
+    sqlite.execute("SAVEPOINT job")
+    try:
+        result = work(connection)
+    except BaseException:
+        sqlite.execute("ROLLBACK TO job")
+        sqlite.execute("RELEASE job")
+        raise
+    sqlite.execute("RELEASE job")
+    return result
 
 
 def _settle(jobs: list[_Job]) -> None:

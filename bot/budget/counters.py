@@ -1,0 +1,113 @@
+"""Budget counter rows: one per scope and period, holding what is spent and reserved there (nano-dollars).
+
+A reservation names its counters by key (`counter_key`: `scope|period|start`, start naive UTC). Each
+function here runs one statement for all of a call's counters at once, on the transaction's `Connection`.
+The statements have one fixed shape per number of counters (parameters s0, p0, t0, s1, ...), so
+SQLAlchemy compiles each shape once: an expanding IN would be rendered anew at every execution, which
+cost more than running it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, Update, bindparam, func, select, tuple_, update
+from sqlalchemy.engine import Connection
+
+from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
+from bot.storage.tables import BudgetCounter, Reservation, UsageEntry
+
+Counter = tuple[str, str, datetime]  # (scope key, period, period start): a counter row's primary key
+
+_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
+
+
+def counter_key(scope_key: str, period: str, period_start: datetime) -> str:
+    """A counter's key as a reservation stores it: `scope|period|start` (start naive UTC, ISO)."""
+    return f"{scope_key}|{period}|{period_start.isoformat()}"
+
+
+def parse_counter_key(key: str) -> Counter:
+    """`counter_key`'s parts back: (scope key, period, period start)."""
+    scope_key, period, start = key.split("|")
+    return scope_key, period, datetime.fromisoformat(start)
+
+
+def channel_scope_of(counter_keys: str) -> str | None:
+    """The channel scope among a reservation's counter keys (`;`-joined), if it has one."""
+    scopes = [parse_counter_key(key)[0] for key in counter_keys.split(";")]
+    return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
+
+
+def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, Row[Any]]:
+    """The rows that exist of `counters` (scope key -> row of scope_key, spent_nanos, reserved_nanos), at most
+    one per scope key. With `lock`, locked FOR UPDATE in scope-key order on PostgreSQL (rows are locked in
+    the order they are returned, and one order for every transaction keeps two from deadlocking)."""
+    statements = _statements(len(counters))
+    rows = connection.execute(statements.locked if lock else statements.read, _params(counters))
+    return {row.scope_key: row for row in rows}
+
+
+def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
+           returning: bool = False, locked: bool = False) -> dict[str, Row[Any]]:
+    """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
+    in one statement; on PostgreSQL, rows not yet `locked` are locked first, in scope-key order (an UPDATE
+    locks in whatever order it finds them). With `returning`, the counters after the change (as
+    `read_counters` gives them)."""
+    counters = [parse_counter_key(key) for key in counter_keys]
+    if not locked and connection.dialect.name != "sqlite":
+        read_counters(connection, counters, lock=True)
+    statements = _statements(len(counters))
+    params = _params(counters) | {"d_reserved": reserved, "d_spent": spent}
+    if not returning:
+        connection.execute(statements.adjust, params)
+        return {}
+    return {row.scope_key: row for row in connection.execute(statements.adjust_returning, params)}
+
+
+def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
+    """Nano-dollars the ledger holds for a scope from `since` (to `until`), naive UTC."""
+    window = [_LEDGER.c.started_at >= since] + ([_LEDGER.c.started_at < until] if until is not None else [])
+    return _scope_sum(connection, _LEDGER.c.cost_nanos, scope_key, *window)
+
+
+def active_reserved(connection: Connection, scope_key: str, since: datetime) -> int:
+    """Nano-dollars held by a scope's active reservations made since `since`, naive UTC."""
+    return _scope_sum(connection, _RESERVATIONS.c.amount_nanos, scope_key,
+                      _RESERVATIONS.c.status == "active", _RESERVATIONS.c.created_at >= since)
+
+
+def _scope_sum(connection: Connection, column: Any, scope_key: str, *where: Any) -> int:
+    query = select(func.coalesce(func.sum(column), 0)).where(*where)
+    if scope_key != GLOBAL_SCOPE:
+        query = query.where(*scope_filter(column.table, scope_key))
+    return int(connection.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    read: Select[Any]
+    locked: Select[Any]
+    adjust: Update
+    adjust_returning: Update
+
+
+@functools.cache
+def _statements(n: int) -> _Statements:
+    c = _COUNTERS.c
+    where = tuple_(c.scope_key, c.period, c.period_start).in_([
+        tuple_(bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"p{i}", type_=c.period.type),
+               bindparam(f"t{i}", type_=c.period_start.type)) for i in range(n)])
+    read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(c.scope_key)
+    change = update(_COUNTERS).where(where).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
+                                                   spent_nanos=c.spent_nanos + bindparam("d_spent"))
+    return _Statements(read, read.with_for_update(), change,
+                       change.returning(c.scope_key, c.spent_nanos, c.reserved_nanos))
+
+
+def _params(counters: list[Counter]) -> dict[str, Any]:
+    return {f"{name}{i}": value for i, counter in enumerate(counters)
+            for name, value in zip("spt", counter, strict=True)}
