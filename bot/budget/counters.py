@@ -46,7 +46,7 @@ def read_counters(connection: Connection, counters: list[Counter], *, lock: bool
     """The rows that exist of `counters` (scope key -> row of scope_key, spent_nanos, reserved_nanos), at most
     one per scope key. With `lock`, locked FOR UPDATE in scope-key order on PostgreSQL (rows are locked in
     the order they are returned, and one order for every transaction keeps two from deadlocking)."""
-    statements = _statements(len(counters))
+    statements = _statements(len(counters), lock_first=False)
     rows = connection.execute(statements.locked if lock else statements.read, _params(counters))
     return {row.scope_key: row for row in rows}
 
@@ -54,13 +54,11 @@ def read_counters(connection: Connection, counters: list[Counter], *, lock: bool
 def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
            returning: bool = False, locked: bool = False) -> dict[str, Row[Any]]:
     """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
-    in one statement; on PostgreSQL, rows not yet `locked` are locked first, in scope-key order (an UPDATE
-    locks in whatever order it finds them). With `returning`, the counters after the change (as
-    `read_counters` gives them)."""
+    in one statement; on PostgreSQL, rows not yet `locked` are locked by a subquery first, in scope-key
+    order (an UPDATE alone locks in whatever order it finds them). With `returning`, the counters after
+    the change (as `read_counters` gives them)."""
     counters = [parse_counter_key(key) for key in counter_keys]
-    if not locked and connection.dialect.name != "sqlite":
-        read_counters(connection, counters, lock=True)
-    statements = _statements(len(counters))
+    statements = _statements(len(counters), lock_first=not locked and connection.dialect.name != "sqlite")
     params = _params(counters) | {"d_reserved": reserved, "d_spent": spent}
     if not returning:
         connection.execute(statements.adjust, params)
@@ -96,13 +94,16 @@ class _Statements:
 
 
 @functools.cache
-def _statements(n: int) -> _Statements:
+def _statements(n: int, *, lock_first: bool) -> _Statements:
     c = _COUNTERS.c
-    where = tuple_(c.scope_key, c.period, c.period_start).in_([
+    key = tuple_(c.scope_key, c.period, c.period_start)
+    where = key.in_([
         tuple_(bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"p{i}", type_=c.period.type),
                bindparam(f"t{i}", type_=c.period_start.type)) for i in range(n)])
     read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(c.scope_key)
-    change = update(_COUNTERS).where(where).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
+    changed = key.in_(select(c.scope_key, c.period, c.period_start).where(where).order_by(c.scope_key)
+                      .with_for_update()) if lock_first else where
+    change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
     return _Statements(read, read.with_for_update(), change,
                        change.returning(c.scope_key, c.spent_nanos, c.reserved_nanos))
