@@ -1,9 +1,4 @@
-"""answers point at the message they answer (forgetting); Slack installations (multi-workspace OAuth)
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-30 23:00:00
-"""
+"""answers point at the message they answer (forgetting); Slack installations (multi-workspace OAuth)"""
 
 from collections.abc import Sequence
 
