@@ -102,13 +102,7 @@ class ChannelRoutes:
         message = self.b.message(channel, request.match_info["message_id"])
         if int(message["author"]["id"]) != self.b.world.bot.id:
             raise ApiError(403, 50013, "Missing Permissions")
-        del self.b.world.messages[int(message["id"])]
-        self.b.record("delete", message, via="channel")
-        deleted: JSON = {"id": message["id"], "channel_id": message["channel_id"]}
-        if channel.guild_id is not None:
-            deleted["guild_id"] = str(channel.guild_id)
-        intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
-        await self.b.gateway.dispatch("MESSAGE_DELETE", deleted, guild_id=channel.guild_id, intent=intent)
+        await self.b.delete(message, via="channel")
         return no_content()
 
     async def thread_from_message(self, request: web.Request) -> web.Response:
