@@ -80,40 +80,49 @@ def test_hunks_are_where_the_citations_below_expect(files: dict[str, FileDiff]) 
     assert 71 in second.new_side_numbers()
 
 
-def test_citations_inside_this_calls_hunks_are_kept(first_call: ReviewChunk) -> None:
-    reply = reply_with(
-        finding("app.py", 20, "added line"),
-        finding("app.py", 17, "context line"),
-        finding("a/app.py", 21, "git old-side prefix"),
-        finding("b/app.py", 22, "git new-side prefix"),
-        finding("./app.py", 23, "dot slash"),
-        finding("`lib/helpers.py`", 9, "backticks"),
-        finding("lib/old_helpers.py", 9, "old path of a rename"),
-    )
-    grounded = ground_findings(reply, first_call)
-    assert grounded.dropped == ()
-    assert [(f.path, f.line) for f in grounded.findings] == [
-        ("app.py", 20),
-        ("app.py", 17),
-        ("app.py", 21),
-        ("app.py", 22),
-        ("app.py", 23),
-        ("lib/helpers.py", 9),
-        ("lib/helpers.py", 9),
-    ]
-
-
-def test_citations_outside_this_calls_diff_are_dropped_and_counted(first_call: ReviewChunk) -> None:
-    reply = reply_with(
-        finding("app.py", 27, "old number of a deleted line"),
-        finding("app.py", 40, "beyond the hunk"),
-        finding("app.py", 80, "in a hunk sent in another call"),
-        finding("src/unknown.py", 3, "file not in the diff"),
-        finding("app.py", 20, "the one real finding"),
-    )
-    grounded = ground_findings(reply, first_call)
-    assert [f.title for f in grounded.findings] == ["the one real finding"]
-    assert len(grounded.dropped) == 4
+@pytest.mark.parametrize(
+    ("citations", "kept"),
+    [
+        pytest.param(
+            [
+                ("app.py", 20, "added line"),
+                ("app.py", 17, "context line"),
+                ("a/app.py", 21, "git old-side prefix"),
+                ("b/app.py", 22, "git new-side prefix"),
+                ("./app.py", 23, "dot slash"),
+                ("`lib/helpers.py`", 9, "backticks"),
+                ("lib/old_helpers.py", 9, "old path of a rename"),
+            ],
+            [
+                ("app.py", 20, "added line"),
+                ("app.py", 17, "context line"),
+                ("app.py", 21, "git old-side prefix"),
+                ("app.py", 22, "git new-side prefix"),
+                ("app.py", 23, "dot slash"),
+                ("lib/helpers.py", 9, "backticks"),
+                ("lib/helpers.py", 9, "old path of a rename"),
+            ],
+            id="inside this call's hunks",
+        ),
+        pytest.param(
+            [
+                ("app.py", 27, "old number of a deleted line"),
+                ("app.py", 40, "beyond the hunk"),
+                ("app.py", 80, "in a hunk sent in another call"),
+                ("src/unknown.py", 3, "file not in the diff"),
+                ("app.py", 20, "the one real finding"),
+            ],
+            [("app.py", 20, "the one real finding")],
+            id="outside this call's diff",
+        ),
+    ],
+)
+def test_citations_outside_this_calls_hunks_are_dropped_and_counted(
+    first_call: ReviewChunk, citations: list[tuple[str, int, str]], kept: list[tuple[str, int, str]]
+) -> None:
+    grounded = ground_findings(reply_with(*(finding(*citation) for citation in citations)), first_call)
+    assert [(f.path, f.line, f.title) for f in grounded.findings] == kept
+    assert len(grounded.dropped) == len(citations) - len(kept)
 
 
 def test_valid_reply_parses_without_repair() -> None:
