@@ -36,15 +36,17 @@ class ChannelRoutes:
         self.b = backend
 
     def register(self, routes: Routes) -> None:
-        routes.add("GET", "/channels/{channel_id}", self.get_channel)
-        routes.add("GET", "/channels/{channel_id}/messages", self.history)
-        routes.add("POST", "/channels/{channel_id}/messages", self.create_message)
-        routes.add("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message)
-        routes.add("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message)
-        routes.add("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message)
-        routes.add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.thread_from_message)
-        routes.add("POST", "/channels/{channel_id}/threads", self.thread_without_message)
-        routes.add("POST", "/channels/{channel_id}/typing", self.typing)
+        channel_path = "/channels/{channel_id}"
+        message_path = channel_path + "/messages/{message_id}"
+        routes.add("GET", channel_path, self.get_channel)
+        routes.add("GET", channel_path + "/messages", self.history)
+        routes.add("POST", channel_path + "/messages", self.create_message)
+        routes.add("GET", message_path, self.get_message)
+        routes.add("PATCH", message_path, self.edit_message)
+        routes.add("DELETE", message_path, self.delete_message)
+        routes.add("POST", message_path + "/threads", self.thread_from_message)
+        routes.add("POST", channel_path + "/threads", self.thread_without_message)
+        routes.add("POST", channel_path + "/typing", self.typing)
         routes.add("POST", "/users/@me/channels", self.open_dm)
 
     async def get_channel(self, request: web.Request) -> web.Response:
