@@ -80,47 +80,40 @@ def test_hunks_are_where_the_citations_below_expect(files: dict[str, FileDiff]) 
     assert 71 in second.new_side_numbers()
 
 
+# Each citation: the path and line the model cites, its title, and the path it is kept under (None: dropped).
 @pytest.mark.parametrize(
-    ("citations", "kept"),
+    "citations",
     [
         pytest.param(
             [
-                ("app.py", 20, "added line"),
-                ("app.py", 17, "context line"),
-                ("a/app.py", 21, "git old-side prefix"),
-                ("b/app.py", 22, "git new-side prefix"),
-                ("./app.py", 23, "dot slash"),
-                ("`lib/helpers.py`", 9, "backticks"),
-                ("lib/old_helpers.py", 9, "old path of a rename"),
-            ],
-            [
-                ("app.py", 20, "added line"),
-                ("app.py", 17, "context line"),
-                ("app.py", 21, "git old-side prefix"),
-                ("app.py", 22, "git new-side prefix"),
-                ("app.py", 23, "dot slash"),
-                ("lib/helpers.py", 9, "backticks"),
-                ("lib/helpers.py", 9, "old path of a rename"),
+                ("app.py", 20, "added line", "app.py"),
+                ("app.py", 17, "context line", "app.py"),
+                ("a/app.py", 21, "git old-side prefix", "app.py"),
+                ("b/app.py", 22, "git new-side prefix", "app.py"),
+                ("./app.py", 23, "dot slash", "app.py"),
+                ("`lib/helpers.py`", 9, "backticks", "lib/helpers.py"),
+                ("lib/old_helpers.py", 9, "old path of a rename", "lib/helpers.py"),
             ],
             id="inside this call's hunks",
         ),
         pytest.param(
             [
-                ("app.py", 27, "old number of a deleted line"),
-                ("app.py", 40, "beyond the hunk"),
-                ("app.py", 80, "in a hunk sent in another call"),
-                ("src/unknown.py", 3, "file not in the diff"),
-                ("app.py", 20, "the one real finding"),
+                ("app.py", 27, "old number of a deleted line", None),
+                ("app.py", 40, "beyond the hunk", None),
+                ("app.py", 80, "in a hunk sent in another call", None),
+                ("src/unknown.py", 3, "file not in the diff", None),
+                ("app.py", 20, "the one real finding", "app.py"),
             ],
-            [("app.py", 20, "the one real finding")],
             id="outside this call's diff",
         ),
     ],
 )
 def test_citations_outside_this_calls_hunks_are_dropped_and_counted(
-    first_call: ReviewChunk, citations: list[tuple[str, int, str]], kept: list[tuple[str, int, str]]
+    first_call: ReviewChunk, citations: list[tuple[str, int, str, str | None]]
 ) -> None:
-    grounded = ground_findings(reply_with(*(finding(*citation) for citation in citations)), first_call)
+    reply = reply_with(*(finding(path, line, title) for path, line, title, _ in citations))
+    grounded = ground_findings(reply, first_call)
+    kept = [(kept_path, line, title) for _, line, title, kept_path in citations if kept_path is not None]
     assert [(f.path, f.line, f.title) for f in grounded.findings] == kept
     assert len(grounded.dropped) == len(citations) - len(kept)
 
