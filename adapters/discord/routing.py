@@ -33,10 +33,6 @@ THREAD_NAME_LIMIT = 100
 # Discord message types a person writes; everything else (joins, pins, boosts ...) is a system message.
 DEFAULT_MESSAGE, REPLY_MESSAGE = 0, 19
 PERSON_MESSAGE_TYPES = frozenset({DEFAULT_MESSAGE, REPLY_MESSAGE})
-# Channel types (discord.ChannelType values).
-DM_CHANNEL_TYPES = frozenset({1, 3})
-THREAD_CHANNEL_TYPES = frozenset({10, 11, 12})
-REPLY_REFERENCE = 0  # message_reference.type: 0 reply, 1 forward
 
 _MARKUP = re.compile(r"[*_~`>#|]+")
 _SPACES = re.compile(r"\s+")
@@ -182,9 +178,3 @@ def _shorten(text: str, limit: int) -> str:
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,.;:-") + "…"
-
-
-def place_of(channel_type: int | None, guild_id: int | None) -> Place:
-    if guild_id is None or channel_type in DM_CHANNEL_TYPES:
-        return Place.DM
-    return Place.THREAD if channel_type in THREAD_CHANNEL_TYPES else Place.CHANNEL

@@ -1,9 +1,4 @@
-"""initial schema
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-26 10:01:26.550182
-"""
+"""initial schema"""
 
 from collections.abc import Sequence
 

@@ -1,8 +1,4 @@
-"""admin console: signing key and used sign-in links
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""admin console: signing key and used sign-in links"""
 
 from collections.abc import Sequence
 

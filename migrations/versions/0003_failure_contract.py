@@ -1,8 +1,4 @@
-"""failure contract: once-only signed requests, claimants and reply locations for crash recovery
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""failure contract: once-only signed requests, claimants and reply locations for crash recovery"""
 
 from collections.abc import Sequence
 

@@ -1,9 +1,4 @@
-"""display names of channels and people, learned from the platforms
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-30 23:30:00
-"""
+"""display names of channels and people, learned from the platforms"""
 
 from collections.abc import Sequence
 

@@ -1,9 +1,4 @@
-"""answer feedback: one rating per person per answer
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-30 23:20:00.000000
-"""
+"""answer feedback: one rating per person per answer"""
 
 from collections.abc import Sequence
 

@@ -1,9 +1,4 @@
-"""answers point at the message they answer (forgetting); Slack installations (multi-workspace OAuth)
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-30 23:00:00
-"""
+"""answers point at the message they answer (forgetting); Slack installations (multi-workspace OAuth)"""
 
 from collections.abc import Sequence
 
@@ -15,6 +10,29 @@ revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# slack-sdk's bot and installation tables begin alike and share the bot's token columns; each table
+# needs Column objects of its own, hence functions.
+def _install_columns() -> list[sa.Column]:
+    return [
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('client_id', sa.String(length=32), nullable=False),
+        sa.Column('app_id', sa.String(length=32), nullable=False),
+        sa.Column('enterprise_id', sa.String(length=32), nullable=True),
+        sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    ]
+
+
+def _bot_columns() -> list[sa.Column]:
+    return [
+        sa.Column('bot_token', sa.String(length=200), nullable=True),
+        sa.Column('bot_id', sa.String(length=32), nullable=True),
+        sa.Column('bot_user_id', sa.String(length=32), nullable=True),
+        sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
+        sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
+        sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    ]
 
 
 def upgrade() -> None:
@@ -32,19 +50,10 @@ def upgrade() -> None:
 
     # slack-sdk's SQLAlchemy installation and OAuth state stores, in the library's own shape.
     op.create_table('slack_bots',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('client_id', sa.String(length=32), nullable=False),
-    sa.Column('app_id', sa.String(length=32), nullable=False),
-    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
-    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    *_install_columns(),
     sa.Column('team_id', sa.String(length=32), nullable=True),
     sa.Column('team_name', sa.String(length=200), nullable=True),
-    sa.Column('bot_token', sa.String(length=200), nullable=True),
-    sa.Column('bot_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
-    sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
-    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    *_bot_columns(),
     sa.Column('is_enterprise_install', sa.Boolean(), nullable=False),
     sa.Column('installed_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -53,20 +62,11 @@ def upgrade() -> None:
         batch_op.create_index('slack_bots_idx', ['client_id', 'enterprise_id', 'team_id', 'installed_at'], unique=False)
 
     op.create_table('slack_installations',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('client_id', sa.String(length=32), nullable=False),
-    sa.Column('app_id', sa.String(length=32), nullable=False),
-    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
-    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    *_install_columns(),
     sa.Column('enterprise_url', sa.String(length=200), nullable=True),
     sa.Column('team_id', sa.String(length=32), nullable=True),
     sa.Column('team_name', sa.String(length=200), nullable=True),
-    sa.Column('bot_token', sa.String(length=200), nullable=True),
-    sa.Column('bot_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
-    sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
-    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    *_bot_columns(),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('user_token', sa.String(length=200), nullable=True),
     sa.Column('user_scopes', sa.String(length=1000), nullable=True),

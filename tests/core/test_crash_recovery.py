@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
 from bot.budget.scopes import person_scope
@@ -50,6 +51,14 @@ async def start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Proces
                                                 stderr=asyncio.subprocess.PIPE)
 
 
+async def mention_over_socket(slack: FakeSlack, text: str) -> dict[str, Any]:
+    """Mentions the bot in C1 once its process has opened Socket Mode; returns the event_callback sent."""
+    await slack.wait_for_socket(timeout=60)
+    mention = slack.events.app_mention(text)
+    await slack.socket_send_event(mention)
+    return mention
+
+
 async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_balances_the_books(
         slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
     db_path = tmp_path / "crash.db"
@@ -57,10 +66,8 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
     fake_seed.script(Reply(content="A long answer, streamed slowly. " * 200, chunk_chars=20, chunk_delay=0.05))
     first = await start_bot(env, tmp_path)
     try:
-        await slack.wait_for_socket(timeout=60)
-        mention = slack.events.app_mention("explain everything")
+        mention = await mention_over_socket(slack, "explain everything")
         ts = mention["event"]["ts"]
-        await slack.socket_send_event(mention)
         (half,) = await slack.wait_for(
             lambda: [m for m in bot_replies(slack, "C1", ts) if len(m.visible_text) > 100] or None, 60)
         assert half.stream_state == "streaming"

@@ -1,5 +1,5 @@
 """adapters.discord.routing and the pure half of files: who gets an answer, where, under which key, from recorded
-gateway payloads (tests/discord/payloads) and plain data."""
+gateway payloads (tests/discord/payloads, read by the listener's facts_from_message) and plain data."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
+from discord.state import ConnectionState
 
+from adapters.discord.listeners import facts_from_message
 from adapters.discord.routing import (
-    DEFAULT_MESSAGE,
     DM_WORKSPACE,
-    REPLY_REFERENCE,
     Ignore,
     MessageFacts,
     Place,
@@ -22,7 +23,6 @@ from adapters.discord.routing import (
     Reply,
     conversation_anchor,
     interaction_key,
-    place_of,
     route,
     strip_mentions,
     thread_name,
@@ -30,47 +30,21 @@ from adapters.discord.routing import (
 from bot.domain import Platform, ThreadKey
 
 FIXTURES = Path(__file__).parent / "payloads"
+THREAD_TYPES = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
 
 
-def facts_from_payload(message: dict[str, Any], channel: dict[str, Any]) -> MessageFacts:
-    """Facts from a MESSAGE_CREATE payload and the channel object it was posted in (a message
-    event does not say whether its channel is a thread)."""
-    guild_id = _snowflake(message.get("guild_id") or channel.get("guild_id"))
-    author = message.get("author") or {}
-    place = place_of(channel.get("type"), guild_id)
-    referenced = None
-    reference = message.get("message_reference")
-    if reference and reference.get("message_id") and reference.get("type", REPLY_REFERENCE) == REPLY_REFERENCE:
-        target = message.get("referenced_message") or {}
-        target_reference = target.get("message_reference") or {}
-        metadata = target.get("interaction_metadata") or {}
-        referenced = Referenced(
-            message_id=int(reference["message_id"]),
-            author_id=_snowflake((target.get("author") or {}).get("id")),
-            replied_to_id=_snowflake(target_reference.get("message_id")),
-            interaction_id=_snowflake(metadata.get("id")),
-        )
-    member = message.get("member") or {}
-    return MessageFacts(
-        message_id=int(message["id"]),
-        channel_id=int(message["channel_id"]),
-        guild_id=guild_id,
-        place=place,
-        author_id=int(author["id"]),
-        author_is_bot=bool(author.get("bot")),
-        message_type=int(message.get("type", DEFAULT_MESSAGE)),
-        content=message.get("content") or "",
-        parent_id=_snowflake(channel.get("parent_id")) if place is Place.THREAD else None,
-        author_name=member.get("nick") or author.get("global_name") or author.get("username") or "",
-        channel_name=channel.get("name") or "",
-        mention_ids=frozenset(int(m["id"]) for m in message.get("mentions") or []),
-        role_mention_ids=frozenset(int(r) for r in message.get("mention_roles") or []),
-        referenced=referenced,
-    )
-
-
-def _snowflake(value: object) -> int | None:
-    return int(value) if value not in (None, "") else None  # type: ignore[call-overload]
+def facts_from_payload(message: dict[str, Any], channel: dict[str, Any]) -> MessageFacts | None:
+    """The listener's facts for a MESSAGE_CREATE payload, which discord.py reads as it would the gateway's,
+    in the channel object it was posted in (a message event does not say whether its channel is a thread)."""
+    state = ConnectionState(dispatch=lambda *_: None, handlers={}, hooks={}, http=None, intents=discord.Intents.all())
+    guild_id = message.get("guild_id") or channel.get("guild_id")
+    if guild_id is None:
+        where = discord.DMChannel(me=None, state=state, data=channel)
+    else:
+        guild = discord.Guild(data={"id": guild_id}, state=state)
+        is_thread = discord.ChannelType(channel["type"]) in THREAD_TYPES
+        where = (discord.Thread if is_thread else discord.TextChannel)(guild=guild, state=state, data=channel)
+    return facts_from_message(discord.Message(state=state, channel=where, data=message))
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -80,6 +54,7 @@ def fixture(name: str) -> dict[str, Any]:
 def decide(name: str) -> tuple[Ignore | Reply, dict[str, Any]]:
     data = fixture(name)
     facts = facts_from_payload(data["message"], data["channel"])
+    assert facts is not None
     return route(facts, bot_id=int(data["bot_user_id"])), data
 
 

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from tests.books import read_books_at
-from tests.core.test_crash_recovery import NOTICE, bot_env, start_bot
+from tests.core.test_crash_recovery import NOTICE, bot_env, mention_over_socket, start_bot
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import bot_replies
@@ -22,10 +22,7 @@ async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_p
     fake_seed.script(reply)
     process = await start_bot(env, tmp_path)
     try:
-        await slack.wait_for_socket(timeout=60)
-        mention = slack.events.app_mention("explain")
-        ts = mention["event"]["ts"]
-        await slack.socket_send_event(mention)
+        ts = (await mention_over_socket(slack, "explain"))["event"]["ts"]
         await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -80,40 +80,42 @@ def test_hunks_are_where_the_citations_below_expect(files: dict[str, FileDiff]) 
     assert 71 in second.new_side_numbers()
 
 
-def test_citations_inside_this_calls_hunks_are_kept(first_call: ReviewChunk) -> None:
-    reply = reply_with(
-        finding("app.py", 20, "added line"),
-        finding("app.py", 17, "context line"),
-        finding("a/app.py", 21, "git old-side prefix"),
-        finding("b/app.py", 22, "git new-side prefix"),
-        finding("./app.py", 23, "dot slash"),
-        finding("`lib/helpers.py`", 9, "backticks"),
-        finding("lib/old_helpers.py", 9, "old path of a rename"),
-    )
+# Each citation: the path and line the model cites, its title, and the path it is kept under (None: dropped).
+@pytest.mark.parametrize(
+    "citations",
+    [
+        pytest.param(
+            [
+                ("app.py", 20, "added line", "app.py"),
+                ("app.py", 17, "context line", "app.py"),
+                ("a/app.py", 21, "git old-side prefix", "app.py"),
+                ("b/app.py", 22, "git new-side prefix", "app.py"),
+                ("./app.py", 23, "dot slash", "app.py"),
+                ("`lib/helpers.py`", 9, "backticks", "lib/helpers.py"),
+                ("lib/old_helpers.py", 9, "old path of a rename", "lib/helpers.py"),
+            ],
+            id="inside this call's hunks",
+        ),
+        pytest.param(
+            [
+                ("app.py", 27, "old number of a deleted line", None),
+                ("app.py", 40, "beyond the hunk", None),
+                ("app.py", 80, "in a hunk sent in another call", None),
+                ("src/unknown.py", 3, "file not in the diff", None),
+                ("app.py", 20, "the one real finding", "app.py"),
+            ],
+            id="outside this call's diff",
+        ),
+    ],
+)
+def test_citations_outside_this_calls_hunks_are_dropped_and_counted(
+    first_call: ReviewChunk, citations: list[tuple[str, int, str, str | None]]
+) -> None:
+    reply = reply_with(*(finding(path, line, title) for path, line, title, _ in citations))
     grounded = ground_findings(reply, first_call)
-    assert grounded.dropped == ()
-    assert [(f.path, f.line) for f in grounded.findings] == [
-        ("app.py", 20),
-        ("app.py", 17),
-        ("app.py", 21),
-        ("app.py", 22),
-        ("app.py", 23),
-        ("lib/helpers.py", 9),
-        ("lib/helpers.py", 9),
-    ]
-
-
-def test_citations_outside_this_calls_diff_are_dropped_and_counted(first_call: ReviewChunk) -> None:
-    reply = reply_with(
-        finding("app.py", 27, "old number of a deleted line"),
-        finding("app.py", 40, "beyond the hunk"),
-        finding("app.py", 80, "in a hunk sent in another call"),
-        finding("src/unknown.py", 3, "file not in the diff"),
-        finding("app.py", 20, "the one real finding"),
-    )
-    grounded = ground_findings(reply, first_call)
-    assert [f.title for f in grounded.findings] == ["the one real finding"]
-    assert len(grounded.dropped) == 4
+    kept = [(kept_path, line, title) for _, line, title, kept_path in citations if kept_path is not None]
+    assert [(f.path, f.line, f.title) for f in grounded.findings] == kept
+    assert len(grounded.dropped) == len(citations) - len(kept)
 
 
 def test_valid_reply_parses_without_repair() -> None:

@@ -15,7 +15,7 @@ from adapters.runtime import BotProcess
 from adapters.slack.adapter import SlackAdapter
 from bot.chat.markdown import open_fence
 from bot.config import Settings
-from tests.fakes.slack import FakeSlack, Message
+from tests.fakes.slack import FakeSlack, Message, SignedSender
 from tests.waiting import wait_until_idle
 
 FOOTER_RE = re.compile(r"\n\n_[^\n]*_$")
@@ -89,6 +89,14 @@ async def wait_for_answer(slack: FakeSlack, channel: str, thread_ts: str, *, cou
         return None
 
     return await slack.wait_for(done, timeout)
+
+
+async def mention_answered(sender: SignedSender, slack: FakeSlack, text: str) -> str:
+    """Mentions the bot in C1 and waits for its answer; returns the thread's ts, for what the test sends next."""
+    mention = slack.events.app_mention(text)
+    await sender.post_event(mention)
+    await wait_for_answer(slack, "C1", mention["event"]["ts"])
+    return mention["event"]["ts"]
 
 
 def answer_part(text: str) -> str:

@@ -20,7 +20,7 @@ from bot.storage.tables import BudgetChange
 from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack.harness import running_bot, wait_for_answer
+from tests.slack.harness import mention_answered, running_bot
 
 SIG = "v0=" + "a" * 64
 
@@ -85,9 +85,7 @@ async def test_slack_http_edge_answers_every_malformed_request_without_a_traceba
             assert len(warnings) == 1 and "ignored" in warnings[0].getMessage(), (name, warnings)
         assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
         # The process is alive and answers a well-formed mention.
-        mention = slack.events.app_mention("are you alive?")
-        await sender.post_event(mention)
-        await wait_for_answer(slack, "C1", mention["event"]["ts"])
+        await mention_answered(sender, slack, "are you alive?")
         await bot.idle()
         assert bot.process.core is not None
         books = await read_books(bot.process.core.db)

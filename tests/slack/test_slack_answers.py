@@ -12,6 +12,7 @@ from tests.slack.harness import (
     RunningBot,
     answer_part,
     bot_replies,
+    mention_answered,
     wait_for_answer,
 )
 
@@ -53,11 +54,8 @@ async def test_mention_is_acked_at_once_and_answered_by_a_stream_in_its_thread(
 async def test_thread_follow_up_without_mention_continues_the_conversation(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="First answer."), Reply(content="Second answer."))
-    mention = slack.events.app_mention("what is a rebase?")
-    ts = mention["event"]["ts"]
     async with slack.sender(bot.events_url) as sender:
-        await sender.post_event(mention)
-        await wait_for_answer(slack, "C1", ts)
+        ts = await mention_answered(sender, slack, "what is a rebase?")
         follow_up = slack.events.message("and how is it different from merge?", channel="C1",
                                          channel_type="channel", thread_ts=ts)
         await sender.post_event(follow_up)
@@ -97,11 +95,8 @@ async def test_thread_messages_the_bot_is_not_part_of_get_no_answer(
 async def test_mention_inside_a_thread_is_answered_once_although_slack_sends_two_events(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="One."), Reply(content="Two."))
-    mention = slack.events.app_mention("first")
-    ts = mention["event"]["ts"]
     async with slack.sender(bot.events_url) as sender:
-        await sender.post_event(mention)
-        await wait_for_answer(slack, "C1", ts)
+        ts = await mention_answered(sender, slack, "first")
         again = slack.events.app_mention("second", thread_ts=ts)
         twin = slack.events.event_callback(dict(again["event"], type="message", channel_type="channel"))
         await sender.post_event(twin)

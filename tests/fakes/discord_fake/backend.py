@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from .gateway import Gateway
+from .gateway import Gateway, Intent
 from .interactions import Interactions
 from .model import EPHEMERAL, JSON, Channel, World
 from .records import MessageEvent, Records
@@ -54,6 +54,20 @@ class Backend:
                 payload=body or {},
             )
         )
+
+    async def delete(self, message: JSON, *, via: Literal["channel", "interaction"]) -> None:
+        """Removes a stored message; the gateway hears of it unless it was ephemeral, which only its
+        interaction's webhook ever knew."""
+        del self.world.messages[int(message["id"])]
+        self.record("delete", message, via=via)
+        if message["flags"] & EPHEMERAL:
+            return
+        channel = self.channel(message["channel_id"])
+        deleted: JSON = {"id": message["id"], "channel_id": message["channel_id"]}
+        if channel.guild_id is not None:
+            deleted["guild_id"] = str(channel.guild_id)
+        intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
+        await self.gateway.dispatch("MESSAGE_DELETE", deleted, guild_id=channel.guild_id, intent=intent)
 
 
 def _as_int(value: int | str) -> int:

@@ -36,15 +36,17 @@ class ChannelRoutes:
         self.b = backend
 
     def register(self, routes: Routes) -> None:
-        routes.add("GET", "/channels/{channel_id}", self.get_channel)
-        routes.add("GET", "/channels/{channel_id}/messages", self.history)
-        routes.add("POST", "/channels/{channel_id}/messages", self.create_message)
-        routes.add("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message)
-        routes.add("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message)
-        routes.add("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message)
-        routes.add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.thread_from_message)
-        routes.add("POST", "/channels/{channel_id}/threads", self.thread_without_message)
-        routes.add("POST", "/channels/{channel_id}/typing", self.typing)
+        channel_path = "/channels/{channel_id}"
+        message_path = channel_path + "/messages/{message_id}"
+        routes.add("GET", channel_path, self.get_channel)
+        routes.add("GET", channel_path + "/messages", self.history)
+        routes.add("POST", channel_path + "/messages", self.create_message)
+        routes.add("GET", message_path, self.get_message)
+        routes.add("PATCH", message_path, self.edit_message)
+        routes.add("DELETE", message_path, self.delete_message)
+        routes.add("POST", message_path + "/threads", self.thread_from_message)
+        routes.add("POST", channel_path + "/threads", self.thread_without_message)
+        routes.add("POST", channel_path + "/typing", self.typing)
         routes.add("POST", "/users/@me/channels", self.open_dm)
 
     async def get_channel(self, request: web.Request) -> web.Response:
@@ -102,13 +104,7 @@ class ChannelRoutes:
         message = self.b.message(channel, request.match_info["message_id"])
         if int(message["author"]["id"]) != self.b.world.bot.id:
             raise ApiError(403, 50013, "Missing Permissions")
-        del self.b.world.messages[int(message["id"])]
-        self.b.record("delete", message, via="channel")
-        deleted: JSON = {"id": message["id"], "channel_id": message["channel_id"]}
-        if channel.guild_id is not None:
-            deleted["guild_id"] = str(channel.guild_id)
-        intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
-        await self.b.gateway.dispatch("MESSAGE_DELETE", deleted, guild_id=channel.guild_id, intent=intent)
+        await self.b.delete(message, via="channel")
         return no_content()
 
     async def thread_from_message(self, request: web.Request) -> web.Response:

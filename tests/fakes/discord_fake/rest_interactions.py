@@ -8,7 +8,6 @@ from aiohttp import web
 
 from . import messages
 from .backend import Backend
-from .gateway import Intent
 from .interactions import APPLICATION_COMMAND, MESSAGE_COMPONENT, InteractionState
 from .messages import MessageBody
 from .model import CHAT_INPUT_COMMAND, EPHEMERAL, JSON, LOADING
@@ -110,15 +109,7 @@ class InteractionRoutes:
 
     async def delete_message(self, request: web.Request) -> web.Response:
         message = self._owned_message(self._state(request), request.match_info["message_id"])
-        del self.b.world.messages[int(message["id"])]
-        self.b.record("delete", message, via="interaction")
-        if not message["flags"] & EPHEMERAL:
-            channel = self.b.channel(message["channel_id"])
-            deleted: JSON = {"id": message["id"], "channel_id": message["channel_id"]}
-            if channel.guild_id is not None:
-                deleted["guild_id"] = str(channel.guild_id)
-            intent = Intent.GUILD_MESSAGES if channel.guild_id else Intent.DIRECT_MESSAGES
-            await self.b.gateway.dispatch("MESSAGE_DELETE", deleted, guild_id=channel.guild_id, intent=intent)
+        await self.b.delete(message, via="interaction")
         return no_content()
 
     # -- helpers -----------------------------------------------------------------------------------
