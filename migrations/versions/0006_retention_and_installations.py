@@ -12,29 +12,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-# slack-sdk's bot and installation tables begin alike and share the bot's token columns; each table
-# needs Column objects of its own, hence functions.
-def _install_columns() -> list[sa.Column]:
-    return [
-        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column('client_id', sa.String(length=32), nullable=False),
-        sa.Column('app_id', sa.String(length=32), nullable=False),
-        sa.Column('enterprise_id', sa.String(length=32), nullable=True),
-        sa.Column('enterprise_name', sa.String(length=200), nullable=True),
-    ]
-
-
-def _bot_columns() -> list[sa.Column]:
-    return [
-        sa.Column('bot_token', sa.String(length=200), nullable=True),
-        sa.Column('bot_id', sa.String(length=32), nullable=True),
-        sa.Column('bot_user_id', sa.String(length=32), nullable=True),
-        sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
-        sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
-        sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
-    ]
-
-
 def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reply_to_pk', sa.Integer(), nullable=True))
@@ -50,10 +27,19 @@ def upgrade() -> None:
 
     # slack-sdk's SQLAlchemy installation and OAuth state stores, in the library's own shape.
     op.create_table('slack_bots',
-    *_install_columns(),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('client_id', sa.String(length=32), nullable=False),
+    sa.Column('app_id', sa.String(length=32), nullable=False),
+    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
+    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
     sa.Column('team_id', sa.String(length=32), nullable=True),
     sa.Column('team_name', sa.String(length=200), nullable=True),
-    *_bot_columns(),
+    sa.Column('bot_token', sa.String(length=200), nullable=True),
+    sa.Column('bot_id', sa.String(length=32), nullable=True),
+    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
+    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
+    sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
+    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
     sa.Column('is_enterprise_install', sa.Boolean(), nullable=False),
     sa.Column('installed_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -62,11 +48,20 @@ def upgrade() -> None:
         batch_op.create_index('slack_bots_idx', ['client_id', 'enterprise_id', 'team_id', 'installed_at'], unique=False)
 
     op.create_table('slack_installations',
-    *_install_columns(),
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('client_id', sa.String(length=32), nullable=False),
+    sa.Column('app_id', sa.String(length=32), nullable=False),
+    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
+    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
     sa.Column('enterprise_url', sa.String(length=200), nullable=True),
     sa.Column('team_id', sa.String(length=32), nullable=True),
     sa.Column('team_name', sa.String(length=200), nullable=True),
-    *_bot_columns(),
+    sa.Column('bot_token', sa.String(length=200), nullable=True),
+    sa.Column('bot_id', sa.String(length=32), nullable=True),
+    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
+    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
+    sa.Column('bot_refresh_token', sa.String(length=200), nullable=True),
+    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('user_token', sa.String(length=200), nullable=True),
     sa.Column('user_scopes', sa.String(length=1000), nullable=True),
