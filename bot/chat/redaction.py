@@ -26,10 +26,9 @@ from bot.chat.secret_rules import (
     KEY_END,
     PRIVATE_KEY,
     RULES,
-    RULES_FOR_TRIGGER,
+    RULES_BY_TRIGGER,
     SPANS_BLANKS,
     TOKEN_TAIL,
-    TRIGGER_SCAN,
     mask_for,
 )
 from bot.domain import AttachmentKind, Incoming
@@ -224,7 +223,8 @@ def _mask_segment(segment: str) -> tuple[str, int]:
 def _line_spans(line: str, offset: int) -> list[tuple[int, int, str]]:
     """(start, end, kind) of every single-line rule match in `line`, shifted by `offset`."""
     spans: list[tuple[int, int, str]] = []
-    selected = {i for found in set(TRIGGER_SCAN.findall(line.casefold())) for i in RULES_FOR_TRIGGER[found]}
+    folded = line.casefold()
+    selected = {i for trigger, rules in RULES_BY_TRIGGER if trigger in folded for i in rules}
     for index in sorted(selected):
         rule = RULES[index]
         for match in rule.pattern.finditer(line):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from detect_secrets.filters import heuristic
 from detect_secrets.plugins import keyword
@@ -164,13 +163,13 @@ RULES: tuple[Rule, ...] = (
 )
 SPANS_BLANKS = re.compile("|".join(map(re.escape, (*_ASSIGNMENT_TRIGGERS, "aws", "----", "//"))))
 
-# Which rules a line can match: every trigger found in the casefolded line (the longest at each position)
-# selects the rules that have a trigger inside it, so one scan replaces a substring test per rule.
-_TRIGGERS = sorted({t for rule in RULES for t in rule.triggers}, key=len, reverse=True)
-TRIGGER_SCAN = re.compile("(?=(" + "|".join(map(re.escape, _TRIGGERS)) + "))")
-RULES_FOR_TRIGGER = MappingProxyType({
-    found: tuple(i for i, rule in enumerate(RULES) if any(t in found for t in rule.triggers)) for found in _TRIGGERS
-})
+# Which rules a line can match: each trigger in the casefolded line selects the rules that list it. One
+# substring test per distinct trigger (about 50) is faster than one regex scan for all of them, which
+# cannot skip ahead by a first character when it must look for overlapping triggers at every position.
+RULES_BY_TRIGGER = tuple(
+    (trigger, tuple(i for i, rule in enumerate(RULES) if trigger in rule.triggers))
+    for trigger in sorted({t for rule in RULES for t in rule.triggers})
+)
 
 # PEM (PKCS#1, PKCS#8, SEC1, DSA, encrypted), OpenSSH, PGP and SSH2 private keys. detect-secrets'
 # PrivateKeyDetector only flags the BEGIN line; masking needs the whole block, to its END.
