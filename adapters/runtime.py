@@ -17,7 +17,7 @@ from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core, build_core
 from adapters.web.server import WebServer, build_web_app
 from bot.config import ConfigError, Settings
-from bot.ops.heap import HeapTrimmer
+from bot.ops.heap import HeapTrimmer, freeze_long_lived
 from bot.ops.retention import Retention, RetentionSweep
 from bot.ops.scheduler import Scheduler
 from bot.ports import Notifier
@@ -177,6 +177,7 @@ async def run_until_signalled(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await process.start()
+        log.debug("%d start-up objects frozen out of garbage collection", freeze_long_lived())
         await stop.wait()
     finally:
         # Also after a failed start: whatever did start (engine, server, a connected adapter) is closed.

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bench import burst_bench, core_bench, discord_bench, slack_ack_bench
 from bench.harness import Figure
+from bot.ops.heap import freeze_long_lived
 
 Scenario = Callable[[argparse.Namespace], Awaitable[list[Figure]]]
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty, migrated PostgreSQL database for `pg`")
     parser.add_argument("--discord-scale", type=float, default=1.0, help="0.1 runs the 20-s answer in 2 s")
     args = parser.parse_args()
+    freeze_long_lived()  # a measuring process that pauses for a full collection measures its own pause
     figures = asyncio.run(run(args.scenario or list(SCENARIOS), args))
     width = max(len(f.name) for f in figures) if figures else 0
     print()

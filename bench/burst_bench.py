@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bench.harness import BotChild, Figure, fake_seed_process, percentile, rss_mib, seedbot_run, slack_env
+from bot.ops.heap import freeze_long_lived
 from tests.fakes.slack import FakeSlack
 
 PROBE_EVERY_SECONDS = 0.02
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=200)
     parser.add_argument("--stream-seconds", type=float, default=2.0)
     args = parser.parse_args()
+    freeze_long_lived()  # a measuring process that pauses for a full collection measures its own pause
     if args.scenario == "burst":
         asyncio.run(burst(args.answers, args.stream_seconds))
     else:

@@ -51,6 +51,7 @@ async def run(events: int = 100) -> list[Figure]:
 _BARE_SERVER = """
 import sys
 from aiohttp import web
+from bot.ops.heap import freeze_long_lived
 async def ok(request):
     await request.read()
     return web.Response(status=200)
@@ -78,6 +79,7 @@ async def _floor(slack: FakeSlack, mentions: list[dict]) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100)
+    freeze_long_lived()  # a measuring process that pauses for a full collection measures its own pause
     asyncio.run(run(parser.parse_args().events))
 
 
