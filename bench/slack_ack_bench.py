@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from bench.harness import Figure, free_port, percentile, seedbot_run, slack_env, wait_healthy
+from bot.ops.heap import freeze_long_lived
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 
@@ -51,7 +52,6 @@ async def run(events: int = 100) -> list[Figure]:
 _BARE_SERVER = """
 import sys
 from aiohttp import web
-from bot.ops.heap import freeze_long_lived
 async def ok(request):
     await request.read()
     return web.Response(status=200)
