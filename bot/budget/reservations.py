@@ -55,6 +55,9 @@ _BUDGETS, _COUNTERS, _RESERVATIONS, _LEDGER = (Budget.__table__, BudgetCounter._
 _RESERVE = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
 _RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
 _CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
+# Closes a reservation only if still active, and returns it: one statement where a locked read and an
+# update were two.
+_CLOSE_ACTIVE = _CLOSE.where(_RESERVATIONS.c.status == "active").returning(*_RESERVATIONS.c)
 _LEDGER_ROW = insert(_LEDGER)
 _REFUSAL = insert(Refusal.__table__)
 
@@ -210,15 +213,17 @@ class BudgetManager:
         """
 
         def work(connection: Connection) -> Any:
-            reservation = connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
+            reservation = connection.execute(_CLOSE_ACTIVE, {"r_id": grant.reservation_id,
+                                                             "r_status": _closed_status(outcome)}).first()
             counters: dict[str, Row[Any]] = {}
-            if reservation is not None and reservation.status == "expired":
+            if reservation is not None:
+                counters = self._book(connection, reservation, outcome)
+            elif (reservation := connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()) \
+                    is not None and reservation.status == "expired":
                 self._correct_expired(connection, reservation, outcome)
-            elif reservation is None or reservation.status != "active":
+            else:
                 log.warning("reservation %s was already closed (%s); its ledger row stands",
                             grant.reservation_id, reservation.status if reservation else "missing")
-            else:
-                counters = self._close(connection, reservation, outcome)
             if also is not None:
                 also(connection)
             return self._remaining_after(connection, reservation, counters)
@@ -250,7 +255,8 @@ class BudgetManager:
         def work(connection: Connection) -> Any:
             stale = connection.execute(query).all()
             for reservation in stale:
-                self._close(connection, reservation, Settlement(
+                connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": "expired"})
+                self._book(connection, reservation, Settlement(
                     status="expired", cost_nanos=reservation.amount_nanos, usage_known=False,
                     error="the process handling this call stopped before it settled",
                 ))
@@ -283,7 +289,7 @@ class BudgetManager:
         difference = outcome.cost_nanos - entry.cost_nanos
         adjust(connection, reservation.counter_keys.split(";"), spent=difference)
         connection.execute(_CLOSE, {"r_id": reservation.id,
-                                    "r_status": "released" if outcome.cost_nanos == 0 else "settled"})
+                                    "r_status": _closed_status(outcome)})
         corrected = {name: getattr(outcome, name) for name in (
             "model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "web_searches",
             "cost_nanos", "usage_known", "status", "first_token_ms", "duration_ms")}
@@ -292,15 +298,11 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    def _close(self, connection: Connection, reservation: Row[Any], outcome: Settlement) -> dict[str, Row[Any]]:
-        """Move a reservation's money from reserved to spent and write its ledger row. Returns its counters
-        after the move (scope key -> row of scope_key, spent_nanos, reserved_nanos)."""
+    def _book(self, connection: Connection, reservation: Row[Any], outcome: Settlement) -> dict[str, Row[Any]]:
+        """Move a closed reservation's money from reserved to spent and write its ledger row. Returns its
+        counters after the move (scope key -> row of scope_key, spent_nanos, reserved_nanos)."""
         counters = adjust(connection, reservation.counter_keys.split(";"), reserved=-reservation.amount_nanos,
-                           spent=outcome.cost_nanos, returning=True)
-        status = "released" if outcome.cost_nanos == 0 else "settled"
-        if outcome.status == "expired":
-            status = "expired"
-        connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": status})
+                          spent=outcome.cost_nanos, returning=True)
         connection.execute(_LEDGER_ROW, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
@@ -355,6 +357,11 @@ class BudgetManager:
         if counter is None or counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys:
             return self._remaining(connection, scope_key)
         return _remaining_of(ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos))
+
+
+def _closed_status(outcome: Settlement) -> str:
+    """What a settled reservation's status becomes: nothing charged releases it."""
+    return "released" if outcome.cost_nanos == 0 else "settled"
 
 
 def _remaining_of(state: ScopeState) -> Remaining:
