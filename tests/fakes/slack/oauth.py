@@ -18,15 +18,11 @@ import copy
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from tests.fakes.slack import SlackConfig
-
-JSON = dict[str, Any]
+from .model import JSON, SlackConfig, SlackError
 
 # The bot token of the Web API request being answered (each aiohttp request runs in its own task).
 REQUEST_TOKEN: ContextVar[str | None] = ContextVar("fake_slack_request_token", default=None)
@@ -112,8 +108,6 @@ class SlackOAuth:
 
     def check_client(self, request: web.Request, params: JSON) -> None:
         """oauth.v2.access authenticates the app, not a token: Basic auth, else client_id/client_secret fields."""
-        from tests.fakes.slack import SlackError
-
         client_id, client_secret = params.get("client_id"), params.get("client_secret")
         header = request.headers.get("Authorization", "")
         if header.startswith("Basic "):
@@ -124,8 +118,6 @@ class SlackOAuth:
             raise SlackError("bad_client_secret")
 
     def access(self, params: JSON) -> JSON:
-        from tests.fakes.slack import SlackError
-
         grant = self._codes.pop(str(params.get("code") or ""), None)
         if grant is None:
             raise SlackError("invalid_code")
