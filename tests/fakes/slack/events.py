@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 from .model import JSON, FakeUser, Message, SlackConfig, TsClock, dm_channel_id
 
+# The deprecated verification token Slack still sends in every payload.
+VERIFICATION_TOKEN = "fake-verification-token"
+
 
 class EventFactory:
     """Builds Events API bodies and slash command forms as Slack sends them.
@@ -34,7 +37,7 @@ class EventFactory:
     def event_callback(self, event: JSON) -> JSON:
         c = self.config
         return {
-            "token": "fake-verification-token",
+            "token": VERIFICATION_TOKEN,
             "team_id": c.team_id,
             "context_team_id": c.team_id,
             "context_enterprise_id": None,
@@ -167,7 +170,7 @@ class EventFactory:
     ) -> dict[str, str]:
         c = self.config
         return {
-            "token": "fake-verification-token",
+            "token": VERIFICATION_TOKEN,
             "team_id": c.team_id,
             "team_domain": c.team_domain,
             "channel_id": channel_id,
@@ -179,7 +182,7 @@ class EventFactory:
             "api_app_id": c.app_id,
             "is_enterprise_install": "false",
             "response_url": self._response_url(),
-            "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
+            "trigger_id": _trigger_id(),
         }
 
     def app_home_opened(self, user: str = "U1", *, tab: Literal["home", "messages"] = "messages",
@@ -211,10 +214,10 @@ class EventFactory:
             "type": "block_actions",
             "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": c.team_id},
             "api_app_id": c.app_id,
-            "token": "fake-verification-token",
+            "token": VERIFICATION_TOKEN,
             "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel,
                           "is_ephemeral": False, "thread_ts": message.thread_ts},
-            "trigger_id": f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}",
+            "trigger_id": _trigger_id(),
             "team": {"id": c.team_id, "domain": c.team_domain},
             "enterprise": None,
             "is_enterprise_install": False,
@@ -227,4 +230,8 @@ class EventFactory:
         }
 
     def url_verification(self, challenge: str = "fake-challenge") -> JSON:
-        return {"token": "fake-verification-token", "challenge": challenge, "type": "url_verification"}
+        return {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
+
+
+def _trigger_id() -> str:
+    return f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"

@@ -13,7 +13,6 @@ bot (auth.test, the author of posted messages).
 
 from __future__ import annotations
 
-import base64
 import copy
 import secrets
 from contextvars import ContextVar
@@ -23,6 +22,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .model import JSON, SlackConfig, SlackError
+from .params import basic_credentials
 
 # The bot token of the Web API request being answered (each aiohttp request runs in its own task).
 REQUEST_TOKEN: ContextVar[str | None] = ContextVar("fake_slack_request_token", default=None)
@@ -108,10 +108,7 @@ class SlackOAuth:
 
     def check_client(self, request: web.Request, params: JSON) -> None:
         """oauth.v2.access authenticates the app, not a token: Basic auth, else client_id/client_secret fields."""
-        client_id, client_secret = params.get("client_id"), params.get("client_secret")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+        client_id, client_secret = basic_credentials(request) or (params.get("client_id"), params.get("client_secret"))
         if client_id != self.config.client_id:
             raise SlackError("invalid_client_id")
         if client_secret != self.config.client_secret:

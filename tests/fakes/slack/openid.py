@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .model import JSON, FakeUser, SlackConfig, SlackError
-from .params import bearer
+from .params import basic_credentials, bearer
 
 
 class OpenIdConnect:
@@ -60,9 +60,9 @@ class OpenIdConnect:
         token = bearer(request) or params.get("token")
         if token:
             params["token"] = token
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            client_id, _, client_secret = base64.b64decode(auth[len("Basic "):]).decode().partition(":")
+        credentials = basic_credentials(request)
+        if credentials is not None:
+            client_id, client_secret = credentials
             params.setdefault("client_id", client_id)
             params.setdefault("client_secret", client_secret)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from aiohttp import web
@@ -37,3 +38,12 @@ async def read_params(request: web.Request) -> JSON:
 def bearer(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     return auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else None
+
+
+def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    """(client_id, client_secret) sent as HTTP Basic credentials, as slack_sdk sends them; else None."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    client_id, _, client_secret = base64.b64decode(auth[len("Basic "):]).decode().partition(":")
+    return client_id, client_secret
