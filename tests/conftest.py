@@ -1,26 +1,34 @@
-"""Shared fixtures: the fake Seed server, settings pointed at it, and databases on SQLite and on
-the PostgreSQL server named by SEEDBOT_TEST_POSTGRES_URL (each test gets its own database)."""
+"""Fixtures shared by several test folders: the fake Seed server, settings pointed at it, databases on
+SQLite and on the PostgreSQL server named by SEEDBOT_TEST_POSTGRES_URL (each test gets its own
+database), the fake Slack and the fake Discord, and the real bot process running against either.
+Fixtures one folder alone uses are in that folder's conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
 
 from adapters.core import Core, build_core
+from adapters.discord import client as discord_client
 from bot.config import Settings, load_settings
 from bot.llm import SeedClient
 from bot.ports import Notifier
 from bot.storage import migrate
+from tests.discord import harness as discord_harness
+from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed
 from tests.fakes.slack import FakeSlack
-from tests.sinks import RecordingSink
+from tests.slack import harness as slack_harness
 
 POSTGRES_URL_ENV = "SEEDBOT_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "SEEDBOT_REQUIRE_POSTGRES"
@@ -144,5 +152,35 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
+def discord_urls_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The adapter points discord.py's class attributes at the fake; they must be Discord's again after.
+    (Also: discord.py's wait for late guilds after READY, 1 s in the adapter, shortened for tests.)"""
+    api, gateway = discord_harness.DISCORD_API, discord_harness.DISCORD_GATEWAY
+    monkeypatch.setattr(discord_client, "GUILD_READY_TIMEOUT", 0.05)
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (api, gateway)
+    yield
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (api, gateway)
+    assert gateway == yarl.URL("wss://gateway.discord.gg/")
+
+
+@pytest.fixture
+async def fake(discord_urls_restored: None) -> AsyncIterator[FakeDiscord]:
+    """The fake Discord."""
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack_bot(slack: FakeSlack, settings_for: Callable[..., Settings],
+                    tmp_path: Path) -> AsyncIterator[slack_harness.RunningBot]:
+    """The bot process running against the fake Slack (`bot` in tests/slack)."""
+    async with slack_harness.running_bot(slack, settings_for, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def discord_bot(fake: FakeDiscord, settings_for: Callable[..., Settings],
+                      tmp_path: Path) -> AsyncIterator[discord_harness.RunningBot]:
+    """The bot process running against the fake Discord (`bot` in tests/discord)."""
+    async with discord_harness.running_bot(fake, settings_for, tmp_path) as running:
+        yield running

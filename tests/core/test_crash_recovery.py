@@ -29,9 +29,6 @@ from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import bot_replies
 
-fake = discord_harness.fake
-discord_urls_restored = discord_harness.discord_urls_restored
-
 NOTICE = "I was interrupted while answering this (the bot restarted)."
 
 

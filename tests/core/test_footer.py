@@ -9,7 +9,6 @@ from sqlalchemy import select
 from adapters.common.footer import DISCORD_FOOTER, SLACK_FOOTER, render_footer
 from bot.domain import Footer, Usage, format_usd
 from bot.storage.tables import UsageEntry
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of
 from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
@@ -17,10 +16,6 @@ from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
 from tests.slack.harness import running_bot, wait_for_answer
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000,
                 notes=("my_file.py was skipped: *big*",))
@@ -60,11 +55,11 @@ async def charged(core) -> int:  # noqa: ANN001
     return entry.cost_nanos
 
 
-async def test_discord_footer_without_usage(fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+async def test_discord_footer_without_usage(fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: RunningBot) -> None:
     fake_seed.script(Reply(content="Use `git stash`.", include_usage=False))
     question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} stash?")
-    (message,) = await bot.answer_in(int(question["id"]))
-    cost = await charged(core_of(bot))
+    (message,) = await discord_bot.answer_in(int(question["id"]))
+    cost = await charged(core_of(discord_bot))
     assert message["content"] == f"Use `git stash`.\n-# usage not reported; charged the reserved {format_usd(cost)}"
 
 

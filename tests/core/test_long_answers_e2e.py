@@ -7,16 +7,11 @@ import regex
 
 from adapters.discord.routing import thread_name
 from bot.chat.markdown import open_fence
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, split_footer
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import answer_part, running_bot, wait_for_answer
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 ZWJ_CODER = "👩\u200d💻"
 
@@ -38,10 +33,10 @@ async def discord_answer(fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot
 
 
 async def test_a_chinese_answer_without_spaces_is_not_cut_inside_a_zwj_emoji_on_discord(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+        fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: RunningBot) -> None:
     # Where a 2,000-character cut falls: between "👩‍" and "💻". Past it, an emoji every third character.
     answer = "中" * 1998 + ZWJ_CODER + ("文字" + ZWJ_CODER) * 500
-    messages = await discord_answer(fake, fake_seed, bot, answer)
+    messages = await discord_answer(fake, fake_seed, discord_bot, answer)
     assert len(messages) >= 2 and all(len(m) <= 2000 for m in messages)
     messages[-1], _ = split_footer(messages[-1])
     assert_cut_between_clusters(answer, messages)
@@ -71,9 +66,9 @@ def test_a_discord_thread_name_is_shortened_between_characters() -> None:
 
 
 async def test_a_4000_character_answer_does_not_end_in_a_message_of_7_characters_and_the_footer(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+        fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: RunningBot) -> None:
     answer = ("abcdef " * 572)[:4000]
-    messages = await discord_answer(fake, fake_seed, bot, answer)
+    messages = await discord_answer(fake, fake_seed, discord_bot, answer)
     assert all(len(m) <= 2000 for m in messages)
     body, footer = split_footer(messages[-1])
     assert footer.startswith("-# ") and len(body) > 100  # a real share of the answer goes with the footer
@@ -81,9 +76,9 @@ async def test_a_4000_character_answer_does_not_end_in_a_message_of_7_characters
 
 
 async def test_a_footer_is_not_alone_after_a_full_message(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+        fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: RunningBot) -> None:
     answer = "y" * 1995  # one message's worth: the footer used to follow alone
-    messages = await discord_answer(fake, fake_seed, bot, answer)
+    messages = await discord_answer(fake, fake_seed, discord_bot, answer)
     body, _ = split_footer(messages[-1])
     assert body.strip() and "".join(messages[:-1]) + body == answer
     assert all(len(m) <= 2000 and open_fence(m) is None for m in messages)

@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot as DiscordBot
 from tests.discord.harness import split_footer, user_turns
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import answer_part, running_bot, wait_for_answer
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake  # the fake Discord; `bot` runs seedbot against it
-bot = discord_harness.bot
 
 DATA = Path(__file__).parent.parent / "data" / "secrets"
 SAMPLES = [json.loads(line) for line in (DATA / "secrets.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -88,12 +83,12 @@ async def test_with_input_masking_off_the_model_sees_the_secret_but_the_channel_
 
 
 async def test_on_discord_a_pasted_token_is_masked_for_the_model_and_the_footer_says_so(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: DiscordBot) -> None:
+        fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: DiscordBot) -> None:
     token = "ghp_" + "Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4"
     fake_seed.script(Reply(content=f"That token ({token}) has expired; make a new one.", chunk_chars=5))
     question = await fake.dispatch_message_create(
         fake.channel, fake.alice, f"{fake.bot.mention} why does `{token}` get a 401?")
-    (message,) = await bot.answer_in(int(question["id"]))
+    (message,) = await discord_bot.answer_in(int(question["id"]))
     thread = fake.thread(int(question["id"]))
     assert thread is not None and token not in thread.name and "redacted" in thread.name
     assert user_turns(fake_seed, 0) == [("user", "why does `[redacted: GitHub token]` get a 401?")]

@@ -236,7 +236,7 @@ async def test_budget_race_across_two_processes_on_postgres(core_for, postgres_u
 
     async def worker(prefix: str) -> list[str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.race_worker", prefix, "100", text, env=env,
+            sys.executable, "-m", "tests.core.race_worker", prefix, "100", text, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), timeout=180)
         assert process.returncode == 0, err.decode()

@@ -23,12 +23,7 @@ from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
-from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, bot_replies
-
-bot = slack_harness.bot
-fake = discord_harness.fake
-discord_urls_restored = discord_harness.discord_urls_restored
 
 
 def break_answer_storage(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,12 +92,12 @@ async def test_a_connection_closed_without_a_response_is_unavailable_and_release
 
 
 async def test_slack_an_exception_mid_answer_stops_the_stream_and_tells_the_user(
-        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
+        slack_bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_seed.script(Reply(content="Rebasing rewrites history; " * 20, chunk_chars=16, chunk_delay=0.005))
     break_answer_storage(monkeypatch)
     mention = slack.events.app_mention("what does rebase do?")
     ts = mention["event"]["ts"]
-    async with slack.sender(bot.events_url) as sender:
+    async with slack.sender(slack_bot.events_url) as sender:
         await sender.post_event(mention)
 
     def two_replies() -> list | None:
@@ -110,28 +105,28 @@ async def test_slack_an_exception_mid_answer_stops_the_stream_and_tells_the_user
         return replies if len(replies) == 2 else None
 
     half, notice = await slack.wait_for(two_replies, 10.0)
-    await bot.idle()
+    await slack_bot.idle()
     assert half.stream_state == "stopped" and half.visible_text.startswith("Rebasing rewrites history;")
     assert notice.visible_text == FAILED_SENTENCE
-    assert bot.process.core is not None
-    books = await read_books(bot.process.core.db)
+    assert slack_bot.process.core is not None
+    books = await read_books(slack_bot.process.core.db)
     (row,) = books.ledger
     assert row.status == "failed" and row.cost_nanos == row.reserved_nanos and books.balanced()
     assert books.user_statuses == ["failed"]
 
 
 async def test_slack_a_dropped_model_connection_is_answered_not_silent(
-        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+        slack_bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(*[Reply(fault="drop")] * 3)
     mention = slack.events.app_mention("are you there?")
     ts = mention["event"]["ts"]
-    async with slack.sender(bot.events_url) as sender:
+    async with slack.sender(slack_bot.events_url) as sender:
         await sender.post_event(mention)
     (reply,) = await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 10.0)
-    await bot.idle()
+    await slack_bot.idle()
     assert reply.visible_text == SeedUnavailable.user_message and reply.stream_state != "streaming"
-    assert bot.process.core is not None
-    books = await read_books(bot.process.core.db)
+    assert slack_bot.process.core is not None
+    books = await read_books(slack_bot.process.core.db)
     assert books.user_statuses == ["failed"] and books.ledger[0].cost_nanos == 0 and books.balanced()
 
 

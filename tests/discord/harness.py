@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.core import Core
-from adapters.discord import client as discord_client
 from adapters.discord.adapter import DiscordAdapter
 from adapters.runtime import BotProcess
 from bot.config import Settings
@@ -84,30 +81,6 @@ async def running_bot(fake: FakeDiscord, settings_for: Callable[..., Settings], 
         yield RunningBot(process, fake)
     finally:
         await process.stop()
-
-
-
-@pytest.fixture(autouse=True)
-def discord_urls_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The adapter points discord.py's class attributes at the fake; they must be Discord's again after.
-    (Also: discord.py's wait for late guilds after READY, 1 s in the adapter, shortened for tests.)"""
-    monkeypatch.setattr(discord_client, "GUILD_READY_TIMEOUT", 0.05)
-    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (DISCORD_API, DISCORD_GATEWAY)
-    yield
-    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (DISCORD_API, DISCORD_GATEWAY)
-    assert DISCORD_GATEWAY == yarl.URL("wss://gateway.discord.gg/")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(fake: FakeDiscord, settings_for: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with running_bot(fake, settings_for, tmp_path) as bot:
-        yield bot
 
 
 def prose(words: int, seed: int = 1) -> str:

@@ -13,14 +13,9 @@ from bot.config import Settings
 from bot.domain import AttachmentKind, Footer, Incoming, Usage
 from bot.ops.admin import BUDGETS, not_admin
 from bot.ports import ReplySink
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import JSON, FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 
 async def test_ask_command_streams_into_its_response_and_a_reply_continues_it(

@@ -6,14 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.storage.tables import AnswerFeedback, UsageEntry
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of, split_footer
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 
 def custom_ids(message: dict) -> list[str]:

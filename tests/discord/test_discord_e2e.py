@@ -16,14 +16,9 @@ import discord
 import pytest
 
 from bot.config import ConfigError, Settings
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot, core_of, prose, running_bot, split_footer, user_turns
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 
 async def test_mention_opens_a_thread_and_streams_by_paced_edits(
@@ -194,6 +189,7 @@ async def test_a_deleted_answer_message_makes_the_rest_arrive_as_new_messages(
     assert any(c.status == 404 for c in fake.records.calls_to("PATCH", "/channels/"))
 
 
+@pytest.mark.usefixtures("discord_urls_restored")  # it starts its own fake Discord, not `fake`
 async def test_missing_message_content_intent_is_one_clear_config_error(
         settings_for: Callable[..., Settings], tmp_path: Path) -> None:
     async with FakeDiscord(enabled_privileged_intents=0) as fake:

@@ -10,15 +10,11 @@ import pytest
 from bot.budget.limits import MAX_BUDGET_USD, parse_budget
 from bot.config import Settings
 from bot.ops.admin import BUDGETS, EFFORT, WEB_SEARCH, not_admin
-from tests.discord import harness as discord_harness
 from tests.discord.harness import running_bot as running_discord_bot
 from tests.discord.test_discord_commands import ephemeral_texts
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import running_bot as running_slack_bot
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
 
 HUGE = "99999999999999999999/day"
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.discord import harness as discord_harness
 from tests.discord.harness import RunningBot
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
 from tests.review.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
-
-discord_urls_restored = discord_harness.discord_urls_restored
-fake = discord_harness.fake
-bot = discord_harness.bot
 
 
 def patch_with_many_changes(tmp_path: Path) -> bytes:
@@ -26,7 +21,7 @@ def patch_with_many_changes(tmp_path: Path) -> bytes:
 
 
 async def test_an_attached_patch_is_reviewed_in_a_thread_with_balanced_fences(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot, tmp_path: Path) -> None:
+        fake: FakeDiscord, fake_seed: FakeSeed, discord_bot: RunningBot, tmp_path: Path) -> None:
     patch = patch_with_many_changes(tmp_path)
 
     def review(body: dict) -> Reply:
@@ -44,7 +39,7 @@ async def test_an_attached_patch_is_reviewed_in_a_thread_with_balanced_fences(
     question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} review this",
                                                   attachments=[attachment])
     thread_id = int(question["id"])
-    messages = await bot.answer_in(thread_id, timeout=20)
+    messages = await discord_bot.answer_in(thread_id, timeout=20)
 
     assert fake.thread(thread_id) is not None
     assert len(messages) > 1  # 25 findings with code do not fit one Discord message

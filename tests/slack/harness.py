@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from adapters.runtime import BotProcess
 from adapters.slack.adapter import SlackAdapter
 from bot.chat.markdown import open_fence
@@ -65,12 +63,6 @@ async def running_bot(slack: FakeSlack, settings_for: Callable[..., Settings], t
         yield bot
     finally:
         await process.stop()
-
-
-@pytest.fixture
-async def bot(slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with running_bot(slack, settings_for, tmp_path) as running:
-        yield running
 
 
 def bot_replies(slack: FakeSlack, channel: str, thread_ts: str) -> list[Message]:

@@ -14,10 +14,7 @@ from bot.storage.tables import AnswerFeedback, UsageEntry
 from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
-from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, answer_part, bot_replies, wait_for_answer
-
-bot = slack_harness.bot
 
 SLOW = Reply(content=" ".join(f"word{i}" for i in range(600)), chunk_chars=12, chunk_delay=0.02)
 

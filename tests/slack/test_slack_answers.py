@@ -7,7 +7,6 @@ import time
 from bot.chat.tokens import count_tokens
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack import harness as slack_harness
 from tests.slack.harness import (
     RunningBot,
     answer_part,
@@ -15,8 +14,6 @@ from tests.slack.harness import (
     mention_answered,
     wait_for_answer,
 )
-
-bot = slack_harness.bot  # the running-bot fixture
 
 ANSWER = "Use `git rebase -i HEAD~3`, then mark the commits to squash with `s`.\n\n```bash\ngit push -f\n```"
 

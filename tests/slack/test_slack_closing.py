@@ -11,10 +11,7 @@ from bot.config import Settings
 from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot, bot_replies, running_bot
-
-bot = slack_harness.bot
 
 
 async def answered(bot: RunningBot, slack: FakeSlack, text: str) -> list:

@@ -11,7 +11,6 @@ from adapters.slack.sink import MESSAGE_LIMIT
 from bot.config import Settings
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack, Message
-from tests.slack import harness as slack_harness
 from tests.slack.harness import (
     RunningBot,
     answer_part,
@@ -21,8 +20,6 @@ from tests.slack.harness import (
     running_bot,
     wait_for_answer,
 )
-
-bot = slack_harness.bot  # the running-bot fixture
 
 # ~1,200 characters streamed over ~2.5 s: long enough for several paced writes.
 PACED = "".join(f"Line {i}: keep retries idempotent and bounded.\n" for i in range(28))

@@ -19,7 +19,7 @@ from bot.ops.scheduler import Scheduler
 from bot.storage.tables import utcnow
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_oauth import workspace_event
+from tests.fakes.slack.oauth import workspace_event
 from tests.slack.harness import FOOTER_RE, RunningBot, answer_part, running_bot
 
 SCOPES = "app_mentions:read,chat:write,users:read"

@@ -15,10 +15,7 @@ from adapters.discord.invite import application_id_from_token
 from adapters.slack.manifest import SUBSCRIPTION_NAMES
 from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed
-from tests.slack import harness as slack_harness
 from tests.slack.harness import RunningBot
-
-bot = slack_harness.bot
 
 
 async def matching_listeners(app: AsyncApp, body: dict | None) -> set[int]:

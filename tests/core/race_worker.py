@@ -1,6 +1,6 @@
 """A separate OS process for the budget race: handles COUNT messages at once and prints the outcomes.
 
-Run as `python -m tests.race_worker PREFIX COUNT TEXT` with the settings in the environment.
+Run as `python -m tests.core.race_worker PREFIX COUNT TEXT` with the settings in the environment.
 """
 
 from __future__ import annotations

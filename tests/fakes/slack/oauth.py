@@ -13,20 +13,16 @@ bot (auth.test, the author of posted messages).
 
 from __future__ import annotations
 
-import base64
 import copy
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from tests.fakes.slack import SlackConfig
-
-JSON = dict[str, Any]
+from .model import JSON, SlackConfig, SlackError
+from .params import basic_credentials
 
 # The bot token of the Web API request being answered (each aiohttp request runs in its own task).
 REQUEST_TOKEN: ContextVar[str | None] = ContextVar("fake_slack_request_token", default=None)
@@ -112,20 +108,13 @@ class SlackOAuth:
 
     def check_client(self, request: web.Request, params: JSON) -> None:
         """oauth.v2.access authenticates the app, not a token: Basic auth, else client_id/client_secret fields."""
-        from tests.fakes.slack import SlackError
-
-        client_id, client_secret = params.get("client_id"), params.get("client_secret")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            client_id, _, client_secret = base64.b64decode(header[6:]).decode().partition(":")
+        client_id, client_secret = basic_credentials(request) or (params.get("client_id"), params.get("client_secret"))
         if client_id != self.config.client_id:
             raise SlackError("invalid_client_id")
         if client_secret != self.config.client_secret:
             raise SlackError("bad_client_secret")
 
     def access(self, params: JSON) -> JSON:
-        from tests.fakes.slack import SlackError
-
         grant = self._codes.pop(str(params.get("code") or ""), None)
         if grant is None:
             raise SlackError("invalid_code")
