@@ -8,18 +8,21 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.storage.engine import Database
 
 
-async def test_a_failing_transaction_in_a_group_leaves_the_others_committed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["run", "run_core"])  # an ORM Session's savepoint, or sqlite3's own
+async def test_a_failing_transaction_in_a_group_leaves_the_others_committed(tmp_path: Path, runner: str) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    run = getattr(db, runner)
     try:
         await db.run(lambda session: session.execute(text("CREATE TABLE t (x INTEGER)")))
 
         def insert(x: int):  # noqa: ANN202
-            def work(session: Session) -> int:
+            def work(session: Session | Connection) -> int:  # both execute Core statements alike
                 if x == 0:
                     time.sleep(0.2)  # hold the writer so the rest queue up behind it as one group
                 session.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": x})
@@ -28,9 +31,9 @@ async def test_a_failing_transaction_in_a_group_leaves_the_others_committed(tmp_
                 return x
             return work
 
-        first = asyncio.create_task(db.run(insert(0)))
+        first = asyncio.create_task(run(insert(0)))
         await asyncio.sleep(0.05)
-        results = await asyncio.gather(*(db.run(insert(x)) for x in range(1, 20)), return_exceptions=True)
+        results = await asyncio.gather(*(run(insert(x)) for x in range(1, 20)), return_exceptions=True)
         assert await first == 0
         assert isinstance(results[6], ValueError)
         assert [r for i, r in enumerate(results) if i != 6] == [x for x in range(1, 20) if x != 7]
