@@ -1,4 +1,4 @@
-"""SeedClient: streaming Chat Completions against the Seed endpoint over one shared httpx client.
+"""SeedClient: streaming Chat Completions against the Seed endpoint over one shared aiohttp session.
 
 Retries happen only before the first byte of an answer reaches the caller: connect errors, 5xx and
 overload 429s, with exponential backoff, full jitter and `Retry-After`. Once a stream has started,
@@ -16,9 +16,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
-from httpx_sse import EventSource, SSEError
+import aiohttp
 
 from bot.domain import Usage
 from bot.llm.errors import (
@@ -53,7 +51,16 @@ MAX_WEB_SEARCHES_PER_CALL = 100
 Sleep = Callable[[float], Awaitable[None]]
 
 
+# A response body read fails with one of these: a broken or reset connection, a body cut short, or no
+# byte for `timeout` seconds (aiohttp's sock_read timeout is a TimeoutError).
+_READ_ERRORS = (aiohttp.ClientError, TimeoutError, ConnectionError)
+
+
 class SeedClient:
+    """Streams Chat Completions from the Seed endpoint (`stream`, `complete`). `timeout` (seconds) is the
+    longest wait for the next byte of a response; connecting may take 10 s, waiting for a free connection
+    of the 200 a client keeps 30 s. Raises the `SeedError` tree of bot.llm.errors."""
+
     def __init__(
         self,
         *,
@@ -66,7 +73,6 @@ class SeedClient:
         backoff_cap: float = 20.0,
         max_retry_after: float = 60.0,
         sleep: Sleep = asyncio.sleep,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.model = model
         self.max_retries = max_retries
@@ -76,17 +82,14 @@ class SeedClient:
         self._sleep = sleep
         # Stream chunks of the wrong shape, skipped since this client was made (a figure for /metrics).
         self.malformed_chunks = 0
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"},
-            timeout=httpx.Timeout(timeout, connect=10.0, pool=30.0),
-            limits=limits,
-            # httpx's own pool checks every pooled connection (a getpeername and a poll each) on every
-            # request and response close: with 200 answers streaming, that was a fifth of the event
-            # loop's time. aiohttp's connector (httpx-aiohttp) does not.
-            transport=transport or AiohttpTransport(limits=limits),
-        )
+        self._base_url = base_url.rstrip("/") + "/"
+        self._url = self._base_url + "chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"}
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_connect=10.0, sock_read=timeout)
+        # Made on first use, inside the event loop that will use it (aiohttp's rule for a ClientSession).
+        # aiohttp directly: httpx's layers over it (request building, cookie extraction through urllib,
+        # byte-stream adapters, SSE) cost twice the CPU of the request itself.
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings, *, require_key: bool = True, **kw: Any) -> SeedClient:  # noqa: ANN001
@@ -102,10 +105,11 @@ class SeedClient:
         )
 
     def __repr__(self) -> str:
-        return f"SeedClient(base_url={str(self._http.base_url)!r}, model={self.model!r})"
+        return f"SeedClient(base_url={self._base_url!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> SeedClient:
         return self
@@ -120,7 +124,7 @@ class SeedClient:
             async for event in self._read_events(response, request=request):
                 yield event
         finally:
-            await response.aclose()
+            response.release()  # back to the pool when read to the end, else the connection is closed
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Collect a streamed answer. A content-filter refusal raises `SeedContentFiltered`."""
@@ -146,31 +150,37 @@ class SeedClient:
 
     # -- internals --
 
-    async def _open_stream(self, body: dict[str, Any]) -> httpx.Response:
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
+        return self._session
+
+    async def _open_stream(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         attempt = 0
         while True:
+            retry_after = None
             try:
-                request = self._http.build_request("POST", "chat/completions", json=body)
-                response = await self._http.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+                response = await self._http().post(self._url, json=body)
+            except TimeoutError as exc:  # aiohttp's connect timeouts are TimeoutErrors too
                 error: SeedError = SeedUnavailable(f"the Seed endpoint did not answer in time: {type(exc).__name__}")
-                retry_after = None
-            except (httpx.HTTPError, httpx.StreamError) as exc:
+            except (aiohttp.ClientError, ConnectionError) as exc:
                 # Any connection-level failure before a response (refused, reset, closed without a
                 # response, a protocol error) means the endpoint is unavailable, and may be retried.
                 error = SeedUnavailable(f"cannot reach the Seed endpoint: {type(exc).__name__}")
-                retry_after = None
             else:
-                if response.status_code == 200:
+                if response.status == 200:
                     return response
                 try:
-                    await response.aread()
-                except (httpx.HTTPError, httpx.StreamError):
-                    pass  # the status alone classifies the error
+                    payload = await response.read()
+                except _READ_ERRORS:
+                    payload = b""  # the status alone classifies the error
                 finally:
-                    await response.aclose()
-                error = classify_error(response)
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                    response.release()
+                retry_after = response.headers.get("Retry-After")
+                error = classify_error(response.status, payload, reason=response.reason, retry_after=retry_after)
+                retry_after = retry_after_seconds(retry_after)
             if not is_retryable(error) or attempt >= self.max_retries:
                 raise error
             if retry_after is not None and retry_after > self._max_retry_after:
@@ -183,7 +193,7 @@ class SeedClient:
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self._backoff_cap, self._backoff_base * 2**attempt))
 
-    async def _read_events(self, response: httpx.Response, *,
+    async def _read_events(self, response: aiohttp.ClientResponse, *,
                            request: ChatRequest) -> AsyncIterator[StreamEvent]:
         finished = False
         saw_usage = False
@@ -191,17 +201,19 @@ class SeedClient:
         skipped = 0
         try:
             done = False
-            async for sse in EventSource(response).aiter_sse():
+            if response.content_type != "text/event-stream":
+                raise SeedUnavailable(f"the Seed endpoint answered {response.content_type!r}, not an event stream")
+            async for data in sse_data(response.content):
                 # [DONE] is the server's own end-of-answer mark: complete, with or without a
                 # finish_reason (several OpenAI-compatible servers leave it null throughout). Read on
                 # past it to the end of the body (it follows at once): a response closed unread is a
                 # connection closed, and the next call would open a new one.
-                done = done or sse.data.strip() == "[DONE]"
+                done = done or data.strip() == "[DONE]"
                 if done:
                     finished = True
                     continue
                 try:
-                    chunk = json.loads(sse.data)
+                    chunk = json.loads(data)
                 except json.JSONDecodeError:
                     chunk = None
                 if not isinstance(chunk, dict):
@@ -226,7 +238,7 @@ class SeedClient:
                     else:
                         log.warning("seed usage report rejected: %s", usage)
                         yield UsageRejected(usage)
-        except (httpx.HTTPError, httpx.StreamError, SSEError) as exc:
+        except _READ_ERRORS as exc:
             # A connection-level failure: before anything arrived the endpoint was as good as
             # unavailable; after, the caller already showed part of the answer.
             kind = SeedStreamBroken if yielded else SeedUnavailable
@@ -240,6 +252,41 @@ class SeedClient:
             raise kind("the answer stream ended before the model finished")
         if not saw_usage:
             log.warning("seed stream finished without a usage report")
+
+
+async def sse_data(body: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The data of each server-sent event in `body`, as the WHATWG HTML standard ("Server-sent events",
+    interpreting an event stream) reads it: lines end in LF, CRLF or CR; `data:` lines (one leading space
+    dropped) are joined by LF; a blank line ends the event; comments and other fields are skipped; an
+    event not ended by a blank line when the stream ends is dropped. Lines may be any length."""
+    pending = bytearray()
+    data: list[str] = []
+    async for chunk in body.iter_any():
+        pending += chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            continue  # no line ended here: a long line is split once, when it ends
+        lines = pending.splitlines(keepends=True)
+        # The last line waits for more bytes if it has not ended, or ended in CR (an LF may follow).
+        pending = bytearray() if lines[-1].endswith(b"\n") else bytearray(lines.pop())
+        for line in lines:
+            if (event := _read_line(line, data)) is not None:
+                yield event
+    if pending.endswith(b"\r") and (event := _read_line(pending, data)) is not None:
+        yield event
+
+
+def _read_line(raw: bytes | bytearray, data: list[str]) -> str | None:
+    """Take one line of an event stream into `data`; the event's data if the line ended the event."""
+    line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    if not line:
+        event = "\n".join(data)
+        data.clear()
+        return event or None  # an event with empty data is not dispatched
+    if not line.startswith(":"):
+        field, _, value = line.partition(":")
+        if field == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    return None
 
 
 def _chunk_events(chunk: dict[str, Any]) -> tuple[list[StreamEvent], int]:

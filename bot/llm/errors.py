@@ -11,8 +11,6 @@ import json
 import time
 from typing import Any
 
-import httpx
-
 
 class SeedError(Exception):
     """Base of every failure talking to the Seed endpoint. `status` is the HTTP status, if any."""
@@ -61,18 +59,17 @@ class SeedContentFiltered(SeedError):
     user_message = "The model declined to answer this (content filter)."
 
 
-def classify_error(response: httpx.Response) -> SeedError:
-    """Map an error response to the exception a caller can act on."""
-    status = response.status_code
+def classify_error(status: int, body: bytes, *, reason: str | None = None, retry_after: str | None = None) -> SeedError:
+    """Map an error response (its status, body and `Retry-After` header) to the exception a caller can act on."""
     try:
-        err = (response.json() or {}).get("error") or {}
-    except (json.JSONDecodeError, ValueError, AttributeError, httpx.StreamError):
+        err = (json.loads(body) or {}).get("error") or {}
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError):
         err = {}
     if not isinstance(err, dict):
         err = {"message": str(err)}
     code = str(err.get("code") or "")
     kind = str(err.get("type") or "")
-    message = str(err.get("message") or response.reason_phrase or f"HTTP {status}")
+    message = str(err.get("message") or reason or f"HTTP {status}")
     words = f"{code} {kind} {message}".lower()
     text = f"Seed API {status}: {message}"
     if status in (401, 403):
@@ -81,7 +78,7 @@ def classify_error(response: httpx.Response) -> SeedError:
         if any(w in words for w in ("quota", "insufficient", "billing", "exhausted")):
             return SeedQuotaExhausted(text, status=status, code=code)
         return SeedRateLimited(
-            text, status=status, code=code, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+            text, status=status, code=code, retry_after=retry_after_seconds(retry_after)
         )
     if status in (400, 413) and any(w in words for w in ("context", "too long", "maximum", "token limit")):
         return SeedContextTooLong(text, status=status, code=code)
