@@ -6,8 +6,8 @@ async with running_fake_discord(heartbeat_interval_ms=500) as fake:
     await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} hi")
 """
 
-from .gateway import Close, Intent
 from .model import JSON, Channel, Guild, User
+from .opcodes import Close, Intent
 from .records import GatewayConnection, InteractionCallback, MessageEvent, Records, RestCall, TypingCall
 from .server import FakeDiscord, point_discord_py_at, running_fake_discord
 

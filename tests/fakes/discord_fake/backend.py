@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from .gateway import Gateway, Intent
+from .gateway import Gateway
 from .interactions import Interactions
 from .model import EPHEMERAL, JSON, Channel, World
+from .opcodes import Intent
 from .records import MessageEvent, Records
 from .rest_common import UNKNOWN_CHANNEL, UNKNOWN_MESSAGE, unknown
 

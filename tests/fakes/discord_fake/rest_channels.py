@@ -8,9 +8,9 @@ from aiohttp import web
 
 from . import messages, payloads
 from .backend import Backend
-from .gateway import Intent
 from .messages import UnknownReference
 from .model import EPHEMERAL, HAS_THREAD, JSON, PRIVATE_THREAD
+from .opcodes import Intent
 from .records import TypingCall
 from .rest_common import (
     UNKNOWN_USER,

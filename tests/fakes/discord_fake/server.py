@@ -12,11 +12,12 @@ from aiohttp import web
 
 from . import messages, payloads
 from .backend import Backend
-from .gateway import Close, Gateway, Intent, Op
+from .gateway import Gateway
 from .interactions import Interactions
 from .limits import RateLimits
 from .messages import MessageBody
 from .model import JSON, Channel, Guild, User, World
+from .opcodes import Close, Intent, Op
 from .records import Records
 from .rest_app import AppRoutes
 from .rest_channels import ChannelRoutes
