@@ -17,6 +17,7 @@ import pytest
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.core import Core, build_core
 from adapters.discord import client as discord_client
@@ -149,6 +150,12 @@ async def _no_sleep(_seconds: float) -> None:
 async def slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def client(slack: FakeSlack) -> AsyncWebClient:
+    """slack_sdk's async Web API client, with the bot token, pointed at the fake Slack."""
+    return AsyncWebClient(token=slack.config.bot_token, base_url=slack.api_url)
 
 
 @pytest.fixture

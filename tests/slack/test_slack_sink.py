@@ -17,11 +17,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 FOOTER = Footer(usage=Usage(prompt_tokens=100, completion_tokens=20), cost_nanos=88_000)
 
 
-@pytest.fixture
-def client(slack: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.config.bot_token, base_url=slack.api_url)
-
-
 def sink_for(client: AsyncWebClient, thread_ts: str, *, channel: str = "C1", assistant: bool = False) -> SlackSink:
     return SlackSink(client, Target(channel, thread_ts, "U1", "T1"), switch=StreamingSwitch(), assistant=assistant)
 
