@@ -9,6 +9,7 @@ The client knows nothing of the database or of budgets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -54,6 +55,11 @@ Sleep = Callable[[float], Awaitable[None]]
 # A response body read fails with one of these: a broken or reset connection, a body cut short, or no
 # byte for `timeout` seconds (aiohttp's sock_read timeout is a TimeoutError).
 _READ_ERRORS = (aiohttp.ClientError, TimeoutError, ConnectionError)
+# After [DONE] the body ends at once from a well-behaved server; one that keeps it open loses the connection
+# instead of holding a finished answer until the read timeout.
+_DRAIN_SECONDS = 1.0
+# WHATWG: "One leading U+FEFF BYTE ORDER MARK character must be ignored if any are present."
+_BOM = "\ufeff".encode()
 
 
 class SeedClient:
@@ -90,6 +96,7 @@ class SeedClient:
         # aiohttp directly: httpx's layers over it (request building, cookie extraction through urllib,
         # byte-stream adapters, SSE) cost twice the CPU of the request itself.
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings, *, require_key: bool = True, **kw: Any) -> SeedClient:  # noqa: ANN001
@@ -108,6 +115,9 @@ class SeedClient:
         return f"SeedClient(base_url={self._base_url!r}, model={self.model!r})"
 
     async def aclose(self) -> None:
+        """Close the connections; a call after this raises RuntimeError (a late caller after shutdown is a
+        bug to see, not a session to leak)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 
@@ -151,7 +161,9 @@ class SeedClient:
     # -- internals --
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        if self._closed:
+            raise RuntimeError("SeedClient is closed")
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers, timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=200, limit_per_host=200))
@@ -162,7 +174,8 @@ class SeedClient:
         while True:
             retry_after = None
             try:
-                response = await self._http().post(self._url, json=body)
+                # Never redirected: a 3xx is an error to show, not a reason to send the conversation elsewhere.
+                response = await self._http().post(self._url, json=body, allow_redirects=False)
             except TimeoutError as exc:  # aiohttp's connect timeouts are TimeoutErrors too
                 error: SeedError = SeedUnavailable(f"the Seed endpoint did not answer in time: {type(exc).__name__}")
             except (aiohttp.ClientError, ConnectionError) as exc:
@@ -200,44 +213,43 @@ class SeedClient:
         yielded = False
         skipped = 0
         try:
-            done = False
             if response.content_type != "text/event-stream":
                 raise SeedUnavailable(f"the Seed endpoint answered {response.content_type!r}, not an event stream")
-            async for data in sse_data(response.content):
-                # [DONE] is the server's own end-of-answer mark: complete, with or without a
-                # finish_reason (several OpenAI-compatible servers leave it null throughout). Read on
-                # past it to the end of the body (it follows at once): a response closed unread is a
-                # connection closed, and the next call would open a new one.
-                done = done or data.strip() == "[DONE]"
-                if done:
-                    finished = True
-                    continue
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError:
-                    chunk = None
-                if not isinstance(chunk, dict):
-                    skipped += 1
-                    continue
-                if "error" in chunk:
-                    err = chunk["error"]
-                    message = err.get("message") if isinstance(err, dict) else err
-                    raise SeedStreamBroken(f"the Seed endpoint reported an error mid-answer: {message!r:.200}")
-                events, bad = _chunk_events(chunk)
-                skipped += bad
-                for event in events:
-                    finished = finished or isinstance(event, Finish)
-                    yielded = True
-                    yield event
-                if "usage" in chunk and chunk["usage"] is not None:
-                    saw_usage = True
-                    usage = validate_usage(chunk["usage"], max_tokens=request.max_tokens,
-                                           web_search=request.enable_web_search)
-                    if isinstance(usage, Usage):
-                        yield UsageReport(usage)
-                    else:
-                        log.warning("seed usage report rejected: %s", usage)
-                        yield UsageRejected(usage)
+            async with contextlib.aclosing(sse_data(response.content)) as stream:
+                async for data in stream:
+                    # [DONE] is the server's own end-of-answer mark: complete, with or without a
+                    # finish_reason (several OpenAI-compatible servers leave it null throughout).
+                    if data.strip() == "[DONE]":
+                        finished = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except (json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
+                        chunk = None
+                    if not isinstance(chunk, dict):
+                        skipped += 1
+                        continue
+                    if "error" in chunk:
+                        err = chunk["error"]
+                        message = err.get("message") if isinstance(err, dict) else err
+                        raise SeedStreamBroken(f"the Seed endpoint reported an error mid-answer: {message!r:.200}")
+                    events, bad = _chunk_events(chunk)
+                    skipped += bad
+                    for event in events:
+                        finished = finished or isinstance(event, Finish)
+                        yielded = True
+                        yield event
+                    if "usage" in chunk and chunk["usage"] is not None:
+                        saw_usage = True
+                        usage = validate_usage(chunk["usage"], max_tokens=request.max_tokens,
+                                               web_search=request.enable_web_search)
+                        if isinstance(usage, Usage):
+                            yield UsageReport(usage)
+                        else:
+                            log.warning("seed usage report rejected: %s", usage)
+                            yield UsageRejected(usage)
+            if finished:
+                await _drain(response)
         except _READ_ERRORS as exc:
             # A connection-level failure: before anything arrived the endpoint was as good as
             # unavailable; after, the caller already showed part of the answer.
@@ -254,25 +266,50 @@ class SeedClient:
             log.warning("seed stream finished without a usage report")
 
 
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read what follows [DONE] to the body's end, for at most _DRAIN_SECONDS, so the connection goes back to
+    the pool (a response released unread is a connection closed, and the next call would open a new one)."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while await response.content.readany():
+                pass
+    except _READ_ERRORS:
+        pass  # the answer is complete; only the connection is lost
+
+
 async def sse_data(body: aiohttp.StreamReader) -> AsyncIterator[str]:
     """The data of each server-sent event in `body`, as the WHATWG HTML standard ("Server-sent events",
-    interpreting an event stream) reads it: lines end in LF, CRLF or CR; `data:` lines (one leading space
-    dropped) are joined by LF; a blank line ends the event; comments and other fields are skipped; an
-    event not ended by a blank line when the stream ends is dropped. Lines may be any length."""
+    interpreting an event stream) reads it: one leading byte order mark ignored; lines end in LF, CRLF or
+    CR; `data:` lines (one leading space dropped) are joined by LF; a blank line ends the event; comments
+    and other fields are skipped; an event not ended by a blank line when the stream ends is dropped.
+    Lines may be any length; an event is yielded as soon as the line that ends it has arrived."""
     pending = bytearray()
     data: list[str] = []
+    at_start = True
+    after_cr = False  # the last line read ended in CR: an LF arriving next belongs to it
     async for chunk in body.iter_any():
+        if after_cr and chunk:
+            after_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
         pending += chunk
+        if at_start:
+            if len(pending) < len(_BOM) and _BOM.startswith(pending):
+                continue  # a byte order mark may be cut across chunks
+            at_start = False
+            if pending.startswith(_BOM):
+                del pending[:len(_BOM)]
         if b"\n" not in chunk and b"\r" not in chunk:
             continue  # no line ended here: a long line is split once, when it ends
         lines = pending.splitlines(keepends=True)
-        # The last line waits for more bytes if it has not ended, or ended in CR (an LF may follow).
-        pending = bytearray() if lines[-1].endswith(b"\n") else bytearray(lines.pop())
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            pending = bytearray(lines.pop())  # not ended yet: waits for more bytes
+        else:
+            pending = bytearray()
+            after_cr = bool(lines) and lines[-1].endswith(b"\r")
         for line in lines:
             if (event := _read_line(line, data)) is not None:
                 yield event
-    if pending.endswith(b"\r") and (event := _read_line(pending, data)) is not None:
-        yield event
 
 
 def _read_line(raw: bytes | bytearray, data: list[str]) -> str | None:

@@ -63,7 +63,7 @@ def classify_error(status: int, body: bytes, *, reason: str | None = None, retry
     """Map an error response (its status, body and `Retry-After` header) to the exception a caller can act on."""
     try:
         err = (json.loads(body) or {}).get("error") or {}
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         err = {}
     if not isinstance(err, dict):
         err = {"message": str(err)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -15,12 +16,14 @@ from bot.llm import (
     SeedClient,
     SeedContentFiltered,
     SeedContextTooLong,
+    SeedError,
     SeedQuotaExhausted,
     SeedRateLimited,
     SeedStreamBroken,
     SeedUnavailable,
     UsageReport,
 )
+from bot.llm.errors import classify_error
 from tests.fakes.seed import FakeSeed, Reply
 
 
@@ -241,3 +244,40 @@ async def test_a_stream_that_dies_before_any_text_is_unavailable_after_text_brok
             await collect(client, ask())
         with pytest.raises(SeedStreamBroken):
             await collect(client, ask())
+
+
+async def test_a_redirect_is_an_error_not_a_second_request(fake_seed: FakeSeed) -> None:
+    # Following a 307 would send the whole conversation again, wherever Location points.
+    fake_seed.script(Reply(fault="redirect_307"), Reply(content="Should never be asked for."))
+    async with client_for(fake_seed, SleepRecorder(), max_retries=0) as client:
+        with pytest.raises(SeedError) as caught:
+            await collect(client, ask())
+    assert caught.value.status == 307
+    assert len(fake_seed.requests) == 1
+
+
+async def test_an_answer_complete_at_done_is_not_held_by_a_body_left_open(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="All here.", fault="hold_after_done"))
+    async with client_for(fake_seed, SleepRecorder(), timeout=30.0) as client:
+        started = asyncio.get_running_loop().time()
+        completion = await client.complete(ask())
+        waited = asyncio.get_running_loop().time() - started
+    assert completion.content == "All here." and completion.finish_reason == "stop"
+    assert waited < 10  # not the 30-s read timeout, nor the fake's 60-s hold
+
+
+async def test_absurdly_deep_json_is_a_malformed_chunk_and_an_error_body_still_classifies(fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="Fine.", extra_chunks=("[" * 100_000,)))
+    async with client_for(fake_seed, SleepRecorder()) as client:
+        completion = await client.complete(ask())
+        assert completion.content == "Fine." and client.malformed_chunks == 1
+    assert isinstance(classify_error(500, b"[" * 100_000), SeedUnavailable)
+
+
+async def test_a_closed_client_refuses_calls_instead_of_opening_new_connections(fake_seed: FakeSeed) -> None:
+    client = client_for(fake_seed, SleepRecorder())
+    await client.complete(ask())
+    await client.aclose()
+    with pytest.raises(RuntimeError):
+        await client.complete(ask())
+    assert len(fake_seed.requests) == 1

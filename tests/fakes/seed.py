@@ -49,7 +49,10 @@ class Reply:
 
 
 # "drop": the connection is closed without any response (not an HTTP error: the socket just closes).
-FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter", "drop")
+# "redirect_307": a 307 back to the same URL (a client that follows it sends the request twice).
+# "hold_after_done": the whole answer and [DONE], then the body is kept open for a minute.
+FAULTS = ("overload_429", "quota_429", "server_500", "context_400", "auth_401", "cut", "content_filter", "drop",
+          "redirect_307", "hold_after_done")
 
 
 @dataclass
@@ -268,6 +271,12 @@ class FakeSeed:
             await send(None, usage_block=usage if reply.usage_raw is None else reply.usage_raw)
         if reply.send_done:
             await response.write(b"data: [DONE]\n\n")
+        if reply.fault == "hold_after_done":
+            # Until the client goes (aiohttp does not cancel a handler whose client left).
+            for _ in range(1200):
+                if request.transport is None or request.transport.is_closing():
+                    return response
+                await asyncio.sleep(0.05)
         await response.write_eof()
         return response
 
@@ -293,6 +302,8 @@ def _fault_response(reply: Reply) -> web.Response | None:
                                    "This model's maximum context length is 262144 tokens")
         case "auth_401":
             return FakeSeed._error(401, "authentication_error", "invalid_api_key", "Incorrect API key provided")
+        case "redirect_307":
+            return web.Response(status=307, headers={"Location": "/v1/chat/completions"})
     return None
 
 
