@@ -39,7 +39,9 @@ async def run(names: list[str], args: argparse.Namespace) -> list[Figure]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], help="default: all")
+    # [] among the choices: argparse checks an empty nargs="*" list against them too.
+    parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], metavar="SCENARIO",
+                        help=f"any of {', '.join(SCENARIOS)}; default: all")
     parser.add_argument("--database-url", help="an empty, migrated PostgreSQL database for `pg`")
     parser.add_argument("--discord-scale", type=float, default=1.0, help="0.1 runs the 20-s answer in 2 s")
     args = parser.parse_args()

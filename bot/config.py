@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
 from bot.domain import Effort
@@ -53,11 +55,30 @@ def _zone(value: object) -> object:
         raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from exc
 
 
+# The URL forms engine.normalise_url turns into the two async drivers seedbot ships with.
+_DATABASE_DRIVERS = ("sqlite", "sqlite+aiosqlite", "postgres", "postgresql", "postgresql+asyncpg")
+
+
+def _database_url(value: object) -> object:
+    """A DATABASE_URL SQLAlchemy can parse, for SQLite or PostgreSQL through the drivers installed
+    (aiosqlite, asyncpg); anything else would fail later with a traceback from deep in the engine."""
+    if not isinstance(value, str):
+        return value
+    try:
+        driver = make_url(value).drivername
+    except ArgumentError:
+        raise ValueError("is not a database URL (write sqlite+aiosqlite:///path.db or postgresql://...)") from None
+    if driver not in _DATABASE_DRIVERS:
+        raise ValueError(f"{driver!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
+    return value
+
+
 # Settings arrive as strings; these parse each once, at load, into the value every component uses.
 AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 IdTuple = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_ints)]
 Budget = Annotated[BudgetLimit, NoDecode, BeforeValidator(_budget)]
 Zone = Annotated[ZoneInfo, NoDecode, BeforeValidator(_zone)]
+DatabaseUrl = Annotated[str, BeforeValidator(_database_url)]
 
 
 class Settings(BaseSettings):
@@ -93,7 +114,7 @@ class Settings(BaseSettings):
     seed_long_context_threshold: int = Field(default=128_000, gt=0, alias="SEED_LONG_CONTEXT_THRESHOLD")
 
     # Storage
-    database_url: str = Field(default="sqlite+aiosqlite:///seedbot.db", alias="DATABASE_URL")
+    database_url: DatabaseUrl = Field(default="sqlite+aiosqlite:///seedbot.db", alias="DATABASE_URL")
 
     # Conversation
     context_tokens: int = Field(default=120_000, ge=2_000, alias="SEEDBOT_CONTEXT_TOKENS")

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from adapters.cli.common import die, settings_from_env
 from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
 from adapters.terminal.sink import TerminalSink
 from bot.budget.scopes import is_scope_key
+from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
 from bot.ops.logs import TEXT_FORMAT
@@ -86,24 +88,31 @@ def ask(
         answer = asyncio.run(_ask(settings, incoming, sink))
     except ConfigError as exc:
         die(str(exc), 2)
-    if sink.failure is not None:
-        raise typer.Exit(1)
-    if answer is None:
+    if answer is None and sink.failure is None:
         die("this message was already answered")
     if as_json:
-        usage = answer.usage
-        typer.echo(json.dumps({
-            "answer": answer.text,
-            "usage": {"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
-                      "completion_tokens": usage.completion_tokens, "reasoning_tokens": usage.reasoning_tokens},
-            "cost_usd": usd_string(answer.cost_nanos),
-            "status": answer.status,
-            "thread": thread_id,
-        }))
-    elif thread is None:
+        typer.echo(json.dumps(_answer_json(answer or Answer(status="failed"), thread_id, sink.failure)))
+    elif thread is None and sink.failure is None:
         typer.echo(f"(continue with: seedbot ask --thread {thread_id} \"...\")", err=True)
-    if answer.status != "ok":
+    if sink.failure is not None or answer is None or answer.status != "ok":
         raise typer.Exit(1)
+
+
+def _answer_json(answer: Answer, thread_id: str, failure: str | None) -> dict[str, object]:
+    """`seedbot ask --json`'s one object, for a failed answer too (then with `error`, the sentence the
+    person would have seen); `cost_usd` is what was charged, as a decimal string."""
+    usage = answer.usage
+    result: dict[str, object] = {
+        "answer": answer.text,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
+                  "completion_tokens": usage.completion_tokens, "reasoning_tokens": usage.reasoning_tokens},
+        "cost_usd": usd_string(answer.cost_nanos),
+        "status": answer.status,
+        "thread": thread_id,
+    }
+    if failure is not None:
+        result["error"] = failure
+    return result
 
 
 async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # noqa: ANN202
@@ -363,6 +372,19 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 def main() -> None:
+    """The `seedbot` console script. A database that cannot be reached or used, or any other connection
+    refused on the way, ends a command with one line on stderr and exit status 1, not a traceback."""
     logging.basicConfig(level=logging.WARNING, format=TEXT_FORMAT)
-    app()
+    try:
+        app()
+    except DBAPIError as exc:
+        typer.echo(f"seedbot: the database (DATABASE_URL) failed: {_first_line(exc.orig or exc)}", err=True)
+        sys.exit(1)
+    except (OSError, TimeoutError) as exc:
+        typer.echo(f"seedbot: cannot connect: {type(exc).__name__}: {_first_line(exc)}", err=True)
+        sys.exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

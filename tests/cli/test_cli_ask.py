@@ -74,6 +74,12 @@ async def test_ask_failures_are_one_line_and_non_zero(fake_seed: FakeSeed, tmp_p
     assert code == 1
     assert err.strip() == "seedbot: The bot's model account has run out of quota; an admin needs to top it up."
 
+    fake_seed.script(Reply(fault="quota_429"))
+    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "--json", "Hi")
+    result = json.loads(out)  # --json still prints its one object
+    assert code == 1 and result["status"] != "ok" and result["cost_usd"] == "0"  # nothing charged
+    assert result["error"] == err.strip().removeprefix("seedbot: ") and result["answer"] == ""
+
     code, _, err = await run_cli(fake_seed, tmp_path, "ask", "Hi", env={"SEED_API_KEY": ""})
     assert code == 2 and err.strip().startswith("seedbot: SEED_API_KEY is not set")
 
