@@ -332,7 +332,8 @@ def forget(
 
 def _check_scope(scope: str) -> None:
     if not is_scope_key(scope):
-        die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123 or discord:4567, or global", 2)
+        die(f"{scope!r} is not a channel: write platform:channel, e.g. slack:C0123, discord:4567 or cli:cli "
+            "(the terminal), or global", 2)
 
 
 def _parse_day(text: str, option: str) -> date:

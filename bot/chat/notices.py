@@ -58,11 +58,12 @@ def denial_text(denial: Denial, platform: Platform, settings: Settings) -> str:
     how, how_cli = (" user", " --user") if personal else ("", "")
     resets = denial.resets_at.replace(tzinfo=UTC).astimezone(settings.tz)
     return (
-        f"{whose} is used up: {format_usd(denial.spent_nanos)} of {format_usd(denial.limit_nanos)} spent "
+        f"{whose} has too little left for this answer: {format_usd(denial.spent_nanos)} of "
+        f"{format_usd(denial.limit_nanos)} spent "
         f"this period, and this answer could cost up to {format_usd(denial.needed_nanos)}. "
         f"It resets {resets:%Y-%m-%d %H:%M} {settings.tz.key}. "
         f"{_sentence_case(admin_mentions(platform, settings))} can raise it with `/seed budget{how}` or "
-        f"`seedbot budget set{how_cli}`."
+        f"`seedbot budget set{how_cli}{'' if personal else ' ' + denial.scope_key}`."
     )
 
 

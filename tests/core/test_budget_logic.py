@@ -7,9 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.budget.limits import BudgetLimit, Period
+from bot.budget.outcomes import Denial
 from bot.budget.periods import ScopeState, days_in_month, period_bounds, plan_call, plan_degraded, project_month_end
 from bot.budget.pricing import PriceBook
+from bot.chat.notices import denial_text
 from bot.config import load_settings
+from bot.domain import Platform
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -115,3 +118,13 @@ def test_days_in_month_counts_leap_years() -> None:
 ])
 def test_project_month_end_scales_the_spend_so_far_to_the_month(spent: int, today: date, projected: int) -> None:
     assert project_month_end(spent, today) == projected
+
+
+def test_a_refusal_says_what_is_left_and_names_the_budget_an_admin_would_raise() -> None:
+    settings = load_settings(_env_file=None)
+    nothing_spent = Denial(scope_key="cli:cli", spent_nanos=0, limit_nanos=100_000,
+                           resets_at=datetime(2026, 12, 2), needed_nanos=9_900_000)
+    text = denial_text(nothing_spent, Platform.CLI, settings)
+    # Nothing was spent: the budget is not "used up", it is smaller than this answer's worst case.
+    assert "used up" not in text and "has too little left for this answer" in text
+    assert "$0.0000 of $0.0001 spent" in text and "`seedbot budget set cli:cli`" in text

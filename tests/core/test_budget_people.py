@@ -30,7 +30,7 @@ async def test_a_person_at_their_limit_is_refused_while_another_is_answered(core
     answered = await core.service.handle(incoming("mine", user="U2", thread="c"), answered_sink)
     assert refused is not None and refused.status == "refused"
     assert refused_sink.failure is not None
-    assert refused_sink.failure.startswith("Your personal budget in this channel is used up")
+    assert refused_sink.failure.startswith("Your personal budget in this channel has too little left")
     assert "$0.0096 of $0.0100 spent" in refused_sink.failure and "resets" in refused_sink.failure
     assert answered is not None and answered.status == "ok" and answered_sink.text == "Answer for U2."
     assert len(fake_seed.completions) == 2

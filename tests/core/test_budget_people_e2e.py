@@ -36,7 +36,7 @@ async def test_two_people_in_backend_one_refused_by_her_limit_and_both_named_in_
         [answer] = await wait_for_answer(slack, "C0BACKEND", grace["event"]["ts"])
         await bot.idle()
 
-        assert refusal.visible_text.startswith("Your personal budget in this channel is used up")
+        assert refusal.visible_text.startswith("Your personal budget in this channel has too little left")
         assert "$0.0096 of $0.0100" in refusal.visible_text and "It resets" in refusal.visible_text
         assert answer_part(answer.visible_text) == "Grace's answer."
         assert len(fake_seed.completions) == 2

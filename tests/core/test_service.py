@@ -120,7 +120,7 @@ async def test_budget_race_never_overspends(core_for, database_url: str, fake_se
     assert statuses.count("refused") == 200 - n
     refusals = [s.failure for s in sinks if s.failure]
     assert len(refusals) == 200 - n
-    assert all("budget is used up" in r and "resets" in r for r in refusals)
+    assert all("budget has too little left for this answer" in r and "resets" in r for r in refusals)
     spent = sum(row.cost_nanos for row in await ledger(core))
     assert spent <= limit and spent == n * worst
     assert peak <= limit
@@ -197,7 +197,7 @@ async def test_global_cap_refuses_across_channels(core_for, sqlite_url: str, fak
     sink = RecordingSink()
     answer = await core.service.handle(incoming(channel="C9"), sink)
     assert answer is not None and answer.status == "refused"
-    assert sink.failure is not None and sink.failure.startswith("The bot's overall budget is used up")
+    assert sink.failure is not None and sink.failure.startswith("The bot's overall budget has too little left")
     assert "<@UADMIN>" in sink.failure
     assert fake_seed.requests == []
 
