@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
@@ -73,12 +74,23 @@ def _database_url(value: object) -> object:
     return value
 
 
+def _http_url(value: object) -> object:
+    """An http:// or https:// URL with a host (the Seed endpoint, Slack's API): a typo here would
+    otherwise read as "the service is unreachable"."""
+    if isinstance(value, str):
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
 # Settings arrive as strings; these parse each once, at load, into the value every component uses.
 AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 IdTuple = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_ints)]
 Budget = Annotated[BudgetLimit, NoDecode, BeforeValidator(_budget)]
 Zone = Annotated[ZoneInfo, NoDecode, BeforeValidator(_zone)]
 DatabaseUrl = Annotated[str, BeforeValidator(_database_url)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 
 
 class Settings(BaseSettings):
@@ -90,7 +102,7 @@ class Settings(BaseSettings):
 
     # The Seed endpoint
     seed_api_key: SecretStr | None = Field(default=None, alias="SEED_API_KEY")
-    seed_base_url: str = Field(default="https://api.empiriolabs.ai/v1", alias="SEED_BASE_URL")
+    seed_base_url: HttpUrl = Field(default="https://api.empiriolabs.ai/v1", alias="SEED_BASE_URL")
     seed_model: str = Field(default="seed-2-0-code", alias="SEED_MODEL")
     seed_timeout_seconds: float = Field(default=120.0, gt=0, alias="SEED_TIMEOUT_SECONDS")
     seed_max_retries: int = Field(default=3, ge=0, le=10, alias="SEED_MAX_RETRIES")
@@ -155,7 +167,7 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
-    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_api_url: HttpUrl = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     # Multi-workspace install (Slack's OAuth flow): all three, and no SLACK_BOT_TOKEN. The ID and the
     # secret alone also serve "Sign in with Slack" for the console.
     slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")

@@ -127,7 +127,7 @@ async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # n
 
 @app.command()
 def run() -> None:
-    """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics)."""
+    """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics, /admin)."""
     from adapters.runtime import run_until_signalled
 
     settings = settings_from_env()

@@ -21,6 +21,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -139,7 +140,9 @@ class SlackAdapter:
             auth = await self.client.auth_test()
         except Exception as exc:
             await self._close_session()
-            raise ConfigError(f"SLACK_BOT_TOKEN: Slack's auth.test failed ({error_code(exc)})") from None
+            if isinstance(exc, SlackApiError):  # Slack answered, and refused the token: a setting to fix
+                raise ConfigError(f"SLACK_BOT_TOKEN: Slack's auth.test failed ({error_code(exc)})") from None
+            raise ConnectionError(f"Slack cannot be reached: auth.test failed ({error_code(exc)})") from None
         self.identity = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""),
                                     str(auth.get("team_id") or ""))
         self.workspaces.single = SlackWorkspace(self.identity, token, self.client, self.users, self.files)

@@ -35,6 +35,9 @@ def test_defaults_are_the_documented_ones() -> None:
         ("SEEDBOT_TIMEZONE", "Mars/Olympus"),
         ("SEEDBOT_CONTEXT_TOKENS", "many"),
         ("DISCORD_SHARD_IDS", "0,one"),
+        ("SEED_BASE_URL", "notaurl"),
+        ("SLACK_API_URL", "ftp://slack.com/api/"),
+        ("DATABASE_URL", "mysql://root@db/seed"),
     ],
 )
 def test_a_malformed_value_is_one_line_naming_the_variable(name: str, value: str) -> None:

@@ -1,4 +1,4 @@
-"""A DATABASE_URL that is malformed, or names a database that cannot be reached: one line, no traceback."""
+"""A DATABASE_URL that is malformed, a database or a platform that cannot be reached: one line, no traceback."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 
-def seedbot(cwd: Path, database_url: str, *args: str) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL"))}
+def seedbot(cwd: Path, database_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL", "SLACK", "DISCORD"))
+           } | (env or {})
     env["DATABASE_URL"] = database_url
     done = subprocess.run([sys.executable, "-m", "adapters.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -41,3 +42,12 @@ def test_a_database_that_cannot_be_reached_ends_a_command_in_one_line(tmp_path: 
         assert code == 1
         assert len(err.strip().splitlines()) == 1 and err.startswith(says), err
         assert "Traceback" not in err and "hunter2" not in err
+
+
+def test_slack_out_of_reach_at_start_is_a_connection_failure_not_a_bad_setting(tmp_path: Path) -> None:
+    code, err = seedbot(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/s.db", "run",
+                        env={"SEED_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s",
+                             "SLACK_API_URL": "http://127.0.0.1:1/api/", "SEEDBOT_HTTP_PORT": "0"})
+    assert code == 1, err  # exit 2 would send someone to fix a token that is fine
+    assert err.strip().splitlines()[-1].startswith("seedbot: cannot connect: ConnectionError: Slack cannot be reached")
+    assert "Traceback" not in err and "xoxb-1-2-abc" not in err
