@@ -16,14 +16,13 @@ from bot.llm import (
     SeedClient,
     SeedContentFiltered,
     SeedContextTooLong,
-    SeedError,
     SeedQuotaExhausted,
     SeedRateLimited,
     SeedStreamBroken,
     SeedUnavailable,
     UsageReport,
 )
-from bot.llm.errors import classify_error
+from bot.llm.errors import SeedError, classify_error
 from tests.fakes.seed import FakeSeed, Reply
 
 
