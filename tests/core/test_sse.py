@@ -1,4 +1,4 @@
-"""Reading server-sent events (bot.llm.client.sse_data) however the bytes are cut into chunks."""
+"""Reading server-sent events (bot.llm.sse.sse_data) however the bytes are cut into chunks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.llm.client import sse_data
+from bot.llm.sse import sse_data
 
 
 class Chunks:
