@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from adapters.cli.asking import NoSuchThread, answer_in_terminal, answer_json
 from adapters.cli.common import die, settings_from_env
 from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
@@ -23,7 +24,7 @@ from adapters.terminal.sink import TerminalSink
 from bot.budget.scopes import is_scope_key
 from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
-from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd, usd_string
+from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd
 from bot.ops.logs import TEXT_FORMAT
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 
@@ -85,44 +86,19 @@ def ask(
     )
     sink = TerminalSink(quiet=as_json)
     try:
-        answer = asyncio.run(_ask(settings, incoming, sink))
+        answer = asyncio.run(answer_in_terminal(settings, incoming, sink, continuing=thread is not None))
     except ConfigError as exc:
         die(str(exc), 2)
+    except NoSuchThread:
+        die(f"no conversation {thread!r} here (ask without --thread to start one)", 2)
     if answer is None and sink.failure is None:
         die("this message was already answered")
     if as_json:
-        typer.echo(json.dumps(_answer_json(answer or Answer(status="failed"), thread_id, sink.failure)))
+        typer.echo(json.dumps(answer_json(answer or Answer(status="failed"), thread_id, sink.failure)))
     elif thread is None and sink.failure is None:
         typer.echo(f"(continue with: seedbot ask --thread {thread_id} \"...\")", err=True)
     if sink.failure is not None or answer is None or answer.status != "ok":
         raise typer.Exit(1)
-
-
-def _answer_json(answer: Answer, thread_id: str, failure: str | None) -> dict[str, object]:
-    """`seedbot ask --json`'s one object, for a failed answer too (then with `error`, the sentence the
-    person would have seen); `cost_usd` is what was charged, as a decimal string."""
-    usage = answer.usage
-    result: dict[str, object] = {
-        "answer": answer.text,
-        "usage": {"prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
-                  "completion_tokens": usage.completion_tokens, "reasoning_tokens": usage.reasoning_tokens},
-        "cost_usd": usd_string(answer.cost_nanos),
-        "status": answer.status,
-        "thread": thread_id,
-    }
-    if failure is not None:
-        result["error"] = failure
-    return result
-
-
-async def _ask(settings: Settings, incoming: Incoming, sink: TerminalSink):  # noqa: ANN202
-    from adapters.common.supervisor import AnswerSupervisor
-
-    core = await build_core(settings)
-    try:
-        return await AnswerSupervisor(core.service).answer(incoming, sink)
-    finally:
-        await core.aclose()
 
 
 @app.command()

@@ -61,6 +61,11 @@ async def test_ask_file_adds_the_file_and_thread_continues(fake_seed: FakeSeed, 
     first_prompt = fake_seed.completions[0].body["messages"][-1]["content"]
     assert "return a - b" in first_prompt and "```python" in first_prompt
     code, out, err = await run_cli(fake_seed, tmp_path, "ask", "--json", "--thread", thread, "And the fix?")
+    requests_before = len(fake_seed.requests)
+    bad_code, _, bad_err = await run_cli(fake_seed, tmp_path, "ask", "--thread", thread + "x", "And the fix?")
+    assert bad_code == 2
+    assert bad_err.strip() == f"seedbot: no conversation '{thread}x' here (ask without --thread to start one)"
+    assert len(fake_seed.requests) == requests_before  # a mistyped id asks the model nothing
     assert code == 0, err
     messages = fake_seed.completions[1].body["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import _ask
+from adapters.cli.asking import answer_in_terminal
 from adapters.common.supervisor import FAILED_SENTENCE, AnswerSupervisor
 from adapters.terminal.sink import TerminalSink
 from bot.config import Settings
@@ -137,7 +137,8 @@ async def test_cli_an_exception_is_one_plain_sentence_and_the_books_close(
     fake_seed.script(Reply(content="An answer the terminal shows before the failure."))
     break_answer_storage(monkeypatch)
     out, err = io.StringIO(), io.StringIO()
-    answer = await _ask(settings, incoming("Hi", platform=Platform.CLI), TerminalSink(out, err))
+    answer = await answer_in_terminal(settings, incoming("Hi", platform=Platform.CLI), TerminalSink(out, err),
+                                      continuing=False)
     assert answer is not None and answer.status == "failed"
     assert out.getvalue().startswith("An answer the terminal shows")
     assert err.getvalue() == f"seedbot: {FAILED_SENTENCE}\n"
