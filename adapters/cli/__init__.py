@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from adapters.cli.asking import NoSuchThread, answer_in_terminal, answer_json
+from adapters.cli.asking import answer_in_terminal, answer_json
 from adapters.cli.common import die, settings_from_env
 from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
@@ -89,8 +89,6 @@ def ask(
         answer = asyncio.run(answer_in_terminal(settings, incoming, sink, continuing=thread is not None))
     except ConfigError as exc:
         die(str(exc), 2)
-    except NoSuchThread:
-        die(f"no conversation {thread!r} here (ask without --thread to start one)", 2)
     if answer is None and sink.failure is None:
         die("this message was already answered")
     if as_json:

@@ -3,6 +3,8 @@ chat message, and the one JSON object `--json` prints."""
 
 from __future__ import annotations
 
+import sys
+
 from adapters.core import build_core
 from adapters.terminal.sink import TerminalSink
 from bot.chat.service import Answer
@@ -27,15 +29,11 @@ def answer_json(answer: Answer, thread_id: str, failure: str | None) -> dict[str
     return result
 
 
-class NoSuchThread(Exception):
-    """`ask --thread ID` named a conversation this database does not hold (a typo would otherwise start a
-    new one under that id, silently)."""
-
-
 async def answer_in_terminal(settings: Settings, incoming: Incoming, sink: TerminalSink, *,
                              continuing: bool) -> Answer | None:
     """Answer `incoming` into `sink` with a Core of its own; None if the message was already answered.
-    Raises NoSuchThread when `continuing` and the thread is unknown, before any model call."""
+    `continuing`: the person named the thread; if this database holds no conversation by that id, one line
+    on stderr says a new one starts under it (scripts may name their threads; a typo should not go unseen)."""
     from adapters.common.supervisor import AnswerSupervisor  # the chat stack only when asking
 
     core = await build_core(settings)
@@ -43,7 +41,7 @@ async def answer_in_terminal(settings: Settings, incoming: Incoming, sink: Termi
         key = incoming.thread
         if continuing and not await core.store.has_thread(key.platform.value, key.workspace_id, key.channel_id,
                                                           key.thread_id):
-            raise NoSuchThread(key.thread_id)
+            print(f"seedbot: no conversation {key.thread_id!r} here yet; starting one under that id", file=sys.stderr)
         return await AnswerSupervisor(core.service).answer(incoming, sink)
     finally:
         await core.aclose()
