@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
 from bot.domain import Effort
+from bot.storage.engine import ASYNC_DRIVERS, normalise_url
 
 
 class ConfigError(Exception):
@@ -56,20 +57,16 @@ def _zone(value: object) -> object:
         raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from exc
 
 
-# The URL forms engine.normalise_url turns into the two async drivers seedbot ships with.
-_DATABASE_DRIVERS = ("sqlite", "sqlite+aiosqlite", "postgres", "postgresql", "postgresql+asyncpg")
-
-
 def _database_url(value: object) -> object:
     """A DATABASE_URL SQLAlchemy can parse, for SQLite or PostgreSQL through the drivers installed
     (aiosqlite, asyncpg); anything else would fail later with a traceback from deep in the engine."""
     if not isinstance(value, str):
         return value
     try:
-        driver = make_url(value).drivername
+        driver = make_url(normalise_url(value)).drivername
     except ArgumentError:
         raise ValueError("is not a database URL (write sqlite+aiosqlite:///path.db or postgresql://...)") from None
-    if driver not in _DATABASE_DRIVERS:
+    if driver not in ASYNC_DRIVERS.values():
         raise ValueError(f"{driver!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
     return value
 

@@ -190,9 +190,9 @@ class SeedClient:
                     payload = b""  # the status alone classifies the error
                 finally:
                     response.release()
-                retry_after = response.headers.get("Retry-After")
-                error = classify_error(response.status, payload, reason=response.reason, retry_after=retry_after)
-                retry_after = retry_after_seconds(retry_after)
+                header = response.headers.get("Retry-After")
+                error = classify_error(response.status, payload, reason=response.reason, retry_after=header)
+                retry_after = retry_after_seconds(header)
             if not is_retryable(error) or attempt >= self.max_retries:
                 raise error
             if retry_after is not None and retry_after > self._max_retry_after:

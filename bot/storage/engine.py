@@ -30,12 +30,17 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+# The async drivers seedbot ships with (asyncpg, aiosqlite), by the bare names people paste.
+ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
 def normalise_url(url: str) -> str:
-    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers."""
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers.
+    Raises sqlalchemy's ArgumentError for text that is not a database URL."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
-    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(parsed.drivername)
+    driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver:
         parsed = parsed.set(drivername=driver)
     return parsed.render_as_string(hide_password=False)
