@@ -17,12 +17,16 @@ Effort = Literal["low", "medium", "high"]
 
 
 class Platform(StrEnum):
+    """Where a message came from; the first part of every scope and thread address."""
+
     SLACK = "slack"
     DISCORD = "discord"
     CLI = "cli"
 
 
 class AttachmentKind(StrEnum):
+    """What an adapter made of a file: text for the prompt, an image for the model, or refused."""
+
     TEXT = "text"
     IMAGE = "image"
     SKIPPED = "skipped"

@@ -81,11 +81,16 @@ class MessageFacts:
 
 @dataclass(frozen=True, slots=True)
 class Ignore:
+    """`route`'s answer for a message seedbot leaves alone; `reason` is for the debug log only."""
+
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """`route`'s answer for a message seedbot answers: the conversation it belongs to, where the answer
+    goes (`placement`), and the text with the bot's mention removed."""
+
     key: ThreadKey
     placement: Placement
     text: str

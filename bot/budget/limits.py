@@ -11,6 +11,8 @@ from bot.domain import NANOS_PER_USD
 
 
 class Period(StrEnum):
+    """The calendar unit a budget resets on, in UTC (a week starts on Monday)."""
+
     DAY = "day"
     WEEK = "week"
     MONTH = "month"

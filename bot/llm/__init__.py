@@ -17,7 +17,7 @@ arrives as `UsageRejected`, never as a `UsageReport`.
 """
 
 from bot.domain import Effort
-from bot.llm.client import CONTEXT_WINDOW_TOKENS, SeedClient, validate_usage
+from bot.llm.client import CONTEXT_WINDOW_TOKENS, RetryPolicy, SeedClient, validate_usage
 from bot.llm.errors import (
     SeedAuthError,
     SeedBadRequest,
@@ -43,7 +43,7 @@ from bot.llm.events import (
 
 __all__ = [
     "CONTEXT_WINDOW_TOKENS", "ChatRequest", "Completion", "ContentDelta", "Effort", "Finish", "ReasoningDelta",
-    "SeedAuthError", "SeedBadRequest", "SeedClient", "SeedContentFiltered", "SeedContextTooLong", "SeedError",
-    "SeedQuotaExhausted", "SeedRateLimited", "SeedStreamBroken", "SeedUnavailable", "StreamEvent", "UsageRejected",
-    "UsageReport", "classify_error", "validate_usage",
+    "RetryPolicy", "SeedAuthError", "SeedBadRequest", "SeedClient", "SeedContentFiltered", "SeedContextTooLong",
+    "SeedError", "SeedQuotaExhausted", "SeedRateLimited", "SeedStreamBroken", "SeedUnavailable", "StreamEvent",
+    "UsageRejected", "UsageReport", "classify_error", "validate_usage",
 ]

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -61,6 +62,28 @@ _READ_ERRORS = (aiohttp.ClientError, TimeoutError, ConnectionError)
 _DRAIN_SECONDS = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When a call that failed before its first byte is tried again: at most `max_retries` more times,
+    and only for a retryable `SeedError` (bot.llm.errors.is_retryable). The wait (seconds) is the server's
+    `Retry-After` when it sent one, and the call gives up when that asks for more than `max_retry_after`;
+    otherwise "full jitter" backoff, uniform in [0, min(backoff_cap, backoff_base * 2**attempt)] (AWS
+    Architecture Blog, "Exponential Backoff And Jitter")."""
+
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+    max_retry_after: float = 60.0
+
+    def delay(self, error: SeedError, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before retry number `attempt + 1` (attempt 0 is the first call), or None to give up."""
+        if not is_retryable(error) or attempt >= self.max_retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+
 class SeedClient:
     """Streams Chat Completions from the Seed endpoint (`stream`, `complete`). `timeout` (seconds) is the
     longest wait for the next byte of a response; connecting may take 10 s, waiting for a free connection
@@ -73,17 +96,11 @@ class SeedClient:
         base_url: str,
         model: str,
         timeout: float = 120.0,
-        max_retries: int = 3,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 20.0,
-        max_retry_after: float = 60.0,
+        retry: RetryPolicy = RetryPolicy(),
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.model = model
-        self.max_retries = max_retries
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._max_retry_after = max_retry_after
+        self._retry = retry
         self._sleep = sleep
         # Stream chunks of the wrong shape, skipped since this client was made (a figure for /metrics).
         self.malformed_chunks = 0
@@ -106,7 +123,7 @@ class SeedClient:
             base_url=settings.seed_base_url,
             model=settings.seed_model,
             timeout=settings.seed_timeout_seconds,
-            max_retries=settings.seed_max_retries,
+            retry=RetryPolicy(max_retries=settings.seed_max_retries),
             **kw,
         )
 
@@ -193,17 +210,12 @@ class SeedClient:
                 header = response.headers.get("Retry-After")
                 error = classify_error(response.status, payload, reason=response.reason, retry_after=header)
                 retry_after = retry_after_seconds(header)
-            if not is_retryable(error) or attempt >= self.max_retries:
+            delay = self._retry.delay(error, attempt, retry_after)
+            if delay is None:
                 raise error
-            if retry_after is not None and retry_after > self._max_retry_after:
-                raise error
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
             attempt += 1
-            log.warning("seed call failed (%s), retry %d/%d in %.2fs", error, attempt, self.max_retries, delay)
+            log.warning("seed call failed (%s), retry %d/%d in %.2fs", error, attempt, self._retry.max_retries, delay)
             await self._sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self._backoff_cap, self._backoff_base * 2**attempt))
 
     async def _read_events(self, response: aiohttp.ClientResponse, *,
                            request: ChatRequest) -> AsyncIterator[StreamEvent]:

@@ -10,6 +10,9 @@ from bot.domain import Effort, Usage
 
 @dataclass(slots=True)
 class ChatRequest:
+    """One Chat Completions call as seedbot makes it; `body` gives the JSON the Seed endpoint takes
+    (its Chat Completions reference: `enable_thinking`, `enable_web_search`, `enable_caching` are Seed's own)."""
+
     messages: list[dict[str, Any]]
     max_tokens: int = 4096
     enable_thinking: bool = True
@@ -42,16 +45,22 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class ContentDelta:
+    """Answer text the stream added, as it arrived (already cleaned of NULs and lone surrogates)."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
+    """Thinking text the stream added (`reasoning_content`); shown as progress, never stored as the answer."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
+    """The call's token counts, validated against the context window; the stream's last event but `Finish`."""
+
     usage: Usage
 
 

@@ -12,6 +12,8 @@ NOTE_PLAIN_CODE = "reviewed as plain code: the text could not be read as a diff"
 
 
 class LineKind(StrEnum):
+    """A diff line's first character, as unified diff writes it."""
+
     ADDED = "+"
     REMOVED = "-"
     CONTEXT = " "
@@ -19,6 +21,9 @@ class LineKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DiffLine:
+    """One line of a hunk without its prefix; `old_number`/`new_number` are 1-based line numbers in the
+    old and new file, None on the side the line is not in."""
+
     kind: LineKind
     text: str
     old_number: int | None
@@ -27,6 +32,8 @@ class DiffLine:
 
 @dataclass(frozen=True, slots=True)
 class DiffHunk:
+    """One `@@ -old_start,old_length +new_start,new_length @@ section` block and its lines."""
+
     old_start: int
     old_length: int
     new_start: int
@@ -136,6 +143,8 @@ class ParsedDiff:
 
 
 class SkipReason(StrEnum):
+    """Why a file of the diff was not reviewed, in the words the review's list of skipped files shows."""
+
     BINARY = "binary"
     LOCKFILE = "lockfile"
     MINIFIED = "minified"
@@ -149,6 +158,8 @@ class SkipReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
+    """A file left out of the review; `detail` adds what the reason alone does not say (a size, a pattern)."""
+
     path: str
     reason: SkipReason
     detail: str = ""
@@ -156,6 +167,8 @@ class SkippedFile:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
+    """The parsed diff split into the files to review and the files skipped, each in diff order."""
+
     parsed: ParsedDiff
     files: tuple[FileDiff, ...]
     skipped: tuple[SkippedFile, ...]
@@ -163,6 +176,9 @@ class Selection:
 
 @dataclass(frozen=True, slots=True)
 class ReviewBudget:
+    """How much one review may send: at most `max_calls` model calls of at most `tokens_per_call`
+    prompt tokens each (cl100k estimates)."""
+
     tokens_per_call: int = 100_000
     max_calls: int = 4
 

@@ -1,15 +1,11 @@
 """admin console: signing key and used sign-in links"""
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,15 +1,11 @@
 """answer feedback: one rating per person per answer"""
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

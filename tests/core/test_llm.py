@@ -12,6 +12,7 @@ from bot.llm import (
     ContentDelta,
     Finish,
     ReasoningDelta,
+    RetryPolicy,
     SeedAuthError,
     SeedClient,
     SeedContentFiltered,
@@ -98,7 +99,7 @@ async def test_overload_429_is_retried_honouring_retry_after(fake_seed: FakeSeed
 
 async def test_overload_429_gives_up_after_max_retries(fake_seed: FakeSeed) -> None:
     fake_seed.script(*[Reply(fault="overload_429", retry_after=1) for _ in range(5)])
-    async with client_for(fake_seed, SleepRecorder(), max_retries=2) as client:
+    async with client_for(fake_seed, SleepRecorder(), retry=RetryPolicy(max_retries=2)) as client:
         with pytest.raises(SeedRateLimited) as caught:
             await collect(client, ask())
     assert len(fake_seed.requests) == 3
@@ -128,7 +129,7 @@ async def test_quota_429_is_not_retried(fake_seed: FakeSeed) -> None:
 async def test_500_is_retried_with_backoff_then_succeeds(fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(fault="server_500"), Reply(fault="server_500"), Reply(content="recovered"))
     sleep = SleepRecorder()
-    async with client_for(fake_seed, sleep, max_retries=3, backoff_base=0.5) as client:
+    async with client_for(fake_seed, sleep, retry=RetryPolicy(max_retries=3, backoff_base=0.5)) as client:
         completion = await client.complete(ask())
     assert completion.content == "recovered"
     assert len(fake_seed.requests) == 3
@@ -138,7 +139,7 @@ async def test_500_is_retried_with_backoff_then_succeeds(fake_seed: FakeSeed) ->
 
 async def test_500_exhausted_is_provider_unavailable(fake_seed: FakeSeed) -> None:
     fake_seed.script(*[Reply(fault="server_500") for _ in range(4)])
-    async with client_for(fake_seed, SleepRecorder(), max_retries=3) as client:
+    async with client_for(fake_seed, SleepRecorder(), retry=RetryPolicy(max_retries=3)) as client:
         with pytest.raises(SeedUnavailable):
             await collect(client, ask())
     assert len(fake_seed.requests) == 4
@@ -183,7 +184,7 @@ async def test_slow_first_token_arrives_within_the_timeout(fake_seed: FakeSeed) 
 
 async def test_first_token_slower_than_the_timeout_is_unavailable(fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="too late", first_token_delay=1.5))
-    async with client_for(fake_seed, SleepRecorder(), timeout=0.3, max_retries=0) as client:
+    async with client_for(fake_seed, SleepRecorder(), timeout=0.3, retry=RetryPolicy(max_retries=0)) as client:
         with pytest.raises((SeedUnavailable, SeedStreamBroken)):
             await collect(client, ask())
 
@@ -200,7 +201,7 @@ async def test_content_filter_is_a_finish_reason_and_complete_raises(fake_seed: 
 async def test_unreachable_endpoint_is_retried_then_unavailable() -> None:
     sleep = SleepRecorder()
     client = SeedClient(api_key="k", base_url="http://127.0.0.1:9/v1", model="seed-2-0-code", sleep=sleep,
-                        max_retries=2)
+                        retry=RetryPolicy(max_retries=2))
     async with client:
         with pytest.raises(SeedUnavailable):
             await collect(client, ask())
@@ -229,7 +230,7 @@ async def test_length_finish_is_reported(fake_seed: FakeSeed) -> None:
 async def test_connection_closed_without_a_response_is_unavailable_and_retried(fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(fault="drop"), Reply(content="Back."))
     sleep = SleepRecorder()
-    async with client_for(fake_seed, sleep, max_retries=1) as client:
+    async with client_for(fake_seed, sleep, retry=RetryPolicy(max_retries=1)) as client:
         events = await collect(client, ask())
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "Back."
     assert len(sleep.delays) == 1
@@ -238,7 +239,7 @@ async def test_connection_closed_without_a_response_is_unavailable_and_retried(f
 async def test_a_stream_that_dies_before_any_text_is_unavailable_after_text_broken(fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="Never shown.", fault="cut", cut_after_chunks=0),
                      Reply(content="Shown, then cut.", chunk_chars=5, fault="cut", cut_after_chunks=1))
-    async with client_for(fake_seed, SleepRecorder(), max_retries=0) as client:
+    async with client_for(fake_seed, SleepRecorder(), retry=RetryPolicy(max_retries=0)) as client:
         with pytest.raises(SeedUnavailable):
             await collect(client, ask())
         with pytest.raises(SeedStreamBroken):
@@ -248,7 +249,7 @@ async def test_a_stream_that_dies_before_any_text_is_unavailable_after_text_brok
 async def test_a_redirect_is_an_error_not_a_second_request(fake_seed: FakeSeed) -> None:
     # Following a 307 would send the whole conversation again, wherever Location points.
     fake_seed.script(Reply(fault="redirect_307"), Reply(content="Should never be asked for."))
-    async with client_for(fake_seed, SleepRecorder(), max_retries=0) as client:
+    async with client_for(fake_seed, SleepRecorder(), retry=RetryPolicy(max_retries=0)) as client:
         with pytest.raises(SeedError) as caught:
             await collect(client, ask())
     assert caught.value.status == 307
@@ -280,3 +281,13 @@ async def test_a_closed_client_refuses_calls_instead_of_opening_new_connections(
     with pytest.raises(RuntimeError):
         await client.complete(ask())
     assert len(fake_seed.requests) == 1
+
+
+def test_retry_policy_follows_retry_after_up_to_its_cap_and_gives_up_on_what_is_not_retryable() -> None:
+    policy = RetryPolicy(max_retries=2, max_retry_after=10.0)
+    overload = classify_error(429, b'{"error": {"code": "ServerOverloaded"}}', reason="Too Many Requests")
+    assert policy.delay(overload, 0, 3.0) == 3.0
+    assert policy.delay(overload, 0, 11.0) is None  # a wait longer than we allow: give up now
+    assert policy.delay(overload, 2, None) is None  # retries used up
+    assert 0 <= policy.delay(overload, 1, None) <= 1.0  # full jitter under backoff_base * 2**1
+    assert policy.delay(classify_error(401, b"", reason="Unauthorized"), 0, None) is None
