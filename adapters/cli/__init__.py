@@ -264,8 +264,8 @@ def report(
 @app.command()
 def forget(
     user: Annotated[str | None, typer.Option("--user", help="A person: slack:U0456 (or slack:T0123:U0456).")] = None,
-    thread: Annotated[str | None, typer.Option("--thread", help="A conversation: its thread id, optionally "
-                                                                "as platform:channel:ID.")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help=(
+        "A conversation: its thread id, or platform:channel:ID, or platform:workspace:channel:ID."))] = None,
 ) -> None:
     """Delete a person's messages everywhere (and the answers to them), or one conversation. Spend
     history stays: ledger rows keep their money and lose only the thread they belonged to."""

@@ -100,15 +100,14 @@ class SlackAdapter:
                 return AuthorizeResult(enterprise_id=enterprise_id, team_id=identity.team_id or team_id,
                                        bot_user_id=identity.user_id, bot_id=identity.bot_id, bot_token=token)
 
-            self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
-                                authorize=authorize, process_before_response=False)
+            self.app = _bolt_app(client=self._bolt_client, signing_secret=self._signing_secret or "",
+                                 authorize=authorize)
         else:
             # Installed through OAuth: Bolt authorizes each event from slack-sdk's installation store.
             installations = AsyncSQLAlchemyInstallationStore(settings.slack_client_id or "", core.db.engine)
             self.notifier = InstalledNotifier(installations, self.workspaces)
-            self.app = AsyncApp(name="seedbot", client=self._bolt_client, signing_secret=self._signing_secret or "",
-                                oauth_settings=oauth_settings(settings, installations, core.db.engine),
-                                process_before_response=False)
+            self.app = _bolt_app(client=self._bolt_client, signing_secret=self._signing_secret or "",
+                                 oauth_settings=oauth_settings(settings, installations, core.db.engine))
             # app_uninstalled and tokens_revoked delete the workspace's tokens from the store (before
             # the handlers' catch-all listener, which would otherwise take these events).
             self.app.enable_token_revocation_listeners()
@@ -293,3 +292,26 @@ class SlackAdapter:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+class _TokenUnusedFilter(logging.Filter):
+    """Drops Bolt's start-up warnings that a token "will be unused" or "will be ignored". AsyncApp reads
+    SLACK_BOT_TOKEN from the environment by itself (slack_bolt/app/async_app.py) and warns when a client or
+    an authorize function is given too; seedbot gives both on purpose, so the warning is noise an operator
+    would chase."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "will be unused" not in message and "will be ignored" not in message
+
+
+def _bolt_app(**kwargs: Any) -> AsyncApp:
+    """An AsyncApp that answers after the listener has run (`process_before_response=False`), built with the
+    filter above on Bolt's logger for the length of its constructor only."""
+    bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+    quiet = _TokenUnusedFilter()
+    bolt_log.addFilter(quiet)
+    try:
+        return AsyncApp(name="seedbot", process_before_response=False, **kwargs)
+    finally:
+        bolt_log.removeFilter(quiet)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from bot.chat.tokens import count_tokens
+from bot.config import Settings
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import (
@@ -12,6 +18,7 @@ from tests.slack.harness import (
     answer_part,
     bot_replies,
     mention_answered,
+    running_bot,
     wait_for_answer,
 )
 
@@ -183,3 +190,14 @@ async def test_a_streamed_1000_token_answer_costs_at_most_five_web_api_calls(
     assert streamed_for > 1.0  # long enough that an unbatched stream would have made many more calls
     assert len(calls) <= 5
     assert calls[0] == "users.info" and calls[1] == "chat.startStream" and calls[-1] == "chat.stopStream"
+
+
+async def test_a_bot_token_in_the_environment_starts_the_bot_without_bolt_warnings(
+        slack: FakeSlack, settings_for: Callable[..., Settings], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warned that it "will be unused".
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.config.bot_token)
+    caplog.set_level(logging.WARNING)
+    async with running_bot(slack, settings_for, tmp_path):
+        pass
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt")] == []
