@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -79,38 +79,34 @@ class Plan:
         return self.max_tokens > 0
 
 
-def plan_call(
-    prices: PriceBook,
-    scopes: list[ScopeState],
-    *,
-    estimated_prompt_tokens: int,
-    wanted_max_tokens: int,
-    min_max_tokens: int,
-    web_search: bool,
-) -> Plan:
+@dataclass(frozen=True, slots=True)
+class CallSize:
+    """What one model call asks of the budgets: its prompt (`estimated_prompt_tokens`, our cl100k estimate
+    times the safety factor), the answer it wants (`wanted_max_tokens`) and the shortest worth sending
+    (`min_max_tokens`), and whether it searches the web (priced per call)."""
+
+    estimated_prompt_tokens: int
+    wanted_max_tokens: int
+    min_max_tokens: int
+    web_search: bool
+
+
+def plan_call(prices: PriceBook, scopes: list[ScopeState], size: CallSize) -> Plan:
     """Size a call to the tightest scope: the wanted max_tokens if its worst case fits, else as many
     output tokens as fit, as long as that is at least `min_max_tokens`."""
+    prompt, wanted, web_search = size.estimated_prompt_tokens, size.wanted_max_tokens, size.web_search
     limited = [s for s in scopes if s.available_nanos is not None]
     tightest = min(limited, key=lambda s: s.available_nanos or 0, default=None)
-    wanted_cost = prices.worst_case_nanos(estimated_prompt_tokens, wanted_max_tokens, web_search)
+    wanted_cost = prices.worst_case_nanos(prompt, wanted, web_search)
     if tightest is None or wanted_cost <= (tightest.available_nanos or 0):
-        return Plan(wanted_max_tokens, wanted_cost, tightest)
-    affordable = prices.max_tokens_affordable(estimated_prompt_tokens, web_search, tightest.available_nanos or 0)
-    if affordable < min(min_max_tokens, wanted_max_tokens):
+        return Plan(wanted, wanted_cost, tightest)
+    affordable = prices.max_tokens_affordable(prompt, web_search, tightest.available_nanos or 0)
+    if affordable < min(size.min_max_tokens, wanted):
         return Plan(0, wanted_cost, tightest)
-    return Plan(affordable, prices.worst_case_nanos(estimated_prompt_tokens, affordable, web_search), tightest)
+    return Plan(affordable, prices.worst_case_nanos(prompt, affordable, web_search), tightest)
 
 
-def plan_degraded(
-    prices: PriceBook,
-    scopes: list[ScopeState],
-    *,
-    estimated_prompt_tokens: int,
-    wanted_max_tokens: int,
-    min_max_tokens: int,
-    web_search: bool,
-    thinking: bool,
-) -> Plan:
+def plan_degraded(prices: PriceBook, scopes: list[ScopeState], size: CallSize, *, thinking: bool) -> Plan:
     """Make a call cheaper before refusing it: web search off (when it does not fit, or a scope is
     nearly spent), then thinking off, then `plan_call`'s shrinking of max_tokens.
 
@@ -119,15 +115,14 @@ def plan_degraded(
     its tokens for text, not for reasoning.
     """
     degraded_by: ScopeState | None = None
+    web_search = size.web_search
     if web_search:
         nearly = next((s for s in scopes if s.nearly_spent), None)
-        whole = plan_call(prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
-                          wanted_max_tokens=wanted_max_tokens, min_max_tokens=wanted_max_tokens, web_search=True)
+        whole = plan_call(prices, scopes, replace(size, min_max_tokens=size.wanted_max_tokens))
         if nearly is not None or not whole.fits:
             web_search, degraded_by = False, nearly or whole.binding_scope
-    plan = plan_call(prices, scopes, estimated_prompt_tokens=estimated_prompt_tokens,
-                     wanted_max_tokens=wanted_max_tokens, min_max_tokens=min_max_tokens, web_search=web_search)
-    if thinking and plan.max_tokens < wanted_max_tokens:
+    plan = plan_call(prices, scopes, replace(size, web_search=web_search))
+    if thinking and plan.max_tokens < size.wanted_max_tokens:
         thinking, degraded_by = False, plan.binding_scope
     return Plan(plan.max_tokens, plan.amount_nanos, plan.binding_scope, web_search, thinking, degraded_by)
 

@@ -29,7 +29,7 @@ from bot.budget.counters import (
 )
 from bot.budget.limits import BudgetLimit, Period, parse_budget
 from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
-from bot.budget.periods import Plan, ScopeState, period_bounds, plan_call, plan_degraded
+from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_call, plan_degraded
 from bot.budget.pricing import PriceBook
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
@@ -176,10 +176,9 @@ class BudgetManager:
         def work(connection: Connection) -> Any:
             scopes = self._scope_states(connection, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE],
                                         now, lock=True)
-            sizing = dict(estimated_prompt_tokens=estimated_prompt_tokens, wanted_max_tokens=wanted_max_tokens,
-                          min_max_tokens=self._settings.min_answer_tokens, web_search=web_search)
-            plan: Plan = (plan_degraded(self._prices, scopes, thinking=thinking, **sizing) if self._settings.degrade
-                          else plan_call(self._prices, scopes, **sizing))
+            size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
+            plan = (plan_degraded(self._prices, scopes, size, thinking=thinking) if self._settings.degrade
+                    else plan_call(self._prices, scopes, size))
             if not plan.fits:
                 binding = plan.binding_scope
                 assert binding is not None and binding.limit.limit_nanos is not None

@@ -8,7 +8,15 @@ import pytest
 
 from bot.budget.limits import BudgetLimit, Period
 from bot.budget.outcomes import Denial
-from bot.budget.periods import ScopeState, days_in_month, period_bounds, plan_call, plan_degraded, project_month_end
+from bot.budget.periods import (
+    CallSize,
+    ScopeState,
+    days_in_month,
+    period_bounds,
+    plan_call,
+    plan_degraded,
+    project_month_end,
+)
 from bot.budget.pricing import PriceBook
 from bot.chat.notices import denial_text
 from bot.config import load_settings
@@ -44,8 +52,7 @@ PRICES = PriceBook.from_settings(load_settings(_env_file=None))
 
 
 def test_plan_takes_the_wanted_tokens_when_they_fit() -> None:
-    plan = plan_call(PRICES, [scope(10**9), scope(None, key="global")], estimated_prompt_tokens=1_000,
-                     wanted_max_tokens=4_096, min_max_tokens=256, web_search=False)
+    plan = plan_call(PRICES, [scope(10**9), scope(None, key="global")], CallSize(1_000, 4_096, 256, False))
     assert plan.fits and plan.max_tokens == 4_096
     assert plan.amount_nanos == PRICES.worst_case_nanos(1_000, 4_096, False)
 
@@ -53,28 +60,27 @@ def test_plan_takes_the_wanted_tokens_when_they_fit() -> None:
 def test_plan_shrinks_to_the_tightest_scope() -> None:
     room = PRICES.worst_case_nanos(1_000, 1_000, False)
     plan = plan_call(PRICES, [scope(10**9), scope(room + 50, spent=50, key="global")],
-                     estimated_prompt_tokens=1_000, wanted_max_tokens=4_096, min_max_tokens=256, web_search=False)
+                     CallSize(1_000, 4_096, 256, False))
     assert plan.max_tokens == 1_000 and plan.amount_nanos <= room
     assert plan.binding_scope is not None and plan.binding_scope.scope_key == "global"
 
 
 def test_plan_refuses_below_a_useful_answer() -> None:
     room = PRICES.worst_case_nanos(1_000, 100, False)
-    plan = plan_call(PRICES, [scope(room)], estimated_prompt_tokens=1_000, wanted_max_tokens=4_096,
-                     min_max_tokens=256, web_search=False)
+    plan = plan_call(PRICES, [scope(room)], CallSize(1_000, 4_096, 256, False))
     assert not plan.fits
 
 
 def test_reserved_money_counts_as_spent() -> None:
     wanted = PRICES.worst_case_nanos(1_000, 4_096, False)
     plan = plan_call(PRICES, [scope(wanted * 2, spent=wanted // 2, reserved=wanted)],
-                     estimated_prompt_tokens=1_000, wanted_max_tokens=4_096, min_max_tokens=256, web_search=False)
+                     CallSize(1_000, 4_096, 256, False))
     assert plan.fits and plan.max_tokens < 4_096
 
 
 def degraded(scopes: list[ScopeState], *, web: bool = True, thinking: bool = True):  # noqa: ANN201
-    return plan_degraded(PRICES, scopes, estimated_prompt_tokens=1_000, wanted_max_tokens=4_096, min_max_tokens=256,
-                         web_search=web, thinking=thinking)
+    return plan_degraded(PRICES, scopes, CallSize(1_000, 4_096, 256, web),
+                         thinking=thinking)
 
 
 def test_degrade_keeps_everything_while_a_budget_has_room() -> None:
@@ -92,8 +98,7 @@ def test_degrade_turns_web_search_off_first_once_a_scope_is_nearly_spent() -> No
 def test_degrade_turns_web_search_off_when_its_price_does_not_fit() -> None:
     prices = PriceBook(PRICES.short, PRICES.long, web_search_per_call=Decimal("0.01"))
     room = prices.worst_case_nanos(1_000, 4_096, False)
-    plan = plan_degraded(prices, [scope(room)], estimated_prompt_tokens=1_000, wanted_max_tokens=4_096,
-                         min_max_tokens=256, web_search=True, thinking=True)
+    plan = plan_degraded(prices, [scope(room)], CallSize(1_000, 4_096, 256, True), thinking=True)
     assert (plan.web_search, plan.thinking, plan.max_tokens, plan.amount_nanos) == (False, True, 4_096, room)
 
 
