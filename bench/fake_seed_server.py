@@ -1,7 +1,9 @@
 """The fake Seed server in a process of its own, so a benchmark's bot process is not charged for it.
 
 Prints its base URL on the first line, then serves until killed. Replies are 200 tokens, instant unless
-`--stream-seconds` spreads each over that many seconds (a streaming answer).
+`--stream-seconds` spreads each over that many seconds (a streaming answer). It accepts the key
+tests.fakes.seed.FakeSeed.api_key ("test-seed-key"), so `SEED_BASE_URL=<printed URL> SEED_API_KEY=test-seed-key
+seedbot ask hello` answers without the network.
 Run: python -m bench.fake_seed_server [--stream-seconds 2]
 """
 
@@ -36,6 +38,7 @@ class _Discard(list):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--stream-seconds", type=float, default=0.0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stream-seconds", type=float, default=0.0,
+                        help="spread each reply over this many seconds (default: all at once)")
     asyncio.run(main(parser.parse_args().stream_seconds))

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
 from bot.domain import Effort
+from bot.ops.addresses import Address
 from bot.storage.engine import ASYNC_DRIVERS, normalise_url
 
 
@@ -26,11 +27,13 @@ class ConfigError(Exception):
     """A setting is missing or malformed. The message is one line naming the variable."""
 
 
-def _comma_list(value: object) -> object:
+def _admin_list(value: object) -> object:
     """`slack:U0123, discord:4567` -> ("slack:U0123", "discord:4567"): in the order written (the first
-    admin is the default for `seedbot admin link`), each once."""
+    admin is the default for `seedbot admin link`), each once. Each must be a person's address
+    (bot.ops.addresses: platform:id or platform:workspace:id); anything else is refused with that shape."""
     if isinstance(value, str):
-        return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        parts = (part.strip() for part in value.split(","))
+        return tuple(dict.fromkeys(str(Address.parse(part)) for part in parts if part))
     return value
 
 
@@ -82,7 +85,7 @@ def _http_url(value: object) -> object:
 
 
 # Settings arrive as strings; these parse each once, at load, into the value every component uses.
-AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+AdminIds = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_admin_list)]
 IdTuple = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_comma_ints)]
 Budget = Annotated[BudgetLimit, NoDecode, BeforeValidator(_budget)]
 Zone = Annotated[ZoneInfo, NoDecode, BeforeValidator(_zone)]

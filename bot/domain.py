@@ -142,6 +142,12 @@ def format_usd(nanos: int) -> str:
     return f"${dollars:.6f}"
 
 
+def counted(count: int, noun: str) -> str:
+    """`count` and an English noun whose plural takes an s, for people: (1, "model call") -> "1 model call",
+    (2, "model call") -> "2 model calls", (0, "answer") -> "0 answers"."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 @dataclass(frozen=True, slots=True)
 class Footer:
     """What the last message of an answer says about itself. `usage_known` is False when the provider

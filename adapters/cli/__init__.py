@@ -24,7 +24,7 @@ from adapters.terminal.sink import TerminalSink
 from bot.budget.scopes import is_scope_key
 from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
-from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, format_usd
+from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, format_usd
 from bot.ops.logs import TEXT_FORMAT
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 
@@ -75,7 +75,7 @@ def ask(
     """Ask seed-2-0-code a question; the answer streams here, budgeted and saved like any chat message."""
     if effort is not None and effort not in ("low", "medium", "high"):
         die("--effort must be low, medium or high", 2)
-    settings = settings_from_env()
+    settings = settings_from_env(quiet=True)
     text = sys.stdin.read() if question == "-" else question
     attachments = tuple(_read_file(p, settings) for p in file or [])
     thread_id = thread or uuid.uuid4().hex[:12]
@@ -211,10 +211,10 @@ def spend(
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
         return
-    typer.echo(f"{first} to {last}: {format_usd(report.cost_nanos)} in {report.requests} model calls, "
-               f"{report.answers} answers, {report.refusals} refused for budget, {report.failures} failed")
+    typer.echo(f"{first} to {last}: {format_usd(report.cost_nanos)} in {counted(report.requests, 'model call')}, "
+               f"{counted(report.answers, 'answer')}, {report.refusals} refused for budget, {report.failures} failed")
     for channel in report.channels:
-        line = f"  {channel.label:<30} {format_usd(channel.cost_nanos):>12}  {channel.requests} calls"
+        line = f"  {channel.label:<30} {format_usd(channel.cost_nanos):>12}  {counted(channel.requests, 'call')}"
         if channel.position.forecast_nanos is not None:
             line += f"  month-end forecast {format_usd(channel.position.forecast_nanos)} of {channel.position.budget}"
         typer.echo(line)

@@ -16,12 +16,15 @@ def die(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from_env() -> Settings:
+def settings_from_env(*, quiet: bool = False) -> Settings:
     """The settings from the environment and .env, logging configured; a bad value ends the command
-    with one line naming the variable (exit status 2)."""
+    with one line naming the variable (exit status 2). `quiet` is for a command whose output is the
+    conversation itself (`ask`): it logs errors only, so a retried model call does not print warnings
+    around the answer, unless SEEDBOT_LOG_LEVEL is set."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         die(str(exc), 2)
-    configure_logging(settings.log_format, settings.log_level)
+    level = "ERROR" if quiet and "log_level" not in settings.model_fields_set else settings.log_level
+    configure_logging(settings.log_format, level)
     return settings

@@ -226,6 +226,7 @@ class SlackAdapter:
             except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
                 log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
+
     async def _dispatch_acknowledged(self, bolt_request: AsyncBoltRequest) -> None:
         try:
             response = await self.app.async_dispatch(bolt_request)

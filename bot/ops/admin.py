@@ -10,7 +10,7 @@ from bot.budget.limits import parse_budget
 from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_scope, person_scope, split_person_scope
 from bot.config import Settings
-from bot.domain import format_usd
+from bot.domain import counted, format_usd
 from bot.ops.addresses import Address
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
@@ -103,10 +103,10 @@ class AdminCommands:
         until = now or utcnow()
         report = await self._reports.spend(until - timedelta(days=days), until, channel=channel, workspace=workspace)
         where = "" if channel is None else f" in {(await self._reports.channel_labels([channel]))[channel]}"
-        lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in {report.requests} "
-                 f"model calls ({report.refusals} refused for budget)."]
+        lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in "
+                 f"{counted(report.requests, 'model call')} ({report.refusals} refused for budget)."]
         for c in report.channels[:10]:
-            line = f"• {c.label}: {format_usd(c.cost_nanos)} ({c.requests} calls)"
+            line = f"• {c.label}: {format_usd(c.cost_nanos)} ({counted(c.requests, 'call')})"
             if c.position.forecast_nanos is not None:
                 line += f"; month-end forecast {format_usd(c.position.forecast_nanos)} of {c.position.budget}"
             lines.append(line)

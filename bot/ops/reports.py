@@ -20,7 +20,7 @@ from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_pks, channel_scope, split_person_scope
 from bot.config import Settings
-from bot.domain import NANOS_PER_USD, format_usd, usd_string
+from bot.domain import NANOS_PER_USD, counted, format_usd, usd_string
 from bot.storage.engine import Database
 from bot.storage.feedback import FeedbackCounts, FeedbackStore
 from bot.storage.names import CHANNEL, USER, NameBook, channel_label, person_label
@@ -306,8 +306,8 @@ def render_summary(report: SpendReport, day: date) -> str:
     lines = [
         f"**seedbot spend for {day:%A %d %B %Y}**",
         "",
-        f"Total **{format_usd(report.cost_nanos)}** · {report.requests} model calls · {report.answers} answers · "
-        f"{report.refusals} refused for budget · {report.failures} failed",
+        f"Total **{format_usd(report.cost_nanos)}** · {counted(report.requests, 'model call')} · "
+        f"{counted(report.answers, 'answer')} · {report.refusals} refused for budget · {report.failures} failed",
     ]
     if report.feedback.rated:
         lines += ["", report.feedback.sentence() + "."]

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.domain import counted
 from bot.ops.scheduler import Deliveries
 from bot.storage.engine import Database
 from bot.storage.tables import Channel, Message, Reservation, Thread, UsageEntry, utcnow
@@ -47,8 +48,8 @@ class Removed:
 
     def describe(self) -> str:
         where = f" in {', '.join(sorted(self.places))}" if self.places else ""
-        return (f"removed {self.user_messages} messages and {self.answers} answers to them; "
-                f"{self.threads} threads deleted{where}")
+        return (f"removed {counted(self.user_messages, 'message')} and {counted(self.answers, 'answer')} to them; "
+                f"{counted(self.threads, 'thread')} deleted{where}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,3 +110,15 @@ async def test_ask_file_takes_an_image_by_its_bytes(fake_seed: FakeSeed, tmp_pat
     assert code == 0, err
     parts = fake_seed.completions[0].body["messages"][-1]["content"]
     assert [p["image_url"]["url"][:22] for p in parts[1:]] == ["data:image/png;base64,"]
+
+
+async def test_ask_keeps_retry_warnings_out_of_the_terminal_unless_asked(fake_seed: FakeSeed, tmp_path: Path) -> None:
+    retried = {"SEED_MAX_RETRIES": "1"}
+    fake_seed.script(Reply(fault="server_500"), Reply(content="Recovered."))
+    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "Hi", env=retried)
+    assert code == 0, err
+    assert out.startswith("Recovered.") and "retry" not in err
+    fake_seed.script(Reply(fault="server_500"), Reply(content="Recovered."))
+    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "Hi", env=retried | {"SEEDBOT_LOG_LEVEL": "WARNING"})
+    assert code == 0, err
+    assert "seed call failed" in err and "retry 1/1" in err

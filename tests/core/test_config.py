@@ -38,6 +38,9 @@ def test_defaults_are_the_documented_ones() -> None:
         ("SEED_BASE_URL", "notaurl"),
         ("SLACK_API_URL", "ftp://slack.com/api/"),
         ("DATABASE_URL", "mysql://root@db/seed"),
+        ("SEEDBOT_ADMINS", "bogus"),
+        ("SEEDBOT_ADMINS", "slack:U1,,discord"),
+        ("SEEDBOT_ADMINS", "teams:U1"),
     ],
 )
 def test_a_malformed_value_is_one_line_naming_the_variable(name: str, value: str) -> None:
@@ -46,6 +49,11 @@ def test_a_malformed_value_is_one_line_naming_the_variable(name: str, value: str
     message = str(caught.value)
     assert message.startswith(f"{name}:")
     assert "\n" not in message
+
+
+def test_admins_are_read_as_addresses_in_the_order_written_each_once() -> None:
+    settings = load_settings(_env_file=None, SEEDBOT_ADMINS=" slack:U1, discord:42,slack:T1:U2 ,slack:U1")
+    assert settings.admin_ids == ("slack:U1", "discord:42", "slack:T1:U2")
 
 
 def test_missing_key_is_named() -> None:

@@ -117,7 +117,7 @@ async def test_forget_user_leaves_no_row_with_their_text_and_keeps_spend(
     code, out, err = await run_cli(tmp_path, database_url, "forget", "--user", "slack:U0456")
 
     assert code == 0, err
-    assert out.strip() == ("slack:U0456: removed 3 messages and 3 answers to them; 1 threads deleted "
+    assert out.strip() == ("slack:U0456: removed 3 messages and 3 answers to them; 1 thread deleted "
                            "in slack:C1, slack:C2")
     async with core.db.session() as session:
         rows = (await session.execute(select(Message.role, Message.user_id, Message.content)
@@ -141,7 +141,7 @@ async def test_forget_thread_by_id_and_by_address(core_for, sqlite_url: str, fak
     assert code == 2 and "slack:C1, slack:C2" in err and "platform:channel:ID" in err
     code, out, err = await run_cli(tmp_path, sqlite_url, "forget", "--thread", "slack:C2:dup")
     assert code == 0, err
-    assert out.strip() == "slack:C2:dup: removed 1 messages and 1 answers to them; 1 threads deleted in slack:C2"
+    assert out.strip() == "slack:C2:dup: removed 1 message and 1 answer to them; 1 thread deleted in slack:C2"
     code, out, err = await run_cli(tmp_path, sqlite_url, "forget", "--thread", "solo")
     assert code == 0 and "in slack:C1" in out
     assert await thread_ids(core) == ["dup"]

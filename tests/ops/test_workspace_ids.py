@@ -65,7 +65,7 @@ async def test_each_workspace_admin_gets_the_summary_of_their_workspace(core_for
     assert set(by_admin) == {"T1:UA", "T2:UB"}  # the notifier finds each workspace's token by its id
     assert "slack:T1:C5" in by_admin["T1:UA"] and "slack:T2" not in by_admin["T1:UA"]
     assert "slack:T2:C6" in by_admin["T2:UB"] and "slack:T1" not in by_admin["T2:UB"]
-    assert "1 model calls" in by_admin["T1:UA"] and "2 model calls" in by_admin["T2:UB"]
+    assert "1 model call " in by_admin["T1:UA"] and "2 model calls" in by_admin["T2:UB"]
 
 
 async def test_seed_spend_knows_the_workspace_of_the_channel_and_of_its_admin(core_for, sqlite_url: str,
@@ -76,9 +76,9 @@ async def test_seed_spend_knows_the_workspace_of_the_channel_and_of_its_admin(co
         await core.service.handle(in_workspace(team, "C5", "q"), RecordingSink())
     await core.names.note("slack", "channel", "C5", "backend")
     mine = (await core.admin.slash_command("slack", "U1", "C5", "spend", workspace_id="T1")).splitlines()[0]
-    assert mine.startswith("Spend in #backend over the last 7 days:") and " in 1 model calls" in mine
+    assert mine.startswith("Spend in #backend over the last 7 days:") and " in 1 model call " in mine
     admin = (await core.admin.slash_command("slack", "UADMIN", "C5", "spend", workspace_id="T1")).splitlines()[0]
-    assert admin.startswith("Spend over the last 7 days:") and " in 1 model calls" in admin  # T1 only
+    assert admin.startswith("Spend over the last 7 days:") and " in 1 model call " in admin  # T1 only
     assert (await core.reports.channel_labels(["slack:T1:C5"]))["slack:T1:C5"] == "#backend"
 
 
