@@ -193,10 +193,12 @@ class SlackAdapter:
         if payload.problem:
             log.warning("signed Slack request ignored: %s", payload.problem)
             return web.Response(status=200)
-        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        headers = dict(request.headers)
         if payload.event_callback:
-            self._tasks.spawn(self._dispatch_acknowledged(bolt_request), name="slack:dispatch")
+            # Bolt parses the body again to build its request: that work waits until after the ack.
+            self._tasks.spawn(self._dispatch_acknowledged(body, request.query_string, headers), name="slack:dispatch")
             return web.Response(status=200)
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
         try:
             bolt_response = await self.app.async_dispatch(bolt_request)
         except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried
@@ -227,9 +229,9 @@ class SlackAdapter:
                 log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
 
-    async def _dispatch_acknowledged(self, bolt_request: AsyncBoltRequest) -> None:
+    async def _dispatch_acknowledged(self, body: str, query: str, headers: dict[str, str]) -> None:
         try:
-            response = await self.app.async_dispatch(bolt_request)
+            response = await self.app.async_dispatch(AsyncBoltRequest(body=body, query=query, headers=headers))
         except Exception as exc:  # noqa: BLE001 - already acknowledged: nothing to answer, only to log
             log.warning("Slack event acknowledged early, then Bolt could not read it (%s)", type(exc).__name__)
             return
