@@ -4,8 +4,8 @@ the first request and the last, so that what it times is the server's acknowledg
 Every event gets its own connection, opened before the clock starts; each request is signed and rendered to
 bytes in advance (HTTP/1.1, `Connection: close`); then all are written in one loop with no await between
 them, and a request's latency runs from its write to the first byte of its response (asyncio.Protocol,
-no HTTP client library on the read side). A response that takes more than `timeout` seconds counts as
-None (Slack's own ack deadline is 3 s).
+no HTTP client library on the read side). A response that takes longer than the deadline counts as
+None (`ack_deadline`: Slack's own is 3 s).
 
 Reads a JSON list of Events API bodies on stdin; prints a JSON list of latencies in ms (or null), in order.
 Run: python -m bench.volley --url http://127.0.0.1:PORT/slack/events --signing-secret S < bodies.json
@@ -53,9 +53,10 @@ def render(url: str, signing_secret: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def volley(url: str, signing_secret: str, bodies: list[bytes], timeout: float = 3.0) -> list[float | None]:
+async def volley(url: str, signing_secret: str, bodies: list[bytes], *,
+                 ack_deadline: float = 3.0) -> list[float | None]:
     """Latency in ms of each request, from its write to its response's first byte (None: none within
-    `timeout` seconds, or the connection closed without one)."""
+    `ack_deadline` seconds, or the connection closed without one)."""
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
     requests = [render(url, signing_secret, body) for body in bodies]
@@ -67,7 +68,7 @@ async def volley(url: str, signing_secret: str, bodies: list[bytes], timeout: fl
     latencies: list[float | None] = []
     for (transport, protocol), at in zip(connections, sent, strict=True):
         try:
-            arrived = await asyncio.wait_for(protocol.first_byte, timeout - (time.perf_counter() - at))
+            arrived = await asyncio.wait_for(protocol.first_byte, ack_deadline - (time.perf_counter() - at))
             latencies.append((arrived - at) * 1000)
         except (TimeoutError, ConnectionError):
             latencies.append(None)

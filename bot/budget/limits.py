@@ -50,11 +50,18 @@ def parse_budget(text: str) -> BudgetLimit:
         return BudgetLimit(None)
     match = _BUDGET_RE.match(value)
     if not match:
-        raise ValueError(f"{text!r} is not a budget; write it like 5/day, 12.50/week, 100/month or none")
+        raise ValueError(f"{_shown(text)} is not a budget; write it like 5/day, 12.50/week, 100/month or none")
     amount = Decimal(match.group(1))
     period = _PERIOD_ALIASES.get(match.group(2) or "day", match.group(2) or "day")
-    nanos = amount * NANOS_PER_USD
-    if amount > MAX_BUDGET_USD or nanos != nanos.to_integral_value():
-        raise ValueError(f"{text!r} is out of range: a budget is $0 to ${MAX_BUDGET_USD:,} per {period}, "
+    # The range first: multiplying an amount of a million digits would overflow Decimal's exponent.
+    nanos = amount * NANOS_PER_USD if amount <= MAX_BUDGET_USD else None
+    if nanos is None or nanos != nanos.to_integral_value():
+        raise ValueError(f"{_shown(text)} is out of range: a budget is $0 to ${MAX_BUDGET_USD:,} per {period}, "
                          "in steps of at most a nano-dollar ($0.000000001), or none")
     return BudgetLimit(int(nanos), Period(period))
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for an error message, cut to 40 characters: the person sees which value was refused
+    without a reply the size of what they pasted."""
+    return repr(text if len(text) <= 40 else text[:39] + "…")

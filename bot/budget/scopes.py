@@ -7,13 +7,17 @@ and `slack:*@slack:C0123` is everyone in that channel without a limit of their o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 
+from bot.domain import Platform
 from bot.storage.tables import Channel
 
 GLOBAL_SCOPE = "global"
+# A platform's id of a channel or a workspace: Slack's C0123/T0123, Discord's snowflakes, the CLI's "cli".
+_PLATFORM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def channel_scope(platform: str, channel_id: str, workspace_id: str | None = None) -> str:
@@ -24,9 +28,12 @@ def channel_scope(platform: str, channel_id: str, workspace_id: str | None = Non
 
 
 def is_scope_key(text: str) -> bool:
-    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`."""
-    platform, _, channel_id = text.partition(":")
-    return text == GLOBAL_SCOPE or (platform in ("slack", "discord", "cli") and bool(channel_id))
+    """Whether `text` names a budget: `global`, or a channel as `slack:C0123`, `discord:4567`, `cli:cli`,
+    or `slack:T0123:C0456` (platform, optional workspace, channel; each id letters, digits, `_` or `-`)."""
+    if text == GLOBAL_SCOPE:
+        return True
+    platform, *ids = text.split(":")
+    return platform in tuple(Platform) and len(ids) in (1, 2) and all(_PLATFORM_ID.fullmatch(i) for i in ids)
 
 
 EVERYONE = "*"
@@ -51,7 +58,10 @@ def split_person_scope(scope_key: str) -> tuple[str, str] | None:
 def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery
     """The row ids of the channel a `platform:id` (or `platform:workspace:id`) scope key names, as a
     subquery."""
-    platform, *workspace, channel_id = scope_key.split(":")
+    parts = scope_key.split(":")
+    if len(parts) not in (2, 3):  # a key stored before keys were checked names no channel
+        return select(Channel.id).where(false())
+    platform, *workspace, channel_id = parts
     query = select(Channel.id).where(Channel.platform == platform, Channel.channel_id == channel_id)
     return query.where(Channel.workspace_id == workspace[0]) if workspace else query
 

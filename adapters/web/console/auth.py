@@ -41,7 +41,8 @@ class ConsoleSession:
     csrf_token: str
 
     def csrf_ok(self, submitted: str | None) -> bool:
-        return submitted is not None and hmac.compare_digest(submitted, self.csrf_token)
+        # Bytes: compare_digest refuses str with characters outside ASCII (a hostile form's token).
+        return submitted is not None and hmac.compare_digest(submitted.encode(), self.csrf_token.encode())
 
 
 async def signing_key(db: Database) -> str:

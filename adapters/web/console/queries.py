@@ -183,11 +183,14 @@ class ConsoleQueries:
             ThreadSummary(pk, channel_scope(p, c), name, thread_id, 0, updated)
             for pk, p, c, name, thread_id, updated in session.execute(query)])
 
-    async def delete_thread(self, thread_pk: int) -> int:
+    async def delete_thread(self, thread_pk: int) -> int | None:
         """Delete a conversation's messages and the thread itself; its ledger rows stay (their spend
-        is history) with their thread reference cleared. Returns how many messages were deleted."""
+        is history) with their thread reference cleared. Returns how many messages were deleted, or None
+        when there was no such conversation."""
 
-        def work(session: Session) -> int:
+        def work(session: Session) -> int | None:
+            if session.get(Thread, thread_pk) is None:
+                return None
             session.execute(update(UsageEntry).where(UsageEntry.thread_pk == thread_pk).values(thread_pk=None))
             deleted = session.execute(delete(Message).where(Message.thread_pk == thread_pk)).rowcount
             session.execute(delete(Thread).where(Thread.id == thread_pk))

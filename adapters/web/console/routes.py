@@ -49,11 +49,30 @@ SESSION_KEY = web.RequestKey("console_session", ConsoleSession)
 Platforms = Callable[[], list[str]]
 
 
+# Days the ledger can be filtered by: the next day and a local midnight of each must exist as datetimes.
+_FIRST_DAY, _LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
+# Conversation ids in a path: at most 18 digits, always inside a 64-bit row id.
+_PK = "{pk:\\d{1,18}}"
+# Every console response, redirects and errors included: not cached, not framed, no MIME sniffing, no
+# script or style from anywhere but this server, and a sign-in token in the address never leaves in a
+# Referer header.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _day(text: str | None) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        day = date.fromisoformat(text) if text else None
     except ValueError:
-        raise web.HTTPBadRequest(text="day must be a date like 2026-11-26") from None
+        day = date.min
+    if day is not None and not _FIRST_DAY <= day <= _LAST_DAY:
+        raise web.HTTPBadRequest(text="day must be a date like 2026-11-26")
+    return day
 
 
 class Console:
@@ -81,8 +100,8 @@ class Console:
             web.get(f"{PREFIX}/people", self.people),
             web.get(f"{PREFIX}/ledger", self.ledger), web.get(f"{PREFIX}/ledger.csv", self.ledger_csv),
             web.get(f"{PREFIX}/conversations", self.conversations),
-            web.get(f"{PREFIX}/conversations/{{pk:\\d+}}", self.conversation),
-            web.post(f"{PREFIX}/conversations/{{pk:\\d+}}/delete", self.delete_conversation),
+            web.get(f"{PREFIX}/conversations/{_PK}", self.conversation),
+            web.post(f"{PREFIX}/conversations/{_PK}/delete", self.delete_conversation),
             web.get(f"{PREFIX}/health", self.health),
             web.get(f"{PREFIX}/login", self.login), web.post(f"{PREFIX}/logout", self.logout),
             web.get(f"{PREFIX}/login/slack", self.slack_login),
@@ -98,25 +117,33 @@ class Console:
         path = request.path
         if not (path == PREFIX or path.startswith(f"{PREFIX}/")) or path.startswith(f"{PREFIX}/static/"):
             return await handler(request)
-        if path not in OPEN_PATHS:
+        try:
+            response = await self._guarded(request, handler)
+        except web.HTTPException as exc:  # redirects and error pages carry the headers too
+            exc.headers.update({k: v for k, v in SECURITY_HEADERS.items() if k not in exc.headers})
+            raise
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def _guarded(self, request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
             session = self._auth.read_session(request.cookies.get(SESSION_COOKIE))
             if session is None:
                 if request.method in ("GET", "HEAD"):
                     raise web.HTTPFound(f"{PREFIX}/login")
                 raise web.HTTPUnauthorized(text="sign in first")
             if request.method == "POST":
-                form = await request.post()
+                try:
+                    form = await request.post()
+                except (ValueError, LookupError, UnicodeDecodeError):  # a charset or a multipart body we cannot read
+                    raise web.HTTPBadRequest(text="send the form as application/x-www-form-urlencoded") from None
                 token = form.get("csrf_token")
                 if not session.csrf_ok(token if isinstance(token, str) else None):
                     raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
             request[SESSION_KEY] = session
-        response = await handler(request)
-        # Pages hold spend and conversations: not cached, not framed, and a sign-in token in the
-        # address never leaves in a Referer header.
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+        return await handler(request)
 
     def _render(self, request: web.Request, template: str, status: int = 200, **context: object) -> web.Response:
         session = request.get(SESSION_KEY)
@@ -241,6 +268,8 @@ class Console:
     async def delete_conversation(self, request: web.Request) -> web.Response:
         pk = int(request.match_info["pk"])
         deleted = await self._queries.delete_thread(pk)
+        if deleted is None:
+            raise web.HTTPNotFound(text="no such conversation (it may have been deleted already)")
         raise web.HTTPSeeOther(f"{PREFIX}/conversations?{urlencode({'deleted': f'{pk}:{deleted}'})}")
 
     async def health(self, request: web.Request) -> web.Response:

@@ -1,0 +1,64 @@
+"""The admin console against hostile requests from a signed-in browser: each ends in a 4xx with a reason,
+never a 500, and every response (redirects and errors too) carries the security headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from adapters.web.console.routes import SECURITY_HEADERS
+from tests.fakes.slack import FakeSlack
+from tests.ops.console_harness import running_console
+
+
+def _client() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=60))
+
+
+async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
+    page = await (await client.get(url)).text()
+    marker = 'name="csrf_token" value="'
+    start = page.index(marker) + len(marker)
+    return page[start:page.index('"', start)]
+
+
+def _guarded(response: aiohttp.ClientResponse) -> bool:
+    return all(response.headers.get(name) == value for name, value in SECURITY_HEADERS.items())
+
+
+async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSlack, settings_for,
+                                                                   tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        base = console.base_url + "/admin"
+        assert _guarded(await client.get(base + "/ledger", allow_redirects=False))  # the sign-in redirect
+        signed_in = await client.get(await console.link(), allow_redirects=False)
+        assert signed_in.status == 303 and _guarded(signed_in)
+        token = await _csrf(client, base + "/channels")
+
+        for day in ("9999-12-31", "0001-01-01", "2026-02-30"):
+            for page in ("/ledger", "/ledger.csv"):
+                response = await client.get(base + page, params={"day": day})
+                assert response.status == 400 and _guarded(response), (page, day)
+        for pk in ("99999999999999999999", "4242"):
+            shown = await client.get(f"{base}/conversations/{pk}")
+            assert shown.status == 404 and _guarded(shown), pk
+            deleted = await client.post(f"{base}/conversations/{pk}/delete", data={"csrf_token": token},
+                                        allow_redirects=False)
+            assert deleted.status == 404, pk  # not "Conversation deleted"
+        wrong = await client.post(base + "/channels", data={"csrf_token": "\xff" + token[1:], "scope": "global",
+                                                            "value": "1/day"})
+        assert wrong.status == 403 and _guarded(wrong)
+        charset = await client.post(base + "/channels", data=f"csrf_token={token}&scope=global&value=1/day",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded; charset=x-nope"})
+        assert charset.status == 400
+        multipart = aiohttp.FormData({"csrf_token": token, "scope": "global", "value": "1/day"})
+        multipart.add_field("file", b"x", filename="x.txt")
+        assert (await client.post(base + "/channels", data=multipart)).status in (200, 400)
+
+        for scope, value in (("slack:U1@foo", "1/day"), ("slack:", "1/day"), ("global", "9" * 100_000)):
+            refused = await client.post(base + "/channels", data={"csrf_token": token, "scope": scope,
+                                                                   "value": value})
+            assert refused.status == 200, scope
+            assert "slack:U1@foo" not in {scope for scope, _ in await console.core.budget.explicit_limits()}
+        assert (await client.get(base + "/channels")).status == 200
