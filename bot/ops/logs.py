@@ -60,9 +60,32 @@ def json_formatter() -> logging.Formatter:
                          rename_fields={"levelname": "level", "name": "logger"})
 
 
+# The least each library logs at, whatever SEEDBOT_LOG_LEVEL says. At DEBUG, Bolt's Socket Mode client and
+# discord.py's gateway log whole event payloads (a message's text, before seedbot masks a pasted secret),
+# slack_sdk and aiohttp requests and responses (tokens), aiosqlite every statement with its parameters; at
+# INFO, SQLAlchemy does the same (message content, installation tokens). DEBUG is for seedbot's own loggers.
+LIBRARY_LEVELS = {"slack_bolt": logging.INFO, "slack_sdk": logging.INFO, "discord": logging.INFO,
+                  "aiohttp": logging.INFO, "aiosqlite": logging.INFO, "sqlalchemy": logging.WARNING}
+
+
 def configure_logging(log_format: str, level: str) -> None:
-    """Replace the root logger's handlers with one stderr handler in `log_format` ("text" or "json")."""
+    """Replace the root logger's handlers with one stderr handler in `log_format` ("text" or "json") at
+    `level`; the libraries of LIBRARY_LEVELS log at their floor or above."""
     handler = logging.StreamHandler()
+    handler.addFilter(LibraryFloorFilter())
     handler.addFilter(AnswerContextFilter())
     handler.setFormatter(json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    root_level = logging.getLogger().level
+    # Spares the libraries formatting what the filter would drop; the filter is what holds, since Bolt
+    # gives its app logger the root's level of its own accord (slack_bolt/logger).
+    for name, floor in LIBRARY_LEVELS.items():
+        logging.getLogger(name).setLevel(max(floor, root_level))
+
+
+class LibraryFloorFilter(logging.Filter):
+    """Drops a record of a LIBRARY_LEVELS library (or of a logger below it) under that library's floor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        library = record.name.partition(".")[0]
+        return record.levelno >= LIBRARY_LEVELS.get(library, logging.NOTSET)

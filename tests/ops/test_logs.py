@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.ops.logs import AnswerContextFilter, json_formatter
+from bot.ops.logs import LIBRARY_LEVELS, AnswerContextFilter, configure_logging, json_formatter
 from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
@@ -71,3 +71,37 @@ async def test_seedbot_ask_with_json_log_format_writes_json_lines(fake_seed: Fak
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     [finished] = [line for line in lines if line["message"] == "message finished: ok"]
     assert finished["platform"] == "cli" and finished["thread_id"] == "t42" and finished["level"] == "INFO"
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """What `seedbot run` logs with SEEDBOT_LOG_LEVEL=DEBUG (configure_logging's handler, writing here); the
+    root logger and the library levels restored after."""
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, root.handlers[:]
+    configure_logging("text", "DEBUG")
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name in LIBRARY_LEVELS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+async def test_debug_logging_keeps_a_pasted_secret_out_of_the_socket_mode_payload_lines(
+        debug_log: io.StringIO, slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings],
+        tmp_path: Path) -> None:
+    # Bolt's Socket Mode handler logs every envelope it receives at DEBUG, the text as the person typed it.
+    secret = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    fake_seed.script(Reply(content="Masked, thanks."))
+    async with running_bot(slack, settings_for, tmp_path, socket_mode=True):
+        mention = slack.events.app_mention(f"why does {secret} not work?", channel="C7")
+        await slack.wait_for_ack(await slack.socket_send_event(mention))
+        await wait_for_answer(slack, "C7", mention["event"]["ts"])
+    logging.getLogger("bot.ops").debug("seedbot's own DEBUG lines are written")
+    written = debug_log.getvalue()
+    assert "DEBUG bot.ops: seedbot's own DEBUG lines are written" in written
+    assert secret not in written
