@@ -12,7 +12,7 @@ USER seedbot
 ENV DATABASE_URL=sqlite+aiosqlite:////data/seedbot.db
 VOLUME /data
 EXPOSE 3000
-HEALTHCHECK CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:3000/healthz')" || exit 1
+HEALTHCHECK CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SEEDBOT_HTTP_PORT', '3000'), timeout=10)" || exit 1
 # PostgreSQL schemas are migrated explicitly; `seedbot db upgrade` is idempotent, so running it on start is safe
 # for a single replica. With several replicas, run it once as a job before rolling them out.
 CMD ["sh", "-c", "seedbot db upgrade && exec seedbot run"]

@@ -173,7 +173,9 @@ async def run_until_signalled(settings: Settings) -> None:
     process = BotProcess(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (a closed terminal, a supervisor's hang-up): by default it kills at once, leaving answers
+    # streaming and reservations open until their TTL; seedbot has no configuration to reload on it.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         await process.start()

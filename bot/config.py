@@ -66,11 +66,14 @@ def _database_url(value: object) -> object:
     if not isinstance(value, str):
         return value
     try:
-        driver = make_url(normalise_url(value)).drivername
-    except ArgumentError:
+        url = make_url(normalise_url(value))
+        port = url.port
+    except (ArgumentError, ValueError):
         raise ValueError("is not a database URL (write sqlite+aiosqlite:///path.db or postgresql://...)") from None
-    if driver not in ASYNC_DRIVERS.values():
-        raise ValueError(f"{driver!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
+    if url.drivername not in ASYNC_DRIVERS.values():
+        raise ValueError(f"{url.drivername!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not a TCP port (1-65535)")
     return value
 
 

@@ -10,9 +10,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.ops.metrics import Metrics
-from bot.storage.engine import Database
+from bot.storage.engine import Database, DatabaseUnhealthy
 
 log = logging.getLogger(__name__)
+
+# A database that does not answer within this is unhealthy: a probe must get an answer, not hang with it.
+HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0) -> web.Application:
@@ -34,7 +37,11 @@ def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
-            await db.ping()
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                await db.ping()
+        except DatabaseUnhealthy as exc:
+            log.warning("health check failed: %s", exc)
+            return web.json_response({"status": "unhealthy", "database": "unwritable"}, status=503)
         except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
             log.warning("health check failed: %s", type(exc).__name__)
             return web.json_response({"status": "unhealthy", "database": "unreachable"}, status=503)

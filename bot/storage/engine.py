@@ -12,7 +12,8 @@ that wants an ORM Session; `Database.session()` (async) serves the rest: reports
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -20,12 +21,17 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
 from bot.storage.sqlite_writer import GroupCommitWriter
 
 T = TypeVar("T")
+
+# SQLite result codes (sqlite.org/rescode.html) that say the file cannot be written: READONLY, IOERR,
+# CORRUPT, FULL, CANTOPEN. Not BUSY/LOCKED: contention passes, these do not.
+_SQLITE_STORAGE_ERRORS = frozenset({8, 10, 11, 13, 14})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -86,6 +92,12 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class DatabaseUnhealthy(RuntimeError):
+    """`Database.ping`'s verdict when the database answers reads but cannot keep what is written: the
+    SQLite file was removed or replaced under the process, or its last write failed for lack of space,
+    permission or a broken disk (the message says which)."""
+
+
 class Database:
     """The engine and its session factory; `session()` is one transaction."""
 
@@ -105,6 +117,12 @@ class Database:
             _configure_sqlite(sync_engine)
             # One thread: SQLite has one writer anyway, and its connections stay in the thread that made them.
             self._writer = GroupCommitWriter(sync_engine)
+        # SQLite only: the file this process writes (its inode, once seen), and why the last write failed
+        # for good (None once a write succeeds again); ping reports both.
+        self._sqlite_file: tuple[str, int | None] | None = None
+        if self.is_sqlite and (path := make_url(self.url).database) and path != ":memory:":
+            self._sqlite_file = (os.path.abspath(path), None)
+        self._write_failure: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,7 +142,7 @@ class Database:
         if self._writer is None:
             async with self.sessions() as session, session.begin():
                 return await session.run_sync(work)
-        return await self._writer.run(work)
+        return await self._written(self._writer.run(work))
 
     async def run_core(self, work: Callable[[Connection], T]) -> T:
         """Like `run`, for work that needs only Core statements: `work` gets the transaction's `Connection`,
@@ -133,7 +151,21 @@ class Database:
         if self._writer is None:
             async with self.engine.begin() as connection:
                 return await connection.run_sync(work)
-        return await self._writer.run(work, on_connection=True)
+        return await self._written(self._writer.run(work, on_connection=True))
+
+    async def _written(self, write: Awaitable[T]) -> T:
+        """A SQLite write, noting whether the file took it (for `ping`)."""
+        try:
+            result = await write
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in _SQLITE_STORAGE_ERRORS:
+                self._write_failure = f"the last write failed: {exc.orig}"
+            raise
+        self._write_failure = None
+        if self._sqlite_file is not None and self._sqlite_file[1] is None:
+            self._check_sqlite_file()  # the first write made sure the file exists: remember which it is
+        return result
 
     async def ping(self) -> None:
         """Check that the database answers; raises the driver's error if it does not.
@@ -148,6 +180,23 @@ class Database:
             raw = await connection.get_raw_connection()
             cursor = await raw.driver_connection.execute("PRAGMA schema_version")
             await cursor.close()
+        self._check_sqlite_file()
+
+    def _check_sqlite_file(self) -> None:
+        """Raises DatabaseUnhealthy if the file was removed or replaced since first seen (an open SQLite
+        connection goes on writing into the unlinked file, lost at exit), or the last write failed."""
+        if self._sqlite_file is not None:
+            path, inode = self._sqlite_file
+            try:
+                now = os.stat(path).st_ino
+            except FileNotFoundError:
+                raise DatabaseUnhealthy(f"the database file {path} was removed") from None
+            if inode is None:
+                self._sqlite_file = (path, now)
+            elif now != inode:
+                raise DatabaseUnhealthy(f"the database file {path} was replaced")
+        if self._write_failure is not None:
+            raise DatabaseUnhealthy(self._write_failure)
 
     def insert(self, table: Any) -> Any:
         """A dialect INSERT supporting ON CONFLICT DO NOTHING on both backends."""

@@ -38,6 +38,8 @@ def test_defaults_are_the_documented_ones() -> None:
         ("SEED_BASE_URL", "notaurl"),
         ("SLACK_API_URL", "ftp://slack.com/api/"),
         ("DATABASE_URL", "mysql://root@db/seed"),
+        ("DATABASE_URL", "postgresql://user:S3cretPw@127.0.0.1:99999/x"),
+        ("DATABASE_URL", "postgresql://user@127.0.0.1:port/x"),
         ("SEEDBOT_ADMINS", "bogus"),
         ("SEEDBOT_ADMINS", "slack:U1,,discord"),
         ("SEEDBOT_ADMINS", "teams:U1"),

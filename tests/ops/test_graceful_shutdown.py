@@ -8,6 +8,8 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.books import read_books_at
 from tests.core.test_crash_recovery import NOTICE, bot_env, mention_over_socket, start_bot
 from tests.fakes.seed import FakeSeed, Reply
@@ -16,7 +18,7 @@ from tests.slack.harness import bot_replies
 
 
 async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path, grace: str,
-                                    reply: Reply) -> tuple[list, object, str]:
+                                    reply: Reply, sig: signal.Signals = signal.SIGTERM) -> tuple[list, object, str]:
     db_path = tmp_path / "shutdown.db"
     env = bot_env(slack, fake_seed, db_path) | {"SEEDBOT_SHUTDOWN_GRACE": grace}
     fake_seed.script(reply)
@@ -25,17 +27,18 @@ async def shut_down_while_answering(slack: FakeSlack, fake_seed: FakeSeed, tmp_p
         ts = (await mention_over_socket(slack, "explain"))["event"]["ts"]
         await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         _, err = await asyncio.wait_for(process.communicate(), 90)
     assert process.returncode == 0, err.decode()[-2000:]
     books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
     return bot_replies(slack, "C1", ts), books, err.decode()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 async def test_sigterm_finishes_a_long_answer_with_the_notice_and_settles_it(
-        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path, sig: signal.Signals) -> None:
     replies, books, _ = await shut_down_while_answering(
-        slack, fake_seed, tmp_path, "1", Reply(content="Slowly. " * 500, chunk_chars=10, chunk_delay=0.05))
+        slack, fake_seed, tmp_path, "1", Reply(content="Slowly. " * 500, chunk_chars=10, chunk_delay=0.05), sig)
     assert all(m.stream_state in (None, "stopped") for m in replies)
     assert NOTICE in replies[-1].visible_text
     (row,) = books.ledger

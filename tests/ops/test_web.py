@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 
 from adapters.web.server import build_web_app
 from tests.factories import incoming
@@ -47,3 +51,38 @@ async def test_healthz_answers_while_a_writer_holds_the_sqlite_lock(core_for, sq
         await session.execute(text("UPDATE channels SET name = name"))  # BEGIN IMMEDIATE: the lock is held
         health = await client.get("/healthz")
         assert health.status == 200 and (await health.json()) == {"status": "ok"}
+
+
+async def test_healthz_is_unhealthy_while_sqlite_cannot_keep_writes_and_healthy_again_after(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:  # noqa: ANN001
+    core = await core_for(sqlite_url)
+    await core.service.handle(incoming("hello"), RecordingSink())
+
+    def readonly_write(connection) -> None:  # noqa: ANN001
+        # What a full disk or a read-only file does to a write: SQLITE_READONLY here.
+        connection.exec_driver_sql("PRAGMA query_only = ON")
+        try:
+            connection.execute(text("UPDATE channels SET name = name"))
+        finally:
+            connection.exec_driver_sql("PRAGMA query_only = OFF")
+
+    async with TestClient(TestServer(build_web_app(core.db, core.metrics))) as client:
+        with pytest.raises(OperationalError):
+            await core.db.run_core(readonly_write)
+        refused = await client.get("/healthz")
+        assert refused.status == 503 and (await refused.json())["database"] == "unwritable"
+        await core.service.handle(incoming("hello again", message_id="m2"), RecordingSink())  # a write that works
+        assert (await client.get("/healthz")).status == 200
+
+
+async def test_healthz_is_unhealthy_once_the_sqlite_file_is_removed(core_for, sqlite_url: str,
+                                                                   fake_seed: FakeSeed) -> None:  # noqa: ANN001
+    core = await core_for(sqlite_url)
+    await core.service.handle(incoming("hello"), RecordingSink())
+    async with TestClient(TestServer(build_web_app(core.db, core.metrics))) as client:
+        assert (await client.get("/healthz")).status == 200
+        path = Path(make_url(core.db.url).database or "")
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        removed = await client.get("/healthz")
+        assert removed.status == 503 and (await removed.json())["database"] == "unwritable"
