@@ -100,7 +100,7 @@ async def test_wrong_shape_chunks_are_skipped_and_counted(core_for, database_url
     assert answer is not None and answer.status == "ok"
     assert sink.text == "The real answer." and sink.footer is not None and sink.footer.usage_known
     assert core.llm.malformed_chunks == len(HOSTILE_CHUNKS)
-    assert f"seedbot_malformed_chunks {len(HOSTILE_CHUNKS)}.0" in generate_latest(core.metrics.registry).decode()
+    assert f"seedbot_malformed_chunks_total {len(HOSTILE_CHUNKS)}.0" in generate_latest(core.metrics.registry).decode()
     assert any("skipped 8 malformed chunks" in r.getMessage() for r in caplog.records)
     books = await read_books(core.db)
     (row,) = books.ledger

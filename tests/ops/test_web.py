@@ -28,6 +28,7 @@ async def test_healthz_and_metrics_report_what_happened(core_for, sqlite_url: st
                 if line.startswith('seedbot_cost_nanodollars_total{platform="slack"}'))
     assert float(cost.split()[-1]) > 0
     assert fake_seed.api_key not in metrics
+    assert "process_resident_memory_bytes" in metrics and "python_gc_collections_total" in metrics
 
 
 async def test_healthz_is_unhealthy_without_a_database(core_for, sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
