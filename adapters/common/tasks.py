@@ -11,6 +11,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# After the grace, how long cancelled answers may take to close (settle, then post the interruption
+# notice) before shutdown stops waiting for them: a platform that answers slowly must not hold the
+# process past its supervisor's patience. The books are settled before the notice is sent, and a notice
+# never sent is posted by crash recovery at the next start (adapters/common/recovery.py).
+CLOSING_SECONDS = 10.0
+
 
 class BackgroundTasks:
     def __init__(self, on_count: Callable[[int], None] | None = None) -> None:
@@ -39,13 +45,21 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def drain(self, grace_seconds: float) -> int:
-        """Wait up to `grace_seconds` for tasks in flight, then cancel the rest. Returns how many were cancelled."""
+    async def drain(self, grace_seconds: float, closing_seconds: float = CLOSING_SECONDS) -> int:
+        """Wait up to `grace_seconds` for tasks in flight, then cancel the rest and give them up to
+        `closing_seconds` to close; one still closing then is cancelled again and no longer waited for
+        (its shielded close goes on while the process lives). Returns how many were cancelled."""
         if not self._tasks:
             return 0
         _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
         for task in pending:
             task.cancel()
         if pending:
+            _closed, closing = await asyncio.wait(pending, timeout=closing_seconds)
+            if closing:
+                log.warning("%d answers did not close within %g s after the grace; leaving them to crash recovery",
+                            len(closing), closing_seconds)
+            for task in closing:
+                task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)

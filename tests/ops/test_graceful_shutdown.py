@@ -57,3 +57,23 @@ async def test_sigterm_lets_an_answer_within_the_grace_finish(
     (row,) = books.ledger
     assert row.status == "ok" and row.usage_known and books.balanced()
     assert books.user_statuses == ["ok"]
+
+
+async def test_a_platform_too_slow_for_the_notice_does_not_hold_shutdown_and_the_books_still_close(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    db_path = tmp_path / "slow.db"
+    env = bot_env(slack, fake_seed, db_path) | {"SEEDBOT_SHUTDOWN_GRACE": "1"}
+    fake_seed.script(Reply(content="Slowly. " * 500, chunk_chars=10, chunk_delay=0.05))
+    process = await start_bot(env, tmp_path)
+    try:
+        ts = (await mention_over_socket(slack, "explain"))["event"]["ts"]
+        await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
+        slack.set_latency(120.0)  # every Web API call from now on: longer than any client timeout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # Grace (1 s) + CLOSING_SECONDS (10 s) + closing the connections; it took 90 s and more before.
+        _, err = await asyncio.wait_for(process.communicate(), 45)
+    assert process.returncode == 0, err.decode()[-2000:]
+    books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
+    (row,) = books.ledger
+    assert row.status == "interrupted" and not books.active_reservations and books.balanced()
