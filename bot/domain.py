@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from bot.text_safety import clean_text
+from bot.text_safety import clean_name, clean_text
 
 # Reasoning effort as the Seed endpoint names it (`reasoning_effort`).
 Effort = Literal["low", "medium", "high"]
@@ -94,12 +94,13 @@ class Incoming:
 
     def cleaned(self) -> Incoming:
         """This message with every text field made safe to store and send (bot.text_safety): platform
-        payloads are untrusted, and a lone surrogate or a NUL would fail the database write."""
+        payloads are untrusted, and a lone surrogate or a NUL would fail the database write; names are
+        also kept from steering the display (`clean_name`)."""
         key = self.thread
         return replace(
             self, text=clean_text(self.text), message_id=clean_text(self.message_id),
-            user_id=clean_text(self.user_id), user_name=clean_text(self.user_name),
-            channel_name=clean_text(self.channel_name), context=clean_text(self.context),
+            user_id=clean_text(self.user_id), user_name=clean_name(self.user_name),
+            channel_name=clean_name(self.channel_name), context=clean_text(self.context),
             attachments=tuple(replace(a, filename=clean_text(a.filename)) for a in self.attachments),
             thread=ThreadKey(key.platform, clean_text(key.workspace_id), clean_text(key.channel_id),
                              clean_text(key.thread_id)),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.storage.engine import Database
 from bot.storage.tables import DisplayName, utcnow
+from bot.text_safety import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,14 @@ class NameBook:
             await self.learn(platform, kind, platform_id, lambda: _given(name))
 
     async def remember(self, platform: str, kind: str, platform_id: str, name: str) -> None:
+        """Store `name` as the platform gave it, made safe to show (bot.text_safety.clean_name); a name
+        with nothing printable left is not stored."""
+        name = clean_name(name)
+        if not name:
+            return
         now = self._clock()
         statement = self._db.insert(DisplayName).values(
-            platform=platform, kind=kind, platform_id=platform_id, name=name[:200], refreshed_at=now)
+            platform=platform, kind=kind, platform_id=platform_id, name=name, refreshed_at=now)
         statement = statement.on_conflict_do_update(
             index_elements=["platform", "kind", "platform_id"],
             set_={"name": statement.excluded.name, "refreshed_at": statement.excluded.refreshed_at})

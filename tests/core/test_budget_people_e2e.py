@@ -80,7 +80,7 @@ async def test_a_non_admins_seed_spend_shows_only_their_channel(
                                                                    channel_id="C0FRONT"))
         other = (await slack.wait_for(lambda: slack.response_url_posts[2:] or None))[0].body["text"]
 
-    assert mine.startswith("Spend in #frontend over the last 7 days: $0.0080 in 1 model calls")
+    assert mine.startswith("Spend in #frontend over the last 7 days: $0.0080 in 1 model call ")
     assert "#frontend" in mine and "#backend" not in mine
     assert admins.startswith("Spend over the last 7 days: $0.0108 in 2 model calls")
     assert "• #frontend: $0.0080" in admins and "• #backend: $0.0028" in admins

@@ -48,3 +48,12 @@ async def test_memo_stays_bounded(core_for, sqlite_url: str) -> None:
     assert len(book) == 3
     assert len(await book.names([("discord", "user", str(i)) for i in range(10)])) == 10
 
+
+
+async def test_a_hostile_name_is_stored_as_plain_text_and_an_empty_one_not_at_all(core_for, sqlite_url: str) -> None:
+    book = NameBook((await core_for(sqlite_url)).db)
+    # U+202E reverses what follows it on screen ("Budget for #... changed" would read backwards).
+    await book.note("slack", "user", "U1", "Ada\u202e\u200b Love\nlace\x00" + "x" * 500)
+    await book.note("slack", "user", "U2", "\u2066\u202e\u200b")
+    stored = await book.names([("slack", "user", "U1"), ("slack", "user", "U2")])
+    assert stored == {("slack", "user", "U1"): ("Ada Love lace" + "x" * 500)[:200]}
