@@ -29,7 +29,8 @@ async def test_surrogates_and_nuls_in_question_file_and_answer_are_stored_replac
     fake_seed.script(Reply(content="Answer with a NUL\x00 and a lone \udc80 surrogate."))
     file = Attachment("notes.txt", AttachmentKind.TEXT, 12, data=b"file \x00 body")
     sink = RecordingSink()
-    message = dataclasses.replace(incoming("Why \ud800 does this\x00 fail?", attachments=(file,)), user_name="A\x00d\ud800a")
+    message = dataclasses.replace(incoming("Why \ud800 does this\x00 fail?", attachments=(file,)),
+                                  user_name="A\x00d\ud800a")
     answer = await core.service.handle(message, sink)
     assert answer is not None and answer.status == "ok"
     assert sink.text == f"Answer with a NUL{REPLACEMENT} and a lone {REPLACEMENT} surrogate."
