@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import getpass
+import importlib.metadata
 import json
 import logging
 import sys
@@ -39,6 +41,18 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(slack_app, name="slack")
 app.add_typer(discord_app, name="discord")
 
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"seedbot {importlib.metadata.version('seedbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here."""
+
 T = TypeVar("T")
 
 CLI_WORKSPACE = "local"
@@ -55,7 +69,7 @@ def _read_file(path: Path, settings: Settings) -> Attachment:
         refusal = limits.refuse_before_download(path.name, size)
         data = b"" if refusal else path.read_bytes()
     except OSError as exc:
-        die(f"cannot read {path}: {exc.strerror}")
+        die(f"cannot read {path}: {exc.strerror}", 2)
     attachment = skipped(path.name, size, refusal) if refusal else limits.classify(path.name, data)
     if attachment.kind is AttachmentKind.SKIPPED:
         die(f"{path} was skipped: {attachment.skipped_reason}")
@@ -77,6 +91,8 @@ def ask(
         die("--effort must be low, medium or high", 2)
     settings = settings_from_env(quiet=True)
     text = sys.stdin.read() if question == "-" else question
+    if not text.strip() and not file:
+        die("give a question (or - to read it from standard input)", 2)
     attachments = tuple(_read_file(p, settings) for p in file or [])
     thread_id = thread or uuid.uuid4().hex[:12]
     incoming = Incoming(
@@ -142,7 +158,7 @@ def budget_set(
         return await core.budget.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
 
     old, new = _with_core(settings, change)
-    typer.echo(f"{scope}: {old} -> {new}")
+    typer.echo(f"{scope}: {old} → {new}")
 
 
 @budget_app.command("show")
@@ -355,8 +371,11 @@ def main() -> None:
     except DBAPIError as exc:
         typer.echo(f"seedbot: the database (DATABASE_URL) failed: {_first_line(exc.orig or exc)}", err=True)
         sys.exit(1)
-    except (OSError, TimeoutError) as exc:
-        typer.echo(f"seedbot: cannot connect: {type(exc).__name__}: {_first_line(exc)}", err=True)
+    except OSError as exc:  # TimeoutError included
+        if exc.errno == errno.EADDRINUSE:  # the HTTP server's port, not a service we failed to reach
+            typer.echo(f"seedbot: cannot listen: {_first_line(exc)} (set SEEDBOT_HTTP_PORT to a free port)", err=True)
+        else:
+            typer.echo(f"seedbot: cannot connect: {type(exc).__name__}: {_first_line(exc)}", err=True)
         sys.exit(1)
 
 

@@ -122,3 +122,14 @@ async def test_ask_keeps_retry_warnings_out_of_the_terminal_unless_asked(fake_se
     code, out, err = await run_cli(fake_seed, tmp_path, "ask", "Hi", env=retried | {"SEEDBOT_LOG_LEVEL": "WARNING"})
     assert code == 0, err
     assert "seed call failed" in err and "retry 1/1" in err
+
+
+async def test_ask_refuses_what_cannot_be_asked_as_a_usage_error(fake_seed: FakeSeed, tmp_path: Path) -> None:
+    for args, says in ((("ask", "  "), "give a question"),
+                       (("ask", "--file", str(tmp_path / "missing.py"), "Bug?"), "cannot read")):
+        code, out, err = await run_cli(fake_seed, tmp_path, *args)
+        assert code == 2 and out == "", args
+        assert err.startswith(f"seedbot: {says}") and len(err.strip().splitlines()) == 1, err
+    assert fake_seed.completions == []
+    code, out, _ = await run_cli(fake_seed, tmp_path, "--version")
+    assert code == 0 and out.startswith("seedbot ") and out.split()[1][0].isdigit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,18 @@ def test_slack_out_of_reach_at_start_is_a_connection_failure_not_a_bad_setting(t
     assert code == 1, err  # exit 2 would send someone to fix a token that is fine
     assert err.strip().splitlines()[-1].startswith("seedbot: cannot connect: ConnectionError: Slack cannot be reached")
     assert "Traceback" not in err and "xoxb-1-2-abc" not in err
+
+
+def test_a_taken_http_port_is_named_as_such_not_as_a_connection_failure(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = seedbot(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/s.db", "run",
+                            env={"SEED_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s",
+                                 "SLACK_API_URL": "http://127.0.0.1:1/api/", "SEEDBOT_HTTP_HOST": "127.0.0.1",
+                                 "SEEDBOT_HTTP_PORT": str(port)})
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("seedbot: cannot listen:") and "SEEDBOT_HTTP_PORT" in last, err
+    assert "Traceback" not in err

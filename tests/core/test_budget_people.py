@@ -146,7 +146,7 @@ async def test_seedbot_budget_set_for_one_person(core_for, sqlite_url: str, tmp_
     code, out, err = await run_cli(tmp_path, sqlite_url, "budget", "set", "slack:C0123", "--user", "slack:U0456",
                                    "3/day")
     assert code == 0, err
-    assert out.strip() == "slack:U0456@slack:C0123: unlimited -> $3/day"
+    assert out.strip() == "slack:U0456@slack:C0123: unlimited → $3/day"
     assert (await core.budget.limit_for_scope("slack:U0456@slack:C0123")).describe() == "$3/day"
     code, _, err = await run_cli(tmp_path, sqlite_url, "budget", "set", "slack:C0123", "--user", "discord:1", "3/day")
     assert code == 2 and "on the channel's platform" in err

@@ -176,7 +176,7 @@ async def test_cli_spend_json_and_report_equal_the_ledger(core_for, database_url
 
     code, out, err = await run_cli(tmp_path, database_url, "budget", "set", "slack:C0", "2.50/week")
     assert code == 0, err
-    assert "slack:C0: $5/day -> $2.5/week" in out
+    assert "slack:C0: $5/day → $2.5/week" in out
     code, out, err = await run_cli(tmp_path, database_url, "budget", "show", "slack:C0")
     assert code == 0 and "$2.5/week" in out and "cli:" in out
     code, _, err = await run_cli(tmp_path, database_url, "budget", "set", "C0", "5/day")
