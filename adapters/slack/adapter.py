@@ -132,7 +132,9 @@ class SlackAdapter:
         if self._app_token is not None:
             await self._connect_socket(self._app_token)
         where = f"as {self.identity.user_id} in {self.identity.team_id}" if self.identity else "installed workspaces"
-        log.info("Slack: serving %s (%s)", where, "Socket Mode" if self._socket else "HTTP events")
+        modes = [mode for mode, on in (("HTTP events", self._signing_secret is not None),
+                                       ("Socket Mode", self._socket is not None)) if on]
+        log.info("Slack: serving %s (%s)", where, " and ".join(modes))
 
     async def _sign_in(self, token: str) -> None:
         try:
