@@ -28,6 +28,7 @@ from adapters.web.server import build_web_app
 from bench.core_bench import percentile
 from bot.config import load_settings
 from bot.storage.tables import Channel, UsageEntry, utcnow
+from tests.ops.console_harness import press_sign_in
 
 PAGES = ("/admin/", "/admin/chart.png", "/admin/channels", "/admin/people", "/admin/ledger",
          "/admin/ledger?status=ok&channel=slack:C3", "/admin/conversations", "/admin/health")
@@ -75,7 +76,7 @@ async def _measure(app: web.Application, core, settings, repeat: int) -> None:  
             cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=600)) as client:
         base = str(server.make_url("")).rstrip("/")
         link = await sign_in_url(core, "slack:U1")
-        await client.get(base + link[link.index("/admin/login"):])
+        await press_sign_in(client, base + link[link.index("/admin/login"):])
         print(f"{'page':<45} {'median ms':>10} {'max ms':>10}")
         for page in PAGES:
             times = []

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from adapters.core import Core
 from bot.budget.periods import local_midnight_utc
 from bot.config import Settings
@@ -60,6 +62,21 @@ class ConsoleBot:
     async def link(self, *args: str) -> str:
         """A sign-in URL printed by `seedbot admin link ARGS`."""
         return (await self.cli("admin", "link", *args)).strip().splitlines()[-1]
+
+    async def sign_in(self, client: aiohttp.ClientSession, *args: str) -> aiohttp.ClientResponse:
+        """Open a printed link in `client` and press its Sign in button; the button's answer, unfollowed."""
+        return await press_sign_in(client, await self.link(*args))
+
+
+async def press_sign_in(client: aiohttp.ClientSession, link: str,
+                        headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    """What a person does with a printed link: open it (the page spends nothing), press Sign in (it POSTs
+    the link's token, with `headers`). The POST's answer, redirects not followed."""
+    page = await (await client.get(link)).text()
+    marker = 'name="token" value="'
+    start = page.index(marker) + len(marker)
+    token = page[start:page.index('"', start)]
+    return await client.post(link.split("?", 1)[0], data={"token": token}, allow_redirects=False, headers=headers)
 
 
 @asynccontextmanager

@@ -14,7 +14,14 @@ from yarl import URL
 from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from tests.fakes.slack import FakeSlack
-from tests.ops.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
+from tests.ops.console_harness import (
+    CONSOLE_FORMS,
+    CONSOLE_PAGES,
+    now_local,
+    press_sign_in,
+    running_console,
+    seed_ledger,
+)
 
 
 def _client() -> aiohttp.ClientSession:
@@ -54,7 +61,13 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
     async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
         link = await console.link()
         assert link.startswith(f"{console.base_url}/admin/login?token=")
-        response = await client.get(link, allow_redirects=False)
+        # Opening the link (as a chat app's link preview does) shows a button and spends nothing.
+        async with _client() as preview:
+            for _ in range(2):
+                shown = await preview.get(link, allow_redirects=False)
+                assert shown.status == 200 and "slack:U1" in await shown.text()
+                assert "seedbot_console" not in shown.cookies
+        response = await press_sign_in(client, link)
         assert response.status == 303
         cookie = response.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
@@ -79,14 +92,14 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
         token = await _csrf(client, console.base_url + "/admin/health")
         await client.post(console.base_url + "/admin/logout", data={"csrf_token": token})
         assert (await client.get(console.base_url + "/admin/health", allow_redirects=False)).status == 302
-        secure = await client.get(await console.link("--as", "slack:U9"), allow_redirects=False,
-                                  headers={"X-Forwarded-Proto": "https"})
+        secure = await press_sign_in(client, await console.link("--as", "slack:U9"),
+                                     headers={"X-Forwarded-Proto": "https"})
         assert "Secure" in secure.headers["Set-Cookie"]
 
 
 async def test_forms_need_the_csrf_token(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
     async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
-        await client.get(await console.link())
+        await console.sign_in(client)
         without = await client.post(console.base_url + "/admin/channels", data={"scope": "slack:C1",
                                                                                 "value": "7/day"})
         assert without.status == 403
@@ -107,7 +120,7 @@ async def test_deleting_a_conversation_keeps_its_ledger_rows(slack: FakeSlack, s
     async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
         await seed_ledger(console.core, now_local(console.core))
         before = await console.cli("spend", "--json")
-        await client.get(await console.link())
+        await console.sign_in(client)
         listing = await (await client.get(console.base_url + "/admin/conversations")).text()
         assert "t-seed" in listing
         thread = await (await client.get(console.base_url + "/admin/conversations/1")).text()

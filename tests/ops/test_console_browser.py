@@ -49,6 +49,13 @@ async def browser() -> AsyncIterator[object]:
             await launched.close()
 
 
+async def _sign_in(page, base_url: str, link: str) -> None:  # noqa: ANN001 - a Playwright page
+    """Open a printed link and press its Sign in button, as a person does; on the overview after."""
+    await page.goto(link)
+    await page.click("#confirm-sign-in")
+    await page.wait_for_url(f"{base_url}/admin/")
+
+
 async def _context(browser, **options):  # noqa: ANN001, ANN202 - Playwright objects
     context = await browser.new_context(accept_downloads=True, **options)
     context.set_default_timeout(TIMEOUT_MS)
@@ -63,7 +70,7 @@ async def test_an_admin_signs_in_and_the_console_agrees_with_the_cli(browser, sl
         context = await _context(browser, viewport={"width": 1280, "height": 900})
         page = await context.new_page()
 
-        await page.goto(await console.link())
+        await _sign_in(page, console.base_url, await console.link())
         assert page.url == f"{console.base_url}/admin/"
         assert await page.inner_text("header .who") == "slack:U1"
         week = json.loads(await console.cli("spend", "--json"))
@@ -148,7 +155,7 @@ async def test_links_sessions_and_csrf_are_enforced_in_the_browser(browser, slac
         link = await console.link()
         signed_in = await _context(browser)
         first = await signed_in.new_page()
-        await first.goto(link)
+        await _sign_in(first, console.base_url, link)
         assert first.url == f"{console.base_url}/admin/"
 
         reused = await page.goto(link)

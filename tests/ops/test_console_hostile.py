@@ -32,7 +32,7 @@ async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSl
     async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
         base = console.base_url + "/admin"
         assert _guarded(await client.get(base + "/ledger", allow_redirects=False))  # the sign-in redirect
-        signed_in = await client.get(await console.link(), allow_redirects=False)
+        signed_in = await console.sign_in(client)
         assert signed_in.status == 303 and _guarded(signed_in)
         token = await _csrf(client, base + "/channels")
 

@@ -28,6 +28,9 @@ STATE_COOKIE = "seedbot_console_state"
 KEY_ROW_ID = 1
 
 
+_LINK_USED = "This sign-in link was already used; each link signs in once. Run `seedbot admin link` for a new one."
+
+
 class LinkRefused(Exception):
     """A sign-in link that is forged, expired, already used, or for someone who is no longer an admin.
     The message says which, for the page the browser shows."""
@@ -87,8 +90,34 @@ class ConsoleAuth:
         (Unix seconds, default now)."""
         return self._serializer("link", issued_at).dumps({"admin": admin_id, "nonce": secrets.token_hex(16)})
 
+    async def check_link(self, token: str) -> str:
+        """The admin a sign-in token names, if it could sign in now; nothing is marked used (a link
+        preview fetching the address must not spend the link). Raises LinkRefused."""
+        admin_id, nonce = self._link_fields(token)
+
+        def used(session: DbSession) -> bool:
+            return session.get(ConsoleLinkUse, nonce) is not None
+
+        if await self._db.run(used):
+            raise LinkRefused(_LINK_USED)
+        return admin_id
+
     async def redeem_link(self, token: str) -> str:
         """The admin a sign-in token names, marking it used. Raises LinkRefused."""
+        admin_id, nonce = self._link_fields(token)
+
+        def use(session: DbSession) -> bool:
+            inserted = session.scalar(self._db.insert(ConsoleLinkUse).values(
+                nonce=nonce, admin_id=admin_id, used_at=utcnow(),
+            ).on_conflict_do_nothing(index_elements=["nonce"]).returning(ConsoleLinkUse.nonce))
+            return inserted is not None
+
+        if not await self._db.run(use):
+            raise LinkRefused(_LINK_USED)
+        return admin_id
+
+    def _link_fields(self, token: str) -> tuple[str, str]:
+        """(admin id, nonce) of a well-signed, unexpired link for a current admin. Raises LinkRefused."""
         try:
             payload = self._serializer("link").loads(token, max_age=LINK_MAX_AGE_SECONDS)
         except SignatureExpired:
@@ -101,17 +130,7 @@ class ConsoleAuth:
             raise LinkRefused("This sign-in link is not valid.")
         if not self.is_admin(admin_id):
             raise LinkRefused(f"{admin_id} is not in SEEDBOT_ADMINS.")
-
-        def use(session: DbSession) -> bool:
-            inserted = session.scalar(self._db.insert(ConsoleLinkUse).values(
-                nonce=nonce, admin_id=admin_id, used_at=utcnow(),
-            ).on_conflict_do_nothing(index_elements=["nonce"]).returning(ConsoleLinkUse.nonce))
-            return inserted is not None
-
-        if not await self._db.run(use):
-            raise LinkRefused("This sign-in link was already used; each link signs in once. "
-                              "Run `seedbot admin link` for a new one.")
-        return admin_id
+        return admin_id, nonce
 
     def session_cookie(self, admin_id: str) -> str:
         """The signed cookie value of a new session for `admin_id`, with a fresh CSRF token."""

@@ -10,7 +10,7 @@ import asyncio
 import csv
 import io
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from importlib.resources import files
 from urllib.parse import urlencode, urljoin
@@ -75,6 +75,14 @@ def _day(text: str | None) -> date | None:
     return day
 
 
+async def _form(request: web.Request) -> Mapping[str, object]:
+    """A POSTed form; 400 for a charset or a multipart body it cannot be read as."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="send the form as application/x-www-form-urlencoded") from None
+
+
 class Console:
     """The console's handlers, bound to one Core. `platforms` names the adapters this process runs."""
 
@@ -103,7 +111,8 @@ class Console:
             web.get(f"{PREFIX}/conversations/{_PK}", self.conversation),
             web.post(f"{PREFIX}/conversations/{_PK}/delete", self.delete_conversation),
             web.get(f"{PREFIX}/health", self.health),
-            web.get(f"{PREFIX}/login", self.login), web.post(f"{PREFIX}/logout", self.logout),
+            web.get(f"{PREFIX}/login", self.login), web.post(f"{PREFIX}/login", self.confirm_login),
+            web.post(f"{PREFIX}/logout", self.logout),
             web.get(f"{PREFIX}/login/slack", self.slack_login),
             web.get(f"{PREFIX}/login/slack/callback", self.slack_callback),
             web.static(f"{PREFIX}/static", str(files("adapters.web.console") / "static")),
@@ -135,11 +144,7 @@ class Console:
                     raise web.HTTPFound(f"{PREFIX}/login")
                 raise web.HTTPUnauthorized(text="sign in first")
             if request.method == "POST":
-                try:
-                    form = await request.post()
-                except (ValueError, LookupError, UnicodeDecodeError):  # a charset or a multipart body we cannot read
-                    raise web.HTTPBadRequest(text="send the form as application/x-www-form-urlencoded") from None
-                token = form.get("csrf_token")
+                token = (await _form(request)).get("csrf_token")
                 if not session.csrf_ok(token if isinstance(token, str) else None):
                     raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
             request[SESSION_KEY] = session
@@ -282,13 +287,24 @@ class Console:
         return bool(self._settings.slack_client_id and self._settings.slack_client_secret)
 
     async def login(self, request: web.Request) -> web.Response:
+        """The sign-in page; opened from a printed link, a button that signs in with it. Opening the link
+        spends nothing: a chat app's link preview fetches the address, and must not use up the link."""
         token = request.query.get("token")
         if not token:
-            return self._render(request, "login.html", error=None, slack=self._slack_sign_in())
+            return self._render(request, "login.html", error=None, slack=self._slack_sign_in(), confirm=None)
         try:
-            admin_id = await self._auth.redeem_link(token)
+            admin_id = await self._auth.check_link(token)
         except LinkRefused as exc:
-            return self._render(request, "login.html", status=403, error=str(exc), slack=self._slack_sign_in())
+            return self._refused(request, str(exc))
+        return self._render(request, "login.html", error=None, slack=False, confirm={"admin": admin_id, "token": token})
+
+    async def confirm_login(self, request: web.Request) -> web.Response:
+        """The sign-in button: spends the link and starts the session."""
+        token = (await _form(request)).get("token")
+        try:
+            admin_id = await self._auth.redeem_link(token if isinstance(token, str) else "")
+        except LinkRefused as exc:
+            return self._refused(request, str(exc))
         return self._signed_in(request, admin_id)
 
     def _signed_in(self, request: web.Request, admin_id: str) -> web.Response:
@@ -352,5 +368,5 @@ class Console:
         return self._signed_in(request, admin_id)
 
     def _refused(self, request: web.Request, error: str) -> web.Response:
-        return self._render(request, "login.html", status=403, error=error, slack=self._slack_sign_in())
+        return self._render(request, "login.html", status=403, error=error, slack=self._slack_sign_in(), confirm=None)
 
