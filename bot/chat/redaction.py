@@ -213,11 +213,22 @@ def _mask_segment(segment: str) -> tuple[str, int]:
         if span_start < position:
             continue
         out.append(segment[position:span_start])
-        out.append(mask_for(kind))
+        out.append(_mask_lines(segment, span_start, span_end, kind))
         position = span_end
         count += 1
     out.append(segment[position:])
     return "".join(out), count
+
+
+def _mask_lines(segment: str, start: int, end: int, kind: str) -> str:
+    """The placeholder for `segment[start:end]`. A multi-line secret (a private key) inside a diff, its
+    first line opened by a diff marker (`+`, `-` or a space), keeps its line count: the placeholder on its
+    first line, the marker alone on each later one, so the hunk still adds up and a review's line numbers
+    still point at the right lines. Anywhere else it becomes one placeholder."""
+    marker = segment[segment.rfind("\n", 0, start) + 1:start]
+    if marker not in ("+", "-", " "):
+        return mask_for(kind)
+    return mask_for(kind) + ("\n" + marker) * segment.count("\n", start, end)
 
 
 def _line_spans(line: str, offset: int) -> list[tuple[int, int, str]]:

@@ -273,3 +273,13 @@ def test_streaming_at_any_cut_points_equals_masking_at_once(parts: list[str], da
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(answer) - 1)), max_size=40)))
     deltas = [answer[a:b] for a, b in zip([0, *cuts], [*cuts, len(answer)], strict=True)]
     assert stream(answer, deltas) == redact(answer)
+
+
+def test_a_private_key_in_a_diff_keeps_the_hunks_line_count_and_one_in_prose_becomes_one_line() -> None:
+    key = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\nVTLw7onLRnrq0/IzW7yWR7Qk\n"
+           "-----END RSA PRIVATE KEY-----")
+    diff = "@@ -1,2 +1,6 @@\n a\n" + "\n".join("+" + line for line in key.split("\n")) + "\n+x = 1\n b\n"
+    masked = mask_secrets(diff)
+    assert masked.count == 1 and masked.text.count("\n") == diff.count("\n")
+    assert masked.text.splitlines()[2:7] == ["+[redacted: private key]", "+", "+", "+", "+x = 1"]
+    assert mask_secrets(f"key:\n{key}\nafter").text == "key:\n[redacted: private key]\nafter"

@@ -118,3 +118,30 @@ async def test_a_50000_line_diff_stays_within_the_calls_and_the_budget(core_for,
     listed = footer_line.count("`src/module_")
     assert len(reviewed) + listed == 200
     assert sink.footer is not None and "4 review calls" in sink.footer.notes
+
+
+async def test_a_private_key_masked_in_a_diff_keeps_every_later_line_number(core_for, sqlite_url: str,
+                                                                          fake_seed: FakeSeed, repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    key = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+           "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----\n")
+    repo.write("k.py", "a = 1\nb = 2\n")
+    repo.commit("base")
+    repo.write("k.py", "a = 1\n" + key + "x = eval(input())\nb = 2\n")
+    diff = repo.staged_diff()
+    eval_line = ("a = 1\n" + key).count("\n") + 1  # 6: the key's four lines come first
+
+    def answer(body: dict) -> Reply:
+        prompt = body["messages"][-1]["content"]
+        assert "MIIEowIBAAKCAQEA" not in prompt and "[redacted: private key]" in prompt
+        cited = [line for path, line in added_lines_in_prompt(prompt) if path == "k.py"]
+        assert eval_line in cited
+        return review_reply([{"path": "k.py", "line": eval_line, "severity": "critical", "title": "eval of input",
+                              "explanation": "Runs whatever is typed."}])
+
+    fake_seed.responder = answer
+    sink = RecordingSink()
+    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    assert result is not None and result.status == "ok"
+    assert f"`k.py:{eval_line}` eval of input" in sink.text
+    assert "repairing hunk headers" not in sink.text.lower()
