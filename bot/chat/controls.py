@@ -76,9 +76,12 @@ class StopSwitches:
 
     def open(self, key: str, asker_id: str, place: str = "") -> StopSwitch:
         """A switch for the answer to the message `key`, in the conversation `place` (the
-        platform:workspace:channel:thread of a ThreadKey); `close` it when the answer is final."""
+        platform:workspace:channel:thread of a ThreadKey); `close` it when the answer is final. A second
+        delivery of the same message (a gateway replay, a Slack retry) gets a switch of its own that Stop
+        buttons do not reach: the answer already streaming keeps its own, and the duplicate is dropped when
+        its claim finds the message taken."""
         switch = StopSwitch(key, asker_id, place)
-        self._open[key] = switch
+        self._open.setdefault(key, switch)
         return switch
 
     def close(self, switch: StopSwitch) -> None:

@@ -56,6 +56,16 @@ async def test_only_the_asker_or_an_admin_stops_and_a_finished_answer_says_so() 
     assert switches.request_stop("slack:T1:C1:1.0", Stopper("U1", "alice"), is_admin=False) is StopOutcome.FINISHED
 
 
+async def test_a_second_delivery_of_the_message_leaves_the_streaming_answers_stop_button_working() -> None:
+    switches = StopSwitches()
+    live = switches.open("discord:G1:C1:9", "U1")
+    replay = switches.open("discord:G1:C1:9", "U1")  # a gateway replay: dropped at its claim, then closed
+    switches.close(replay)
+    assert switches.request_stop("discord:G1:C1:9", Stopper("U1", "alice"), is_admin=False) is StopOutcome.STOPPED
+    assert await asyncio.wait_for(live.stopped(), 1) == Stopper("U1", "alice")
+    assert replay.stopper is None
+
+
 def test_slack_clicks_are_parsed_and_anything_else_is_dropped() -> None:
     [block] = feedback_blocks("slack:T1:C1:1.0")
     positive = block["elements"][0]["positive_button"]["value"]
