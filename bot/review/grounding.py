@@ -91,7 +91,7 @@ class MergedReview:
 
 def merge_reviews(plan: ReviewPlan, reviews: Sequence[ChunkReview]) -> MergedReview:
     """All calls' findings, duplicates removed, most severe first. Files of calls that returned
-    nothing are listed as not reviewed."""
+    nothing, or only blank text, are listed as not reviewed."""
     readable = [r.review for r in reviews if r.review is not None]
     findings = sorted((f for r in reviews for f in r.findings), key=_finding_order)
     return MergedReview(
@@ -120,7 +120,8 @@ def _without_duplicates(findings: list[Finding]) -> Iterator[Finding]:
 
 
 def _unanswered(plan: ReviewPlan, reviews: Sequence[ChunkReview]) -> tuple[SkippedFile, ...]:
-    answered = {review.chunk_index for review in reviews}
+    # A call that came back empty (blank text, or the JSON only in its reasoning) reviewed nothing either.
+    answered = {review.chunk_index for review in reviews if review.review is not None or review.raw_text.strip()}
     return tuple(
         SkippedFile(
             part.file.path,

@@ -248,6 +248,13 @@ def test_merge_takes_the_highest_risk_removes_duplicates_and_sorts() -> None:
     assert merged.notes == ("parsed after repairing hunk headers",)
 
 
+def test_a_call_that_came_back_blank_leaves_its_files_listed_as_not_reviewed() -> None:
+    blank = ChunkReview(2, None, (), (), "  \n ")
+    merged = merge_reviews(make_plan(2), [chunk_review(1, Risk.LOW, []), blank])
+    assert merged.raw_replies == ()
+    assert [(s.path, s.reason) for s in merged.skipped] == [("x.py", SkipReason.NOT_REVIEWED)]
+
+
 def test_merge_of_nothing_readable_has_no_risk() -> None:
     merged = merge_reviews(make_plan(1), [ChunkReview(1, None, (), (), "oops")])
     assert merged.risk is None and merged.findings == () and merged.raw_replies == ("oops",)
