@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from bot.chat.markdown import balance_fences, code_block, language_for
+from bot.domain import counted
 from bot.review.findings import SEVERITY_ORDER, Finding
 from bot.review.grounding import MergedReview
 from bot.review.types import SkippedFile, SkipReason
+
+# How many files each "Not reviewed" line names; a 50,000-file diff would otherwise make a review of
+# hundreds of messages out of file names.
+SKIPPED_NAMED_PER_REASON = 20
 
 
 def render_review(review: MergedReview) -> str:
@@ -69,7 +74,10 @@ def _by_reason(skipped: tuple[SkippedFile, ...]) -> dict[SkipReason, list[Skippe
 
 
 def _skipped_line(reason: SkipReason, files: list[SkippedFile]) -> str:
-    names = ", ".join(f"`{f.path}`" + (f" ({f.detail})" if f.detail else "") for f in files)
+    shown = files[:SKIPPED_NAMED_PER_REASON]
+    names = ", ".join(f"`{f.path}`" + (f" ({f.detail})" if f.detail else "") for f in shown)
+    if len(files) > len(shown):
+        names += f" and {counted(len(files) - len(shown), 'more file')}"
     return f"Not reviewed, {reason.value}: {names}"
 
 

@@ -145,6 +145,14 @@ def test_footer_lists_what_was_not_reviewed_and_why() -> None:
     ]
 
 
+def test_a_long_list_of_files_not_reviewed_names_the_first_and_counts_the_rest() -> None:
+    locks = tuple(SkippedFile(f"pkg{n}/yarn.lock", SkipReason.LOCKFILE) for n in range(50_000))
+    footer = render_review(merged(skipped=locks)).split("\n\n")[-1]
+    assert footer.startswith("Not reviewed, lockfile: `pkg0/yarn.lock`, ") and "`pkg19/yarn.lock`" in footer
+    assert "`pkg20/yarn.lock`" not in footer and footer.endswith(" and 49,980 more files")
+    assert render_review(merged(skipped=locks[:21])).endswith("`pkg19/yarn.lock` and 1 more file")
+
+
 def test_no_findings_and_nothing_reviewed() -> None:
     clean = render_review(merged())
     assert clean == "**Code review** · risk: **medium**\n\nAdds a cache in front of the user lookup."
