@@ -325,7 +325,8 @@ class ChatService:
         if cost > grant.amount_nanos:
             self.metrics.overrun.inc(cost - grant.amount_nanos)
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
-        answer_text = call.text
+        # An answer of only white space shows nothing: it ends like an empty one, with a sentence.
+        answer_text = call.text if call.text.strip() else ""
         # Counted before the transaction: the SQLite writer thread serves every answer in turn.
         answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None

@@ -104,6 +104,18 @@ async def test_content_filter_with_no_text_is_a_plain_refusal(core_for, sqlite_u
     assert row.status == "filtered" and row.cost_nanos == core.prices.cost_nanos(answer.usage)
 
 
+async def test_an_answer_of_only_white_space_ends_with_a_sentence_not_a_bare_footer(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    fake_seed.script(Reply(content="   \n\n  \n", completion_tokens=111))
+    sink = RecordingSink()
+    answer = await core.service.handle(incoming("Something"), sink)
+    assert answer is not None and answer.status == "empty_answer" and sink.footer is None
+    assert sink.failure is not None and "empty answer" in sink.failure
+    row = await only_ledger_row(core)
+    assert row.cost_nanos == core.prices.cost_nanos(answer.usage) > 0  # the model's tokens are still paid
+
+
 async def test_a_reservation_whose_process_died_is_settled_after_the_ttl(core_for, database_url: str,
                                                                          fake_seed: FakeSeed) -> None:
     core = await core_for(database_url)
