@@ -14,6 +14,10 @@ import unicodedata
 REPLACEMENT = "\ufffd"
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 NAME_MAX_CHARS = 200
+# Characters that steer or hide text without showing anything (Unicode bidi controls, UAX #9; zero-width
+# space, word joiner and invisible operators, BOM).
+_INVISIBLE = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+                       "\u2066\u2067\u2068\u2069\ufeff")
 
 
 def clean_text(text: str) -> str:
@@ -27,10 +31,12 @@ def clean_text(text: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    """A display name (a channel's, a person's) as it may be shown among other text: without control and
-    format characters (Unicode categories Cc and Cf: bidi overrides and isolates such as U+202E, which
-    reverse the text after the name, zero-width characters, NUL), runs of white space as one space, at
-    most NAME_MAX_CHARS characters, then `clean_text`. The empty string when nothing printable is left."""
-    kept = "".join(" " if ch.isspace() else ch for ch in name if ch.isspace()
-                   or unicodedata.category(ch) not in ("Cc", "Cf"))
+    """A display name (a channel's, a person's, a thread's) as it may be shown among other text: without
+    control characters (Unicode category Cc, NUL included), bidirectional controls (U+202A-U+202E,
+    U+2066-U+2069, U+200E, U+200F, U+061C: an override turns "gnp.exe" into "exe.png" and the text after the
+    name around) and invisible ones (zero-width space, word joiner, BOM), runs of white space as one space,
+    at most NAME_MAX_CHARS characters, then `clean_text`. Joiners inside emoji and scripts (U+200C, U+200D)
+    and tag characters of flags stay. The empty string when nothing printable is left."""
+    kept = "".join(" " if ch.isspace() else ch for ch in name
+                   if ch.isspace() or (ch not in _INVISIBLE and unicodedata.category(ch) != "Cc"))
     return clean_text(" ".join(kept.split())[:NAME_MAX_CHARS])

@@ -27,6 +27,7 @@ from enum import StrEnum
 from adapters.common.splitter import clip
 from bot.chat.redaction import redact
 from bot.domain import Platform, ThreadKey
+from bot.text_safety import clean_name
 
 DM_WORKSPACE = "dm"
 THREAD_NAME_LIMIT = 100
@@ -169,9 +170,11 @@ def thread_name(text: str, author_name: str = "") -> str:
         stripped = redact(line).strip()
         if not stripped or stripped.startswith(("```", "~~~")):
             continue
-        words = _SPACES.sub(" ", _MARKUP.sub(" ", stripped)).strip()
+        # clean_name: no NUL, no bidi override turning "gnp.exe" around, no zero-width-only name.
+        words = clean_name(_SPACES.sub(" ", _MARKUP.sub(" ", stripped)))
         if words:
             return _shorten(words, THREAD_NAME_LIMIT)
+    author_name = clean_name(author_name)
     fallback = f"Question from {author_name}" if author_name else "Question for seedbot"
     return _shorten(fallback, THREAD_NAME_LIMIT)
 

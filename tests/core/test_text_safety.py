@@ -67,3 +67,4 @@ def test_clean_name_keeps_letters_of_any_script_and_drops_what_only_steers_the_d
     assert clean_name("ev\u202eil\u2066 \u200bname\t\r\n") == "evil name"
     assert clean_name("x\ud800y") == f"x{REPLACEMENT}y"
     assert clean_name("\u202e\x00") == ""
+    assert clean_name("👩\u200d💻 Priya") == "👩\u200d💻 Priya"  # a joiner inside an emoji stays

@@ -180,6 +180,8 @@ def test_strip_mentions_keeps_code_spacing_and_other_mentions() -> None:
     ("```py\nprint(1)\n```\nexplain", "print(1)"),
     ("", "Question from alice"),
     ("```\n```", "Question from alice"),
+    ("rtl \u202egnp.exe\u202c", "rtl gnp.exe"),  # no override to show it as "exe.png"
+    ("\u202e\u202e\u200b\nnul\x00here", "nulhere"),
 ])
 def test_thread_name_is_the_first_words_without_markdown(text: str, expected: str) -> None:
     assert thread_name(text, "alice") == expected
