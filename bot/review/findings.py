@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Severity(StrEnum):
@@ -53,11 +53,29 @@ class Finding(BaseModel):
 
 
 class ReviewReply(BaseModel):
+    """The model's review: `findings` are the ones that read as findings; `unreadable_findings` counts
+    the items of its list that did not (line 0, a range, an unknown severity, no explanation), so one bad
+    item costs that item, not the review."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     summary: str
     risk: Risk
     findings: tuple[Finding, ...] = ()
+    unreadable_findings: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_the_readable_findings(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+            return data
+        kept: list[Finding] = []
+        for item in data["findings"]:
+            try:
+                kept.append(Finding.model_validate(item))
+            except ValidationError:
+                continue
+        return {**data, "findings": kept, "unreadable_findings": len(data["findings"]) - len(kept)}
 
     @field_validator("risk", mode="before")
     @classmethod

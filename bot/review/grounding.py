@@ -87,6 +87,7 @@ class MergedReview:
     skipped: tuple[SkippedFile, ...]
     notes: tuple[str, ...]
     calls: int
+    unreadable_findings: int = 0
 
 
 def merge_reviews(plan: ReviewPlan, reviews: Sequence[ChunkReview]) -> MergedReview:
@@ -99,6 +100,7 @@ def merge_reviews(plan: ReviewPlan, reviews: Sequence[ChunkReview]) -> MergedRev
         risk=max((r.risk for r in readable), key=RISK_ORDER.index, default=None),
         findings=tuple(_without_duplicates(findings)),
         dropped_findings=sum(len(r.dropped) for r in reviews),
+        unreadable_findings=sum(r.unreadable_findings for r in readable),
         raw_replies=tuple(r.raw_text for r in reviews if r.review is None and r.raw_text.strip()),
         skipped=plan.skipped + _unanswered(plan, reviews),
         notes=plan.notes,

@@ -62,6 +62,9 @@ def _footer(review: MergedReview) -> str:
         count = review.dropped_findings
         noun = "finding" if count == 1 else "findings"
         lines.append(f"{count} {noun} dropped for citing lines outside the diff.")
+    if review.unreadable_findings:
+        lines.append(f"{counted(review.unreadable_findings, 'finding')} dropped as unreadable (not in the review's "
+                     "format).")
     lines.extend(note[0].upper() + note[1:] + "." for note in review.notes)
     return "\n".join(lines)
 

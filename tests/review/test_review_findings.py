@@ -169,17 +169,23 @@ def test_one_repair_recovers_common_wrappings(reply: str) -> None:
         "I looked at the diff and it seems fine to me.",
         '{"summary": "No risk field", "findings": []}',
         '{"summary": "Cut off", "risk": "low", "findings": [{"path": "a.py", "line": 2',
-        '{"summary": "Bad severity", "risk": "low", "findings": ['
-        + json.dumps(finding("a.py", 1, severity="meh"))
-        + "]}",
-        '{"summary": "Bad line", "risk": "low", "findings": [' + json.dumps(finding("a.py", 0)) + "]}",
     ],
-    ids=["prose", "missing-risk", "truncated", "unknown-severity", "line-zero"],
+    ids=["prose", "missing-risk", "truncated"],
 )
 def test_unreadable_reply_is_handed_back_as_raw_text(reply: str) -> None:
     parsed = parse_review_reply(reply)
     assert not parsed.ok and parsed.review is None
     assert parsed.raw_text == reply and parsed.error
+
+
+@pytest.mark.parametrize("bad", [finding("a.py", 1, severity="meh"), finding("a.py", 0), {"path": "a.py"}],
+                         ids=["unknown-severity", "line-zero", "fields-missing"])
+def test_an_unreadable_finding_is_counted_and_the_rest_of_the_review_stands(bad: dict) -> None:
+    reply = json.dumps({"summary": "One bad item", "risk": "low", "findings": [finding("a.py", 2), bad]})
+    parsed = parse_review_reply(reply)
+    assert parsed.ok and parsed.review is not None
+    assert [(f.path, f.line) for f in parsed.review.findings] == [("a.py", 2)]
+    assert parsed.review.unreadable_findings == 1
 
 
 def test_schema_matches_the_reply_model() -> None:

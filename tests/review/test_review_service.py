@@ -147,3 +147,26 @@ async def test_a_private_key_masked_in_a_diff_keeps_every_later_line_number(core
     assert result is not None and result.status == "ok"
     assert f"`k.py:{eval_line}` eval of input" in sink.text
     assert "repairing hunk headers" not in sink.text.lower()
+
+
+async def test_unreadable_findings_cost_themselves_not_the_review(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                                   repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    diff = small_diff(repo)
+
+    def answer(body: dict) -> Reply:
+        (path, line), *_ = added_lines_in_prompt(body["messages"][-1]["content"])
+        return review_reply([
+            {"path": path, "line": line, "severity": "major", "title": "Subtraction instead of addition",
+             "explanation": "`add` subtracts."},
+            {"path": path, "line": 0, "severity": "major", "title": "Line zero", "explanation": "x"},
+            {"path": path, "line": "12-14", "severity": "info", "title": "A range"},
+        ])
+
+    fake_seed.responder = answer
+    sink = RecordingSink()
+    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    assert result is not None and result.status == "ok"
+    assert "`app/calc.py:2` Subtraction instead of addition" in sink.text
+    assert "2 findings dropped as unreadable" in sink.text
+    assert "not in the expected format" not in sink.text and "Line zero" not in sink.text
