@@ -56,12 +56,30 @@ def detect_diff(
     return DiffInput(tuple(sources), _clean_question(question), requested)
 
 
+class _HunkTracker:
+    """Whether a line is inside a diff hunk: after an `@@ -a,b +c,d @@` line, for as long as lines start
+    with a diff marker (space, `+`, `-`, backslash). There a line that starts with a space is a context
+    line, even when what follows is a fence (a README's code block): it neither opens nor closes one."""
+
+    def __init__(self) -> None:
+        self._inside = False
+
+    def context_line(self, line: str) -> bool:
+        """Take the next line; True if it is a hunk's context line."""
+        if line.startswith("@@ -"):
+            self._inside = True
+            return False
+        self._inside = self._inside and line[:1] in (" ", "+", "-", "\\")
+        return self._inside and line.startswith(" ")
+
+
 def split_fenced_blocks(lines: list[str]) -> list[TextSegment]:
     segments: list[TextSegment] = []
     plain: list[str] = []
+    hunk = _HunkTracker()
     i = 0
     while i < len(lines):
-        opening = _FENCE_OPEN.match(lines[i])
+        opening = None if hunk.context_line(lines[i]) else _FENCE_OPEN.match(lines[i])
         if opening is None:
             plain.append(lines[i])
             i += 1
@@ -84,8 +102,9 @@ def _read_fenced_block(lines: list[str], i: int, opening: re.Match[str]) -> tupl
     content = [rest] if starts_inline else []
     if starts_inline and rest.rstrip().endswith(fence):
         return TextSegment([rest.rstrip()[: -len(fence)]], lines[i : i + 1], language), i + 1
+    hunk = _HunkTracker()
     for j in range(i + 1, len(lines)):
-        if _closes(lines[j], fence):
+        if not hunk.context_line(lines[j]) and _closes(lines[j], fence):
             return TextSegment(content, lines[i : j + 1], language), j + 1
         if starts_inline and lines[j].rstrip().endswith(fence):
             content.append(lines[j].rstrip()[: -len(fence)])

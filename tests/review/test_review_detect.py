@@ -165,3 +165,15 @@ def test_mail_pasted_in_the_message_leaves_no_signature_in_the_question(repo: Gi
     found = detect_diff(f"{mail}\nwhat do you think?", ())
     assert found is not None
     assert found.question == "what do you think?"
+
+
+README_DIFF = ("diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1,4 +1,5 @@\n"
+               " Install:\n ```\n pip install x\n ```\n+Then run it.\n")
+
+
+@pytest.mark.parametrize("text", [README_DIFF, f"please review\n```diff\n{README_DIFF}```\nthanks"],
+                         ids=["raw", "in-a-diff-fence"])
+def test_a_context_line_holding_a_fence_stays_in_the_diff(text: str) -> None:
+    found = detect_diff(text)
+    assert found is not None and [s.text for s in found.sources] == [README_DIFF]
+    assert "Then run it" not in found.question and "pip install" not in found.question
