@@ -94,5 +94,8 @@ async def reply_privately(interaction: discord.Interaction, produce: Callable[[]
     except Exception:  # noqa: BLE001 - the user gets a sentence, the log the traceback
         log.exception("/%s failed", interaction.command.qualified_name if interaction.command else "command")
         text = FAILED
-    for part in split_markdown(text, LIMIT):
-        await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)
+    try:
+        for part in split_markdown(text, LIMIT):
+            await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:  # the interaction's token expired, or Discord refused the reply
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)

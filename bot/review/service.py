@@ -23,7 +23,7 @@ from bot.chat.redaction import redact
 from bot.chat.service import Answer
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
-from bot.domain import Footer, Incoming, Usage
+from bot.domain import Footer, Incoming, Usage, counted
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
 from bot.ports import ReplySink, Step
 from bot.review import (
@@ -38,6 +38,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
+from bot.review.detect import REVIEW_WORD
 from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class ReviewService:
 
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
                            sink: ReplySink, inflight: InFlight) -> Answer | None:
-        requested = incoming.force_review or "review" in incoming.text.lower()
+        # The word, not the letters: "preview" and "reviewer" ask for nothing.
+        requested = incoming.force_review or bool(REVIEW_WORD.search(incoming.text))
         diff = detect_diff(incoming.text, incoming.attachments, review_requested=requested)
         if diff is None:
             if not incoming.force_review:
@@ -93,14 +95,14 @@ class ReviewService:
         text = render_review(merged)
         usage = sum((r.usage for r in results if r.usage), Usage())
         cost = sum(r.cost_nanos for r in results)
-        notes = [f"{len(results)} review calls" if len(results) > 1 else "1 review call"] if results else []
+        notes = [counted(len(results), "review call")] if results else []
         refused = sum(1 for r in results if r.refused)
         if refused:
-            notes.append(f"{refused} review calls refused by the budget")
+            notes.append(f"{counted(refused, 'review call')} refused by the budget")
         charged = [r for r in results if r.cost_nanos]
         unreported = sum(1 for r in charged if r.usage is None)
         if 0 < unreported < len(charged):
-            notes.append(f"usage not reported for {unreported} review calls, charged their reservations")
+            notes.append(f"usage not reported for {counted(unreported, 'review call')}, charged their reservations")
         status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:

@@ -87,6 +87,16 @@ async def test_a_question_that_only_looks_like_a_diff_stays_a_question(core_for,
     assert (await ledger(core))[0].kind == "chat"
 
 
+@pytest.mark.parametrize(("word", "kind"), [("preview", "chat"), ("review", "review")])
+async def test_bare_hunks_are_reviewed_when_review_is_asked_for_as_a_word(core_for, sqlite_url: str,
+                                                                         fake_seed: FakeSeed, word: str,
+                                                                         kind: str) -> None:
+    core = await core_for(sqlite_url)
+    fake_seed.default_reply = review_reply([]) if kind == "review" else Reply(content="Plain answer.")
+    await core.service.handle(incoming(f"{word} this:\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"), RecordingSink())
+    assert (await ledger(core))[0].kind == kind
+
+
 async def test_review_command_without_a_diff_says_what_to_send(core_for, sqlite_url: str,
                                                                fake_seed: FakeSeed) -> None:
     core = await core_for(sqlite_url)
