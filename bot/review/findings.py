@@ -46,6 +46,14 @@ class Finding(BaseModel):
     def _severity_in_any_case(cls, value: Any) -> Any:
         return _lower_case(value)
 
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_is_a_number(cls, value: Any) -> Any:
+        # pydantic reads true as 1; "12" as 12 stays accepted, a model writes numbers as strings too.
+        if isinstance(value, bool):
+            raise ValueError("a line is a number, not true or false")
+        return value
+
     @field_validator("suggestion", mode="before")
     @classmethod
     def _blank_suggestion_is_none(cls, value: Any) -> Any:

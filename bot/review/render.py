@@ -13,6 +13,8 @@ from bot.review.types import SkippedFile, SkipReason
 # How many files each "Not reviewed" line names; a 50,000-file diff would otherwise make a review of
 # hundreds of messages out of file names.
 SKIPPED_NAMED_PER_REASON = 20
+# A finding's title is one line of the review; the explanation below it carries the rest.
+TITLE_MAX_CHARS = 200
 
 
 def render_review(review: MergedReview) -> str:
@@ -41,6 +43,8 @@ def _findings(findings: tuple[Finding, ...]) -> str:
 
 def _finding(finding: Finding) -> str:
     title = " ".join(finding.title.split())
+    if len(title) > TITLE_MAX_CHARS:
+        title = title[: TITLE_MAX_CHARS - 1].rstrip() + "…"
     parts = [f"`{finding.path}:{finding.line}` {title}"]
     if finding.explanation.strip():
         parts.append(balance_fences(finding.explanation.strip()))

@@ -264,3 +264,9 @@ def test_a_call_that_came_back_blank_leaves_its_files_listed_as_not_reviewed() -
 def test_merge_of_nothing_readable_has_no_risk() -> None:
     merged = merge_reviews(make_plan(1), [ChunkReview(1, None, (), (), "oops")])
     assert merged.risk is None and merged.findings == () and merged.raw_replies == ("oops",)
+
+
+def test_a_line_of_true_is_not_line_one() -> None:
+    parsed = reply_with(finding("a.py", 2), {**finding("a.py", 1), "line": True})
+    assert parsed.review is not None and [f.line for f in parsed.review.findings] == [2]
+    assert parsed.review.unreadable_findings == 1

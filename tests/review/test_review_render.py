@@ -228,3 +228,9 @@ def test_whole_path_from_a_pasted_diff_to_markdown(tmp_path) -> None:
     assert "Not reviewed, lockfile: `package-lock.json`" in text
     assert "Not reviewed, binary: `logo.png`" in text
     assert open_fence_at_end(text) is None
+
+
+def test_a_finding_title_is_one_line_of_at_most_200_characters() -> None:
+    text = render_review(merged((make_finding("a.py", 3, Severity.MINOR, title="word " * 40_000),)))
+    title_line = next(line for line in text.splitlines() if "`a.py:3`" in line)
+    assert len(title_line) < 260 and title_line.endswith("…")
