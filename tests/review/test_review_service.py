@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot.chat.service import Answer
 from bot.domain import Attachment, AttachmentKind
 from bot.storage.tables import UsageEntry
 from tests.factories import incoming
@@ -38,9 +40,10 @@ async def ledger(core) -> list[UsageEntry]:  # noqa: ANN001
         return list(await session.scalars(select(UsageEntry).order_by(UsageEntry.id)))
 
 
-async def test_findings_outside_the_diff_are_dropped_and_counted(core_for, sqlite_url: str, fake_seed: FakeSeed,
-                                                                repo: GitRepo) -> None:
-    core = await core_for(sqlite_url)
+async def review_of_small_diff(core, repo: GitRepo, fake_seed: FakeSeed,  # noqa: ANN001
+                               more_findings: Callable[[str, int], list[dict]]) -> tuple[Answer | None, RecordingSink]:
+    """Review small_diff with the model citing the subtraction at its real line, then `more_findings(path,
+    line)`; (the answer, the sink)."""
     diff = small_diff(repo)
 
     def answer(body: dict) -> Reply:
@@ -48,13 +51,21 @@ async def test_findings_outside_the_diff_are_dropped_and_counted(core_for, sqlit
         return review_reply([
             {"path": path, "line": line, "severity": "major", "title": "Subtraction instead of addition",
              "explanation": "`add` subtracts.", "suggestion": "    return a + b"},
-            {"path": path, "line": 9999, "severity": "critical", "title": "Invented line", "explanation": "x"},
-            {"path": "app/other.py", "line": 1, "severity": "minor", "title": "Invented file", "explanation": "y"},
+            *more_findings(path, line),
         ])
 
     fake_seed.responder = answer
     sink = RecordingSink()
-    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    return await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink), sink
+
+
+async def test_findings_outside_the_diff_are_dropped_and_counted(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                                repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    result, sink = await review_of_small_diff(core, repo, fake_seed, lambda path, _line: [
+        {"path": path, "line": 9999, "severity": "critical", "title": "Invented line", "explanation": "x"},
+        {"path": "app/other.py", "line": 1, "severity": "minor", "title": "Invented file", "explanation": "y"},
+    ])
     assert result is not None and result.status == "ok"
     assert "`app/calc.py:2` Subtraction instead of addition" in sink.text
     assert "Invented" not in sink.text
@@ -162,20 +173,10 @@ async def test_a_private_key_masked_in_a_diff_keeps_every_later_line_number(core
 async def test_unreadable_findings_cost_themselves_not_the_review(core_for, sqlite_url: str, fake_seed: FakeSeed,
                                                                    repo: GitRepo) -> None:
     core = await core_for(sqlite_url)
-    diff = small_diff(repo)
-
-    def answer(body: dict) -> Reply:
-        (path, line), *_ = added_lines_in_prompt(body["messages"][-1]["content"])
-        return review_reply([
-            {"path": path, "line": line, "severity": "major", "title": "Subtraction instead of addition",
-             "explanation": "`add` subtracts."},
-            {"path": path, "line": 0, "severity": "major", "title": "Line zero", "explanation": "x"},
-            {"path": path, "line": "12-14", "severity": "info", "title": "A range"},
-        ])
-
-    fake_seed.responder = answer
-    sink = RecordingSink()
-    result = await core.service.handle(incoming(f"review please\n```diff\n{diff}```"), sink)
+    result, sink = await review_of_small_diff(core, repo, fake_seed, lambda path, _line: [
+        {"path": path, "line": 0, "severity": "major", "title": "Line zero", "explanation": "x"},
+        {"path": path, "line": "12-14", "severity": "info", "title": "A range"},
+    ])
     assert result is not None and result.status == "ok"
     assert "`app/calc.py:2` Subtraction instead of addition" in sink.text
     assert "2 findings dropped as unreadable" in sink.text
