@@ -12,6 +12,7 @@ that wants an ORM Session; `Database.session()` (async) serves the rest: reports
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -164,7 +165,9 @@ class Database:
             raise
         self._write_failure = None
         if self._sqlite_file is not None and self._sqlite_file[1] is None:
-            self._check_sqlite_file()  # the first write made sure the file exists: remember which it is
+            # The first write made the file exist: remember which it is (a ping compares).
+            with contextlib.suppress(OSError):
+                self._sqlite_file = (self._sqlite_file[0], os.stat(self._sqlite_file[0]).st_ino)
         return result
 
     async def ping(self) -> None:
