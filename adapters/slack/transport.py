@@ -282,7 +282,7 @@ class AnswerMessage:
         if not blocks and not self.carries_blocks:
             return {"markdown_text": text}
         self.carries_blocks = True
-        return {"text": text, "blocks": [markdown_block(text), *(blocks or [])]}
+        return {"text": escape_mrkdwn(text), "blocks": [markdown_block(text), *(blocks or [])]}
 
     def _sent(self) -> None:
         self.shown += self.pending
@@ -291,3 +291,9 @@ class AnswerMessage:
         self.last_write = self._clock()
         self.writes += 1
 
+
+def escape_mrkdwn(text: str) -> str:
+    """`text` for a mrkdwn field (a message's `text`, its notification when blocks carry the message): `&`,
+    `<` and `>` as HTML entities, as Slack's "Formatting text for app surfaces" asks, so model output cannot
+    form a control sequence (`<!channel>`, `<@U…>`, a link) there."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -124,3 +124,19 @@ async def test_a_30000_character_answer_arrives_complete_over_several_messages_w
     assert all(m.stream_state == "stopped" for m in replies)
     assert any(t.startswith("```python\n") for t in texts[1:])  # at least one cut fell inside code
     assert rejoin(texts[:-1] + [answer_part(texts[-1])]) == answer
+
+
+async def test_model_text_cannot_ping_the_channel_through_a_notification_text(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    # Without streaming, the last message carries the feedback buttons: its `text` is the notification,
+    # mrkdwn, where <!channel> would notify everyone in the channel.
+    slack.config.streaming_enabled = False
+    fake_seed.script(Reply(content="Done. <!channel> & <@U2> see <https://evil.example|this>."))
+    [reply] = await ask(bot, slack, "hello?")
+    with_blocks = [c for c in slack.calls()
+                   if c.method in ("chat.postMessage", "chat.update") and c.params.get("blocks")]
+    assert with_blocks, "the answer was expected to carry its feedback buttons"
+    for call in with_blocks:
+        assert "<!channel>" not in call.params["text"] and "<@U2>" not in call.params["text"]
+        assert "&lt;!channel&gt; &amp; &lt;@U2&gt;" in call.params["text"]
+    assert "Done. <!channel> & <@U2>" in reply.visible_text  # the markdown block shows the text as written

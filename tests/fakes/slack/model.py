@@ -69,8 +69,12 @@ class Message:
 
     @property
     def visible_text(self) -> str:
-        """What a user sees: markdown_text (streamed or posted) if any, else text."""
-        return self.markdown_text if self.markdown_text is not None else self.text
+        """What a user sees: markdown_text (streamed or posted) if any, else the text of its markdown
+        blocks (with blocks, Slack shows them and `text` is only the notification's), else text."""
+        if self.markdown_text is not None:
+            return self.markdown_text
+        shown = [b["text"] for b in self.blocks or [] if b.get("type") == "markdown" and isinstance(b.get("text"), str)]
+        return "\n".join(shown) if shown else self.text
 
     @property
     def is_bot(self) -> bool:
