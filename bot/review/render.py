@@ -63,9 +63,7 @@ def _raw_replies(replies: tuple[str, ...]) -> str:
 def _footer(review: MergedReview) -> str:
     lines = [_skipped_line(reason, files) for reason, files in _by_reason(review.skipped).items()]
     if review.dropped_findings:
-        count = review.dropped_findings
-        noun = "finding" if count == 1 else "findings"
-        lines.append(f"{count} {noun} dropped for citing lines outside the diff.")
+        lines.append(f"{counted(review.dropped_findings, 'finding')} dropped for citing lines outside the diff.")
     if review.unreadable_findings:
         lines.append(f"{counted(review.unreadable_findings, 'finding')} dropped as unreadable (not in the review's "
                      "format).")

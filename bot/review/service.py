@@ -38,7 +38,6 @@ from bot.review import (
     prepare_review,
     render_review,
 )
-from bot.review.detect import REVIEW_WORD
 from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
@@ -68,9 +67,8 @@ class ReviewService:
 
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
                            sink: ReplySink, inflight: InFlight) -> Answer | None:
-        # The word, not the letters: "preview" and "reviewer" ask for nothing.
-        requested = incoming.force_review or bool(REVIEW_WORD.search(incoming.text))
-        diff = detect_diff(incoming.text, incoming.attachments, review_requested=requested)
+        # detect_diff adds the word "review" in the text (the word: "preview" asks for nothing).
+        diff = detect_diff(incoming.text, incoming.attachments, review_requested=incoming.force_review)
         if diff is None:
             if not incoming.force_review:
                 return None
