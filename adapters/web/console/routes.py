@@ -75,6 +75,12 @@ def _day(text: str | None) -> date | None:
     return day
 
 
+def _secure(response: web.StreamResponse) -> None:
+    """SECURITY_HEADERS on `response`, where it does not set its own."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 async def _form(request: web.Request) -> Mapping[str, object]:
     """A POSTed form; 400 for a charset or a multipart body it cannot be read as."""
     try:
@@ -129,10 +135,9 @@ class Console:
         try:
             response = await self._guarded(request, handler)
         except web.HTTPException as exc:  # redirects and error pages carry the headers too
-            exc.headers.update({k: v for k, v in SECURITY_HEADERS.items() if k not in exc.headers})
+            _secure(exc)
             raise
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        _secure(response)
         return response
 
     async def _guarded(self, request: web.Request,
