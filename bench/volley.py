@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import sys
 import time
 from urllib.parse import urlsplit
+
+from slack_sdk.signature import SignatureVerifier
 
 from bot.ops.heap import freeze_long_lived
 
@@ -41,12 +41,11 @@ class _Timed(asyncio.Protocol):
 
 
 def render(url: str, signing_secret: str, body: bytes) -> bytes:
-    """A POST of `body` to `url` as Slack signs it (v0 HMAC-SHA256 over `v0:timestamp:body`, Slack's
+    """A POST of `body` to `url` signed as Slack signs it (slack_sdk's SignatureVerifier, the v0 scheme of
     "Verifying requests from Slack"), as the bytes of an HTTP/1.1 request."""
     parts = urlsplit(url)
     timestamp = str(int(time.time()))
-    signature = "v0=" + hmac.new(signing_secret.encode(), f"v0:{timestamp}:".encode() + body,
-                                 hashlib.sha256).hexdigest()
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=timestamp, body=body)
     head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nUser-Agent: Slackbot 1.0 (+https://api.slack.com/robots)\r\n"
             f"X-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {signature}\r\nConnection: close\r\n\r\n")
