@@ -6,11 +6,10 @@ empty, migrated PostgreSQL database) and is skipped without it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from bench import burst_bench, core_bench, discord_bench, slack_ack_bench
-from bench.harness import Figure
+from bench.harness import Figure, run_like_seedbot
 from bot.ops.heap import freeze_long_lived
 
 Scenario = Callable[[argparse.Namespace], Awaitable[list[Figure]]]
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--discord-scale", type=float, default=1.0, help="0.1 runs the 20-s answer in 2 s")
     args = parser.parse_args()
     freeze_long_lived()  # a measuring process that pauses for a full collection measures its own pause
-    figures = asyncio.run(run(args.scenario or list(SCENARIOS), args))
+    figures = run_like_seedbot(run(args.scenario or list(SCENARIOS), args))
     width = max(len(f.name) for f in figures) if figures else 0
     print()
     print(f"| {'figure'.ljust(width)} | measured |")

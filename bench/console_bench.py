@@ -9,7 +9,6 @@ Run: .venv/bin/python -m bench.console_bench [--rows 100000] [--repeat 5]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import tempfile
 import time
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 from adapters.core import build_core
 from adapters.web.console import mount_console, sign_in_url
 from adapters.web.server import build_web_app
-from bench.core_bench import percentile
+from bench.harness import percentile, run_like_seedbot
 from bot.config import load_settings
 from bot.storage.tables import Channel, UsageEntry, utcnow
 from tests.ops.console_harness import press_sign_in
@@ -99,4 +98,4 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.rows, arguments.repeat))
+    run_like_seedbot(main(arguments.rows, arguments.repeat))

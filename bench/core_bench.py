@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from adapters.core import build_core
-from bench.harness import Figure, fake_seed_process, percentile, rss_mib
+from bench.harness import Figure, fake_seed_process, percentile, rss_mib, run_like_seedbot
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--database-url", help="an empty, migrated database (default: a new SQLite file)")
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.concurrency, args.database_url))
+    run_like_seedbot(run(args.messages, args.concurrency, args.database_url))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Run: .venv/bin/python -m bench.discord_bench [--scale 1.0]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import statistics
 import tempfile
@@ -17,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from adapters.runtime import BotProcess
-from bench.harness import Figure
+from bench.harness import Figure, run_like_seedbot
 from bot.config import load_settings
 from tests.discord.harness import RunningBot, prose
 from tests.fakes.discord_fake import FakeDiscord
@@ -71,7 +70,7 @@ async def run(scale: float = 1.0) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
-    asyncio.run(run(parser.parse_args().scale))
+    run_like_seedbot(run(parser.parse_args().scale))
 
 
 if __name__ == "__main__":

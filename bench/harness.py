@@ -9,12 +9,22 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+
+from adapters.runtime import run_on_event_loop
+from bot.config import load_settings
+
+
+def run_like_seedbot(main: Coroutine[Any, Any, Any]) -> Any:
+    """Runs a benchmark's `main` on the event loop `seedbot run` would serve on (SEEDBOT_EVENT_LOOP), so a
+    figure measured in the benchmark's own process is the product's."""
+    return run_on_event_loop(main, load_settings(_env_file=None).event_loop)
 
 
 def free_port() -> int:

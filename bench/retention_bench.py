@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapters.core import build_core
-from bench.core_bench import percentile
+from bench.harness import percentile, run_like_seedbot
 from bot.config import load_settings
 from bot.ops.retention import BATCH_SIZE, Retention
 from bot.storage.tables import Channel, Message, Thread, UsageEntry, utcnow
@@ -116,4 +116,4 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=20_000)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    asyncio.run(main(args.threads, args.database_url))
+    run_like_seedbot(main(args.threads, args.database_url))

@@ -193,6 +193,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=0, alias="SEEDBOT_RETENTION_DAYS")
     log_format: Literal["text", "json"] = Field(default="text", alias="SEEDBOT_LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", alias="SEEDBOT_LOG_LEVEL")
+    event_loop: Literal["uvloop", "asyncio"] = Field(default="uvloop", alias="SEEDBOT_EVENT_LOOP")
 
     @property
     def slack_installs(self) -> bool:

@@ -118,11 +118,11 @@ def ask(
 @app.command()
 def run() -> None:
     """Run the bot: every configured platform, the HTTP server (/slack/events, /healthz, /metrics, /admin)."""
-    from adapters.runtime import run_until_signalled
+    from adapters.runtime import serve
 
     settings = settings_from_env()
     try:
-        asyncio.run(run_until_signalled(settings))
+        serve(settings)
     except ConfigError as exc:
         die(str(exc), 2)
 
