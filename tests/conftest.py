@@ -33,6 +33,13 @@ from tests.slack import harness as slack_harness
 
 POSTGRES_URL_ENV = "SEEDBOT_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "SEEDBOT_REQUIRE_POSTGRES"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Child processes (`python -m adapters.cli` in a temporary directory) must import this checkout, not
+    # the one the virtualenv's editable install points at: git worktrees share one virtualenv.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture
