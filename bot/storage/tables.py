@@ -220,6 +220,19 @@ class ConsoleLinkUse(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     admin_id: Mapped[str] = mapped_column(String(100))
     used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleSessionRecord(Base):
+    """A live console session, named by the random id its signed cookie carries. Signing out deletes the
+    row, so a copy of the cookie stops working on every replica; `expires_at` (when the cookie's own
+    maximum age runs out) is when the row may be purged."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 class RequestClaim(Base):
     """A signed request that must run at most once (a Slack slash command), keyed by its signature:
     a replay reaching any replica finds the key taken."""

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from yarl import URL
 
-from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, LinkRefused, signing_key
+from adapters.web.console.auth import (
+    LINK_MAX_AGE_SECONDS,
+    SESSION_COOKIE,
+    ConsoleAuth,
+    LinkRefused,
+    signing_key,
+)
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
+from bot.storage.tables import ConsoleSessionRecord, utcnow
 from tests.fakes.slack import FakeSlack
 from tests.ops.console_harness import (
     CONSOLE_FORMS,
@@ -95,6 +104,69 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
         secure = await press_sign_in(client, await console.link("--as", "slack:U9"),
                                      headers={"X-Forwarded-Proto": "https"})
         assert "Secure" in secure.headers["Set-Cookie"]
+
+
+async def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(slack: FakeSlack, settings_for,
+                                                                        tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client, \
+            _client() as second_browser, _client() as other_admin, _client() as thief:
+        base = console.base_url + "/admin"
+        copied = (await console.sign_in(client)).cookies[SESSION_COOKIE].value
+        await console.sign_in(second_browser)  # the same admin, elsewhere
+        await console.sign_in(other_admin, "--as", "slack:U9")
+        token = await _csrf(client, base + "/health")
+        signed_out = await client.post(base + "/logout", data={"csrf_token": token}, allow_redirects=False)
+        assert signed_out.status == 303 and signed_out.headers["Location"] == "/admin/login"
+
+        # The cookie copied before signing out, replayed from another client, is no session.
+        replayed = {"Cookie": f"{SESSION_COOKIE}={copied}"}
+        shown = await thief.get(base + "/ledger", headers=replayed, allow_redirects=False)
+        assert shown.status == 302 and shown.headers["Location"] == "/admin/login"
+        posted = await thief.post(base + "/channels", headers=replayed, allow_redirects=False,
+                                  data={"csrf_token": token, "scope": "slack:C1", "value": "99/day"})
+        assert posted.status == 401
+        assert await console.core.budget.explicit_limits() == []
+        assert (await thief.post(base + "/logout", headers=replayed, data={"csrf_token": token},
+                                 allow_redirects=False)).status == 401
+
+        # Only that session ended: the admin's other browser and the other admin are still signed in.
+        for browser, who in ((second_browser, "slack:U1"), (other_admin, "slack:U9")):
+            page = await browser.get(base + "/health", allow_redirects=False)
+            assert page.status == 200 and who in await page.text()
+        # Signing in again works, with a new cookie.
+        again = await console.sign_in(client)
+        assert again.status == 303 and again.cookies[SESSION_COOKIE].value != copied
+        assert (await client.get(base + "/health", allow_redirects=False)).status == 200
+
+
+async def test_a_sign_out_holds_on_every_replica_and_old_sessions_are_purged(core_for, database_url: str) -> None:
+    # Two cores on one database are two replicas (or one process before and after a restart).
+    first, second = await core_for(database_url), await core_for(database_url)
+    key = await signing_key(first.db)
+    admins = frozenset({"slack:U1", "slack:U9"})
+    replica_a, replica_b = ConsoleAuth(first.db, key, admins), ConsoleAuth(second.db, key, admins)
+    mine, elsewhere = await replica_a.start_session("slack:U1"), await replica_a.start_session("slack:U1")
+    theirs = await replica_a.start_session("slack:U9")
+    session = await replica_b.read_session(mine)
+    assert session is not None and session.admin_id == "slack:U1"
+    await replica_b.end_session(session)
+    assert await replica_a.read_session(mine) is None
+    assert await replica_b.read_session(mine) is None
+    assert await replica_a.read_session(elsewhere) is not None
+    assert await replica_a.read_session(theirs) is not None
+
+    def add_expired(db_session: Session) -> None:
+        db_session.add(ConsoleSessionRecord(id="expired", admin_id="slack:U1", created_at=utcnow() - timedelta(days=1),
+                                            expires_at=utcnow() - timedelta(hours=1)))
+
+    def session_ids(db_session: Session) -> set[str]:
+        return set(db_session.scalars(select(ConsoleSessionRecord.id)))
+
+    await first.db.run(add_expired)
+    assert "expired" in await first.db.run(session_ids)
+    await replica_b.start_session("slack:U9")  # a sign-in purges what has expired
+    remaining = await first.db.run(session_ids)
+    assert "expired" not in remaining and len(remaining) == 3
 
 
 async def test_forms_need_the_csrf_token(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
@@ -184,8 +256,8 @@ async def test_links_are_single_use_under_concurrent_redemption(core_for, databa
     results = await asyncio.gather(*(auth.redeem_link(token) for _ in range(5)), return_exceptions=True)
     assert results.count("slack:U1") == 1
     assert all(isinstance(r, LinkRefused) for r in results if r != "slack:U1")
-    assert auth.read_session(auth.session_cookie("slack:U1")) is not None
-    assert ConsoleAuth(core.db, key, frozenset()).read_session(auth.session_cookie("slack:U1")) is None
+    assert await auth.read_session(await auth.start_session("slack:U1")) is not None
+    assert await ConsoleAuth(core.db, key, frozenset()).read_session(await auth.start_session("slack:U1")) is None
 
 
 async def test_ledger_filters_and_deletion_on_every_database(core_for, database_url: str) -> None:

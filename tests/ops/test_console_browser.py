@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, ConsoleAuth, signing_key
+from adapters.web.console.auth import LINK_MAX_AGE_SECONDS, SESSION_COOKIE, ConsoleAuth, signing_key
 from bot.domain import format_usd
 from tests.fakes.slack import FakeSlack
 from tests.ops.console_harness import CONSOLE_FORMS, CONSOLE_PAGES, now_local, running_console, seed_ledger
@@ -174,6 +174,18 @@ async def test_links_sessions_and_csrf_are_enforced_in_the_browser(browser, slac
                                               form={"scope": "slack:C1", "value": "99/day"})
         assert forged.status == 403
         assert "$99/day" not in await console.cli("budget", "show")
+
+        # Sign out: a copy of the cookie taken before, put in another browser, signs nobody in.
+        copied = [c for c in await signed_in.cookies() if c["name"] == SESSION_COOKIE]
+        assert len(copied) == 1
+        await first.click("form.signout button[type=submit]")
+        await first.wait_for_url(f"{console.base_url}/admin/login")
+        replaying = await _context(browser)
+        await replaying.add_cookies(copied)
+        replayed = await replaying.new_page()
+        await replayed.goto(console.base_url + "/admin/ledger")
+        assert replayed.url == f"{console.base_url}/admin/login"
+        await replaying.close()
         await anonymous.close()
         await signed_in.close()
 

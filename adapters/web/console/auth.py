@@ -3,6 +3,8 @@
 Tokens are signed and time-stamped with itsdangerous (HMAC-SHA256 over a URL-safe payload, checked with
 a maximum age); single use of a sign-in link is a unique row in `console_link_uses`. The signing key is
 one random row in `console_keys`, made on first use, so `seedbot admin link` and every replica agree.
+A session cookie also names a row in `console_sessions`: signing out deletes it, so a copy of the cookie
+is refused from then on, by every replica and after restarts (a signature alone stays valid until it expires).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
 from bot.storage.engine import Database
-from bot.storage.tables import ConsoleKey, ConsoleLinkUse, utcnow
+from bot.storage.tables import ConsoleKey, ConsoleLinkUse, ConsoleSessionRecord, utcnow
 
 LINK_MAX_AGE_SECONDS = 10 * 60
 SESSION_MAX_AGE_SECONDS = 12 * 60 * 60
@@ -38,10 +41,12 @@ class LinkRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
-    """A signed-in admin (`slack:U0123`) and the session's CSRF token, which every form posts back."""
+    """A signed-in admin (`slack:U0123`), the session's CSRF token, which every form posts back, and its
+    id (the key of its `console_sessions` row)."""
 
     admin_id: str
     csrf_token: str
+    session_id: str
 
     def csrf_ok(self, submitted: str | None) -> bool:
         # Bytes: compare_digest refuses str with characters outside ASCII (a hostile form's token).
@@ -132,23 +137,55 @@ class ConsoleAuth:
             raise LinkRefused(f"{admin_id} is not in SEEDBOT_ADMINS.")
         return admin_id, nonce
 
-    def session_cookie(self, admin_id: str) -> str:
-        """The signed cookie value of a new session for `admin_id`, with a fresh CSRF token."""
-        return self._serializer("session").dumps({"admin": admin_id, "csrf": secrets.token_urlsafe(24)})
+    async def start_session(self, admin_id: str) -> str:
+        """Record a new session for `admin_id` and return its signed cookie value (a fresh session id and
+        CSRF token). The same transaction purges sessions past SESSION_MAX_AGE_SECONDS, so the table never
+        holds more than the sign-ins of one maximum age before the latest."""
+        session_id = secrets.token_urlsafe(24)
+        now = utcnow()
 
-    def read_session(self, cookie: str | None) -> ConsoleSession | None:
+        def record(session: DbSession) -> None:
+            # A purged row may end its session up to a second (or the replicas' clock skew) before the
+            # cookie's own timestamp would: harmless at the end of 12 hours.
+            session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at < now))
+            session.add(ConsoleSessionRecord(id=session_id, admin_id=admin_id, created_at=now,
+                                             expires_at=now + timedelta(seconds=SESSION_MAX_AGE_SECONDS)))
+
+        await self._db.run(record)
+        return self._serializer("session").dumps({"admin": admin_id, "csrf": secrets.token_urlsafe(24),
+                                                  "session": session_id})
+
+    async def read_session(self, cookie: str | None) -> ConsoleSession | None:
         """The session a cookie carries, or None if it is missing, forged, older than
-        SESSION_MAX_AGE_SECONDS, or its admin was removed from SEEDBOT_ADMINS."""
+        SESSION_MAX_AGE_SECONDS, signed out (its row is gone), or its admin was removed from
+        SEEDBOT_ADMINS. A well-signed cookie costs one primary-key read; there is no per-process cache,
+        so a sign-out on one replica holds on all of them at once. Database errors propagate."""
         if not cookie:
             return None
         try:
             payload = self._serializer("session").loads(cookie, max_age=SESSION_MAX_AGE_SECONDS)
         except BadSignature:
             return None
-        admin_id, csrf = _fields(payload, "admin", "csrf")
-        if admin_id is None or csrf is None or not self.is_admin(admin_id):
+        # Cookies signed before sessions had ids have no "session" field: they are refused like signed-out ones.
+        admin_id, csrf, session_id = _fields(payload, "admin", "csrf", "session")
+        if admin_id is None or csrf is None or session_id is None or not self.is_admin(admin_id):
             return None
-        return ConsoleSession(admin_id, csrf)
+
+        def owner(session: DbSession) -> str | None:
+            return session.scalar(select(ConsoleSessionRecord.admin_id).where(ConsoleSessionRecord.id == session_id))
+
+        if await self._db.run(owner) != admin_id:
+            return None
+        return ConsoleSession(admin_id, csrf, session_id)
+
+    async def end_session(self, session: ConsoleSession) -> None:
+        """Sign `session` out: delete its row, so its cookie and every copy of it are refused from now
+        on. The admin's other sessions (other browsers) and other admins' sessions go on."""
+
+        def forget(db_session: DbSession) -> None:
+            db_session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.id == session.session_id))
+
+        await self._db.run(forget)
 
     def state_cookie(self, state: str) -> str:
         """The signed cookie that ties a Sign in with Slack redirect to this browser (OAuth `state`)."""

@@ -7,8 +7,6 @@ the budget manager; budget edits go through bot.ops.admin's verb, so they are re
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -31,6 +29,7 @@ from adapters.web.console.auth import (
     ConsoleSession,
     LinkRefused,
 )
+from adapters.web.console.export import ledger_csv
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from bot.budget.periods import project_month_end
 from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
@@ -42,8 +41,6 @@ CHART_DAYS = 30
 # The range `seedbot spend` shows when given no dates: the last 7 local days, today included.
 SPEND_DAYS = 7
 OPEN_PATHS = frozenset({f"{PREFIX}/login", f"{PREFIX}/login/slack", f"{PREFIX}/login/slack/callback"})
-CSV_FIELDS = ("id", "started_at", "channel", "person", "kind", "model", "status", "prompt_tokens", "cached_tokens",
-              "completion_tokens", "reasoning_tokens", "web_searches", "cost_usd")
 
 SESSION_KEY = web.RequestKey("console_session", ConsoleSession)
 Platforms = Callable[[], list[str]]
@@ -143,7 +140,7 @@ class Console:
     async def _guarded(self, request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         if request.path not in OPEN_PATHS:
-            session = self._auth.read_session(request.cookies.get(SESSION_COOKIE))
+            session = await self._auth.read_session(request.cookies.get(SESSION_COOKIE))
             if session is None:
                 if request.method in ("GET", "HEAD"):
                     raise web.HTTPFound(f"{PREFIX}/login")
@@ -253,15 +250,8 @@ class Console:
                             csv_query=urlencode(filters.query_string()))
 
     async def ledger_csv(self, request: web.Request) -> web.Response:
-        filters = self._ledger_filter(request)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_FIELDS)
-        for r in await self._queries.ledger(filters, limit=None):
-            writer.writerow((r.id, r.started_at.isoformat(), r.channel, r.person, r.kind, r.model, r.status,
-                             r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.reasoning_tokens,
-                             r.web_searches, usd_string(r.cost_nanos)))
-        return web.Response(text=buffer.getvalue(), content_type="text/csv", headers={
+        rows = await self._queries.ledger(self._ledger_filter(request), limit=None)
+        return web.Response(text=ledger_csv(rows), content_type="text/csv", headers={
             "Content-Disposition": 'attachment; filename="seedbot-ledger.csv"'})
 
     async def conversations(self, request: web.Request) -> web.Response:
@@ -310,16 +300,19 @@ class Console:
             admin_id = await self._auth.redeem_link(token if isinstance(token, str) else "")
         except LinkRefused as exc:
             return self._refused(request, str(exc))
-        return self._signed_in(request, admin_id)
+        return await self._signed_in(request, admin_id)
 
-    def _signed_in(self, request: web.Request, admin_id: str) -> web.Response:
+    async def _signed_in(self, request: web.Request, admin_id: str) -> web.Response:
         response = web.HTTPSeeOther(f"{PREFIX}/")
-        self._set_cookie(response, request, SESSION_COOKIE, self._auth.session_cookie(admin_id),
+        self._set_cookie(response, request, SESSION_COOKIE, await self._auth.start_session(admin_id),
                          SESSION_MAX_AGE_SECONDS)
         response.del_cookie(STATE_COOKIE, path=PREFIX)
         raise response
 
     async def logout(self, request: web.Request) -> web.Response:
+        """Sign out: the session ends on the server (a copy of the cookie is refused too), then the
+        browser forgets the cookie."""
+        await self._auth.end_session(request[SESSION_KEY])
         response = web.HTTPSeeOther(f"{PREFIX}/login")
         response.del_cookie(SESSION_COOKIE, path=PREFIX)
         raise response
@@ -370,7 +363,7 @@ class Console:
         admin_id = f"slack:{user_id}"
         if not self._auth.is_admin(admin_id):
             return self._refused(request, f"{admin_id} is not in SEEDBOT_ADMINS.")
-        return self._signed_in(request, admin_id)
+        return await self._signed_in(request, admin_id)
 
     def _refused(self, request: web.Request, error: str) -> web.Response:
         return self._render(request, "login.html", status=403, error=error, slack=self._slack_sign_in(), confirm=None)
