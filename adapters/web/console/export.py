@@ -1,0 +1,59 @@
+"""The ledger as CSV, with text cells kept from being read as spreadsheet formulas.
+
+Channel names and people's display names come from chat platforms, where anyone may choose them; the
+admin who exports the ledger opens it in Excel or LibreOffice Calc, which run a cell beginning with `=`
+as a formula (HYPERLINK, WEBSERVICE, DDE), so such a name is written with a leading single quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection, Iterable, Sequence
+
+from adapters.web.console.queries import LedgerRow
+from bot.domain import usd_string
+
+CSV_FIELDS = ("id", "started_at", "channel", "person", "kind", "model", "status", "prompt_tokens", "cached_tokens",
+              "completion_tokens", "reasoning_tokens", "web_searches", "cost_usd", "channel_name", "person_name")
+# The columns whose cells this module computes as numbers; every other column is text.
+CSV_NUMBER_FIELDS = frozenset({"id", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+                               "web_searches", "cost_usd"})
+# OWASP's list of the first characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_safe(text: str) -> str:
+    """`text` as a cell a spreadsheet shows as text: with a single quote in front when it begins with
+    `=`, `+`, `-`, `@`, a tab or a carriage return, unchanged otherwise (the empty string included).
+
+    The rule and the quote are OWASP's, "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection):
+    ensure no cell begins with those characters, by prepending a single quote. The quote shows in the cell
+    (the text is not silently changed); quoting of separators and double quotes is left to the csv module."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_document(fields: Sequence[str], rows: Iterable[Sequence[object]],
+                 number_fields: Collection[str] = frozenset()) -> str:
+    """A CSV document (RFC 4180 quoting by the stdlib csv module, CRLF line ends): the `fields` header,
+    then `rows`, each as long as `fields`. A cell in a column named in `number_fields` is written as is
+    (a negative number we computed stays a number); any other cell is text, `str()` of it passed through
+    `formula_safe`, so a column added later is guarded unless declared a number. Raises ValueError for a
+    row of the wrong length."""
+    numbers = [field in number_fields for field in fields]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([cell if number else formula_safe(str(cell))
+                         for cell, number in zip(row, numbers, strict=True)])
+    return buffer.getvalue()
+
+
+def ledger_csv(rows: Iterable[LedgerRow]) -> str:
+    """The ledger rows as the console's CSV download: CSV_FIELDS, money as exact dollars (`0.0016`),
+    `started_at` ISO 8601 naive UTC, names as the platform last gave them (empty when unknown)."""
+    return csv_document(CSV_FIELDS, ((
+        r.id, r.started_at.isoformat(), r.channel, r.person, r.kind, r.model, r.status, r.prompt_tokens,
+        r.cached_tokens, r.completion_tokens, r.reasoning_tokens, r.web_searches, usd_string(r.cost_nanos),
+        r.channel_name, r.person_name) for r in rows), CSV_NUMBER_FIELDS)
