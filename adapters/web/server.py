@@ -26,7 +26,10 @@ def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0)
     async def bounded_body(request: web.Request, handler):  # noqa: ANN001, ANN202 - aiohttp's middleware shape
         if request.can_read_body:
             try:
-                await asyncio.wait_for(request.read(), read_timeout)  # aiohttp keeps it for the handler
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the read in a task of its own,
+                # a loop iteration more for every request (a burst of Slack events waits on each).
+                async with asyncio.timeout(read_timeout):
+                    await request.read()  # aiohttp keeps it for the handler
             except TimeoutError:
                 log.warning("request body for %s not received within %.0f s; connection dropped",
                             request.path, read_timeout)
