@@ -18,8 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
-from bot.domain import Effort
-from bot.ops.addresses import Address
+from bot.domain import Address, Effort
 from bot.storage.engine import ASYNC_DRIVERS, normalise_url
 
 
@@ -30,7 +29,7 @@ class ConfigError(Exception):
 def _admin_list(value: object) -> object:
     """`slack:U0123, discord:4567` -> ("slack:U0123", "discord:4567"): in the order written (the first
     admin is the default for `seedbot admin link`), each once. Each must be a person's address
-    (bot.ops.addresses: platform:id or platform:workspace:id); anything else is refused with that shape."""
+    (bot.domain.Address: platform:id or platform:workspace:id); anything else is refused with that shape."""
     if isinstance(value, str):
         parts = (part.strip() for part in value.split(","))
         return tuple(dict.fromkeys(str(Address.parse(part)) for part in parts if part))

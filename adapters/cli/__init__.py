@@ -285,7 +285,7 @@ def forget(
 ) -> None:
     """Delete a person's messages everywhere (and the answers to them), or one conversation. Spend
     history stays: ledger rows keep their money and lose only the thread they belonged to."""
-    from bot.ops.addresses import Address
+    from bot.domain import Address
     from bot.ops.retention import Retention
 
     if (user is None) == (thread is None):

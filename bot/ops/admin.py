@@ -10,8 +10,7 @@ from bot.budget.limits import parse_budget
 from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_scope, person_scope, split_person_scope
 from bot.config import Settings
-from bot.domain import counted, format_usd
-from bot.ops.addresses import Address
+from bot.domain import Address, counted, format_usd
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
 from bot.storage.tables import utcnow
@@ -46,7 +45,7 @@ class AdminCommands:
 
     def is_admin(self, platform: str, user_id: str, workspace_id: str | None = None) -> bool:
         """Whether SEEDBOT_ADMINS names this person: `slack:U0123`, or `slack:T0123:U0123` where the
-        platform's ids carry the workspace (bot/ops/addresses.py)."""
+        platform's ids carry the workspace (bot.domain.Address)."""
         return str(Address(platform, self._workspace(platform, workspace_id), user_id)) in self._settings.admin_ids
 
     def _workspace(self, platform: str, workspace_id: str | None) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, or_, select, update
 
 from adapters.core import Core
-from bot.ops.addresses import Address
+from bot.domain import Address
 from bot.ops.retention import BATCH_SIZE, Retention, RetentionSweep
 from bot.ops.scheduler import Deliveries
 from bot.storage.tables import Delivery, Message, Thread, UsageEntry, utcnow
