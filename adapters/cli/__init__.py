@@ -89,6 +89,9 @@ def ask(
     """Ask seed-2-0-code a question; the answer streams here, budgeted and saved like any chat message."""
     if effort is not None and effort not in ("low", "medium", "high"):
         die("--effort must be low, medium or high", 2)
+    if effort is not None and no_thinking:
+        # The request would carry no reasoning_effort at all (bot.llm.events.ChatRequest): say so, not ignore it.
+        die("--effort sets how long the model thinks, and --no-thinking turns thinking off: give one of them", 2)
     settings = settings_from_env(quiet=True)
     text = sys.stdin.read() if question == "-" else question
     if not text.strip() and not file:

@@ -126,7 +126,8 @@ async def test_ask_keeps_retry_warnings_out_of_the_terminal_unless_asked(fake_se
 
 async def test_ask_refuses_what_cannot_be_asked_as_a_usage_error(fake_seed: FakeSeed, tmp_path: Path) -> None:
     for args, says in ((("ask", "  "), "give a question"),
-                       (("ask", "--file", str(tmp_path / "missing.py"), "Bug?"), "cannot read")):
+                       (("ask", "--file", str(tmp_path / "missing.py"), "Bug?"), "cannot read"),
+                       (("ask", "--no-thinking", "--effort", "high", "Why?"), "--effort sets how long the model")):
         code, out, err = await run_cli(fake_seed, tmp_path, *args)
         assert code == 2 and out == "", args
         assert err.startswith(f"seedbot: {says}") and len(err.strip().splitlines()) == 1, err
