@@ -75,6 +75,8 @@ class BotProcess:
         self.scheduler: Scheduler | None = None
         self.recovery: Recovery | None = None
         self.retention: RetentionSweep | None = None
+        # Set by an operator's second SIGINT/SIGTERM/SIGHUP during shutdown: the grace ends at once.
+        self.hurry = asyncio.Event()
 
     async def start(self) -> None:
         # Budget alerts reach admins through the platforms' notifiers, which exist once the adapters
@@ -147,7 +149,7 @@ class BotProcess:
                 await adapter.stop_accepting()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping %s from accepting failed", adapter.name)
-        cancelled = await self.tasks.drain(self.settings.shutdown_grace_seconds)
+        cancelled = await self.tasks.drain(self.settings.shutdown_grace_seconds, hurry=self.hurry)
         if cancelled:
             log.warning("%d answers were still running after %g s of shutdown grace; finished with a notice",
                         cancelled, self.settings.shutdown_grace_seconds)
@@ -157,7 +159,7 @@ class BotProcess:
                 await adapter.stop()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping %s failed", adapter.name)
-        await self.tasks.drain(DRAIN_SECONDS)
+        await self.tasks.drain(DRAIN_SECONDS, hurry=self.hurry)
         if self.server is not None:
             await self.server.stop()
         if self.core is not None:
@@ -211,15 +213,26 @@ async def run_until_signalled(settings: Settings) -> None:
     log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     # SIGHUP too (a closed terminal, a supervisor's hang-up): by default it kills at once, leaving answers
     # streaming and reservations open until their TTL; seedbot has no configuration to reload on it.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
         await process.start()
         log.debug("%d start-up objects frozen out of garbage collection", freeze_long_lived())
         await stop.wait()
     finally:
+        # A second signal (Ctrl-C pressed again) is an operator who will not wait out the grace: answers
+        # still running are finished with the notice and settled now, not killed with the books open.
+        for sig in signals:
+            loop.add_signal_handler(sig, _hurry, process)
         # Also after a failed start: whatever did start (engine, server, a connected adapter) is closed.
         await process.stop()
+
+
+def _hurry(process: BotProcess) -> None:
+    if not process.hurry.is_set():
+        log.warning("second signal: ending the shutdown grace now; answers still running end with the notice")
+        process.hurry.set()
 
 
 async def send_summary_now(settings: Settings, day: date) -> tuple[int, int]:

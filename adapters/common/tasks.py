@@ -45,13 +45,15 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def drain(self, grace_seconds: float, closing_seconds: float = CLOSING_SECONDS) -> int:
-        """Wait up to `grace_seconds` for tasks in flight, then cancel the rest and give them up to
-        `closing_seconds` to close; one still closing then is cancelled again and no longer waited for
-        (its shielded close goes on while the process lives). Returns how many were cancelled."""
+    async def drain(self, grace_seconds: float, closing_seconds: float = CLOSING_SECONDS,
+                    hurry: asyncio.Event | None = None) -> int:
+        """Wait up to `grace_seconds` for tasks in flight (less if `hurry` is set meanwhile: an operator's
+        second signal), then cancel the rest and give them up to `closing_seconds` to close; one still
+        closing then is cancelled again and no longer waited for (its shielded close goes on while the
+        process lives). Returns how many were cancelled."""
         if not self._tasks:
             return 0
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        pending = await _unfinished(set(self._tasks), grace_seconds, hurry)
         for task in pending:
             task.cancel()
         if pending:
@@ -63,3 +65,19 @@ class BackgroundTasks:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
+
+
+async def _unfinished(tasks: set[asyncio.Task[Any]], seconds: float,
+                      hurry: asyncio.Event | None) -> set[asyncio.Task[Any]]:
+    """The tasks still running after `seconds`, or as soon as `hurry` is set (without cancelling any)."""
+    if hurry is None:
+        return (await asyncio.wait(tasks, timeout=seconds))[1]
+    # Cancelling these two waiters (below) leaves the tasks they watch running: asyncio.wait never cancels them.
+    everything = asyncio.ensure_future(asyncio.wait(tasks))
+    hurried = asyncio.ensure_future(hurry.wait())
+    try:
+        await asyncio.wait({everything, hurried}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        everything.cancel()
+        hurried.cancel()
+    return {task for task in tasks if not task.done()}

@@ -77,3 +77,27 @@ async def test_a_platform_too_slow_for_the_notice_does_not_hold_shutdown_and_the
     books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
     (row,) = books.ledger
     assert row.status == "interrupted" and not books.active_reservations and books.balanced()
+
+
+async def test_a_second_sigterm_ends_the_grace_at_once_and_still_settles(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    db_path = tmp_path / "hurry.db"
+    # A grace no test would wait out: only the second signal can end this shutdown within the bound below.
+    env = bot_env(slack, fake_seed, db_path) | {"SEEDBOT_SHUTDOWN_GRACE": "600", "SEEDBOT_LOG_LEVEL": "WARNING"}
+    fake_seed.script(Reply(content="Slowly. " * 2000, chunk_chars=10, chunk_delay=0.05))
+    process = await start_bot(env, tmp_path)
+    try:
+        ts = (await mention_over_socket(slack, "explain"))["event"]["ts"]
+        await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
+        process.send_signal(signal.SIGTERM)
+        await slack.wait_for(lambda: slack.socket_connections == 0 or None, 30)  # the first one is being served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert err.decode().count("second signal: ending the shutdown grace now") == 1
+    replies = bot_replies(slack, "C1", ts)
+    assert NOTICE in replies[-1].visible_text and all(m.stream_state in (None, "stopped") for m in replies)
+    books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
+    (row,) = books.ledger
+    assert row.status == "interrupted" and not books.active_reservations and books.balanced()
