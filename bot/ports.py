@@ -21,12 +21,21 @@ class Step:
     state: StepState = "in_progress"
 
 
+class SinkBroken(Exception):
+    """Raised by a ReplySink whose platform refuses the answer for good (no permission to post there, the
+    channel or the message being edited is gone): nothing more of it can be shown. The core then does not
+    ask the model, or stops the call at once, and ends the message "failed" with this as its reason, so
+    the text says what the platform answered (its error code, no secrets). The sink logs it once itself."""
+
+
 class ReplySink(Protocol):
     """Where one answer goes, as it is produced.
 
     The core calls `start` once, then any number of `status`, `step` and `append`, then exactly one of
     `finish` (the answer is complete or was cut; the footer says which) or `fail` (nothing useful
     was produced, `reason` is a plain sentence for the user). The sink owns pacing and splitting.
+    `start`, `append` and `finish` may raise SinkBroken; `fail` then only closes the sink (it posts
+    nothing where the platform refused).
     """
 
     async def start(self) -> None: ...

@@ -234,6 +234,20 @@ class BudgetManager:
             # reservation nobody can settle expires after the TTL instead of living with the process.
             self._live.discard(grant.reservation_id)
 
+    async def restate(self, grant: Grant, *, status: str, error: str, also: AlsoInTransaction | None = None) -> None:
+        """Give a settled call's ledger row another `status` and `error`; its money stays as booked (the cost
+        rule priced it when it settled). For an answer the platform refused after its call was settled.
+        `also` runs in the same transaction."""
+        statement = (update(_LEDGER).where(_LEDGER.c.reservation_pk == grant.reservation_id)
+                     .values(status=status, error=error))
+
+        def work(connection: Connection) -> None:
+            connection.execute(statement)
+            if also is not None:
+                also(connection)
+
+        await self._db.run_core(work)
+
     async def heartbeat(self) -> int:
         """Extend the reservations of this process's running calls to now + the TTL, so that only
         a dead process's reservations ever expire. Returns how many were extended."""

@@ -6,6 +6,7 @@ dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -19,13 +20,14 @@ from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
 from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
-from bot.chat.controls import Stopper, StopSwitch, until_stopped
+from bot.chat.controls import StopSwitch, until_stopped
 from bot.chat.guarded_sink import GuardedSink
 from bot.chat.inflight import InFlight, OpenCall
 from bot.chat.notices import degrade_notes, denial_text, too_long_text
 from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
 from bot.chat.redaction import StreamRedactor, mask_incoming_async
 from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
+from bot.chat.streamed import NOT_POSTED, StreamedCall, cut_reason, described, failure_sentence
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage
@@ -35,9 +37,7 @@ from bot.llm import (
     Finish,
     ReasoningDelta,
     SeedClient,
-    SeedContentFiltered,
     SeedError,
-    SeedStreamBroken,
     UsageRejected,
     UsageReport,
 )
@@ -77,28 +77,6 @@ class Reviewer(Protocol):
                            sink: ReplySink, inflight: InFlight) -> Answer | None: ...
 
 
-@dataclass(slots=True)
-class _Call:
-    """The state of one streamed model call."""
-
-    parts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    stopper: Stopper | None = None
-    usage: Usage | None = None
-    usage_problem: str = "no usage reported"
-    finish: str = ""
-    error: SeedError | None = None
-    started: float = 0.0
-    first_token: float | None = None
-
-    def stopped_by(self, stopper: Stopper) -> None:
-        self.stopper = stopper
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
 class ChatService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook, metrics: Metrics | None = None, reviewer: Reviewer | None = None,
@@ -132,10 +110,10 @@ class ChatService:
                 log.info("message finished: %s", answer.status)
             return answer
 
-    async def _handle(self, incoming: Incoming, sink: ReplySink, started: Callable[[], None],
+    async def _handle(self, incoming: Incoming, platform_sink: ReplySink, started: Callable[[], None],
                       inflight: InFlight, stop: StopSwitch | None) -> Answer | None:
         incoming = incoming.cleaned()
-        sink = GuardedSink(sink)
+        sink = GuardedSink(platform_sink)
         secrets_masked = 0
         if self.settings.redact_input:
             incoming, secrets_masked = await mask_incoming_async(incoming)
@@ -180,7 +158,7 @@ class ChatService:
         return Answer(status, reason=text)
 
     async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
-                      sink: ReplySink, inflight: InFlight, started: Callable[[], None], *,
+                      sink: GuardedSink, inflight: InFlight, started: Callable[[], None], *,
                       web_search: bool, fast: bool, stop: StopSwitch | None) -> Answer:
         thread = claimed.thread
         correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
@@ -218,7 +196,10 @@ class ChatService:
         files = sum(1 for a in incoming.attachments if a.data)
         if files:
             await sink.step(Step("files", f"Reading {files} attached file{'s' if files > 1 else ''}", "complete"))
-        call = await self._stream(request, sink, opened, started, stop, web_search=granted.web_search)
+        if sink.lost is None:
+            call = await self._stream(request, sink, opened, started, stop, web_search=granted.web_search)
+        else:  # the platform refused the answer before the model was asked: no request, nothing to pay
+            call = StreamedCall(parts=opened.parts, started=self._clock(), lost=sink.lost)
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
@@ -240,11 +221,12 @@ class ChatService:
         except Exception:  # noqa: BLE001
             log.exception("budget alert check failed")
 
-    async def _stream(self, request: ChatRequest, sink: ReplySink, opened: OpenCall, started: Callable[[], None],
-                      stop: StopSwitch | None = None, *, web_search: bool = False) -> _Call:
+    async def _stream(self, request: ChatRequest, sink: GuardedSink, opened: OpenCall, started: Callable[[], None],
+                      stop: StopSwitch | None = None, *, web_search: bool = False) -> StreamedCall:
         """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
-        text, since the next turn's prompt must repeat it byte for byte."""
-        call = _Call(parts=opened.parts, started=self._clock())
+        text, since the next turn's prompt must repeat it byte for byte. Once the platform refuses the
+        answer for good (`sink.lost`), the model's stream is closed at once: nobody would read the rest."""
+        call = StreamedCall(parts=opened.parts, started=self._clock())
         redactor = StreamRedactor()
         searching = Step("web", "Searching the web") if web_search else None
         if searching is not None:
@@ -252,44 +234,54 @@ class ChatService:
         events = self.llm.stream(request)
         if stop is not None:
             events = until_stopped(events, stop, on_cut=call.stopped_by)
-        opened.sent = True
+        opened.sent = call.sent = True
         try:
-            async for event in events:
-                started()
-                match event:
-                    case ContentDelta(text):
-                        self._first_token(call)
-                        call.parts.append(text)
+            # aclosing: a break closes the model's stream now (its connection), not when it is collected.
+            async with contextlib.aclosing(events):  # type: ignore[type-var]
+                async for event in events:
+                    started()
+                    self._take(event, call)
+                    if isinstance(event, ContentDelta):
                         if searching is not None:
                             # Seed searches before it writes: the first text means the search is over.
                             await sink.step(Step(searching.id, searching.title, "complete"))
                             searching = None
-                        if shown := redactor.feed(text):
+                        if shown := redactor.feed(event.text):
                             await sink.append(shown)
-                    case ReasoningDelta(text):
-                        call.reasoning.append(text)
-                        self._first_token(call)
-                    case UsageReport(usage):
-                        call.usage = usage
-                    case UsageRejected(reason):
-                        call.usage, call.usage_problem = None, f"usage invalid: {reason}"
-                    case Finish(reason):
-                        call.finish = reason
+                    if sink.lost is not None:
+                        break
         except SeedError as exc:
             call.error = exc
         if searching is not None:
             await sink.step(Step(searching.id, searching.title, "error" if call.error else "complete"))
-        if rest := redactor.flush():
+        if (rest := redactor.flush()) and sink.lost is None:
             await sink.append(rest)
+        call.lost = sink.lost
         return call
 
-    def _first_token(self, call: _Call) -> None:
+    def _take(self, event: object, call: StreamedCall) -> None:
+        """Note one stream event in `call`."""
+        match event:
+            case ContentDelta(text):
+                self._first_token(call)
+                call.parts.append(text)
+            case ReasoningDelta(text):
+                call.reasoning.append(text)
+                self._first_token(call)
+            case UsageReport(usage):
+                call.usage = usage
+            case UsageRejected(reason):
+                call.usage, call.usage_problem = None, f"usage invalid: {reason}"
+            case Finish(reason):
+                call.finish = reason
+
+    def _first_token(self, call: StreamedCall) -> None:
         if call.first_token is None:
             call.first_token = self._clock()
             self.metrics.first_token.observe(call.first_token - call.started)
 
-    async def _settle(self, claimed: Claimed, grant: Grant, call: _Call, sink: ReplySink, *, notes: list[str],
-                      floor_pk: int, prompt_estimate: int, reserved_prompt: int, web_search: bool,
+    async def _settle(self, claimed: Claimed, grant: Grant, call: StreamedCall, sink: GuardedSink, *,
+                      notes: list[str], floor_pk: int, prompt_estimate: int, reserved_prompt: int, web_search: bool,
                       secrets_masked: int = 0) -> tuple[Answer, Remaining]:
         streamed = call.first_token is not None
         usage = call.usage or Usage()
@@ -298,16 +290,16 @@ class ChatService:
                                          produced_text=call.text + "".join(call.reasoning),
                                          reserved_nanos=grant.amount_nanos, usage=call.usage, web_search=web_search)
         else:
-            # The provider bills no call that failed before answering: the reservation is released.
+            # The provider bills no call never sent, nor one that failed before answering: released.
             charge = call_charge(self.prices, call.usage, reserved_nanos=grant.amount_nanos,
-                                 request_sent=call.error is None or streamed)
+                                 request_sent=call.sent and (call.error is None or streamed))
         cost = charge.cost_nanos
         if call.stopper is not None:
             status = "stopped"
             notes.append(f"stopped by @{call.stopper.name}")
             if charge.note:
                 notes.append(charge.note)
-        elif call.error is not None and not streamed:
+        elif call.lost is not None or (call.error is not None and not streamed):
             status = "failed"
         else:
             status = "ok"
@@ -316,7 +308,7 @@ class ChatService:
                             call.usage_problem)
             if call.error is not None:
                 status = "cut"
-                notes.append("the answer was cut off: " + _cut_reason(call.error))
+                notes.append("the answer was cut off: " + cut_reason(call.error))
             elif call.finish == "content_filter":
                 status = "filtered"
                 notes.append("stopped by the model's content filter")
@@ -329,7 +321,7 @@ class ChatService:
         answer_text = call.text if call.text.strip() else ""
         # Counted before the transaction: the SQLite writer thread serves every answer in turn.
         answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
-        error_text = f"{type(call.error).__name__}: {call.error}" if call.error else None
+        error_text = call.failure
         if charge.basis is Basis.RESERVED and error_text is None:
             error_text = call.usage_problem
         now = self._clock()
@@ -351,18 +343,27 @@ class ChatService:
             duration_ms=_ms(now - call.started),
         ), also=record)
         self._count(usage, cost, claimed.channel.platform)
-        if not answer_text:
+        if not answer_text or call.lost is not None:
             reason = f"Stopped by @{call.stopper.name} before any answer was written." if call.stopper \
-                else _failure_sentence(call)
-            await sink.fail(reason)
-            failed = Answer(status if status != "ok" else "empty_answer", usage=usage, cost_nanos=cost, reason=reason)
+                else failure_sentence(call)
+            await sink.fail(reason)  # a lost sink only closes: it posts nothing where it was refused
+            failed = Answer(status if status != "ok" else "empty_answer", answer_text, usage, cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                         budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
                         usage_known=charge.basis is not Basis.RESERVED,
                         secrets_masked=secrets_masked)
         await sink.finish(footer)
+        if sink.lost is not None:  # the platform refused the last post (a short answer's only one, the final edit)
+            await self._restate(claimed, grant, "; ".join(filter(None, [described(sink.lost), error_text])))
+            return Answer("failed", answer_text, usage, cost, reason=NOT_POSTED), remaining
         return Answer(status, answer_text, usage, cost), remaining
+
+    async def _restate(self, claimed: Claimed, grant: Grant, error: str) -> None:
+        """Mark a settled answer failed after all: its ledger row (the money stays as booked, the cost rule
+        having priced it already) and the turn's messages, in one transaction."""
+        await self.budget.restate(grant, status="failed", error=error,
+                                  also=lambda connection: ConversationStore.restate_turn(connection, claimed, "failed"))
 
     def _count(self, usage: Usage, cost: int, platform: str) -> None:
         self.metrics.cost.labels(platform).inc(cost)
@@ -380,18 +381,3 @@ async def _estimate(count: Callable[[], int], chars: int) -> int:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
-
-
-def _cut_reason(error: SeedError) -> str:
-    if isinstance(error, SeedStreamBroken):
-        return "the connection to the model broke."
-    return error.user_message.rstrip(".").lower() + "."
-
-
-def _failure_sentence(call: _Call) -> str:
-    if call.error is not None:
-        return call.error.user_message
-    if call.finish == "content_filter":
-        return SeedContentFiltered.user_message
-    return "The model returned an empty answer; please rephrase and try again."
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import channel_scope
@@ -155,6 +155,14 @@ class ConversationStore:
         if prompt_actual:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
         connection.execute(_TOUCH_THREAD, values)
+
+    @staticmethod
+    def restate_turn(connection: Connection, claimed: Claimed, status: str) -> None:
+        """Give a recorded turn (the user message and the answer to it) another final `status`, inside the
+        caller's transaction: an answer the platform refused after it was recorded."""
+        connection.execute(update(Message).where(or_(Message.id == claimed.message_pk,
+                                                     Message.reply_to_pk == claimed.message_pk))
+                           .values(status=status))
 
     async def save_answer(self, claimed: Claimed, answer: str, answer_tokens: int, status: str) -> None:
         """Persist an answer that was settled elsewhere (reviews settle one reservation per call)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,10 @@ from sqlalchemy import select
 from adapters.core import Core
 from bot.budget.outcomes import Grant
 from bot.budget.scopes import channel_scope
+from bot.chat.streamed import NOT_POSTED
+from bot.domain import Footer
 from bot.llm import SeedContentFiltered, SeedContextTooLong, SeedQuotaExhausted, SeedUnavailable
+from bot.ports import SinkBroken
 from bot.storage.tables import BudgetCounter, Message, Reservation, UsageEntry, utcnow
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
@@ -160,3 +165,79 @@ async def test_a_failing_platform_never_costs_the_books(core_for, sqlite_url: st
     counter = await channel_counter(core)
     assert counter.reserved_nanos == 0 and counter.spent_nanos == row.cost_nanos
     assert ("assistant", "ok", "one\ntwo\nthree four five six") in await stored_messages(core)
+
+
+REFUSAL = "Discord refused sending the answer in channel 7: 403 Missing Permissions (error code 50013)"
+
+
+@dataclass
+class RefusingSink(RecordingSink):
+    """A platform that refuses the answer for good (bot.ports.SinkBroken) at `refuse_at`: "start", "append"
+    (from the second one on) or "finish"."""
+
+    refuse_at: str = "start"
+
+    async def start(self) -> None:
+        await super().start()
+        if self.refuse_at == "start":
+            raise SinkBroken(REFUSAL)
+
+    async def append(self, delta: str) -> None:
+        if self.refuse_at == "append" and self.deltas:
+            raise SinkBroken(REFUSAL)
+        await super().append(delta)
+
+    async def finish(self, footer: Footer) -> None:
+        await super().finish(footer)
+        if self.refuse_at == "finish":
+            raise SinkBroken(REFUSAL)
+
+
+async def test_a_platform_refusing_the_answer_before_the_call_costs_no_call(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    sink = RefusingSink(refuse_at="start")
+    answer = await core.service.handle(incoming("Explain"), sink)
+    assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
+    assert fake_seed.requests == [] and sink.failure == NOT_POSTED  # fail() only closes such a sink
+    row = await only_ledger_row(core)
+    assert row.status == "failed" and row.cost_nanos == 0 and row.error == f"SinkBroken: {REFUSAL}"
+    counter = await channel_counter(core)
+    assert counter.reserved_nanos == 0 and counter.spent_nanos == 0
+    assert await stored_messages(core) == [("user", "failed", "Explain")]
+
+
+async def test_a_platform_refusing_the_answer_mid_stream_stops_the_call_at_once(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(sqlite_url)
+    fake_seed.script(Reply(content="word " * 400, chunk_chars=10, chunk_delay=0.01))
+    sink = RefusingSink(refuse_at="append")
+    answer = await core.service.handle(incoming("Explain"), sink)
+    assert answer is not None and answer.status == "failed"
+    for _ in range(500):  # the fake notices the closed connection at its next write
+        if fake_seed.requests[0].client_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert fake_seed.requests[0].client_closed
+    assert len(sink.deltas) == 1 and len(answer.text) < 2000  # stopped at the append that was refused
+    row = await only_ledger_row(core)
+    # Sent, no usage: the cost rule charges the reservation.
+    assert row.status == "failed" and not row.usage_known and row.cost_nanos == row.reserved_nanos > 0
+    assert row.error == f"SinkBroken: {REFUSAL}"
+    assert [(role, status) for role, status, _ in await stored_messages(core)] == [
+        ("user", "failed"), ("assistant", "failed")]
+
+
+async def test_a_platform_refusing_the_last_post_restates_the_settled_answer(
+        core_for, database_url: str, fake_seed: FakeSeed) -> None:
+    core = await core_for(database_url)
+    fake_seed.script(Reply(content="Short."))
+    sink = RefusingSink(refuse_at="finish")
+    answer = await core.service.handle(incoming("Explain"), sink)
+    assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
+    row = await only_ledger_row(core)
+    assert row.status == "failed" and row.usage_known and row.error == f"SinkBroken: {REFUSAL}"
+    assert row.cost_nanos == core.prices.cost_nanos(answer.usage) > 0  # the call completed: its exact price
+    counter = await channel_counter(core)
+    assert counter.reserved_nanos == 0 and counter.spent_nanos == row.cost_nanos
+    assert await stored_messages(core) == [("user", "failed", "Explain"), ("assistant", "failed", "Short.")]

@@ -1,0 +1,68 @@
+"""One streamed model call as ChatService sees it, and the sentences that say how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.chat.controls import Stopper
+from bot.domain import Usage
+from bot.llm import SeedContentFiltered, SeedError, SeedStreamBroken
+from bot.ports import SinkBroken
+
+# Said to a sink that can no longer show anything (it only closes), and kept as the Answer's reason.
+NOT_POSTED = "The answer could not be posted here, so it was stopped."
+
+
+@dataclass(slots=True)
+class StreamedCall:
+    """The state of one streamed model call. `sent`: the request went to the provider (the cost rule
+    charges nothing for one that did not); `lost`: the platform refused the answer for good, so the
+    call was not made or was cut there (bot.ports.SinkBroken)."""
+
+    parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    stopper: Stopper | None = None
+    usage: Usage | None = None
+    usage_problem: str = "no usage reported"
+    finish: str = ""
+    error: SeedError | None = None
+    lost: SinkBroken | None = None
+    sent: bool = False
+    started: float = 0.0
+    first_token: float | None = None
+
+    def stopped_by(self, stopper: Stopper) -> None:
+        self.stopper = stopper
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def failure(self) -> str | None:
+        """What went wrong, for the ledger's `error` ("SeedStreamBroken: …", "SinkBroken: …"), or None."""
+        problem = self.lost or self.error
+        return described(problem) if problem is not None else None
+
+
+def described(problem: Exception) -> str:
+    """An exception as the ledger's `error` column keeps it: its class name, then its message."""
+    return f"{type(problem).__name__}: {problem}"
+
+
+def cut_reason(error: SeedError) -> str:
+    """The footer's words for an answer the model's stream cut short."""
+    if isinstance(error, SeedStreamBroken):
+        return "the connection to the model broke."
+    return error.user_message.rstrip(".").lower() + "."
+
+
+def failure_sentence(call: StreamedCall) -> str:
+    """What the user reads when a call produced no answer text, or what could not be posted."""
+    if call.lost is not None:
+        return NOT_POSTED
+    if call.error is not None:
+        return call.error.user_message
+    if call.finish == "content_filter":
+        return SeedContentFiltered.user_message
+    return "The model returned an empty answer; please rephrase and try again."
