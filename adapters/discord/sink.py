@@ -10,11 +10,18 @@ The last message gets the footer (`-# 1,234 tokens · $0.0012`) on its own line:
 room for it, so it never stands alone.
 
 Until the first text arrives, the typing indicator is on (re-sent every 8 s; sending a message
-ends it). If an edit fails (the message was deleted, or Discord keeps refusing), the rest of the
-answer goes out as new messages, from where the failed message's text ended. No Discord error ever
-escapes to the core: a sink that cannot post logs why and stops.
+ends it). If an edit fails for a while (Discord keeps answering 429 or 5xx past discord.py's retries),
+the message loses its Stop button and the rest of the answer goes out as new messages, from where the
+failed message's text ended.
 
-All Discord calls run in one pump task per answer, so `append` never waits for Discord.
+Discord refusing for good (403 Forbidden: Missing Access, Missing Permissions; 404 Not Found: Unknown
+Channel, the message deleted by a moderator) ends the answer where it stands: nothing more is posted
+there, not even a sentence saying so, the log says it once (channel id and Discord's error code), and
+`start`, `append` and `finish` raise bot.ports.SinkBroken, so the core stops asking the model and ends
+the message failed. Any other Discord error stays here: a sink that cannot post logs why and stops.
+
+`start` waits for the thread of a mention to open, so a channel refused for good costs no model call;
+after that all Discord calls run in one pump task per answer, so `append` never waits for Discord.
 
 With an `answer_key`, the message being edited carries a Stop button and the finished answer's last
 message the feedback buttons (adapters.discord.controls); they ride in the sends and edits above.
@@ -35,10 +42,10 @@ from discord.utils import MISSING
 from adapters.common.footer import DISCORD_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
-from adapters.discord.transport import Posted, Target
+from adapters.discord.transport import Posted, Target, forbidden_or_not_found
 from bot.chat.markdown import open_fence
 from bot.domain import Footer
-from bot.ports import Step
+from bot.ports import SinkBroken, Step
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,9 @@ class DiscordSink:
         self._final = False
         self._aborted = False
         self._closed = False
-        self._broken = False
+        self._broken = False  # nothing more can be sent: the pump ends
+        self._lost: SinkBroken | None = None  # ... because Discord refused the answer for good
+        self._opened = False
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -91,6 +100,10 @@ class DiscordSink:
     # -- ReplySink ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the target (a mention's thread) and start the pump. Raises SinkBroken if Discord refused
+        the channel for good, before the core asks the model."""
+        await self._open()
+        self._raise_if_lost()
         self._ensure_pump()
 
     async def status(self, text: str) -> None:
@@ -100,6 +113,8 @@ class DiscordSink:
         return None  # Discord has no task list; the typing indicator covers it, with no API call
 
     async def append(self, delta: str) -> None:
+        """Queue `delta` for the pump. Raises SinkBroken once Discord refused the answer for good."""
+        self._raise_if_lost()
         if self._closed or not delta:
             return
         self._parts.append(delta)
@@ -115,6 +130,7 @@ class DiscordSink:
         self._closing.set()
         self._wake.set()
         await self._wait_for(self._ensure_pump())
+        self._raise_if_lost()  # the last edit (or a short answer's only message) was refused
 
     async def fail(self, reason: str) -> None:
         if self._closed:
@@ -128,6 +144,8 @@ class DiscordSink:
         if self._pump is not None:
             await self._wait_for(self._pump)
         await self._open()
+        if self._lost is not None:  # Discord would refuse the sentence too; the log already says why
+            return
         for content in split_markdown(reason or FALLBACK_REASON, self._limit):
             self._current = None
             if not await self._show(content, len(content), 0):  # always a new message: never edited
@@ -179,9 +197,15 @@ class DiscordSink:
             self._stop_typing()
 
     async def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
         try:
             await self._target.open()
         except SEND_ERRORS as exc:  # Discord refused or could not be reached: expected, no traceback
+            if forbidden_or_not_found(exc):
+                self._lose("opening the answer's thread", exc)
+                return
             log.warning("preparing the Discord target failed (%s: %s); posting where it can",
                         type(exc).__name__, exc)
         except Exception:  # noqa: BLE001 - the target falls back to where it can post
@@ -260,7 +284,10 @@ class DiscordSink:
             try:
                 posted = await self._target.send(content, view=buttons or None)
             except SEND_ERRORS as exc:
-                log.warning("sending an answer message failed: %s", exc)
+                if forbidden_or_not_found(exc):
+                    self._lose("sending the answer", exc)
+                else:
+                    log.warning("sending an answer message failed: %s", exc)
                 self._broken = True
                 return False
             self._current = _Live(posted, content, shown, sent_at)
@@ -272,13 +299,40 @@ class DiscordSink:
         try:
             await current.posted.edit(content, view=buttons)
         except SEND_ERRORS as exc:
+            if forbidden_or_not_found(exc):  # deleted by a moderator, or the bot may no longer post here
+                self._lose(f"editing message {current.posted.id}", exc)
+                return False
             log.info("editing message %s failed (%s); the rest of the answer goes to new messages",
                      current.posted.id, exc)
+            await self._remove_stop(current.posted)
             self._continue_after(index, current.shown)
             return False
         current.content, current.shown, current.touched = content, shown, sent_at
         self.edits += 1
         return True
+
+    async def _remove_stop(self, posted: Posted) -> None:
+        """A message left behind keeps the Stop button its failed edit was to replace: remove it with one
+        PATCH of only `components: []` (smaller than the edit that failed), tried once."""
+        if not self._answer_key:
+            return
+        try:
+            await posted.remove_components()
+        except SEND_ERRORS as exc:
+            log.info("removing the buttons of message %s failed too (%s)", posted.id, exc)
+
+    def _lose(self, doing: str, exc: discord.HTTPException) -> None:
+        """Discord refused the answer for good: the pump ends, nothing more is posted, the next call of the
+        core raises SinkBroken, and the log says it here, once."""
+        self._broken = True
+        if self._lost is None:
+            self._lost = SinkBroken(f"Discord refused {doing} in channel {self._target.channel_id}: "
+                                    f"{exc.status} {exc.text[:200] or 'no message'} (error code {exc.code})")
+            log.warning("%s; the rest of the answer is dropped", self._lost)
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise self._lost
 
     def _continue_after(self, index: int, shown: int) -> None:
         """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest

@@ -7,7 +7,7 @@ Model text never pings anyone: every send and edit carries AllowedMentions.none(
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import discord
 from discord.utils import MISSING
@@ -15,8 +15,22 @@ from discord.utils import MISSING
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+# Discord's JSON error codes: https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes
 THREAD_EXISTS = 160004  # "A thread has already been created for this message"
+UNKNOWN_CHANNEL = 10003
+MISSING_ACCESS = 50001
+# Refusals of the channel itself, not only of a thread in it: answering in the channel instead would fail too.
+CHANNEL_REFUSED = frozenset({UNKNOWN_CHANNEL, MISSING_ACCESS})
 ARCHIVE_MINUTES = 1440
+
+
+def forbidden_or_not_found(exc: BaseException) -> TypeGuard[discord.HTTPException]:
+    """Whether Discord refused a call for good: HTTP 403 FORBIDDEN (Missing Access 50001, Missing Permissions
+    50013, ...) or 404 NOT FOUND (Unknown Channel 10003, Unknown Message 10008, Unknown Webhook 10015, ...), as
+    https://discord.com/developers/docs/topics/opcodes-and-status-codes#http-http-response-codes lists them.
+    Not 429 or 5xx: discord.py waits and retries those itself, and one that outlasts its retries says nothing
+    about the channel."""
+    return isinstance(exc, discord.Forbidden | discord.NotFound)
 
 
 class Posted(Protocol):
@@ -27,12 +41,20 @@ class Posted(Protocol):
     async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
         """Replace the text; a `view` replaces the buttons (None removes them, MISSING keeps them)."""
 
+    async def remove_components(self) -> None:
+        """Remove the message's buttons and nothing else: one PATCH with `components: []`."""
+
 
 class Target(Protocol):
     wants_typing: bool
 
+    @property
+    def channel_id(self) -> int:
+        """The channel (or thread) the answer is posted in, for the log."""
+
     async def open(self) -> None:
-        """Get ready to send (open a thread); idempotent, never raises."""
+        """Get ready to send (open a thread); idempotent. Raises discord.HTTPException only when Discord
+        refuses the channel itself (CHANNEL_REFUSED): nowhere in it could take the answer."""
 
     async def typing(self) -> None: ...
 
@@ -49,6 +71,9 @@ class _Message:
     async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
         await self._message.edit(content=content, allowed_mentions=NO_PINGS, view=view)
 
+    async def remove_components(self) -> None:
+        await self._message.edit(view=None)
+
 
 class ChannelTarget:
     """A channel, thread or DM; optionally every message a reply to `reply_to`."""
@@ -58,6 +83,10 @@ class ChannelTarget:
     def __init__(self, channel: discord.abc.Messageable, *, reply_to: discord.Message | None = None) -> None:
         self.channel = channel
         self.reply_to = reply_to
+
+    @property
+    def channel_id(self) -> int:
+        return self.channel.id
 
     async def open(self) -> None:
         return None
@@ -75,7 +104,8 @@ class ChannelTarget:
 class NewThreadTarget(ChannelTarget):
     """A thread to open from the user's message on first use (so a replayed duplicate opens none).
     If Discord will not open it (no permission, a channel type without threads), the answer goes to
-    the channel as a reply instead; the conversation key is the same either way (the message id)."""
+    the channel as a reply instead; the conversation key is the same either way (the message id).
+    If Discord refuses the channel itself (Missing Access, Unknown Channel), `open` raises that error."""
 
     def __init__(self, message: discord.Message, name: str, client: discord.Client) -> None:
         super().__init__(message.channel)
@@ -92,10 +122,14 @@ class NewThreadTarget(ChannelTarget):
             self.channel = await self._message.create_thread(name=self._name, auto_archive_duration=ARCHIVE_MINUTES)
             return
         except discord.HTTPException as exc:
+            if exc.code in CHANNEL_REFUSED:
+                raise
             if exc.code == THREAD_EXISTS and await self._existing_thread():
                 return
-            log.warning("could not open a thread from message %s (%s); answering in the channel",
-                        self._message.id, exc)
+            # Info, not a warning: replies in the channel are the designed fallback, and if the channel
+            # refuses those too, the sink says so once.
+            log.info("could not open a thread from message %s (%s); answering in the channel",
+                     self._message.id, exc)
         self.reply_to = self._message
 
     async def _existing_thread(self) -> bool:
@@ -121,6 +155,10 @@ class InteractionTarget:
     def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
         self._first = True
+
+    @property
+    def channel_id(self) -> int:
+        return self._interaction.channel_id or 0
 
     async def open(self) -> None:
         return None

@@ -173,22 +173,6 @@ async def test_a_replayed_message_after_resume_is_answered_once(
     assert duplicates == 1  # the replay reached the core, which recognised it
 
 
-async def test_a_deleted_answer_message_makes_the_rest_arrive_as_new_messages(
-        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
-    answer = prose(200, seed=5)
-    fake_seed.script(Reply(content=answer, chunk_chars=20, chunk_delay=0.03))
-    dm = fake.open_dm(fake.alice)
-    await fake.dispatch_message_create(dm, fake.alice, "stream please")
-    await fake.wait_until(lambda: bool(bot.bot_messages(dm)))
-    first = bot.bot_messages(dm)[0]
-    del fake.world.messages[int(first["id"])]  # a moderator deleted it mid-stream
-    rest = await bot.answer_in(dm)
-    assert len(rest) == 1 and rest[0]["id"] != first["id"]
-    tail, _ = split_footer(rest[0]["content"])
-    assert answer.endswith(tail) and len(tail) < len(answer)
-    assert any(c.status == 404 for c in fake.records.calls_to("PATCH", "/channels/"))
-
-
 @pytest.mark.usefixtures("discord_urls_restored")  # it starts its own fake Discord, not `fake`
 async def test_missing_message_content_intent_is_one_clear_config_error(
         settings_for: Callable[..., Settings], tmp_path: Path) -> None:

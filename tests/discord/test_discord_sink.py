@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import discord
+import pytest
+from discord.utils import MISSING
 
 from adapters.common.footer import DISCORD_FOOTER, render_footer
 from adapters.discord.sink import DiscordSink
-from adapters.discord.transport import THREAD_EXISTS, NewThreadTarget
+from adapters.discord.transport import MISSING_ACCESS, THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage
+from bot.ports import SinkBroken
 
 FOOTER = Footer(usage=Usage(prompt_tokens=1000, completion_tokens=234), cost_nanos=1_200_000)
 
@@ -32,22 +35,34 @@ class Memo:
     id: int
     target: MemoryTarget
     content: str = ""
+    view: object = None
 
-    async def edit(self, content: str, *, view: object = None) -> None:
+    async def edit(self, content: str, *, view: object = MISSING) -> None:
         self.target.calls.append(("edit", self.id, content, time.monotonic()))
         await asyncio.sleep(self.target.edit_seconds)
         if self.id in self.target.gone:
             raise not_found()
+        if self.id in self.target.failing:
+            raise http_error(503, 0)  # what discord.py raises once its own retries of a 5xx are spent
         assert len(content) <= 2000
         self.content = content
+        if view is not MISSING:
+            self.view = view
+
+    async def remove_components(self) -> None:
+        self.target.calls.append(("remove_components", self.id, "", time.monotonic()))
+        self.view = None
 
 
 @dataclass
 class MemoryTarget:
     wants_typing: bool = True
+    channel_id: int = 7
     messages: list[Memo] = field(default_factory=list)
     calls: list[tuple[str, int, str, float]] = field(default_factory=list)
     gone: set[int] = field(default_factory=set)
+    failing: set[int] = field(default_factory=set)
+    refusal: discord.HTTPException | None = None  # what every send (and open) raises, if set
     typing_calls: int = 0
     opened: int = 0
     edit_seconds: float = 0.0  # how long Discord takes to answer an edit
@@ -60,7 +75,10 @@ class MemoryTarget:
 
     async def send(self, content: str, *, view: object = None) -> Memo:
         assert 0 < len(content) <= 2000 and content.strip()
-        memo = Memo(len(self.messages) + 1, self, content)
+        if self.refusal is not None:
+            self.calls.append(("refused", 0, content, time.monotonic()))
+            raise self.refusal
+        memo = Memo(len(self.messages) + 1, self, content, view)
         self.messages.append(memo)
         self.calls.append(("send", memo.id, content, time.monotonic()))
         return memo
@@ -125,16 +143,60 @@ async def test_long_answer_continues_in_new_messages_each_within_the_limit() -> 
         assert last_touch <= target.touches(memo.id + 1)[0]
 
 
-async def test_a_deleted_message_makes_the_rest_go_to_new_messages() -> None:
+async def test_a_deleted_message_ends_the_answer_and_the_core_hears_it() -> None:
     target = MemoryTarget()
-    sink = DiscordSink(target, interval=0.02)
+    sink = DiscordSink(target, interval=0.02, answer_key="k")
     await sink.append("first part of the answer ")
     await target_has(target, 1)
-    target.gone.add(1)  # someone deleted it
+    target.gone.add(1)  # a moderator deleted it
+    await sink.append("second part ")
+    with pytest.raises(SinkBroken, match=r"editing message 1 in channel 7: 404 Unknown Message \(error code 10008\)"):
+        for _ in range(200):  # until the pump's next edit has met the 404
+            await sink.append("more ")
+            await asyncio.sleep(0.005)
+    await sink.fail("This sentence is never posted.")
+    assert len(target.messages) == 1 and [kind for kind, *_ in target.calls].count("send") == 1
+
+
+async def test_an_edit_discord_keeps_failing_loses_its_stop_button_and_the_rest_moves_on() -> None:
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.02, answer_key="k")
+    await sink.append("first part of the answer ")
+    await target_has(target, 1)
+    assert isinstance(target.messages[0].view, discord.ui.View)  # the Stop button
+    target.failing.add(1)
     await sink.append("second part")
     await sink.finish(FOOTER)
-    assert len(target.messages) == 2
-    assert target.messages[1].content == "second part\n" + footer_line(FOOTER)
+    first, second = target.messages
+    assert first.view is None and ("remove_components", 1) in [(kind, mid) for kind, mid, *_ in target.calls]
+    assert second.content == "second part\n" + footer_line(FOOTER) and isinstance(second.view, discord.ui.View)
+
+
+async def test_a_channel_refusing_the_first_message_raises_and_posts_nothing_more() -> None:
+    target = MemoryTarget(refusal=http_error(403, 50013))
+    sink = DiscordSink(target, interval=0.02)
+    await sink.start()
+    await sink.append("an answer nobody will see ")
+    with pytest.raises(SinkBroken, match="sending the answer in channel 7: 403"):
+        for _ in range(200):
+            await sink.append("more ")
+            await asyncio.sleep(0.005)
+    await sink.fail("Not posted either.")
+    assert [kind for kind, *_ in target.calls] == ["refused"]  # one try, no sentence after it
+
+
+async def test_start_raises_when_the_thread_cannot_be_opened_in_a_channel_refused_for_good() -> None:
+    target = MemoryTarget()
+
+    async def refused() -> None:
+        raise http_error(403, MISSING_ACCESS)
+
+    target.open = refused  # type: ignore[method-assign]
+    sink = DiscordSink(target, interval=0.02)
+    with pytest.raises(SinkBroken, match=r"opening the answer's thread in channel 7: 403 x \(error code 50001\)"):
+        await sink.start()
+    await sink.fail("Not posted.")
+    assert target.calls == [] and target.typing_calls == 0
 
 
 async def test_fail_sends_the_reason_even_without_start() -> None:
@@ -169,8 +231,11 @@ async def target_has(target: MemoryTarget, count: int) -> None:
 
 
 def http_error(status: int, code: int) -> discord.HTTPException:
-    return discord.HTTPException(SimpleNamespace(status=status, reason="x"),  # type: ignore[arg-type]
-                                 {"code": code, "message": "x"})
+    """The exception discord.py raises for an HTTP `status` with Discord's JSON error `code`."""
+    kind = {403: discord.Forbidden, 404: discord.NotFound}.get(status, discord.HTTPException)
+    if status >= 500:
+        kind = discord.DiscordServerError
+    return kind(SimpleNamespace(status=status, reason="x"), {"code": code, "message": "x"})  # type: ignore[arg-type]
 
 
 class StubMessage:
@@ -201,3 +266,7 @@ async def test_new_thread_target_opens_once_and_falls_back_sensibly() -> None:
     refused = NewThreadTarget(message, "q", client=None)  # type: ignore[arg-type]
     await refused.open()
     assert refused.channel == "parent channel" and refused.reply_to is message  # answer as a reply instead
+
+    hidden = NewThreadTarget(StubMessage(http_error(403, MISSING_ACCESS)), "q", client=None)  # type: ignore[arg-type]
+    with pytest.raises(discord.Forbidden):  # the channel itself is refused: no reply there either
+        await hidden.open()

@@ -279,6 +279,21 @@ async def test_rate_limited_edit_is_retried(fake: FakeDiscord, client: Recording
     assert stored is not None and stored["content"] == "edited after a 429"
 
 
+async def test_refused_calls_get_discords_json_errors(fake: FakeDiscord, client: RecordingClient) -> None:
+    channel = client.get_channel(fake.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    fake.refuse_posts(fake.channel)
+    with pytest.raises(discord.Forbidden) as refused:
+        await channel.send("hello")
+    assert (refused.value.status, refused.value.code, refused.value.text) == (403, 50013, "Missing Permissions")
+    assert (await client.fetch_channel(fake.channel.id)).id == fake.channel.id  # reading is not posting
+    fake.inject_error("GET", f"/channels/{fake.channel.id}", status=404, code=10003, message="Unknown Channel", times=1)
+    with pytest.raises(discord.NotFound):
+        await client.fetch_channel(fake.channel.id)
+    await client.fetch_channel(fake.channel.id)  # `times` ran out
+    assert fake.messages_in(fake.channel) == []
+
+
 async def test_synced_app_command_gets_an_ephemeral_answer(fake: FakeDiscord) -> None:
     client = RecordingClient()
     tree = app_commands.CommandTree(client)

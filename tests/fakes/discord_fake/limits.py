@@ -12,16 +12,33 @@ from aiohttp import web
 
 
 @dataclass
-class Injection:
+class CallPattern:
+    """API calls a test singles out: by method (None: any) and path prefix below /api/v10, for the next
+    `remaining` of them (None: every one)."""
+
     method: str | None
     path_prefix: str
-    remaining: int
+    remaining: int | None
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this call is singled out (and some of the `remaining` are left)."""
+        left = self.remaining is None or self.remaining > 0
+        return left and self.method in (None, method) and path.startswith(self.path_prefix)
+
+    def take(self, method: str, path: str) -> bool:
+        """Whether this call matches; one fewer remain if it does."""
+        if not self.matches(method, path):
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True
+
+
+@dataclass
+class Injection(CallPattern):
     retry_after: float
     is_global: bool
     scope: str
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.remaining > 0 and self.method in (None, method) and path.startswith(self.path_prefix)
 
 
 @dataclass
@@ -60,8 +77,7 @@ class RateLimits:
         """Returns a 429 response if this request is limited, else counts it and returns None."""
         bucket = bucket_hash(route_key)
         for injection in self._injections:
-            if injection.matches(method, path):
-                injection.remaining -= 1
+            if injection.take(method, path):
                 return self._too_many(bucket, injection.retry_after, injection.is_global, injection.scope)
         window = self._current(f"{bucket}:{major}")
         if window.used >= self.limit:

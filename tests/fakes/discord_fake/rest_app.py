@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .backend import Backend
 from .model import JSON
-from .rest_common import UNKNOWN_USER, ApiError, form_error, json_response, read_json, unknown
+from .rest_common import MISSING_ACCESS, UNKNOWN_USER, forbidden, form_error, json_response, read_json, unknown
 from .routing import Routes
 
 
@@ -101,12 +101,12 @@ class AppRoutes:
 
     def _command_scope(self, request: web.Request) -> int | None:
         if request.match_info["application_id"] != str(self.b.world.application_id):
-            raise ApiError(403, 50001, "Missing Access")
+            raise forbidden(MISSING_ACCESS)
         guild_id = request.match_info.get("guild_id")
         if guild_id is None:
             return None
         if not guild_id.isdigit() or int(guild_id) not in self.b.world.guilds:
-            raise ApiError(403, 50001, "Missing Access")
+            raise forbidden(MISSING_ACCESS)
         return int(guild_id)
 
     async def file(self, request: web.Request) -> web.Response:

@@ -13,9 +13,11 @@ from .model import EPHEMERAL, HAS_THREAD, JSON, PRIVATE_THREAD
 from .opcodes import Intent
 from .records import TypingCall
 from .rest_common import (
+    MISSING_PERMISSIONS,
     UNKNOWN_USER,
     ApiError,
     edit_stored_message,
+    forbidden,
     form_error,
     json_response,
     message_body,
@@ -103,7 +105,7 @@ class ChannelRoutes:
         channel = self.b.channel(request.match_info["channel_id"])
         message = self.b.message(channel, request.match_info["message_id"])
         if int(message["author"]["id"]) != self.b.world.bot.id:
-            raise ApiError(403, 50013, "Missing Permissions")
+            raise forbidden(MISSING_PERMISSIONS)
         await self.b.delete(message, via="channel")
         return no_content()
 

@@ -49,6 +49,14 @@ UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 UNKNOWN_USER = 10013
 UNKNOWN_INTERACTION = 10062
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+FORBIDDEN_MESSAGES = {MISSING_ACCESS: "Missing Access", MISSING_PERMISSIONS: "Missing Permissions"}
+
+
+def forbidden(code: int) -> ApiError:
+    """Discord's 403 for `code` (MISSING_ACCESS or MISSING_PERMISSIONS), with its documented message."""
+    return ApiError(403, code, FORBIDDEN_MESSAGES[code])
 
 
 def form_error(path: list[str | int], code: str, message: str) -> ApiError:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .limits import RateLimits
 from .records import Records, RestCall
+from .refusals import Refusals
 from .rest_common import ApiError, json_response, unauthorized
 
 API_PREFIX = "/api/v10"
@@ -35,7 +36,7 @@ class Routes:
 
 
 def api_middleware(
-    token: str, limits: RateLimits, records: Records
+    token: str, limits: RateLimits, records: Records, refusals: Refusals
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -50,6 +51,8 @@ def api_middleware(
             if not path.startswith(TOKEN_IN_PATH) and request.headers.get("Authorization") != f"Bot {token}":
                 raise unauthorized()
             limited = limits.admit(request.method, path, route_key, major)
+            if limited is None:
+                refusals.check(request.method, path)  # a refused call still counts against its bucket
             response = limited if limited is not None else await handler(request)
         except ApiError as error:
             response = error.to_response()

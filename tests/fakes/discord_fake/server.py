@@ -19,8 +19,10 @@ from .messages import MessageBody
 from .model import JSON, Channel, Guild, User, World
 from .opcodes import Close, Intent, Op
 from .records import Records
+from .refusals import Refusals
 from .rest_app import AppRoutes
 from .rest_channels import ChannelRoutes
+from .rest_common import FORBIDDEN_MESSAGES, MISSING_PERMISSIONS, ApiError
 from .rest_interactions import InteractionRoutes
 from .routing import API_PREFIX, Routes, api_middleware
 
@@ -53,6 +55,7 @@ class FakeDiscord:
         self.guild = self.world.add_guild("Seed Test Guild", self.alice)
         self.channel = self.world.add_text_channel(self.guild, "general")
         self.limits = RateLimits(limit=bucket_limit, window=bucket_window)
+        self.refusals = Refusals()
         self.gateway = Gateway(
             self.world,
             self.records,
@@ -74,7 +77,7 @@ class FakeDiscord:
 
     async def start(self) -> Self:
         app = web.Application(
-            middlewares=[api_middleware(self.token, self.limits, self.records)],
+            middlewares=[api_middleware(self.token, self.limits, self.records, self.refusals)],
             client_max_size=64 * 1024 * 1024,
         )
         routes = Routes()
@@ -290,6 +293,28 @@ class FakeDiscord:
         self.limits.inject(
             method, path_prefix, times=times, retry_after=retry_after, is_global=global_, scope=scope
         )
+
+    def inject_error(
+        self,
+        method: str | None = None,
+        path_prefix: str = "/",
+        *,
+        status: int,
+        code: int,
+        message: str,
+        times: int | None = None,
+    ) -> None:
+        """The next `times` API calls (every one if None) matching method and path prefix (below /api/v10)
+        are answered `status` with Discord's JSON error body {"message": message, "code": code} instead of
+        being served (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json)."""
+        self.refusals.add(method, path_prefix, ApiError(status, code, message), times=times)
+
+    def refuse_posts(self, channel: Channel | int, *, code: int = MISSING_PERMISSIONS) -> None:
+        """The bot may not post in `channel` from now on: every POST under it (messages, threads from its
+        messages, typing) is answered 403 {"message": "Missing Permissions", "code": 50013}, or with
+        code=MISSING_ACCESS 403 {"message": "Missing Access", "code": 50001}, as Discord answers them."""
+        channel_id = channel.id if isinstance(channel, Channel) else channel
+        self.inject_error("POST", f"/channels/{channel_id}/", status=403, code=code, message=FORBIDDEN_MESSAGES[code])
 
     # -- observations ------------------------------------------------------------------------------
 
