@@ -234,8 +234,10 @@ class DiscordSink:
             if self._final:
                 await asyncio.sleep(delay)
                 return
+            # finish shortens the gap; asyncio.timeout, since wait_for would start a task every edit (Python 3.11)
             try:
-                await asyncio.wait_for(self._closing.wait(), delay)  # finish shortens the gap
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
             except TimeoutError:
                 return
 
