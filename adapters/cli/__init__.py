@@ -19,7 +19,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from adapters.cli.asking import answer_in_terminal, answer_json
-from adapters.cli.common import die, settings_from_env
+from adapters.cli.common import die, last_words, settings_from_env
 from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
 from adapters.terminal.sink import TerminalSink
@@ -372,13 +372,13 @@ def main() -> None:
     try:
         app()
     except DBAPIError as exc:
-        typer.echo(f"seedbot: the database (DATABASE_URL) failed: {_first_line(exc.orig or exc)}", err=True)
+        last_words(f"the database (DATABASE_URL) failed: {_first_line(exc.orig or exc)}")
         sys.exit(1)
     except OSError as exc:  # TimeoutError included
         if exc.errno == errno.EADDRINUSE:  # the HTTP server's port, not a service we failed to reach
-            typer.echo(f"seedbot: cannot listen: {_first_line(exc)} (set SEEDBOT_HTTP_PORT to a free port)", err=True)
+            last_words(f"cannot listen: {_first_line(exc)} (set SEEDBOT_HTTP_PORT to a free port)")
         else:
-            typer.echo(f"seedbot: cannot connect: {type(exc).__name__}: {_first_line(exc)}", err=True)
+            last_words(f"cannot connect: {type(exc).__name__}: {_first_line(exc)}")
         sys.exit(1)
 
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import NoReturn
 
 import typer
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.ops.logs import configure_logging
+from bot.ops.logs import configure_logging, writes_json
 
 
 def die(message: str, code: int = 1) -> NoReturn:
-    """End the command with `seedbot: message` on stderr and exit status `code` (2: a usage error)."""
-    typer.echo(f"seedbot: {message}", err=True)
+    """End the command with `last_words(message)` and exit status `code` (2: a usage error)."""
+    last_words(message)
     raise typer.Exit(code)
+
+
+def last_words(message: str) -> None:
+    """A command's fatal error: `seedbot: message` on stderr, or with SEEDBOT_LOG_FORMAT=json (once the
+    settings are loaded) a CRITICAL record, so that every line a log collector reads is JSON."""
+    if writes_json():
+        logging.getLogger("seedbot").critical(message)
+    else:
+        typer.echo(f"seedbot: {message}", err=True)
 
 
 def settings_from_env(*, quiet: bool = False) -> Settings:

@@ -83,6 +83,12 @@ def configure_logging(log_format: str, level: str) -> None:
         logging.getLogger(name).setLevel(max(floor, root_level))
 
 
+def writes_json() -> bool:
+    """Whether the root logger writes JSON lines (configure_logging("json", ...) ran), so that a command's last
+    words go out as one more JSON record rather than a plain line a log pipeline cannot parse."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
 class LibraryFloorFilter(logging.Filter):
     """Drops a record of a LIBRARY_LEVELS library (or of a logger below it) under that library's floor."""
 

@@ -44,7 +44,7 @@ async def test_ask_json_bills_the_long_tier(fake_seed: FakeSeed, tmp_path: Path)
 
 async def test_ask_streams_then_prints_tokens_and_cost(fake_seed: FakeSeed, tmp_path: Path) -> None:
     fake_seed.script(Reply(content="First line.\nSecond line.", prompt_tokens=100, completion_tokens=10))
-    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "--web", "--effort", "low", "--no-thinking", "Hi")
+    code, out, err = await run_cli(fake_seed, tmp_path, "ask", "--web", "--no-thinking", "Hi")
     assert code == 0, err
     assert out.startswith("First line.\nSecond line.\n")
     assert out.rstrip().endswith("110 tokens · $0.000064")

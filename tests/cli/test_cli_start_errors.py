@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -67,3 +68,13 @@ def test_a_taken_http_port_is_named_as_such_not_as_a_connection_failure(tmp_path
     last = err.strip().splitlines()[-1]
     assert last.startswith("seedbot: cannot listen:") and "SEEDBOT_HTTP_PORT" in last, err
     assert "Traceback" not in err
+
+
+def test_with_json_logs_the_last_words_of_seedbot_run_are_a_json_record(tmp_path: Path) -> None:
+    code, err = seedbot(tmp_path, "postgresql://postgres:hunter2@127.0.0.1:1/x", "run",
+                        env={"SEED_API_KEY": "k", "SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s",
+                             "SEEDBOT_HTTP_PORT": "0", "SEEDBOT_LOG_FORMAT": "json"})
+    assert code == 1, err
+    records = [json.loads(line) for line in err.strip().splitlines()]  # every line parses, or this raises
+    assert records[-1]["level"] == "CRITICAL" and records[-1]["message"].startswith("cannot connect:"), err
+    assert "hunter2" not in err and "Traceback" not in err
