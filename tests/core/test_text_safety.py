@@ -13,7 +13,7 @@ from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.sinks import RecordingSink
-from tests.slack.harness import RunningBot, answer_part, wait_for_answer
+from tests.slack.harness import RunningBot, answer_part, answers_to
 
 
 def test_clean_text_replaces_only_what_cannot_be_stored() -> None:
@@ -49,11 +49,7 @@ async def test_surrogates_and_nuls_in_question_file_and_answer_are_stored_replac
 async def test_slack_a_lone_surrogate_in_an_event_is_answered(
         slack_bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="Here \ud800 you go\x00."))
-    mention = slack.events.app_mention("what is \ud800 this?\x00")
-    ts = mention["event"]["ts"]
-    async with slack.sender(slack_bot.events_url) as sender:
-        assert (await sender.post_event(mention)).status == 200
-    (reply,) = await wait_for_answer(slack, "C1", ts)
+    (reply,) = await answers_to(slack_bot, slack, "what is \ud800 this?\x00")
     assert answer_part(reply.visible_text) == f"Here {REPLACEMENT} you go{REPLACEMENT}."
     await slack_bot.idle()
     assert slack_bot.process.core is not None

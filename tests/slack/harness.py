@@ -83,6 +83,16 @@ async def wait_for_answer(slack: FakeSlack, channel: str, thread_ts: str, *, cou
     return await slack.wait_for(done, timeout)
 
 
+async def answers_to(bot: RunningBot, slack: FakeSlack, text: str, *,
+                     timeout: float = 15) -> list[Message]:  # noqa: ASYNC109
+    """Mentions the bot with `text` in C1 over the Events API (asserting Slack gets its 200) and returns the
+    bot's messages in that thread once its answer is complete (`wait_for_answer`, `timeout` seconds)."""
+    mention = slack.events.app_mention(text)
+    async with slack.sender(bot.events_url) as sender:
+        assert (await sender.post_event(mention)).status == 200
+    return await wait_for_answer(slack, "C1", mention["event"]["ts"], timeout=timeout)
+
+
 async def mention_answered(sender: SignedSender, slack: FakeSlack, text: str) -> str:
     """Mentions the bot in C1 and waits for its answer; returns the thread's ts, for what the test sends next."""
     mention = slack.events.app_mention(text)

@@ -14,6 +14,7 @@ from tests.fakes.slack import FakeSlack, Message
 from tests.slack.harness import (
     RunningBot,
     answer_part,
+    answers_to,
     bot_replies,
     fence_count,
     rejoin,
@@ -25,13 +26,6 @@ from tests.slack.harness import (
 PACED = "".join(f"Line {i}: keep retries idempotent and bounded.\n" for i in range(28))
 
 
-async def ask(bot: RunningBot, slack: FakeSlack, text: str, *, timeout: float = 15) -> list[Message]:  # noqa: ASYNC109
-    mention = slack.events.app_mention(text)
-    async with slack.sender(bot.events_url) as sender:
-        assert (await sender.post_event(mention)).status == 200
-    return await wait_for_answer(slack, "C1", mention["event"]["ts"], timeout=timeout)
-
-
 def edit_gaps(message: Message) -> list[float]:
     """Seconds between each chat.update and the write to the same message before it."""
     return [b.at - a.at for a, b in pairwise(message.revisions) if b.method == "chat.update"]
@@ -41,7 +35,7 @@ async def test_rate_limited_start_stream_is_retried_after_retry_after(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="Patience pays."))
     slack.inject_rate_limit("chat.startStream", times=1, retry_after=1)
-    [reply] = await ask(bot, slack, "hello?")
+    [reply] = await answers_to(bot, slack, "hello?")
     assert answer_part(reply.visible_text) == "Patience pays."
     refused, accepted = slack.calls("chat.startStream")
     assert (refused.status, refused.error, accepted.status) == (429, "ratelimited", 200)
@@ -54,7 +48,7 @@ async def test_rate_limited_post_message_is_retried_when_streaming_is_off(
     slack.config.streaming_enabled = False
     fake_seed.script(Reply(content="Posted after a wait."))
     slack.inject_rate_limit("chat.postMessage", times=1, retry_after=1)
-    [reply] = await ask(bot, slack, "hello?")
+    [reply] = await answers_to(bot, slack, "hello?")
     assert answer_part(reply.visible_text) == "Posted after a wait."
     refused, accepted = slack.calls("chat.postMessage")
     assert (refused.status, accepted.status) == (429, 200) and accepted.at - refused.at >= 1.0
@@ -64,7 +58,7 @@ async def test_without_streaming_the_answer_is_posted_and_edited_at_most_once_a_
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     slack.config.streaming_enabled = False
     fake_seed.script(Reply(content=PACED, chunk_chars=12, chunk_delay=0.02), Reply(content="Second."))
-    [reply] = await ask(bot, slack, "explain retries")
+    [reply] = await answers_to(bot, slack, "explain retries")
     assert answer_part(reply.visible_text) == PACED
     methods = [r.method for r in reply.revisions]
     assert methods[0] == "chat.postMessage" and set(methods[1:]) == {"chat.update"} and len(methods) >= 3
@@ -73,7 +67,7 @@ async def test_without_streaming_the_answer_is_posted_and_edited_at_most_once_a_
     assert [c.error for c in slack.calls("chat.startStream")] == ["unknown_method"]
 
     # The process remembers that streaming is unavailable: the next answer does not try it again.
-    [second] = await ask(bot, slack, "again")
+    [second] = await answers_to(bot, slack, "again")
     assert answer_part(second.visible_text) == "Second."
     assert len(slack.calls("chat.startStream")) == 1
 
@@ -82,7 +76,7 @@ async def test_an_expired_stream_continues_as_edits_of_the_same_message(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     slack.config.stream_ttl = 1.5  # Slack ends streams on its own; here, mid-answer
     fake_seed.script(Reply(content=PACED, chunk_chars=12, chunk_delay=0.03))
-    [reply] = await ask(bot, slack, "explain retries")
+    [reply] = await answers_to(bot, slack, "explain retries")
     assert answer_part(reply.visible_text) == PACED
     methods = [r.method for r in reply.revisions]
     assert methods[0] == "chat.startStream" and "chat.update" in methods
@@ -132,7 +126,7 @@ async def test_model_text_cannot_ping_the_channel_through_a_notification_text(
     # mrkdwn, where <!channel> would notify everyone in the channel.
     slack.config.streaming_enabled = False
     fake_seed.script(Reply(content="Done. <!channel> & <@U2> see <https://evil.example|this>."))
-    [reply] = await ask(bot, slack, "hello?")
+    [reply] = await answers_to(bot, slack, "hello?")
     with_blocks = [c for c in slack.calls()
                    if c.method in ("chat.postMessage", "chat.update") and c.params.get("blocks")]
     assert with_blocks, "the answer was expected to carry its feedback buttons"
