@@ -4,6 +4,9 @@ model calls, read and check the model's answers, and render one review.
 The service calls, in order: `detect_diff` -> `prepare_review` (or `parse_diff_input` ->
 `select_files` -> `plan_review`) -> `build_review_messages` per chunk -> `parse_review_reply` ->
 `ground_findings` -> `merge_reviews` -> `render_review`.
+
+The diff model these steps pass along (`ParsedDiff`, `Selection`, `ReviewPlan`, `SkipReason`, ...) is not
+repeated here: callers import it from `bot.review.types`.
 """
 
 from __future__ import annotations
@@ -25,18 +28,7 @@ from bot.review.parse import parse_diff, parse_diff_input
 from bot.review.prompt import SYSTEM_PROMPT, build_review_messages
 from bot.review.render import render_review
 from bot.review.selection import DEFAULT_RULES, SelectionRules, select_files
-from bot.review.types import (
-    DiffInput,
-    DiffSource,
-    FileDiff,
-    ParsedDiff,
-    ReviewBudget,
-    ReviewChunk,
-    ReviewPlan,
-    Selection,
-    SkippedFile,
-    SkipReason,
-)
+from bot.review.types import DiffInput, ReviewBudget, ReviewPlan
 
 
 def prepare_review(
@@ -53,23 +45,13 @@ __all__ = [
     "REVIEW_RESPONSE_SCHEMA",
     "SYSTEM_PROMPT",
     "ChunkReview",
-    "DiffInput",
-    "DiffSource",
-    "FileDiff",
     "Finding",
     "MergedReview",
-    "ParsedDiff",
     "ParsedReply",
-    "ReviewBudget",
-    "ReviewChunk",
-    "ReviewPlan",
     "ReviewReply",
     "Risk",
-    "Selection",
     "SelectionRules",
     "Severity",
-    "SkipReason",
-    "SkippedFile",
     "build_review_messages",
     "detect_diff",
     "ground_findings",

@@ -28,8 +28,6 @@ from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, Se
 from bot.ports import ReplySink, Step
 from bot.review import (
     ChunkReview,
-    ReviewBudget,
-    ReviewChunk,
     build_review_messages,
     detect_diff,
     ground_findings,
@@ -38,6 +36,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
+from bot.review.types import ReviewBudget, ReviewChunk
 from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
