@@ -40,6 +40,17 @@ async def stored_messages(core: Core) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in rows]
 
 
+async def failed_at_no_cost(core: Core, question: str) -> UsageEntry:
+    """The one call's ledger row, once asserted failed at no cost with the channel's counter back at zero and
+    `question` the only stored message (failed, so it stays out of the thread's history)."""
+    row = await only_ledger_row(core)
+    assert row.status == "failed" and row.cost_nanos == 0
+    counter = await channel_counter(core)
+    assert counter.reserved_nanos == 0 and counter.spent_nanos == 0
+    assert await stored_messages(core) == [("user", "failed", question)]
+    return row
+
+
 @pytest.mark.parametrize(
     ("replies", "sentence"),
     [
@@ -57,13 +68,9 @@ async def test_errors_before_the_first_token_release_the_reservation(
     answer = await core.service.handle(incoming("Why is my build slow?"), sink)
     assert answer is not None and answer.status == "failed"
     assert sink.failure == sentence and sink.text == ""
-    row = await only_ledger_row(core)
-    assert row.status == "failed" and row.cost_nanos == 0 and row.reserved_nanos > 0
+    row = await failed_at_no_cost(core, "Why is my build slow?")
+    assert row.reserved_nanos > 0
     assert row.error and row.error.startswith(("SeedUnavailable", "SeedQuotaExhausted", "SeedContextTooLong"))
-    counter = await channel_counter(core)
-    assert counter.reserved_nanos == 0 and counter.spent_nanos == 0
-    # The failed question stays out of the thread's history.
-    assert await stored_messages(core) == [("user", "failed", "Why is my build slow?")]
 
 
 async def test_a_cut_stream_keeps_the_partial_answer_and_bills_the_reservation(
@@ -200,11 +207,8 @@ async def test_a_platform_refusing_the_answer_before_the_call_costs_no_call(
     answer = await core.service.handle(incoming("Explain"), sink)
     assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
     assert fake_seed.requests == [] and sink.failure == NOT_POSTED  # fail() only closes such a sink
-    row = await only_ledger_row(core)
-    assert row.status == "failed" and row.cost_nanos == 0 and row.error == f"SinkBroken: {REFUSAL}"
-    counter = await channel_counter(core)
-    assert counter.reserved_nanos == 0 and counter.spent_nanos == 0
-    assert await stored_messages(core) == [("user", "failed", "Explain")]
+    row = await failed_at_no_cost(core, "Explain")
+    assert row.error == f"SinkBroken: {REFUSAL}"
 
 
 async def test_a_platform_refusing_the_answer_mid_stream_stops_the_call_at_once(
