@@ -20,7 +20,6 @@ class ChatRequest:
     enable_web_search: bool = False
     enable_caching: bool = False
     stop: list[str] = field(default_factory=list)
-    response_format: dict[str, Any] | None = None
 
     def body(self, model: str, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -38,8 +37,6 @@ class ChatRequest:
             body["reasoning_effort"] = self.reasoning_effort
         if self.stop:
             body["stop"] = ",".join(self.stop)
-        if self.response_format:
-            body["response_format"] = self.response_format
         return body
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 from bot.review.chunking import plan_review
 from bot.review.detect import detect_diff
 from bot.review.findings import (
-    REVIEW_RESPONSE_SCHEMA,
     Finding,
     ParsedReply,
     ReviewReply,
     Risk,
     Severity,
     parse_review_reply,
-    review_response_format,
 )
 from bot.review.grounding import ChunkReview, MergedReview, ground_findings, merge_reviews
 from bot.review.parse import parse_diff, parse_diff_input
@@ -42,7 +40,6 @@ def prepare_review(
 
 __all__ = [
     "DEFAULT_RULES",
-    "REVIEW_RESPONSE_SCHEMA",
     "SYSTEM_PROMPT",
     "ChunkReview",
     "Finding",
@@ -62,6 +59,5 @@ __all__ = [
     "plan_review",
     "prepare_review",
     "render_review",
-    "review_response_format",
     "select_files",
 ]

@@ -91,38 +91,6 @@ class ReviewReply(BaseModel):
         return _lower_case(value)
 
 
-REVIEW_RESPONSE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["summary", "risk", "findings"],
-    "properties": {
-        "summary": {"type": "string"},
-        "risk": {"type": "string", "enum": [r.value for r in RISK_ORDER]},
-        "findings": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["path", "line", "severity", "title", "explanation"],
-                "properties": {
-                    "path": {"type": "string", "minLength": 1},
-                    "line": {"type": "integer", "minimum": 1},
-                    "severity": {"type": "string", "enum": [s.value for s in SEVERITY_ORDER]},
-                    "title": {"type": "string", "minLength": 1},
-                    "explanation": {"type": "string"},
-                    "suggestion": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-
-
-def review_response_format() -> dict[str, Any]:
-    """`response_format` for an OpenAI-compatible endpoint that supports JSON schemas."""
-    return {"type": "json_schema", "json_schema": {"name": "code_review", "schema": REVIEW_RESPONSE_SCHEMA}}
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedReply:
     """`review` is None when the reply could not be read even after repair: show `raw_text` as is."""
