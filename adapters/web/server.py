@@ -24,7 +24,8 @@ def build_web_app(db: Database, metrics: Metrics, *, read_timeout: float = 10.0)
 
     @web.middleware
     async def bounded_body(request: web.Request, handler):  # noqa: ANN001, ANN202 - aiohttp's middleware shape
-        if request.can_read_body:
+        # A body already whole (a Slack event arrives in one packet) needs no deadline: no timer to arm and cancel.
+        if request.can_read_body and not request.content.is_eof():
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the read in a task of its own,
                 # a loop iteration more for every request (a burst of Slack events waits on each).
