@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -47,6 +50,8 @@ from bot.storage.claimants import InterruptedAnswer
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# How long an acknowledged event's dispatch may wait for a burst of Slack requests to end (AckFirst).
+ACK_FIRST_HOLD_SECONDS = 0.02
 WEB_API_TIMEOUT_SECONDS = 30
 RATE_LIMIT_RETRIES = 3
 CONNECTION_RETRIES = 2
@@ -84,6 +89,7 @@ class SlackAdapter:
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
+        self._ack_first = AckFirst(tasks, self._dispatch_acknowledged)
         self.identity: BotIdentity | None = None
         # Bolt's own client carries no token: each request gets it from the authorization below.
         self._bolt_client = web_client(settings.slack_api_url, None)
@@ -180,6 +186,7 @@ class SlackAdapter:
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """Slack's HTTP requests, through the checks of adapters.slack.http_edge, then Bolt."""
+        self._ack_first.arrived()
         if not self._accepting:
             return web.Response(status=503, text="not accepting events")
         if problem := header_problem(request.headers):
@@ -197,8 +204,9 @@ class SlackAdapter:
             return web.Response(status=200)
         headers = dict(request.headers)
         if payload.event_callback:
-            # Bolt parses the body again to build its request: that work waits until after the ack.
-            self._tasks.spawn(self._dispatch_acknowledged(body, request.query_string, headers), name="slack:dispatch")
+            # Bolt parses the body again to build its request: that work waits until after the ack, and
+            # until the acks of a burst are out.
+            self._ack_first.dispatch_later(body, request.query_string, headers)
             return web.Response(status=200)
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
         try:
@@ -297,6 +305,48 @@ class SlackAdapter:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+class AckFirst:
+    """Holds acknowledged events' dispatches while Slack requests keep arriving, so that in a burst every
+    event is acknowledged before any is dispatched: a dispatch (Bolt's parse and listeners, the answer's
+    start) run between two acks delays every ack behind it. The queue is let go as soon as one turn of the
+    event loop passes without a new request, or once its oldest event has waited ACK_FIRST_HOLD_SECONDS
+    (under steady traffic, so nothing waits longer); each event then dispatches in a task of its own."""
+
+    def __init__(self, tasks: BackgroundTasks, dispatch: Callable[[str, str, dict[str, str]], Awaitable[None]],
+                 hold_seconds: float = ACK_FIRST_HOLD_SECONDS) -> None:
+        self._tasks = tasks
+        self._dispatch = dispatch
+        self._hold = hold_seconds
+        self._arrivals = 0
+        self._queued: deque[tuple[float, str, str, dict[str, str]]] = deque()
+        self._releasing = False
+
+    def arrived(self) -> None:
+        """A Slack request came in (called first thing by the HTTP handler)."""
+        self._arrivals += 1
+
+    def dispatch_later(self, body: str, query: str, headers: dict[str, str]) -> None:
+        """Queue an acknowledged event's dispatch; the queue's release runs as a background task, so
+        shutdown waits for it like for any answer."""
+        self._queued.append((time.monotonic(), body, query, headers))
+        if not self._releasing:
+            self._releasing = True
+            self._tasks.spawn(self._release(), name="slack:ack-first")
+
+    async def _release(self) -> None:
+        try:
+            while self._queued:
+                seen = self._arrivals
+                await asyncio.sleep(0)  # one turn of the loop: the requests read meanwhile are acknowledged
+                if self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
+                    continue
+                while self._queued:
+                    _, body, query, headers = self._queued.popleft()
+                    self._tasks.spawn(self._dispatch(body, query, headers), name="slack:dispatch")
+        finally:
+            self._releasing = False
 
 
 class _TokenUnusedFilter(logging.Filter):

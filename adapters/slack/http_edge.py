@@ -10,7 +10,8 @@ traceback. Pure checks, applied in this order by SlackAdapter.handle_http:
 4. A well-formed `event_callback` is acknowledged before Bolt dispatches it. Slack wants every event
    acknowledged within 3 s, and an event_callback with an empty 200 whatever the app does with it
    (Slack's Events API documentation: "respond with an HTTP 200 OK"); Bolt would first parse, run its
-   middleware and match listeners, so with a hundred events at once each would wait for the others.
+   middleware and match listeners, so with a hundred events at once each would wait for the others
+   (SlackAdapter's AckFirst also holds the dispatches until a burst's requests have all been answered).
    Everything else (url_verification, slash commands, interactivity) still gets Bolt's own response.
 """
 
