@@ -11,6 +11,7 @@ between an event and its acknowledgement. Tokens and the signing secret are neve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -36,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.slack.files import FileFetcher
-from adapters.slack.http_edge import decode_body, examine_payload, header_problem
+from adapters.slack.http_edge import decode_body, examine_payload, header_problem, needs_bolt
 from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.routing import BotIdentity
@@ -89,7 +90,7 @@ class SlackAdapter:
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
-        self._ack_first = AckFirst(tasks, self._dispatch_acknowledged)
+        self._ack_first = AckFirst(tasks)
         self.identity: BotIdentity | None = None
         # Bolt's own client carries no token: each request gets it from the authorization below.
         self._bolt_client = web_client(settings.slack_api_url, None)
@@ -204,9 +205,16 @@ class SlackAdapter:
             return web.Response(status=200)
         headers = dict(request.headers)
         if payload.event_callback:
-            # Bolt parses the body again to build its request: that work waits until after the ack, and
-            # until the acks of a burst are out.
-            self._ack_first.dispatch_later(body, request.query_string, headers)
+            # What the dispatch costs (Bolt parses the body again, runs its middleware and listeners) waits
+            # until after the ack, and until the acks of a burst are out. A mention or a channel message of
+            # the one workspace needs none of Bolt's middleware: it goes straight to the router.
+            assert payload.envelope is not None
+            single = self.workspaces.single
+            if single is not None and not needs_bolt(payload.envelope):
+                self._ack_first.dispatch_later(functools.partial(self._route, payload.envelope, single))
+            else:
+                self._ack_first.dispatch_later(
+                    functools.partial(self._dispatch_acknowledged, body, request.query_string, headers))
             return web.Response(status=200)
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
         try:
@@ -238,6 +246,12 @@ class SlackAdapter:
             except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
                 log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
+
+    async def _route(self, envelope: dict[str, Any], workspace: SlackWorkspace) -> None:
+        try:
+            self.handlers.route(envelope, workspace, assistant=False)
+        except Exception:  # noqa: BLE001 - already acknowledged: nothing to answer, only to log
+            log.exception("Slack event acknowledged early, then routing it failed")
 
     async def _dispatch_acknowledged(self, body: str, query: str, headers: dict[str, str]) -> None:
         try:
@@ -314,23 +328,21 @@ class AckFirst:
     event loop passes without a new request, or once its oldest event has waited ACK_FIRST_HOLD_SECONDS
     (under steady traffic, so nothing waits longer); each event then dispatches in a task of its own."""
 
-    def __init__(self, tasks: BackgroundTasks, dispatch: Callable[[str, str, dict[str, str]], Awaitable[None]],
-                 hold_seconds: float = ACK_FIRST_HOLD_SECONDS) -> None:
+    def __init__(self, tasks: BackgroundTasks, hold_seconds: float = ACK_FIRST_HOLD_SECONDS) -> None:
         self._tasks = tasks
-        self._dispatch = dispatch
         self._hold = hold_seconds
         self._arrivals = 0
-        self._queued: deque[tuple[float, str, str, dict[str, str]]] = deque()
+        self._queued: deque[tuple[float, Callable[[], Awaitable[None]]]] = deque()
         self._releasing = False
 
     def arrived(self) -> None:
         """A Slack request came in (called first thing by the HTTP handler)."""
         self._arrivals += 1
 
-    def dispatch_later(self, body: str, query: str, headers: dict[str, str]) -> None:
-        """Queue an acknowledged event's dispatch; the queue's release runs as a background task, so
-        shutdown waits for it like for any answer."""
-        self._queued.append((time.monotonic(), body, query, headers))
+    def dispatch_later(self, dispatch: Callable[[], Awaitable[None]]) -> None:
+        """Queue an acknowledged event's dispatch (called once, in a task of its own, when released); the
+        queue's release runs as a background task, so shutdown waits for it like for any answer."""
+        self._queued.append((time.monotonic(), dispatch))
         if not self._releasing:
             self._releasing = True
             self._tasks.spawn(self._release(), name="slack:ack-first")
@@ -343,8 +355,7 @@ class AckFirst:
                 if self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
                     continue
                 while self._queued:
-                    _, body, query, headers = self._queued.popleft()
-                    self._tasks.spawn(self._dispatch(body, query, headers), name="slack:dispatch")
+                    self._tasks.spawn(self._queued.popleft()[1](), name="slack:dispatch")
         finally:
             self._releasing = False
 

@@ -68,6 +68,8 @@ class SignedPayload:
 
     problem: str | None
     event_callback: bool = False
+    # The parsed event_callback (when event_callback is True), so that nothing parses the body again.
+    envelope: dict[str, Any] | None = None
 
 
 def examine_payload(body: str, content_type: str) -> SignedPayload:
@@ -81,7 +83,16 @@ def examine_payload(body: str, content_type: str) -> SignedPayload:
         return SignedPayload("body is not JSON")
     problem = _envelope_problem(payload)
     event_callback = problem is None and media == "application/json" and payload["type"] == "event_callback"
-    return SignedPayload(problem, event_callback)
+    return SignedPayload(problem, event_callback, payload if event_callback else None)
+
+
+def needs_bolt(envelope: dict[str, Any]) -> bool:
+    """Whether an event_callback needs Bolt's dispatch (its middleware: the Assistant's threads live in DMs)
+    rather than going straight to the pure router: everything but an `app_mention` and a `message` outside
+    a DM (channel_type "im"), which SlackHandlers.route decides alone once the workspace is known."""
+    event = envelope["event"]
+    kind = event.get("type")
+    return not (kind == "app_mention" or (kind == "message" and event.get("channel_type") not in (None, "im")))
 
 
 def _form_problem(body: str) -> str | None:

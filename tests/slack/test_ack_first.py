@@ -10,22 +10,26 @@ from adapters.common.tasks import BackgroundTasks
 from adapters.slack.adapter import AckFirst
 
 
-def recording() -> tuple[list[str], Callable[[str, str, dict[str, str]], Awaitable[None]]]:
+def recording() -> tuple[list[str], Callable[[str], Callable[[], Awaitable[None]]]]:
+    """What was dispatched, in order, and a maker of dispatches that record their event."""
     dispatched: list[str] = []
 
-    async def dispatch(body: str, _query: str, _headers: dict[str, str]) -> None:
-        dispatched.append(body)
+    def dispatch_of(event: str) -> Callable[[], Awaitable[None]]:
+        async def dispatch() -> None:
+            dispatched.append(event)
 
-    return dispatched, dispatch
+        return dispatch
+
+    return dispatched, dispatch_of
 
 
 async def test_a_burst_is_dispatched_only_after_its_last_request_and_in_order() -> None:
     tasks = BackgroundTasks()
-    dispatched, dispatch = recording()
-    gate = AckFirst(tasks, dispatch, hold_seconds=60.0)
+    dispatched, dispatch_of = recording()
+    gate = AckFirst(tasks, hold_seconds=60.0)
     for turn in range(5):  # a request acknowledged in each of five turns of the loop
         gate.arrived()
-        gate.dispatch_later(f"event {turn}", "", {})
+        gate.dispatch_later(dispatch_of(f"event {turn}"))
         await asyncio.sleep(0)
         assert dispatched == []
     await tasks.drain(5.0)
@@ -34,9 +38,9 @@ async def test_a_burst_is_dispatched_only_after_its_last_request_and_in_order() 
 
 async def test_steady_traffic_holds_a_dispatch_no_longer_than_the_hold() -> None:
     tasks = BackgroundTasks()
-    dispatched, dispatch = recording()
-    gate = AckFirst(tasks, dispatch, hold_seconds=0.05)
-    gate.dispatch_later("first", "", {})
+    dispatched, dispatch_of = recording()
+    gate = AckFirst(tasks, hold_seconds=0.05)
+    gate.dispatch_later(dispatch_of("first"))
     turns = 0
     while not dispatched:  # a new request every turn: without the hold this would never end
         gate.arrived()

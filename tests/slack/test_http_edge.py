@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from adapters.slack.http_edge import examine_payload, header_problem
+from adapters.slack.http_edge import examine_payload, header_problem, needs_bolt
 from bot.config import Settings
 from bot.storage.tables import BudgetChange
 from tests.books import read_books
@@ -42,6 +42,18 @@ def test_payload_shapes() -> None:
         assert examine_payload(bad, "application/json").problem, bad
     assert examine_payload("%%%===", "application/x-www-form-urlencoded").problem
     assert examine_payload("payload=%7B%7B", "application/x-www-form-urlencoded").problem
+
+
+def test_only_mentions_and_channel_messages_skip_bolt(slack: FakeSlack) -> None:
+    mention = slack.events.app_mention("hi")
+    examined = examine_payload(json.dumps(mention), "application/json")
+    assert examined.event_callback and examined.envelope == mention and not needs_bolt(mention)
+    channel_message = {**mention, "event": {**mention["event"], "type": "message", "channel_type": "channel"}}
+    assert not needs_bolt(channel_message)
+    # A DM may be an Assistant thread (Bolt's middleware tells); other events have Bolt listeners of their own.
+    for event in ({"type": "message", "channel_type": "im"}, {"type": "message"}, {"type": "app_home_opened"},
+                  {"type": "assistant_thread_started"}):
+        assert needs_bolt({**mention, "event": event}), event
 
 
 def hostile_payloads(slack: FakeSlack) -> dict[str, bytes]:
