@@ -302,6 +302,27 @@ async def test_injected_errors_and_latency(slack: FakeSlack, client: AsyncWebCli
     assert time.monotonic() - started >= 0.2
 
 
+async def test_refused_posts_and_deleted_messages_get_slacks_errors(slack: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="before")
+    slack.refuse_posts("C1", "is_archived")
+    assert await api_error(client.chat_postMessage(channel="C1", text="a")) == "is_archived"
+    assert await api_error(client.chat_update(channel="C1", ts=posted["ts"], text="b")) == "is_archived"
+    assert await api_error(client.chat_startStream(channel="C1", thread_ts=posted["ts"], recipient_user_id="U1",
+                                                   recipient_team_id="T1", markdown_text="c")) == "is_archived"
+    [refused] = slack.calls("chat.update")
+    assert (refused.status, refused.response) == (200, {"ok": False, "error": "is_archived"})
+    await client.chat_postMessage(channel="C2", text="elsewhere")  # other channels are not refused
+    assert (await client.conversations_open(channel="C1"))["ok"]  # nor is anything but posting
+
+    stream = await client.chat_startStream(channel="C2", thread_ts="1.000001", recipient_user_id="U1",
+                                           recipient_team_id="T1", markdown_text="streaming")
+    slack.delete_message("C2", stream["ts"])
+    assert await api_error(client.chat_appendStream(channel="C2", ts=stream["ts"], markdown_text="more")) \
+        == "message_not_found"
+    assert [m.text for m in slack.messages("C1")] == ["before"] and [m.text for m in slack.messages("C2")] == [
+        "elsewhere"]
+
+
 async def test_wait_for_returns_value_or_times_out(slack: FakeSlack, client: AsyncWebClient) -> None:
     async def post_later() -> None:
         await asyncio.sleep(0.05)

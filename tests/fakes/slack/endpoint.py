@@ -29,12 +29,8 @@ class ApiEndpoint:
         self.injections: list[Injection] = []
         self.latency: dict[str | None, float] = {}
 
-    def take_injection(self, method: str) -> Injection | None:
-        for injection in self.injections:
-            if injection.remaining > 0 and injection.method in (None, method):
-                injection.remaining -= 1
-                return injection
-        return None
+    def take_injection(self, method: str, params: JSON) -> Injection | None:
+        return next((injection for injection in self.injections if injection.take(method, params)), None)
 
     def authorize(self, method: str, request: web.Request, params: JSON) -> None:
         if method in OpenIdConnect.METHODS:
@@ -65,7 +61,7 @@ class ApiEndpoint:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         try:
             self.authorize(method, request, params)
-            injection = self.take_injection(method)
+            injection = self.take_injection(method, params)
             if injection is not None:
                 return injection.status, dict(injection.body), dict(injection.headers)
             return 200, {"ok": True, **handler(params)}, {}

@@ -55,8 +55,22 @@ class SocketAck:
 
 @dataclass
 class Injection:
+    """The answer the next `remaining` calls (every one if None) of `method` (None: any method) get instead
+    of being served; with a `channel`, only calls whose `channel` parameter is that channel."""
+
     method: str | None
-    remaining: int
+    remaining: int | None
     status: int
     body: JSON
     headers: dict[str, str]
+    channel: str | None = None
+
+    def take(self, method: str, params: JSON) -> bool:
+        """Whether this call gets the injected answer; one fewer remain if it does."""
+        if self.remaining == 0 or self.method not in (None, method):
+            return False
+        if self.channel is not None and str(params.get("channel") or "") != self.channel:
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True

@@ -27,6 +27,9 @@ from .web_api import WebApi
 
 T = TypeVar("T")
 
+# The Web API methods that post or change the bot's messages in a channel.
+POSTING_METHODS = ("chat.postMessage", "chat.startStream", "chat.appendStream", "chat.stopStream", "chat.update")
+
 
 class FakeSlack:
     """The fake Slack server. Use as ``async with FakeSlack(team_id="T9", ...) as slack:``.
@@ -156,10 +159,34 @@ class FakeSlack:
         )
 
     def inject_error(
-        self, method: str | None, error: str = "fatal_error", *, times: int = 1, status: int = 200
+        self,
+        method: str | None,
+        error: str = "fatal_error",
+        *,
+        times: int | None = 1,
+        status: int = 200,
+        channel: str | None = None,
     ) -> None:
-        """The next `times` calls of `method` answer {"ok": false, "error": error} with HTTP `status`."""
-        self.endpoint.injections.append(Injection(method, times, status, {"ok": False, "error": error}, {}))
+        """The next `times` calls (every one if None) of `method` (None: any), only those naming `channel` if
+        given, answer {"ok": false, "error": error} with HTTP `status`: Slack's error body, which Slack sends
+        with HTTP 200 (https://docs.slack.dev/apis/web-api/, "Evaluating responses")."""
+        self.endpoint.injections.append(
+            Injection(method, times, status, {"ok": False, "error": error}, {}, channel=channel)
+        )
+
+    def refuse_posts(self, channel: str, error: str = "not_in_channel") -> None:
+        """Slack refuses the bot's posts in `channel` from now on: every chat.postMessage, chat.startStream,
+        chat.appendStream, chat.stopStream and chat.update there answers {"ok": false, "error": error}, as
+        for a channel the bot is not in (not_in_channel), archived (is_archived), or where a workspace
+        setting restricts posting (restricted_action)."""
+        for method in POSTING_METHODS:
+            self.inject_error(method, error, times=None, channel=channel)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Someone deletes a message (chat.delete, or a person in Slack): later calls naming it, a stream's
+        appends among them, answer message_not_found."""
+        self.state.channels[channel].remove(self._message(channel, ts))
+        self.state.changes.notify()
 
     def set_latency(self, seconds: float, method: str | None = None) -> None:
         """Delay every answer of `method` (None: all methods) by `seconds`."""
