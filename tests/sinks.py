@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.domain import Footer
-from bot.ports import Step
+from bot.ports import SinkBroken, Step
 
 
 @dataclass
@@ -38,6 +38,32 @@ class RecordingSink:
 
     async def fail(self, reason: str) -> None:
         self.failure = reason
+
+
+REFUSAL = "Discord refused sending the answer in channel 7: 403 Missing Permissions (error code 50013)"
+
+
+@dataclass
+class RefusingSink(RecordingSink):
+    """A platform that refuses the answer for good (bot.ports.SinkBroken) at `refuse_at`: "start", "append"
+    (from the second one on) or "finish"."""
+
+    refuse_at: str = "start"
+
+    async def start(self) -> None:
+        await super().start()
+        if self.refuse_at == "start":
+            raise SinkBroken(REFUSAL)
+
+    async def append(self, delta: str) -> None:
+        if self.refuse_at == "append" and self.deltas:
+            raise SinkBroken(REFUSAL)
+        await super().append(delta)
+
+    async def finish(self, footer: Footer) -> None:
+        await super().finish(footer)
+        if self.refuse_at == "finish":
+            raise SinkBroken(REFUSAL)
 
 
 @dataclass

@@ -74,7 +74,7 @@ class BudgetWatcher(Protocol):
 
 class Reviewer(Protocol):
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink, inflight: InFlight) -> Answer | None: ...
+                           sink: GuardedSink, inflight: InFlight) -> Answer | None: ...
 
 
 class ChatService:

@@ -2,6 +2,10 @@
 
 The pure steps live in bot.review; this module adds what touches the world: a budget reservation and
 a ledger row per model call, the calls themselves (concurrently), persistence, and the sink.
+
+Once the platform refuses the answer for good (GuardedSink.lost, bot.ports.SinkBroken), no further review
+call is made: each one not yet sent is settled failed at no cost (its reservation released, the ledger
+`error` naming the refusal), calls already sent are settled as they end, and the message ends failed.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ from bot.budget.cost_rule import call_charge
 from bot.budget.outcomes import Denial, Grant, Settlement
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
+from bot.chat.guarded_sink import GuardedSink
 from bot.chat.inflight import InFlight
 from bot.chat.notices import denial_text
 from bot.chat.prompt import UserTurn
 from bot.chat.redaction import redact
 from bot.chat.service import Answer
+from bot.chat.streamed import NOT_POSTED, described
 from bot.chat.tokens import estimate_message_tokens
 from bot.config import Settings
 from bot.domain import Footer, Incoming, Usage, counted
 from bot.llm import ChatRequest, Completion, SeedClient, SeedContentFiltered, SeedError, SeedStreamBroken
-from bot.ports import ReplySink, Step
+from bot.ports import Step
 from bot.review import (
     ChunkReview,
     build_review_messages,
@@ -65,7 +71,7 @@ class ReviewService:
         self._prices = prices
 
     async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: ReplySink, inflight: InFlight) -> Answer | None:
+                           sink: GuardedSink, inflight: InFlight) -> Answer | None:
         # detect_diff adds the word "review" in the text (the word: "preview" asks for nothing).
         diff = detect_diff(incoming.text, incoming.attachments, review_requested=incoming.force_review)
         if diff is None:
@@ -83,6 +89,12 @@ class ReviewService:
         steps = review_steps(plan.chunks)
         results = await asyncio.gather(*(
             self._review_chunk(incoming, claimed, chunk, inflight, sink, steps[chunk.index]) for chunk in plan.chunks))
+        usage = sum((r.usage for r in results if r.usage), Usage())
+        cost = sum(r.cost_nanos for r in results)
+        if sink.lost is not None:  # nothing can be shown there: the calls made are paid, the rest were not made
+            await self._store.mark_user_message(claimed.message_pk, "failed")
+            await sink.fail(NOT_POSTED)  # a lost sink only closes
+            return Answer("failed", usage=usage, cost_nanos=cost, reason=NOT_POSTED)
         if plan.chunks and all(r.refused for r in results):
             text = denial_text(results[0].refused, incoming.platform, self._settings)  # type: ignore[arg-type]
             await self._store.mark_user_message(claimed.message_pk, "refused")
@@ -90,8 +102,6 @@ class ReviewService:
             return Answer("refused", reason=text)
         merged = merge_reviews(plan, [r.review for r in results if r.review is not None])
         text = render_review(merged)
-        usage = sum((r.usage for r in results if r.usage), Usage())
-        cost = sum(r.cost_nanos for r in results)
         notes = [counted(len(results), "review call")] if results else []
         refused = sum(1 for r in results if r.refused)
         if refused:
@@ -110,20 +120,24 @@ class ReviewService:
                                  budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
                                  usage_known=not charged or unreported < len(charged),
                                  secrets_masked=turn.secrets_masked))
+        if sink.lost is not None:  # the platform refused the review itself (posted last, in one go)
+            await self._store.restate_answer(claimed, "failed")
+            return Answer("failed", text, usage, cost, reason=NOT_POSTED)
         return Answer(status, text, usage, cost)
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,
-                            sink: ReplySink, steps: list[Step]) -> _CallResult:
+                            sink: GuardedSink, steps: list[Step]) -> _CallResult:
         for step in steps:
             await sink.step(step)
-        result = await self._review_call(incoming, claimed, chunk, inflight)
+        result = await self._review_call(incoming, claimed, chunk, inflight, sink)
         state = "complete" if result.review is not None else "error"
         for step in steps:
             await sink.step(Step(step.id, step.title, state))
         return result
 
     async def _review_call(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk,
-                           inflight: InFlight) -> _CallResult:
+                           inflight: InFlight, sink: GuardedSink) -> _CallResult:
+        """Reserve, make and settle one review call; not made (its reservation released) if `sink` is lost."""
         result = _CallResult(chunk)
         grant = await self._budget.reserve(
             channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
@@ -133,8 +147,15 @@ class ReviewService:
         if isinstance(grant, Denial):
             result.refused = grant
             return result
-        inflight.open(grant, chunk.prompt_tokens).sent = True
+        opened = inflight.open(grant, chunk.prompt_tokens)
         started = time.monotonic()
+        # Checked after the reservation's await, right before the call: the sink may have been lost meanwhile.
+        if sink.lost is not None:
+            result.error = described(sink.lost)
+            await self._settle(grant, result, None, "failed", result.error, started, answered=False)
+            inflight.settled(grant)
+            return result
+        opened.sent = True
         request = ChatRequest(messages=build_review_messages(chunk), max_tokens=grant.max_tokens,
                               enable_thinking=grant.thinking, reasoning_effort="medium", enable_caching=False)
         completion: Completion | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -13,13 +12,11 @@ from adapters.core import Core
 from bot.budget.outcomes import Grant
 from bot.budget.scopes import channel_scope
 from bot.chat.streamed import NOT_POSTED
-from bot.domain import Footer
 from bot.llm import SeedContentFiltered, SeedContextTooLong, SeedQuotaExhausted, SeedUnavailable
-from bot.ports import SinkBroken
 from bot.storage.tables import BudgetCounter, Message, Reservation, UsageEntry, utcnow
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
-from tests.sinks import RecordingSink
+from tests.sinks import REFUSAL, RecordingSink, RefusingSink
 
 
 async def only_ledger_row(core: Core) -> UsageEntry:
@@ -172,32 +169,6 @@ async def test_a_failing_platform_never_costs_the_books(core_for, sqlite_url: st
     counter = await channel_counter(core)
     assert counter.reserved_nanos == 0 and counter.spent_nanos == row.cost_nanos
     assert ("assistant", "ok", "one\ntwo\nthree four five six") in await stored_messages(core)
-
-
-REFUSAL = "Discord refused sending the answer in channel 7: 403 Missing Permissions (error code 50013)"
-
-
-@dataclass
-class RefusingSink(RecordingSink):
-    """A platform that refuses the answer for good (bot.ports.SinkBroken) at `refuse_at`: "start", "append"
-    (from the second one on) or "finish"."""
-
-    refuse_at: str = "start"
-
-    async def start(self) -> None:
-        await super().start()
-        if self.refuse_at == "start":
-            raise SinkBroken(REFUSAL)
-
-    async def append(self, delta: str) -> None:
-        if self.refuse_at == "append" and self.deltas:
-            raise SinkBroken(REFUSAL)
-        await super().append(delta)
-
-    async def finish(self, footer: Footer) -> None:
-        await super().finish(footer)
-        if self.refuse_at == "finish":
-            raise SinkBroken(REFUSAL)
 
 
 async def test_a_platform_refusing_the_answer_before_the_call_costs_no_call(

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.chat.inflight import InFlight
 from bot.chat.service import Answer
+from bot.chat.streamed import NOT_POSTED
 from bot.domain import Attachment, AttachmentKind
 from bot.storage.tables import UsageEntry
+from tests.books import read_books
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
 from tests.review.test_review_support import GitRepo, added_lines_in_prompt, open_fence_at_end
-from tests.sinks import RecordingSink
+from tests.sinks import REFUSAL, RecordingSink, RefusingSink
 
 
 @pytest.fixture
@@ -181,3 +184,42 @@ async def test_unreadable_findings_cost_themselves_not_the_review(core_for, sqli
     assert "`app/calc.py:2` Subtraction instead of addition" in sink.text
     assert "2 findings dropped as unreadable" in sink.text
     assert "not in the expected format" not in sink.text and "Line zero" not in sink.text
+
+
+def three_file_diff(repo: GitRepo) -> str:
+    """A diff of three files, big enough at SEEDBOT_REVIEW_TOKENS=2000 for a review call each."""
+    for name in ("alpha", "beta", "gamma"):
+        repo.write(f"src/{name}.py", "".join(f"{name}_{i} = compute({i})\n" for i in range(60)))
+    return repo.staged_diff()
+
+
+async def test_a_review_into_a_refused_channel_makes_no_model_call(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                                  repo: GitRepo) -> None:
+    core = await core_for(sqlite_url, SEEDBOT_REVIEW_TOKENS="2000")
+    sink, inflight = RefusingSink(refuse_at="start"), InFlight()
+    answer = await core.service.handle(incoming(f"review please\n```diff\n{three_file_diff(repo)}```"), sink,
+                                       inflight)
+    assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
+    assert sink.started == 1 and len(sink.statuses) == 1  # the review was planned: three calls
+    assert fake_seed.requests == [] and sink.deltas == [] and sink.footer is None
+    rows = await ledger(core)
+    # Each planned call was reserved, then released unsent: the ledger says why, at no cost.
+    assert len(rows) == 3 and {(r.kind, r.status, r.cost_nanos) for r in rows} == {("review", "failed", 0)}
+    assert all(r.error == f"SinkBroken: {REFUSAL}" for r in rows)
+    assert inflight.calls == {}
+    books = await read_books(core.db)
+    assert books.user_statuses == ["failed"] and books.balanced() and books.active_reservations == []
+
+
+async def test_a_review_refused_at_its_only_post_ends_failed(core_for, sqlite_url: str, fake_seed: FakeSeed,
+                                                            repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    fake_seed.default_reply = review_reply([])
+    sink = RefusingSink(refuse_at="finish")
+    answer = await core.service.handle(incoming(f"review please\n```diff\n{small_diff(repo)}```"), sink)
+    assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
+    assert len(fake_seed.completions) == 1
+    [row] = await ledger(core)
+    assert row.status == "ok" and row.cost_nanos > 0  # the call itself was made and is paid
+    books = await read_books(core.db)
+    assert [(m.role, m.status) for m in books.messages] == [("user", "failed"), ("assistant", "failed")]
