@@ -34,8 +34,8 @@ class ReplySink(Protocol):
     The core calls `start` once, then any number of `status`, `step` and `append`, then exactly one of
     `finish` (the answer is complete or was cut; the footer says which) or `fail` (nothing useful
     was produced, `reason` is a plain sentence for the user). The sink owns pacing and splitting.
-    `start`, `append` and `finish` may raise SinkBroken; `fail` then only closes the sink (it posts
-    nothing where the platform refused).
+    `start`, `step`, `append` and `finish` may raise SinkBroken; `fail` then only closes the sink (it
+    posts nothing where the platform refused).
     """
 
     async def start(self) -> None: ...

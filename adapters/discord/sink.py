@@ -40,12 +40,13 @@ import discord
 from discord.utils import MISSING
 
 from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.common.refusal import Refusal
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.transport import Posted, Target, forbidden_or_not_found
 from bot.chat.markdown import open_fence
 from bot.domain import Footer
-from bot.ports import SinkBroken, Step
+from bot.ports import Step
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class DiscordSink:
         self._aborted = False
         self._closed = False
         self._broken = False  # nothing more can be sent: the pump ends
-        self._lost: SinkBroken | None = None  # ... because Discord refused the answer for good
+        self._refusal = Refusal(log)  # ... because Discord refused the answer for good
         self._opened = False
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -144,7 +145,7 @@ class DiscordSink:
         if self._pump is not None:
             await self._wait_for(self._pump)
         await self._open()
-        if self._lost is not None:  # Discord would refuse the sentence too; the log already says why
+        if self._refusal.lost is not None:  # Discord would refuse the sentence too; the log already says why
             return
         for content in split_markdown(reason or FALLBACK_REASON, self._limit):
             self._current = None
@@ -327,14 +328,11 @@ class DiscordSink:
         """Discord refused the answer for good: the pump ends, nothing more is posted, the next call of the
         core raises SinkBroken, and the log says it here, once."""
         self._broken = True
-        if self._lost is None:
-            self._lost = SinkBroken(f"Discord refused {doing} in channel {self._target.channel_id}: "
-                                    f"{exc.status} {exc.text[:200] or 'no message'} (error code {exc.code})")
-            log.warning("%s; the rest of the answer is dropped", self._lost)
+        self._refusal.refuse(f"Discord refused {doing} in channel {self._target.channel_id}: "
+                             f"{exc.status} {exc.text[:200] or 'no message'} (error code {exc.code})")
 
     def _raise_if_lost(self) -> None:
-        if self._lost is not None:
-            raise self._lost
+        self._refusal.raise_if_lost()
 
     def _continue_after(self, index: int, shown: int) -> None:
         """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest

@@ -2,13 +2,13 @@
 of Web API calls, cut into several messages at Slack's limit without breaking a code block, with the
 footer as its last line.
 
-Pacing: the first text starts the message at once (chat.startStream, or chat.postMessage where
-streaming is unavailable), so the user sees the answer begin. After that, pending text is written
-at most once per `interval`, the gap growing by one interval per write up to four (writes at about
-1 s, 3 s, 6 s, 10 s, 14 s ...), or sooner for a stream whose buffer has grown past `big_chars`. So a
-1,000-token answer streamed in a few seconds costs start + two appends + stop, and a minute-long one
-about a dozen calls. Edits (chat.update) never come sooner than `interval` after the previous write
-of the same message.
+Pacing: the first text shows at once (chat.startStream, chat.postMessage where streaming is unavailable,
+or chat.appendStream into a stream `start` opened), so the user sees the answer begin. After that,
+pending text is written at most once per `interval`, the gap growing by one interval per write up to four
+(writes at about 1 s, 3 s, 6 s, 10 s, 14 s ...), or sooner for a stream whose buffer has grown past
+`big_chars`. So a 1,000-token answer streamed in a few seconds costs start + two appends + stop, and a
+minute-long one about a dozen calls. Edits (chat.update) never come sooner than `interval` after the
+previous write of the same message.
 
 `status` shows the assistant pane's "thinking…" (assistant.threads.setStatus) in assistant threads
 and nothing elsewhere; Slack clears the status itself when the answer's first message appears.
@@ -17,7 +17,18 @@ Steps become task_update chunks of the stream (a step before any text starts the
 user sees it at once); later ones ride in the paced appends. Where the message is not a stream, a
 step in progress falls back to `status`. With an `answer_key`, the answer's first message opens with a
 Stop button (a blocks chunk of the stream, or blocks under a posted message) and the finished answer
-carries feedback buttons (adapters.slack.controls), all in calls made anyway.
+carries feedback buttons (adapters.slack.controls), all in calls made anyway. Outside the assistant pane,
+`start` opens that stream at once, with the Stop button alone: it can be clicked while the model thinks,
+and a channel that refuses the bot is known before the model is asked. (In the pane, the "thinking…"
+status shows until the first text, as Slack clears it when a reply appears; there, and where streaming is
+unavailable, a refusal is met at the first text, and the model's call is stopped then.)
+
+Slack refusing the answer for good (adapters.slack.transport.REFUSED_FOR_GOOD: not_in_channel,
+is_archived, message_not_found for a message deleted mid-stream, a revoked token, ...) ends it where it
+stands: nothing more is posted in that channel, not even a sentence saying so, the log says it once
+(WARNING, with the channel id and Slack's error code), and `start`, `step`, `append` and `finish` raise
+bot.ports.SinkBroken, so the core stops asking the model and ends the message failed. Other Slack errors
+stay here: the answer goes on as well as it can.
 """
 
 from __future__ import annotations
@@ -30,9 +41,19 @@ import time
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.footer import SLACK_FOOTER, render_footer
+from adapters.common.refusal import Refusal
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
-from adapters.slack.transport import AnswerMessage, Clock, OnOpen, Sleep, StreamingSwitch, Target, error_code
+from adapters.slack.transport import (
+    AnswerMessage,
+    Clock,
+    OnOpen,
+    Refused,
+    Sleep,
+    StreamingSwitch,
+    Target,
+    error_code,
+)
 from bot.domain import Footer
 from bot.ports import Step
 
@@ -66,14 +87,20 @@ class SlackSink:
         self.messages: list[AnswerMessage] = []
         self._current = self._new_message()
         self._status_shown = False
+        self._refusal = Refusal(log)
 
     # -- ReplySink --
 
     async def start(self) -> None:
-        """Nothing to show yet: the message appears with the first text."""
+        """Outside the assistant pane, open the answer's first message as a stream carrying its Stop
+        button (see the module's docstring); else the message appears with the first text. Raises
+        SinkBroken if Slack refuses it for good."""
+        if not self._assistant:
+            await self._current.open()
+        self._check()
 
     async def status(self, text: str) -> None:
-        if not self._assistant or self._current.ts is not None:
+        if not self._assistant or self._current.ts is not None or self._refusal.lost is not None:
             return
         try:
             await self._client.assistant_threads_setStatus(channel_id=self._target.channel,
@@ -83,35 +110,58 @@ class SlackSink:
             log.info("assistant.threads.setStatus failed (%s)", error_code(exc))
 
     async def step(self, step: Step) -> None:
+        """Show `step` (a task update of the stream, else the status). Raises SinkBroken if Slack refused
+        the stream it started or rode in for good."""
+        if self._refusal.lost is not None:
+            return
         message = self._current
         if not message.streams:
             if step.state == "in_progress":
                 await self.status(step.title)
             return
         message.add_chunk({"type": "task_update", "id": step.id, "title": step.title, "status": step.state})
-        await self._pace()
+        # The first step starting after the opening shows at once; others ride with the next paced write.
+        await self._pace(first=step.state == "in_progress" and message.writes <= 1)
+        self._check()
         if not message.streaming and step.state == "in_progress":  # Slack refused to start the stream
             await self.status(step.title)
 
     async def append(self, delta: str) -> None:
+        """Add `delta` to the answer. Raises SinkBroken once Slack refused the answer for good."""
+        self._refusal.raise_if_lost()
         if not delta:
             return
         await self._take(self._splitter.feed(delta))
-        await self._pace()
+        await self._pace(first=True)
+        self._check()
 
     async def finish(self, footer: Footer) -> None:
+        """End the answer with `footer`. Raises SinkBroken if Slack refused it for good (its last write
+        among others: a short answer's only one)."""
+        self._refusal.raise_if_lost()
         await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
         await self._current.flush(final=True, blocks=feedback_blocks(self._answer_key) if self._answer_key else None)
         await self._clear_status()
+        self._check()
 
     async def fail(self, reason: str) -> None:
-        if self._current.ts is not None or self._current.pending:
+        """End the answer with `reason` in a message of its own (or as the only text of the stream `start`
+        opened, if it shows none yet); after a refusal for good, post nothing."""
+        current = self._current
+        # A stream `start` opened that shows nothing yet takes the reason as its text: one message, as before.
+        opened_only = current.streaming and not current.shown and not current.pending
+        if self._refusal.lost is None and not opened_only and (current.ts is not None or current.pending):
             closing = self._splitter.finish()
             await self._take(closing)
             await self._current.flush(final=True)
-        notice = self._new_message(stream=False)
+        if self._refused() is not None:  # Slack would refuse the sentence too; the log says why
+            self._lose()
+            await self._clear_status()
+            return
+        notice = current if opened_only else self._new_message(stream=False)
         notice.add(reason)
         await notice.flush(final=True)
+        self._lose()  # a notice refused for good is logged like an answer (fail itself never raises)
         await self._clear_status()
 
     # -- internals --
@@ -129,17 +179,41 @@ class SlackSink:
         return message
 
     async def _take(self, parts: list[str]) -> None:
-        """parts[0] continues the current message; each further part starts a new one."""
+        """parts[0] continues the current message; each further part starts a new one (none once Slack
+        refused the answer for good)."""
         self._current.add(parts[0])
         for part in parts[1:]:
             await self._current.flush(final=True)
+            if self._current.refused is not None:
+                return
             self._new_message().add(part)
 
-    async def _pace(self) -> None:
+    def _refused(self) -> Refused | None:
+        """What Slack refused for good in this answer, if it did."""
+        return next((m.refused for m in self.messages if m.refused is not None), None)
+
+    def _lose(self) -> None:
+        """Turn a refusal the messages recorded into the answer's SinkBroken (logged once)."""
+        refused = self._refused()
+        if refused is not None:
+            of = f" of message {refused.ts}" if refused.ts else ""
+            self._refusal.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: "
+                                 f"{refused.code}")
+
+    def _check(self) -> None:
+        """Raises SinkBroken if Slack refused the answer for good."""
+        self._lose()
+        self._refusal.raise_if_lost()
+
+    async def _pace(self, *, first: bool = False) -> None:
+        """Flush the current message if its next write is due. `first`: what is pending should show at once
+        if the message shows no text yet (a stream opened with the Stop button alone); the opening still
+        counts as a write for the pace after that."""
         message = self._current
         if not message.pending and not message.chunks:
             return
-        if message.ts is None or message.due() or (message.streaming and len(message.pending) >= self._big):
+        if message.ts is None or (first and not message.shown) or message.due() \
+                or (message.streaming and len(message.pending) >= self._big):
             await message.flush()
 
     async def _clear_status(self) -> None:

@@ -3,6 +3,11 @@ allows it, otherwise posted with chat.postMessage and edited with chat.update at
 interval. A stream that breaks mid-answer (expired, not in streaming state, any error) continues
 as edits of the same message, from what was already shown. Nothing here raises: a Slack failure is
 logged and the answer goes on as well as it can, so the core always gets to settle the call.
+
+Slack refusing a call for good (REFUSED_FOR_GOOD: the bot may not post in the channel, the channel, the
+thread or the message is gone, the token is dead) is different: the message records it as `refused` and
+sends nothing more, with no fallback (a re-post or a new message would be refused too, or show the answer
+twice), for the sink to end the answer (bot.ports.SinkBroken). Transient errors keep their fallbacks.
 """
 
 from __future__ import annotations
@@ -25,8 +30,30 @@ log = logging.getLogger(__name__)
 STREAMING_UNAVAILABLE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type",
                                    "missing_scope", "feature_not_enabled", "not_supported"})
 STREAMING_RECHECK_SECONDS = 600.0
-# Errors that say a stream is over already (Slack's stream timeout): the message needs no stop.
-STREAM_ENDED = frozenset({"message_not_in_streaming_state", "message_not_found"})
+# Errors that say a stream is over already (Slack's stream timeout): the message needs no stop, and may
+# still be edited. (message_not_found is not one: that message was deleted, see REFUSED_FOR_GOOD.)
+STREAM_ENDED = frozenset({"message_not_in_streaming_state"})
+# Slack's error codes ({"ok": false, "error": code}, HTTP 200) that refuse a post, a stream call or an edit
+# for good, as the methods' pages list them: https://docs.slack.dev/reference/methods/chat.postMessage,
+# chat.startStream, chat.appendStream and chat.stopStream (the channel and thread codes; message_not_found
+# for the stream calls), chat.update (message_not_found, cant_update_message, is_inactive); the token codes
+# (account_inactive, invalid_auth, token_revoked, token_expired, missing_scope, team_access_not_granted) from
+# the same pages' lists of the errors every method can return, as chat.update's page gave them in 2025
+# (mirrored as JSON in github.com/slack-ruby/slack-api-ref, methods/chat/). Retrying or posting elsewhere in
+# the thread cannot help. Not in it: what a retry or a fallback may fix (ratelimited, internal_error,
+# fatal_error, service_unavailable, request_timeout, message_not_in_streaming_state), and msg_too_long, which
+# the splitter prevents.
+REFUSED_FOR_GOOD = frozenset({
+    # The channel or thread: gone, archived or frozen, the bot not a member, posting restricted there.
+    "channel_not_found", "not_in_channel", "is_archived", "is_inactive", "no_permission", "ekm_access_denied",
+    "restricted_action", "restricted_action_read_only_channel", "restricted_action_thread_locked",
+    "restricted_action_non_threadable_channel",
+    # The message streamed into or edited: deleted, or not the bot's to change.
+    "message_not_found", "cant_update_message",
+    # The bot's token: uninstalled, revoked, expired, or without the scope or workspace access to post.
+    "account_inactive", "invalid_auth", "token_revoked", "token_expired", "missing_scope",
+    "team_access_not_granted",
+})
 STOP_ATTEMPTS = 5
 # Paced writes of one message come at most every interval x (writes so far), up to this many intervals.
 MAX_INTERVAL_STEPS = 4
@@ -38,6 +65,7 @@ OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def error_code(exc: Exception) -> str:
+    """Slack's `error` code of a failed Web API call (SlackApiError), or what else went wrong."""
     if isinstance(exc, SlackApiError):
         response: Any = exc.response
         try:
@@ -61,6 +89,16 @@ class StreamingSwitch:
 
     def refused(self) -> None:
         self._refused_at = self._clock()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A Web API call Slack refused for good: the `method`, Slack's error `code`, and the `ts` of the
+    message it was to change (None for a new one)."""
+
+    method: str
+    code: str
+    ts: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +138,7 @@ class AnswerMessage:
         self.streaming = False
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
+        self.refused: Refused | None = None  # ... for good (REFUSED_FOR_GOOD): the answer cannot go on
         self._stream_ended = False  # Slack ended the stream itself; it may still be edited
         self.last_write = float("-inf")
         self.writes = 0
@@ -121,6 +160,14 @@ class AnswerMessage:
         gap = self._interval * min(max(self.writes, 1), MAX_INTERVAL_STEPS)
         return self._clock() - self.last_write >= gap
 
+    async def open(self) -> None:
+        """Start the message now, before any text, as a stream carrying only the opening chunks (the Stop
+        button), where streaming is wanted and available and there is an opening; else do nothing (the
+        first text starts it). A refusal for good is left in `refused`; any other failure falls back to
+        posting the first text."""
+        if self.ts is None and not self.failed and self._opening and self._want_stream and self._switch.available():
+            await self._start_stream()
+
     async def flush(self, *, final: bool = False, blocks: list[JSON] | None = None) -> None:
         """Send what is pending. The caller paces non-final flushes; a final one ends the message
         (stops its stream), waiting out the edit interval if it must edit, with `blocks` under it."""
@@ -131,6 +178,8 @@ class AnswerMessage:
                 return
             if not final and self._want_stream and self._switch.available() and await self._start_stream():
                 return
+            if self.failed:  # refused for good: posting instead would be refused too
+                return
             self.chunks.clear()  # task updates only live in streams
             if self.pending:
                 await self._post(self.pending, blocks if final else self._controls)
@@ -139,10 +188,14 @@ class AnswerMessage:
             if await (self._stop_stream(blocks) if final else self._append()):
                 return
             self.streaming = False
+            if self.failed:
+                return
             if not self._stream_ended:
                 # Slack refused the text (rate limited past the client's retries, msg_too_long):
                 # the message is stopped as it stands and the rest continues in a new one.
                 await self._stop_as_is()
+                if self.failed:
+                    return
                 self.ts, self.shown = None, ""
                 self.chunks.clear()
                 if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
@@ -172,10 +225,16 @@ class AnswerMessage:
             )
         except Exception as exc:  # noqa: BLE001 - any failure falls back to posting
             code = error_code(exc)
+            self.stream_failed = True
+            self._want_stream = False  # the first text is posted, not streamed (open() may have failed)
+            # First: a code that says streaming is unavailable to the app (missing_scope among them) is
+            # the fallback's to answer; chat.postMessage refuses for good if the channel refuses.
             if code in STREAMING_UNAVAILABLE:
                 self._switch.refused()
+            elif code in REFUSED_FOR_GOOD:
+                self._refuse("chat.startStream", code)
+                return False
             log.info("chat.startStream failed (%s); posting instead", code)
-            self.stream_failed = True
             return False
         self.ts = str(response["ts"])
         self.streaming = True
@@ -203,6 +262,9 @@ class AnswerMessage:
             await method(channel=self._target.channel, ts=self.ts, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the message goes on as edits, or in a new message
             code = error_code(exc)
+            if code in REFUSED_FOR_GOOD:
+                self._refuse(name, code, self.ts)
+                return False
             # Slack ended the stream itself (its timeout): the message can still be edited.
             self._stream_ended = code in STREAM_ENDED
             log.info("%s failed (%s); continuing %s", name, code,
@@ -223,6 +285,9 @@ class AnswerMessage:
                 code = error_code(exc)
                 if code in STREAM_ENDED:
                     return
+                if code in REFUSED_FOR_GOOD:
+                    self._refuse("chat.stopStream", code, self.ts)
+                    return
                 log.info("chat.stopStream without text failed (%s), attempt %d of %d", code, attempt,
                          STOP_ATTEMPTS)
                 await self._sleep(self._interval * attempt)
@@ -240,8 +305,11 @@ class AnswerMessage:
             response = await self._client.chat_postMessage(channel=t.channel, thread_ts=t.thread_ts,
                                                            **self._text_and_blocks(text, blocks))
         except Exception as exc:  # noqa: BLE001 - nothing more can be shown in this thread
-            log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped",
-                        t.channel, error_code(exc))
+            code = error_code(exc)
+            if code in REFUSED_FOR_GOOD:
+                self._refuse("chat.postMessage", code)
+                return
+            log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped", t.channel, code)
             self.failed = True
             return
         self.ts = str(response["ts"])
@@ -262,7 +330,11 @@ class AnswerMessage:
             await self._client.chat_update(channel=self._target.channel, ts=self.ts,
                                            **self._text_and_blocks(self.shown + self.pending, blocks))
         except Exception as exc:  # noqa: BLE001 - continue in a new message instead
-            log.info("chat.update failed (%s); continuing in a new message", error_code(exc))
+            code = error_code(exc)
+            if code in REFUSED_FOR_GOOD:  # deleted, or the channel refuses: a new message would repeat it
+                self._refuse("chat.update", code, self.ts)
+                return
+            log.info("chat.update failed (%s); continuing in a new message", code)
             self.ts, self.shown = None, ""
             await self._post(self.pending, blocks)
             return
@@ -283,6 +355,13 @@ class AnswerMessage:
             return {"markdown_text": text}
         self.carries_blocks = True
         return {"text": escape_mrkdwn(text), "blocks": [markdown_block(text), *(blocks or [])]}
+
+    def _refuse(self, method: str, code: str, ts: str | None = None) -> None:
+        """Slack refused `method` for good: nothing more is sent for this message; the sink says why."""
+        self.failed = True
+        self.refused = Refused(method, code, ts)
+        self.pending = ""
+        self.chunks.clear()
 
     def _sent(self) -> None:
         self.shown += self.pending

@@ -138,8 +138,12 @@ async def test_web_search_answer_shows_its_step_as_task_updates_in_the_stream(
     calls = [c.method for c in slack.calls()[before:]]
     print(f"\nWeb API calls for a web-search answer with its task updates: {len(calls)} {calls}")
     assert len(calls) <= 6
+    # The stream opens with the Stop button alone, before the model is asked; the step goes at once after it,
+    # before any text.
     start = slack.calls("chat.startStream")[-1].params
-    assert start["chunks"][0]["type"] == "task_update"  # the step shows before any text
+    assert [c["type"] for c in start["chunks"]] == ["blocks"]
+    first = slack.calls("chat.appendStream")[0].params
+    assert first["chunks"][0]["type"] == "task_update" and "markdown_text" not in first
     assert answer_part(reply.visible_text) == "Python 3.13 is the newest."
 
 

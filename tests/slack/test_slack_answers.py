@@ -42,11 +42,13 @@ async def test_mention_is_acked_at_once_and_answered_by_a_stream_in_its_thread(
 
     start = slack.calls("chat.startStream")[0]
     assert start.params["recipient_user_id"] == "U1" and start.params["recipient_team_id"] == "T1"
-    # The stream opens with the Stop button (a blocks chunk) and the first text (a markdown_text chunk).
-    assert "text" not in start.params
-    kinds = [c["type"] for c in start.params["chunks"]]
-    assert kinds == ["blocks", "markdown_text"] and start.params["chunks"][1]["text"]
+    # The stream opens before the model is asked, with the Stop button alone (a blocks chunk); the first text
+    # follows in an append, as soon as it comes.
+    assert "text" not in start.params and "markdown_text" not in start.params
+    assert [c["type"] for c in start.params["chunks"]] == ["blocks"]
     assert start.params["chunks"][0]["blocks"][0]["elements"][0]["action_id"] == "seedbot_stop"
+    assert start.at < fake_seed.requests[0].at
+    assert slack.calls("chat.appendStream")[0].params["markdown_text"]
     # The finished answer carries the feedback buttons, in the stopStream call made anyway.
     [feedback] = slack.calls("chat.stopStream")[-1].params["blocks"]
     assert feedback["type"] == "context_actions" and feedback["elements"][0]["type"] == "feedback_buttons"

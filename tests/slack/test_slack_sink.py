@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -11,6 +13,7 @@ from adapters.slack.sink import SlackSink
 from adapters.slack.transport import StreamingSwitch, Target
 from adapters.slack.users import UserNames
 from bot.domain import Footer, Usage
+from bot.ports import SinkBroken
 from tests.fakes.slack import FakeSlack
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -56,9 +59,9 @@ async def test_assistant_status_is_set_in_assistant_threads_only(slack: FakeSlac
                                                  "chat.stopStream"]
 
 
-async def test_a_sink_never_raises_when_slack_refuses_everything(slack: FakeSlack, client: AsyncWebClient) -> None:
-    slack.inject_error("chat.startStream", "channel_not_found")
-    slack.inject_error("chat.postMessage", "channel_not_found", times=5)
+async def test_a_sink_never_raises_when_slack_fails_for_a_while(slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.inject_error("chat.startStream", "internal_error")
+    slack.inject_error("chat.postMessage", "fatal_error", times=5)
     sink = sink_for(client, "1.000001", channel="C404", assistant=True)
     await sink.status("thinking…")
     for piece in ("a", "b", "c"):
@@ -68,6 +71,71 @@ async def test_a_sink_never_raises_when_slack_refuses_everything(slack: FakeSlac
     assert slack.messages("C404") == []
     # Nothing could be posted, so the status the sink set is cleared by the sink itself.
     assert [c.params["status"] for c in slack.calls("assistant.threads.setStatus")] == ["thinking…", ""]
+
+
+async def test_a_channel_refusing_the_bot_raises_at_start_and_gets_nothing_more(
+        slack: FakeSlack, client: AsyncWebClient, caplog: pytest.LogCaptureFixture) -> None:
+    slack.refuse_posts("C404", "not_in_channel")
+    sink = SlackSink(client, Target("C404", "1.000001", "U1", "T1"), answer_key="slack:T1:C404:1.000001")
+    with pytest.raises(SinkBroken, match="Slack refused chat.startStream in channel C404: not_in_channel"):
+        await sink.start()  # the stream with the Stop button opens before the model is asked
+    with pytest.raises(SinkBroken):
+        await sink.append("an answer nobody will see")
+    await sink.fail("Not posted either.")
+    assert [(c.method, c.error) for c in slack.calls()] == [("chat.startStream", "not_in_channel")]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "C404" in warning and "not_in_channel" in warning
+
+
+async def test_a_refused_post_after_streaming_is_unavailable_raises(slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.inject_error("chat.startStream", "missing_scope")  # streaming is the fallback's to answer: posted instead
+    slack.inject_error("chat.postMessage", "is_archived", channel="C404")
+    sink = sink_for(client, "1.000001", channel="C404")
+    with pytest.raises(SinkBroken, match="Slack refused chat.postMessage in channel C404: is_archived"):
+        await sink.append("first words")
+    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.postMessage"]
+
+
+async def test_a_message_deleted_while_it_streams_is_not_posted_again(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.events.app_mention("q")["event"]["ts"]
+    now = [0.0]
+    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), clock=lambda: now[0])
+    await sink.append("first part ")
+    [streamed] = [m for m in slack.thread("C1", parent) if m.is_bot]
+    slack.delete_message("C1", streamed.ts)
+    now[0] += 10  # the next paced write is due
+    refused = f"chat.appendStream of message {streamed.ts} in channel C1: message_not_found"
+    with pytest.raises(SinkBroken, match=refused):
+        await sink.append("second part ")
+    await sink.fail("Not posted.")
+    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.appendStream"]
+    assert [m for m in slack.thread("C1", parent) if m.is_bot] == []
+
+
+async def test_a_deleted_message_is_not_posted_again_without_streaming_either(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.config.streaming_enabled = False
+    parent = slack.events.app_mention("q")["event"]["ts"]
+    now = [0.0]
+    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), clock=lambda: now[0])
+    await sink.append("first part ")
+    [posted] = [m for m in slack.thread("C1", parent) if m.is_bot]
+    slack.delete_message("C1", posted.ts)
+    now[0] += 10
+    with pytest.raises(SinkBroken, match=f"chat.update of message {posted.ts} in channel C1: message_not_found"):
+        await sink.append("second part ")
+    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.postMessage", "chat.update"]
+
+
+async def test_a_refused_last_write_raises_from_finish(slack: FakeSlack, client: AsyncWebClient) -> None:
+    parent = slack.events.app_mention("q")["event"]["ts"]
+    sink = sink_for(client, parent)
+    await sink.append("A short answer. ")
+    slack.refuse_posts("C1", "restricted_action_thread_locked")  # an admin locked the thread meanwhile
+    with pytest.raises(SinkBroken, match=r"chat.stopStream of message \S+ in channel C1: restricted_action_thread"):
+        await sink.finish(FOOTER)
+    await sink.fail("Not posted.")
+    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.stopStream"]
 
 
 async def test_short_final_text_after_a_cut_is_posted_not_streamed(slack: FakeSlack, client: AsyncWebClient) -> None:
