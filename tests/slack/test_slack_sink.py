@@ -96,35 +96,25 @@ async def test_a_refused_post_after_streaming_is_unavailable_raises(slack: FakeS
     assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.postMessage"]
 
 
-async def test_a_message_deleted_while_it_streams_is_not_posted_again(slack: FakeSlack, client: AsyncWebClient) -> None:
+@pytest.mark.parametrize(("streaming", "refused_method", "calls"), [
+    (True, "chat.appendStream", ["chat.startStream", "chat.appendStream"]),
+    (False, "chat.update", ["chat.startStream", "chat.postMessage", "chat.update"]),
+])
+async def test_a_message_deleted_while_it_is_written_is_not_posted_again(
+        slack: FakeSlack, client: AsyncWebClient, streaming: bool, refused_method: str, calls: list[str]) -> None:
+    slack.config.streaming_enabled = streaming
     parent = slack.events.app_mention("q")["event"]["ts"]
     now = [0.0]
     sink = SlackSink(client, Target("C1", parent, "U1", "T1"), clock=lambda: now[0])
     await sink.append("first part ")
-    [streamed] = [m for m in slack.thread("C1", parent) if m.is_bot]
-    slack.delete_message("C1", streamed.ts)
+    [written] = [m for m in slack.thread("C1", parent) if m.is_bot]
+    slack.delete_message("C1", written.ts)
     now[0] += 10  # the next paced write is due
-    refused = f"chat.appendStream of message {streamed.ts} in channel C1: message_not_found"
-    with pytest.raises(SinkBroken, match=refused):
+    with pytest.raises(SinkBroken, match=f"{refused_method} of message {written.ts} in channel C1: message_not_found"):
         await sink.append("second part ")
     await sink.fail("Not posted.")
-    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.appendStream"]
+    assert [c.method for c in slack.calls()] == calls
     assert [m for m in slack.thread("C1", parent) if m.is_bot] == []
-
-
-async def test_a_deleted_message_is_not_posted_again_without_streaming_either(
-        slack: FakeSlack, client: AsyncWebClient) -> None:
-    slack.config.streaming_enabled = False
-    parent = slack.events.app_mention("q")["event"]["ts"]
-    now = [0.0]
-    sink = SlackSink(client, Target("C1", parent, "U1", "T1"), clock=lambda: now[0])
-    await sink.append("first part ")
-    [posted] = [m for m in slack.thread("C1", parent) if m.is_bot]
-    slack.delete_message("C1", posted.ts)
-    now[0] += 10
-    with pytest.raises(SinkBroken, match=f"chat.update of message {posted.ts} in channel C1: message_not_found"):
-        await sink.append("second part ")
-    assert [c.method for c in slack.calls()] == ["chat.startStream", "chat.postMessage", "chat.update"]
 
 
 async def test_a_refused_last_write_raises_from_finish(slack: FakeSlack, client: AsyncWebClient) -> None:
