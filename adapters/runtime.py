@@ -214,18 +214,32 @@ async def run_until_signalled(settings: Settings) -> None:
     # SIGHUP too (a closed terminal, a supervisor's hang-up): by default it kills at once, leaving answers
     # streaming and reservations open until their TTL; seedbot has no configuration to reload on it.
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await process.start()
-        log.debug("%d start-up objects frozen out of garbage collection", freeze_long_lived())
-        await stop.wait()
-    finally:
+
+    def first_signal() -> None:
+        stop.set()
         # A second signal (Ctrl-C pressed again) is an operator who will not wait out the grace: answers
         # still running are finished with the notice and settled now, not killed with the books open.
         for sig in signals:
             loop.add_signal_handler(sig, _hurry, process)
-        # Also after a failed start: whatever did start (engine, server, a connected adapter) is closed.
+
+    for sig in signals:
+        loop.add_signal_handler(sig, first_signal)
+    starting = asyncio.ensure_future(process.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            # Signalled while starting (a platform that does not answer can hold start for its timeouts).
+            log.warning("signalled during start-up: stopping without waiting for it to finish")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        starting.result()  # a failed start raises here
+        log.debug("%d start-up objects frozen out of garbage collection", freeze_long_lived())
+        await stopping
+    finally:
+        stopping.cancel()
+        # Also after a failed or cancelled start: whatever did start (engine, server, an adapter) is closed.
         await process.stop()
 
 

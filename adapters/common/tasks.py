@@ -45,6 +45,28 @@ class BackgroundTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    async def _unfinished(self, seconds: float, hurry: asyncio.Event | None) -> set[asyncio.Task[Any]]:
+        """The tasks still running after `seconds`, or as soon as `hurry` is set (none cancelled). Tasks
+        spawned meanwhile (an answer its dispatch started) are waited for too, within the same time."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+        try:
+            while (running := {task for task in self._tasks if not task.done()}) and \
+                    (left := deadline - asyncio.get_running_loop().time()) > 0:
+                # Cancelling this waiter (below) leaves the tasks it watches running: asyncio.wait never cancels them.
+                everything = asyncio.ensure_future(asyncio.wait(running))
+                try:
+                    waited = {everything} if hurried is None else {everything, hurried}
+                    await asyncio.wait(waited, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    everything.cancel()
+                if hurried is not None and hurried.done():
+                    break
+        finally:
+            if hurried is not None:
+                hurried.cancel()
+        return {task for task in self._tasks if not task.done()}
+
     async def drain(self, grace_seconds: float, closing_seconds: float = CLOSING_SECONDS,
                     hurry: asyncio.Event | None = None) -> int:
         """Wait up to `grace_seconds` for tasks in flight (less if `hurry` is set meanwhile: an operator's
@@ -53,7 +75,7 @@ class BackgroundTasks:
         process lives). Returns how many were cancelled."""
         if not self._tasks:
             return 0
-        pending = await _unfinished(set(self._tasks), grace_seconds, hurry)
+        pending = await self._unfinished(grace_seconds, hurry)
         for task in pending:
             task.cancel()
         if pending:
@@ -65,19 +87,3 @@ class BackgroundTasks:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         return len(pending)
-
-
-async def _unfinished(tasks: set[asyncio.Task[Any]], seconds: float,
-                      hurry: asyncio.Event | None) -> set[asyncio.Task[Any]]:
-    """The tasks still running after `seconds`, or as soon as `hurry` is set (without cancelling any)."""
-    if hurry is None:
-        return (await asyncio.wait(tasks, timeout=seconds))[1]
-    # Cancelling these two waiters (below) leaves the tasks they watch running: asyncio.wait never cancels them.
-    everything = asyncio.ensure_future(asyncio.wait(tasks))
-    hurried = asyncio.ensure_future(hurry.wait())
-    try:
-        await asyncio.wait({everything, hurried}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        everything.cancel()
-        hurried.cancel()
-    return {task for task in tasks if not task.done()}

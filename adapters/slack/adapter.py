@@ -170,6 +170,9 @@ class SlackAdapter:
         """HTTP events get 503 (so Slack redelivers them elsewhere) and Socket Mode disconnects; the
         Web API session stays open for the answers in flight."""
         self._accepting = False
+        # No request is acknowledged from now on (503): what AckFirst holds is dispatched now, so the
+        # shutdown's grace covers it like any answer already running.
+        self._ack_first.release_now()
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -293,7 +296,9 @@ class SlackAdapter:
 
     def _shared_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # slack_sdk applies its client's timeout only to sessions it makes itself: a session handed to it
+            # must carry the bound, or a Web API call to a Slack that never answers waits aiohttp's 300 s.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_SECONDS))
             self._bolt_client.session = self._session
             for workspace in self.workspaces.all():
                 workspace.client.session = self._session
@@ -345,19 +350,26 @@ class AckFirst:
         self._queued.append((time.monotonic(), dispatch))
         if not self._releasing:
             self._releasing = True
-            self._tasks.spawn(self._release(), name="slack:ack-first")
+            self._tasks.spawn(self._release(), name="slack:ack-first").add_done_callback(self._released)
+
+    def release_now(self) -> None:
+        """Dispatch everything held, at once (shutdown: no more requests will be acknowledged)."""
+        while self._queued:
+            self._tasks.spawn(self._queued.popleft()[1](), name="slack:dispatch")
 
     async def _release(self) -> None:
-        try:
-            while self._queued:
-                seen = self._arrivals
-                await asyncio.sleep(0)  # one turn of the loop: the requests read meanwhile are acknowledged
-                if self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
-                    continue
-                while self._queued:
-                    self._tasks.spawn(self._queued.popleft()[1](), name="slack:dispatch")
-        finally:
-            self._releasing = False
+        while self._queued:
+            seen = self._arrivals
+            await asyncio.sleep(0)  # one turn of the loop: the requests read meanwhile are acknowledged
+            if self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
+                continue
+            self.release_now()
+
+    def _released(self, _task: asyncio.Task[None]) -> None:
+        self._releasing = False
+        # Cancelled while holding, even before it ran (a shutdown cut short): Slack has had its 200 for
+        # these, so they are dispatched rather than dropped.
+        self.release_now()
 
 
 class _TokenUnusedFilter(logging.Filter):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,26 @@ async def test_a_second_sigterm_ends_the_grace_at_once_and_still_settles(
     books = await read_books_at(f"sqlite+aiosqlite:///{db_path}")
     (row,) = books.ledger
     assert row.status == "interrupted" and not books.active_reservations and books.balanced()
+
+
+async def test_a_signal_while_a_platform_holds_the_start_stops_the_process(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (its backlog) and never answers: auth.test hangs
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = bot_env(slack, fake_seed, tmp_path / "start.db") | {
+            "SLACK_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/api/", "SEEDBOT_LOG_LEVEL": "INFO"}
+        process = await start_bot(env, tmp_path)
+        assert process.stderr is not None
+        try:
+            while b"event loop:" not in await asyncio.wait_for(process.stderr.readline(), 60):
+                pass  # start-up has begun; Slack will not answer it within the bound below
+            process.send_signal(signal.SIGTERM)
+            # Without the signal, start would wait for the Web API's 30-s timeout and retries.
+            _, err = await asyncio.wait_for(process.communicate(), 20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "signalled during start-up" in err.decode()
