@@ -175,8 +175,8 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 
 def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
     """The constructor of the event loop `seedbot run` serves on (SEEDBOT_EVENT_LOOP): "uvloop" (libuv's loop,
-    which aiohttp's and asyncpg's documentation recommend for servers: here about a quarter less CPU per
-    answer on PostgreSQL, docs/BENCHMARKS.md) or "asyncio" (the standard library's, for asyncio's debug mode
+    which aiohttp's and asyncpg's documentation recommend for servers: here about 8% less CPU per answer on
+    PostgreSQL in alternating runs, docs/BENCHMARKS.md) or "asyncio" (the standard library's, for asyncio's debug mode
     or a platform uvloop does not support). Raises ConfigError when uvloop is chosen but not installed
     (Windows: uvloop has no build there)."""
     if choice == "asyncio":
