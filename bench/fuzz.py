@@ -4,7 +4,7 @@ while the fake model now and then sends malformed chunks, invalid usage or drops
 
 Prints: whether the process stayed alive, tracebacks it logged, valid messages answered / expected,
 and books mismatches (counters against the ledger, reservations left active, messages left pending).
-Run: .venv/bin/python -m bench.fuzz [--slack 7000] [--discord 3000] [--seed 11]
+Run: .venv/bin/python -m bench.fuzz [--slack 7000] [--discord 3000] [--seed 11] [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ async def books_mismatches(db_url: str) -> tuple[int, list[str]]:
     return len(problems), problems
 
 
-async def run(slack_events: int, discord_messages: int, seed: int) -> None:
+async def run(slack_events: int, discord_messages: int, seed: int, keep_log: Path | None = None) -> None:
     rng = random.Random(seed)
     plan = Plan()
     async with FakeSeed() as model, FakeSlack() as slack, FakeDiscord(bucket_limit=10_000) as discord:
@@ -233,6 +233,8 @@ async def run(slack_events: int, discord_messages: int, seed: int) -> None:
                         bot.terminate()
                     exit_code = await bot.wait()
             log = log_path.read_text(errors="replace")
+            if keep_log is not None:  # the temporary directory goes; a failure found once must be readable
+                await asyncio.to_thread(keep_log.write_text, log)
             mismatches, problems = await books_mismatches(db_url)
     expected = len(plan.slack_expected) + len(plan.discord_expected)
     print(f"hostile inputs sent:             {plan.sent:,} ({slack_events:,} Slack events, "
@@ -256,8 +258,9 @@ def main() -> None:
     parser.add_argument("--slack", type=int, default=7_000)
     parser.add_argument("--discord", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--keep-log", type=Path, help="copy the bot's log (stdout and stderr) to this file")
     args = parser.parse_args()
-    asyncio.run(run(args.slack, args.discord, args.seed))
+    asyncio.run(run(args.slack, args.discord, args.seed, args.keep_log))
 
 
 if __name__ == "__main__":
