@@ -59,6 +59,7 @@ class _CallResult:
     cost_nanos: int = 0
     refused: Denial | None = None
     error: str = ""
+    cut: bool = False  # the model stopped at max_tokens (finish_reason "length"): the reply may lack findings
 
 
 class ReviewService:
@@ -106,6 +107,8 @@ class ReviewService:
         refused = sum(1 for r in results if r.refused)
         if refused:
             notes.append(f"{counted(refused, 'review call')} refused by the budget")
+        if cut := sum(1 for r in results if r.cut):
+            notes.append(f"{counted(cut, 'review call')} cut at the model's output limit: findings may be missing")
         charged = [r for r in results if r.cost_nanos]
         unreported = sum(1 for r in charged if r.usage is None)
         if 0 < unreported < len(charged):
@@ -170,6 +173,7 @@ class ReviewService:
             await self._settle(grant, result, completion, "ok", None, started, answered=True)
         inflight.settled(grant)
         if completion is not None:
+            result.cut = completion.finish_reason == "length"
             result.review = ground_findings(parse_review_reply(completion.content), chunk)
         return result
 

@@ -186,6 +186,18 @@ async def test_unreadable_findings_cost_themselves_not_the_review(core_for, sqli
     assert "not in the expected format" not in sink.text and "Line zero" not in sink.text
 
 
+async def test_a_review_reply_cut_at_the_output_limit_is_named_as_cut(core_for, sqlite_url: str,
+                                                                      fake_seed: FakeSeed, repo: GitRepo) -> None:
+    core = await core_for(sqlite_url)
+    whole = json.dumps({"summary": "Two problems.", "risk": "high", "findings": [
+        {"path": "app/calc.py", "line": 2, "severity": "major", "title": "Subtraction", "explanation": "x"}]})
+    fake_seed.script(Reply(content=whole[:len(whole) // 2], finish_reason="length"))
+    sink = RecordingSink()
+    await core.service.handle(incoming(f"review please\n```diff\n{small_diff(repo)}```"), sink)
+    assert sink.footer is not None
+    assert "1 review call cut at the model's output limit: findings may be missing" in sink.footer.notes
+
+
 def three_file_diff(repo: GitRepo) -> str:
     """A diff of three files, big enough at SEEDBOT_REVIEW_TOKENS=2000 for a review call each."""
     for name in ("alpha", "beta", "gamma"):
