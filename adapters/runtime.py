@@ -210,7 +210,6 @@ async def run_until_signalled(settings: Settings) -> None:
     process = BotProcess(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     # SIGHUP too (a closed terminal, a supervisor's hang-up): by default it kills at once, leaving answers
     # streaming and reservations open until their TTL; seedbot has no configuration to reload on it.
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -224,6 +223,8 @@ async def run_until_signalled(settings: Settings) -> None:
 
     for sig in signals:
         loop.add_signal_handler(sig, first_signal)
+    # Logged once the signals are handled: from this line on, a signal stops the process in order.
+    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     starting = asyncio.ensure_future(process.start())
     stopping = asyncio.ensure_future(stop.wait())
     try:

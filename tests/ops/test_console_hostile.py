@@ -8,9 +8,10 @@ import io
 from pathlib import Path
 
 import aiohttp
+from sqlalchemy.exc import OperationalError
 
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
-from adapters.web.console.routes import SECURITY_HEADERS
+from adapters.web.console.routes import DATABASE_AWAY, SECURITY_HEADERS
 from bot.domain import usd_string
 from bot.storage.names import CHANNEL, USER
 from tests.fakes.slack import FakeSlack
@@ -97,3 +98,17 @@ async def test_the_ledger_csv_writes_hostile_names_as_text(slack: FakeSlack, set
             assert (row["prompt_tokens"], row["cached_tokens"], row["cost_usd"]) == (
                 str(ledger.prompt_tokens), str(ledger.cached_tokens), usd_string(ledger.cost_nanos))
         assert {row["person"] for row in rows} >= {"slack:U2", "slack:U1"}
+
+
+async def test_with_the_database_away_a_page_is_a_plain_503_not_a_500(slack: FakeSlack, settings_for, tmp_path: Path,
+                                                                       monkeypatch) -> None:  # noqa: ANN001
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
+        await console.sign_in(client)
+
+        async def away(_work: object) -> None:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+        monkeypatch.setattr(console.core.db, "run", away)  # what every console request's session check calls
+        response = await client.get(console.base_url + "/admin/ledger", allow_redirects=False)
+        assert response.status == 503 and _guarded(response)
+        assert await response.text() == DATABASE_AWAY

@@ -7,6 +7,7 @@ the budget manager; budget edits go through bot.ops.admin's verb, so they are re
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -18,6 +19,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import OpenIDConnectAuthorizeUrlGenerator
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.core import Core
 from adapters.web.console.auth import (
@@ -36,6 +38,8 @@ from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
 from bot.domain import format_usd, usd_string
 from bot.ops.reports import render_chart
 
+log = logging.getLogger(__name__)
+
 PREFIX = "/admin"
 CHART_DAYS = 30
 # The range `seedbot spend` shows when given no dates: the last 7 local days, today included.
@@ -43,6 +47,7 @@ SPEND_DAYS = 7
 OPEN_PATHS = frozenset({f"{PREFIX}/login", f"{PREFIX}/login/slack", f"{PREFIX}/login/slack/callback"})
 
 SESSION_KEY = web.RequestKey("console_session", ConsoleSession)
+DATABASE_AWAY = "The console cannot reach its database right now. Try again in a minute."
 Platforms = Callable[[], list[str]]
 
 
@@ -134,6 +139,10 @@ class Console:
         except web.HTTPException as exc:  # redirects and error pages carry the headers too
             _secure(exc)
             raise
+        except (SQLAlchemyError, OSError) as exc:
+            # Every page reads its session row: with the database away, say so plainly (no session is let in).
+            log.warning("console %s: the database did not answer (%s)", path, type(exc).__name__)
+            response = web.Response(status=503, text=DATABASE_AWAY, headers={"Retry-After": "30"})
         _secure(response)
         return response
 
