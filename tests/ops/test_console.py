@@ -139,6 +139,18 @@ async def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(slack: 
         assert (await client.get(base + "/health", allow_redirects=False)).status == 200
 
 
+async def test_signing_in_again_ends_the_browsers_earlier_session(slack: FakeSlack, settings_for,
+                                                                    tmp_path: Path) -> None:
+    async with running_console(slack, settings_for, tmp_path) as console, _client() as client, _client() as thief:
+        copied = (await console.sign_in(client)).cookies[SESSION_COOKIE].value
+        again = (await console.sign_in(client)).cookies[SESSION_COOKIE].value  # the browser sends `copied`
+        base = console.base_url + "/admin"
+        for cookie, status in ((copied, 302), (again, 200)):
+            page = await thief.get(base + "/health", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
+                                   allow_redirects=False)
+            assert page.status == status
+
+
 async def test_a_sign_out_holds_on_every_replica_and_old_sessions_are_purged(core_for, database_url: str) -> None:
     # Two cores on one database are two replicas (or one process before and after a restart).
     first, second = await core_for(database_url), await core_for(database_url)

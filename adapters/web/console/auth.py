@@ -137,17 +137,22 @@ class ConsoleAuth:
             raise LinkRefused(f"{admin_id} is not in SEEDBOT_ADMINS.")
         return admin_id, nonce
 
-    async def start_session(self, admin_id: str) -> str:
+    async def start_session(self, admin_id: str, *, replacing: str | None = None) -> str:
         """Record a new session for `admin_id` and return its signed cookie value (a fresh session id and
-        CSRF token). The same transaction purges sessions past SESSION_MAX_AGE_SECONDS, so the table never
-        holds more than the sign-ins of one maximum age before the latest."""
+        CSRF token). `replacing` is the session cookie the browser signed in with, if any: its session ends
+        (a copy of the old cookie is refused once this browser holds the new one). The same transaction
+        purges sessions past SESSION_MAX_AGE_SECONDS, so the table never holds more than the sign-ins of one
+        maximum age before the latest."""
         session_id = secrets.token_urlsafe(24)
         now = utcnow()
+        previous = self._session_id(replacing)
 
         def record(session: DbSession) -> None:
             # A purged row may end its session up to a second (or the replicas' clock skew) before the
             # cookie's own timestamp would: harmless at the end of 12 hours.
             session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.expires_at < now))
+            if previous is not None:
+                session.execute(delete(ConsoleSessionRecord).where(ConsoleSessionRecord.id == previous))
             session.add(ConsoleSessionRecord(id=session_id, admin_id=admin_id, created_at=now,
                                              expires_at=now + timedelta(seconds=SESSION_MAX_AGE_SECONDS)))
 
@@ -160,6 +165,24 @@ class ConsoleAuth:
         SESSION_MAX_AGE_SECONDS, signed out (its row is gone), or its admin was removed from
         SEEDBOT_ADMINS. A well-signed cookie costs one primary-key read; there is no per-process cache,
         so a sign-out on one replica holds on all of them at once. Database errors propagate."""
+        fields = self._cookie_fields(cookie)
+        if fields is None or not self.is_admin(fields[0]):
+            return None
+        admin_id, csrf, session_id = fields
+
+        def owner(session: DbSession) -> str | None:
+            return session.scalar(select(ConsoleSessionRecord.admin_id).where(ConsoleSessionRecord.id == session_id))
+
+        if await self._db.run(owner) != admin_id:
+            return None
+        return ConsoleSession(admin_id, csrf, session_id)
+
+    def _session_id(self, cookie: str | None) -> str | None:
+        fields = self._cookie_fields(cookie)
+        return fields[2] if fields is not None else None
+
+    def _cookie_fields(self, cookie: str | None) -> tuple[str, str, str] | None:
+        """(admin, CSRF token, session id) of a well-signed session cookie younger than its maximum age."""
         if not cookie:
             return None
         try:
@@ -168,15 +191,9 @@ class ConsoleAuth:
             return None
         # Cookies signed before sessions had ids have no "session" field: they are refused like signed-out ones.
         admin_id, csrf, session_id = _fields(payload, "admin", "csrf", "session")
-        if admin_id is None or csrf is None or session_id is None or not self.is_admin(admin_id):
+        if admin_id is None or csrf is None or session_id is None:
             return None
-
-        def owner(session: DbSession) -> str | None:
-            return session.scalar(select(ConsoleSessionRecord.admin_id).where(ConsoleSessionRecord.id == session_id))
-
-        if await self._db.run(owner) != admin_id:
-            return None
-        return ConsoleSession(admin_id, csrf, session_id)
+        return admin_id, csrf, session_id
 
     async def end_session(self, session: ConsoleSession) -> None:
         """Sign `session` out: delete its row, so its cookie and every copy of it are refused from now

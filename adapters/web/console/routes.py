@@ -313,8 +313,9 @@ class Console:
 
     async def _signed_in(self, request: web.Request, admin_id: str) -> web.Response:
         response = web.HTTPSeeOther(f"{PREFIX}/")
-        self._set_cookie(response, request, SESSION_COOKIE, await self._auth.start_session(admin_id),
-                         SESSION_MAX_AGE_SECONDS)
+        # The browser's earlier session, if it sends one, ends: its cookie is replaced here anyway.
+        cookie = await self._auth.start_session(admin_id, replacing=request.cookies.get(SESSION_COOKIE))
+        self._set_cookie(response, request, SESSION_COOKIE, cookie, SESSION_MAX_AGE_SECONDS)
         response.del_cookie(STATE_COOKIE, path=PREFIX)
         raise response
 
