@@ -206,20 +206,19 @@ class SlackAdapter:
         if payload.problem:
             log.warning("signed Slack request ignored: %s", payload.problem)
             return web.Response(status=200)
-        headers = dict(request.headers)
-        if payload.event_callback:
+        if (envelope := payload.envelope) is not None:
             # What the dispatch costs (Bolt parses the body again, runs its middleware and listeners) waits
             # until after the ack, and until the acks of a burst are out. A mention or a channel message of
             # the one workspace needs none of Bolt's middleware: it goes straight to the router.
-            assert payload.envelope is not None
             single = self.workspaces.single
-            if single is not None and not needs_bolt(payload.envelope):
-                self._ack_first.dispatch_later(functools.partial(self._route, payload.envelope, single))
+            if single is not None and not needs_bolt(envelope):
+                dispatch = functools.partial(self._route, envelope, single)
             else:
-                self._ack_first.dispatch_later(
-                    functools.partial(self._dispatch_acknowledged, body, request.query_string, headers))
+                dispatch = functools.partial(self._dispatch_acknowledged, body, request.query_string,
+                                             dict(request.headers))
+            self._ack_first.dispatch_later(dispatch)
             return web.Response(status=200)
-        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=headers)
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         try:
             bolt_response = await self.app.async_dispatch(bolt_request)
         except Exception as exc:  # noqa: BLE001 - a payload Bolt cannot read is ignored, never retried

@@ -64,12 +64,16 @@ def decode_body(raw: bytes) -> str | None:
 @dataclass(frozen=True, slots=True)
 class SignedPayload:
     """What a signed body is: `problem` says why it is not a payload Slack sends (None when it is one);
-    `event_callback` is True for a well-formed Events API event_callback (step 4 above)."""
+    `envelope` is a well-formed Events API event_callback as parsed (step 4 above), so that nothing parses
+    the body again, and None for any other payload."""
 
     problem: str | None
-    event_callback: bool = False
-    # The parsed event_callback (when event_callback is True), so that nothing parses the body again.
     envelope: dict[str, Any] | None = None
+
+    @property
+    def event_callback(self) -> bool:
+        """Whether the payload is a well-formed event_callback."""
+        return self.envelope is not None
 
 
 def examine_payload(body: str, content_type: str) -> SignedPayload:
@@ -83,7 +87,7 @@ def examine_payload(body: str, content_type: str) -> SignedPayload:
         return SignedPayload("body is not JSON")
     problem = _envelope_problem(payload)
     event_callback = problem is None and media == "application/json" and payload["type"] == "event_callback"
-    return SignedPayload(problem, event_callback, payload if event_callback else None)
+    return SignedPayload(problem, payload if event_callback else None)
 
 
 def needs_bolt(envelope: dict[str, Any]) -> bool:
