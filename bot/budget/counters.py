@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, Update, bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
+from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import BudgetCounter, Reservation, UsageEntry
 
 Counter = tuple[str, str, datetime]  # (scope key, period, period start): a counter row's primary key
@@ -42,17 +43,17 @@ def channel_scope_of(counter_keys: str) -> str | None:
     return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
 
 
-def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, Row[Any]]:
+def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, ResultRow]:
     """The rows that exist of `counters` (scope key -> row of scope_key, spent_nanos, reserved_nanos), at most
     one per scope key. With `lock`, locked FOR UPDATE in scope-key order on PostgreSQL (rows are locked in
     the order they are returned, and one order for every transaction keeps two from deadlocking)."""
     statements = _statements(len(counters), lock_first=False)
-    rows = connection.execute(statements.locked if lock else statements.read, _params(counters))
+    rows = (statements.locked if lock else statements.read).rows(connection, _params(counters))
     return {row.scope_key: row for row in rows}
 
 
 def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
-           returning: bool = False, locked: bool = False) -> dict[str, Row[Any]]:
+           returning: bool = False, locked: bool = False) -> dict[str, ResultRow]:
     """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
     in one statement; on PostgreSQL, rows not yet `locked` are locked by a subquery first, in scope-key
     order (an UPDATE alone locks in whatever order it finds them). With `returning`, the counters after
@@ -61,9 +62,9 @@ def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0
     statements = _statements(len(counters), lock_first=not locked and connection.dialect.name != "sqlite")
     params = _params(counters) | {"d_reserved": reserved, "d_spent": spent}
     if not returning:
-        connection.execute(statements.adjust, params)
+        statements.adjust.run(connection, params)
         return {}
-    return {row.scope_key: row for row in connection.execute(statements.adjust_returning, params)}
+    return {row.scope_key: row for row in statements.adjust_returning.rows(connection, params)}
 
 
 def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
@@ -87,10 +88,10 @@ def _scope_sum(connection: Connection, column: Any, scope_key: str, *where: Any)
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    read: Select[Any]
-    locked: Select[Any]
-    adjust: Update
-    adjust_returning: Update
+    read: Precompiled
+    locked: Precompiled
+    adjust: Precompiled
+    adjust_returning: Precompiled
 
 
 @functools.cache
@@ -105,8 +106,8 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
                       .with_for_update()) if lock_first else where
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
-    return _Statements(read, read.with_for_update(), change,
-                       change.returning(c.scope_key, c.spent_nanos, c.reserved_nanos))
+    return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
+                       Precompiled(change.returning(c.scope_key, c.spent_nanos, c.reserved_nanos)))
 
 
 def _params(counters: list[Counter]) -> dict[str, Any]:

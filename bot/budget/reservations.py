@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from bot.budget.pricing import PriceBook
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
+from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import (
     Budget,
     BudgetChange,
@@ -52,21 +53,21 @@ AlsoInTransaction = Callable[[Connection], None]
 # Built once: each runs for every call, and building a statement costs more than running it.
 _BUDGETS, _COUNTERS, _RESERVATIONS, _LEDGER = (Budget.__table__, BudgetCounter.__table__, Reservation.__table__,
                                                UsageEntry.__table__)
-_RESERVE = insert(_RESERVATIONS).returning(_RESERVATIONS.c.id)
+_RESERVE = Precompiled(insert(_RESERVATIONS).returning(_RESERVATIONS.c.id))
 _RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
 _CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
 # Closes a reservation only if still active, and returns it: one statement where a locked read and an
 # update were two.
-_CLOSE_ACTIVE = _CLOSE.where(_RESERVATIONS.c.status == "active").returning(*_RESERVATIONS.c)
-_LEDGER_ROW = insert(_LEDGER)
+_CLOSE_ACTIVE = Precompiled(_CLOSE.where(_RESERVATIONS.c.status == "active").returning(*_RESERVATIONS.c))
+_LEDGER_ROW = Precompiled(insert(_LEDGER))
 _REFUSAL = insert(Refusal.__table__)
 
 
 @functools.cache
-def _limits_of(n: int) -> Select[Any]:
+def _limits_of(n: int) -> Precompiled:
     """The budget rows of n scope keys (parameters k0, k1, ...): one shape per n, compiled once."""
-    return select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
-        _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)]))
+    return Precompiled(select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
+        _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)])))
 
 
 class BudgetManager:
@@ -94,7 +95,7 @@ class BudgetManager:
                     if (person := split_person_scope(key)) is not None and person[0] != EVERYONE}
         keys = sorted(wanted | everyone)
         rows = {row.scope_key: BudgetLimit(row.limit_nanos, Period(row.period))
-                for row in connection.execute(_limits_of(len(keys)), {f"k{i}": key for i, key in enumerate(keys)})}
+                for row in _limits_of(len(keys)).rows(connection, {f"k{i}": key for i, key in enumerate(keys)})}
         return {key: self._limit_of(key, rows) for key in wanted}
 
     def _limit_of(self, scope_key: str, rows: dict[str, BudgetLimit]) -> BudgetLimit:
@@ -189,7 +190,7 @@ class BudgetManager:
                               binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
             counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
             adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
-            reservation_id = connection.scalar(_RESERVE, dict(
+            reservation_id = _RESERVE.scalar(connection, dict(
                 channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
                 counter_keys=";".join(counter_keys), amount_nanos=plan.amount_nanos,
                 status="active", created_at=now,
@@ -212,9 +213,9 @@ class BudgetManager:
         """
 
         def work(connection: Connection) -> Any:
-            reservation = connection.execute(_CLOSE_ACTIVE, {"r_id": grant.reservation_id,
-                                                             "r_status": _closed_status(outcome)}).first()
-            counters: dict[str, Row[Any]] = {}
+            reservation = _CLOSE_ACTIVE.first(connection, {"r_id": grant.reservation_id,
+                                                           "r_status": _closed_status(outcome)})
+            counters: dict[str, ResultRow] = {}
             if reservation is not None:
                 counters = self._book(connection, reservation, outcome)
             elif (reservation := connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()) \
@@ -291,7 +292,7 @@ class BudgetManager:
 
     # -- internals --
 
-    def _correct_expired(self, connection: Connection, reservation: Row[Any], outcome: Settlement) -> None:
+    def _correct_expired(self, connection: Connection, reservation: ResultRow, outcome: Settlement) -> None:
         """A settlement that arrives after its reservation expired (charged in full) corrects that
         row and the counters by the difference, instead of booking the call twice."""
         entry = connection.execute(select(_LEDGER.c.id, _LEDGER.c.cost_nanos)
@@ -311,12 +312,12 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    def _book(self, connection: Connection, reservation: Row[Any], outcome: Settlement) -> dict[str, Row[Any]]:
+    def _book(self, connection: Connection, reservation: ResultRow, outcome: Settlement) -> dict[str, ResultRow]:
         """Move a closed reservation's money from reserved to spent and write its ledger row. Returns its
         counters after the move (scope key -> row of scope_key, spent_nanos, reserved_nanos)."""
         counters = adjust(connection, reservation.counter_keys.split(";"), reserved=-reservation.amount_nanos,
                           spent=outcome.cost_nanos, returning=True)
-        connection.execute(_LEDGER_ROW, dict(
+        _LEDGER_ROW.run(connection, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
             prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
@@ -356,8 +357,8 @@ class BudgetManager:
             return Remaining(None, None)
         return _remaining_of(self._scope_states(connection, [scope_key], self._clock(), lock=False)[0])
 
-    def _remaining_after(self, connection: Connection, reservation: Row[Any] | None,
-                         counters: dict[str, Row[Any]]) -> Remaining:
+    def _remaining_after(self, connection: Connection, reservation: ResultRow | None,
+                         counters: dict[str, ResultRow]) -> Remaining:
         """The channel's position after a settlement: from the counter the settlement just updated when
         that is still the channel's counter now, else read again (the period turned, or the limit's
         period changed, while the call ran)."""

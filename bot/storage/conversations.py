@@ -12,6 +12,7 @@ from bot.budget.scopes import channel_scope
 from bot.chat.prompt import HistoryTurn
 from bot.domain import Incoming
 from bot.storage.engine import Database
+from bot.storage.precompiled import Precompiled
 from bot.storage.tables import Channel, Message, Thread, utcnow
 
 # A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
@@ -19,7 +20,7 @@ HISTORY_STATUSES = ("ok", "cut", "stopped")
 
 _CHANNELS, _THREADS, _MESSAGES = Channel.__table__, Thread.__table__, Message.__table__
 # A channel and, if the bot has one there, the thread: one statement for the usual claim.
-_PLACE = (
+_PLACE = Precompiled(
     select(_CHANNELS.c.id.label("channel_pk"), _CHANNELS.c.web_search, _CHANNELS.c.reasoning_effort,
            _THREADS.c.id.label("thread_pk"), _THREADS.c.history_floor_message_pk.label("floor_pk"),
            _THREADS.c.last_prompt_estimate, _THREADS.c.last_prompt_actual)
@@ -28,13 +29,15 @@ _PLACE = (
     .where(_CHANNELS.c.platform == bindparam("platform"), _CHANNELS.c.workspace_id == bindparam("workspace_id"),
            _CHANNELS.c.channel_id == bindparam("channel_id"))
 )
-_SET_STATUS = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m_id")).values(status=bindparam("m_status"))
-_ADD_MESSAGE = insert(_MESSAGES)
-_TOUCH_THREAD = update(_THREADS).where(_THREADS.c.id == bindparam("t_id"))  # the columns come as parameters
-_HISTORY = (
+_SET_STATUS = Precompiled(update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m_id"))
+                          .values(status=bindparam("m_status")))
+_ADD_MESSAGE = Precompiled(insert(_MESSAGES))
+_TOUCH_THREAD = Precompiled(update(_THREADS).where(_THREADS.c.id == bindparam("t_id")))  # columns come as parameters
+_HISTORY = Precompiled(
     select(_MESSAGES.c.id, _MESSAGES.c.role, _MESSAGES.c.content, _MESSAGES.c.token_estimate)
     .where(_MESSAGES.c.thread_pk == bindparam("thread_pk"), _MESSAGES.c.id >= bindparam("floor_pk"),
-           _MESSAGES.c.id < bindparam("before_pk"), _MESSAGES.c.status.in_(HISTORY_STATUSES))
+           _MESSAGES.c.id < bindparam("before_pk"),
+           _MESSAGES.c.status.in_([bindparam(f"h{i}", status) for i, status in enumerate(HISTORY_STATUSES)]))
     .order_by(_MESSAGES.c.id)
 )
 
@@ -82,8 +85,8 @@ class ConversationStore:
         self._workspace_scoped = workspace_scoped
         self._claimant = claimant
         # The unique dedup key decides who answers (built once: it runs for every message).
-        self._claim_message = db.insert(_MESSAGES).on_conflict_do_nothing(
-            index_elements=["dedup_key"]).returning(_MESSAGES.c.id)
+        self._claim_message = Precompiled(db.insert(_MESSAGES).on_conflict_do_nothing(
+            index_elements=["dedup_key"]).returning(_MESSAGES.c.id))
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -96,13 +99,13 @@ class ConversationStore:
         key = incoming.thread
         where = {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
                  "thread_id": key.thread_id}
-        found = connection.execute(_PLACE, where).first()
+        found = _PLACE.first(connection, where)
         if found is None:
             connection.execute(self._db.insert(_CHANNELS).values(
                 platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
                 name=incoming.channel_name, web_search=False, created_at=utcnow(),
             ).on_conflict_do_nothing())
-            found = connection.execute(_PLACE, where).one()
+            found = _PLACE.one(connection, where)
         place = found._asdict()
         new_thread = place["thread_pk"] is None
         if new_thread:
@@ -113,10 +116,10 @@ class ConversationStore:
             ).on_conflict_do_nothing().returning(_THREADS.c.id))
             if inserted is None:  # another transaction created it first
                 new_thread = False
-                place = connection.execute(_PLACE, where).one()._asdict()
+                place = _PLACE.one(connection, where)._asdict()
             else:
                 place |= {"thread_pk": inserted, "floor_pk": 0, "last_prompt_estimate": 0, "last_prompt_actual": 0}
-        message_pk = connection.scalar(self._claim_message, dict(
+        message_pk = self._claim_message.scalar(connection, dict(
             thread_pk=place["thread_pk"], role="user", dedup_key=incoming.dedup_key, user_id=incoming.user_id,
             user_name=incoming.user_name, content=text, token_estimate=token_estimate,
             status="pending", created_at=utcnow(), claimant=self._claimant,
@@ -129,8 +132,8 @@ class ConversationStore:
                 .values(status="pending", claimant=self._claimant, reply_location=None).returning(Message.id))
         if message_pk is None:
             return None
-        history = [] if new_thread else [HistoryTurn(*row) for row in connection.execute(
-            _HISTORY, {"thread_pk": place["thread_pk"], "floor_pk": place["floor_pk"], "before_pk": message_pk})]
+        history = [] if new_thread else [HistoryTurn(*row) for row in _HISTORY.rows(
+            connection, {"thread_pk": place["thread_pk"], "floor_pk": place["floor_pk"], "before_pk": message_pk})]
         return Claimed(
             ChannelInfo(place["channel_pk"], key.platform.value, key.channel_id, place["web_search"],
                         place["reasoning_effort"],
@@ -145,16 +148,16 @@ class ConversationStore:
                       status: str, floor_pk: int, prompt_estimate: int, prompt_actual: int | None) -> None:
         """Persist the outcome of one turn inside the caller's transaction (the settlement's)."""
         user_status = "ok" if status in HISTORY_STATUSES else status
-        connection.execute(_SET_STATUS, {"m_id": claimed.message_pk, "m_status": user_status})
+        _SET_STATUS.run(connection, {"m_id": claimed.message_pk, "m_status": user_status})
         if answer:
-            connection.execute(_ADD_MESSAGE, dict(
+            _ADD_MESSAGE.run(connection, dict(
                 thread_pk=claimed.thread.pk, role="assistant", content=answer, token_estimate=answer_tokens,
                 status=status, created_at=utcnow(), reply_to_pk=claimed.message_pk))
         values: dict[str, object] = {"t_id": claimed.thread.pk, "history_floor_message_pk": floor_pk,
                                      "updated_at": utcnow()}
         if prompt_actual:
             values |= {"last_prompt_estimate": prompt_estimate, "last_prompt_actual": prompt_actual}
-        connection.execute(_TOUCH_THREAD, values)
+        _TOUCH_THREAD.run(connection, values)
 
     @staticmethod
     def restate_turn(connection: Connection, claimed: Claimed, status: str) -> None:

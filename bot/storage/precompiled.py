@@ -26,6 +26,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
 Processor = Callable[[Any], Any] | None
+# A result row read by column name (`row.status`): SQLAlchemy's Row, or the named tuple `Precompiled` returns.
+ResultRow = Any
 
 
 @dataclass(frozen=True, slots=True)
