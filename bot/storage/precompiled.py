@@ -10,8 +10,8 @@ DATETIME text, for one), the Python-side column defaults of an INSERT, and the r
 running it is one `cursor.execute` on the connection's own DBAPI connection, inside its transaction.
 
 Errors are SQLAlchemy's: a DBAPI error comes out as the `sqlalchemy.exc.DBAPIError` subclass
-`Connection.execute` would raise (OperationalError, IntegrityError, ...), and a lost connection is
-invalidated so the pool does not hand it out again.
+`Connection.execute` would raise (OperationalError, IntegrityError, ...), and a lost connection
+invalidates the pool as there: no connection made before it is handed out again.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class Precompiled:
         except connection.dialect.loaded_dbapi.Error as error:
             cursor.close()
             lost = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
-            if lost:
+            if lost:  # as Connection.execute does: every connection made before now is renewed, then this one
+                connection.engine.pool._invalidate(connection.connection, error)
                 connection.invalidate(error)
             raise exc.DBAPIError.instance(rendered.sql, values, error, connection.dialect.loaded_dbapi.Error,
                                           connection_invalidated=lost, dialect=connection.dialect) from error
