@@ -19,11 +19,12 @@ from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
 from bot.storage.precompiled import Precompiled, ResultRow
-from bot.storage.tables import BudgetCounter, Reservation, UsageEntry
+from bot.storage.tables import Budget, BudgetCounter, Reservation, UsageEntry
 
 Counter = tuple[str, str, datetime]  # (scope key, period, period start): a counter row's primary key
 
-_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
+_COUNTERS, _RESERVATIONS, _LEDGER, _BUDGETS = (BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__,
+                                               Budget.__table__)
 
 
 def counter_key(scope_key: str, period: str, period_start: datetime) -> str:
@@ -57,7 +58,8 @@ def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0
     """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
     in one statement; on PostgreSQL, rows not yet `locked` are locked by a subquery first, in scope-key
     order (an UPDATE alone locks in whatever order it finds them). With `returning`, the counters after
-    the change (as `read_counters` gives them)."""
+    the change (as `read_counters` gives them) and, read in the same statement, each scope's own budget row
+    (`limit_nanos`, `limit_period`; both None where the scope has none and a default applies)."""
     counters = [parse_counter_key(key) for key in counter_keys]
     statements = _statements(len(counters), lock_first=not locked and connection.dialect.name != "sqlite")
     params = _params(counters) | {"d_reserved": reserved, "d_spent": spent}
@@ -106,8 +108,13 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
                       .with_for_update()) if lock_first else where
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
+    budget = _BUDGETS.c
+    own = _BUDGETS.select().where(budget.scope_key == c.scope_key)
     return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
-                       Precompiled(change.returning(c.scope_key, c.spent_nanos, c.reserved_nanos)))
+                       Precompiled(change.returning(
+                           c.scope_key, c.spent_nanos, c.reserved_nanos,
+                           own.with_only_columns(budget.limit_nanos).scalar_subquery().label("limit_nanos"),
+                           own.with_only_columns(budget.period).scalar_subquery().label("limit_period"))))
 
 
 def _params(counters: list[Counter]) -> dict[str, Any]:

@@ -365,10 +365,14 @@ class BudgetManager:
         scope_key = channel_scope_of(reservation.counter_keys) if reservation is not None else None
         if scope_key is None or reservation is None:
             return Remaining(None, None)
-        limit = self.limit_for(connection, scope_key)
-        start, end = period_bounds(limit.period, self._clock(), self._settings.tz)
         counter = counters.get(scope_key)
-        if counter is None or counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys:
+        if counter is None:
+            return self._remaining(connection, scope_key)
+        # The settlement's own statement read the channel's budget row (a channel's limit has no other source).
+        limit = (BudgetLimit(counter.limit_nanos, Period(counter.limit_period)) if counter.limit_period is not None
+                 else self._limit_of(scope_key, {}))
+        start, end = period_bounds(limit.period, self._clock(), self._settings.tz)
+        if counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys:
             return self._remaining(connection, scope_key)
         return _remaining_of(ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos))
 

@@ -87,6 +87,8 @@ class ConversationStore:
         # The unique dedup key decides who answers (built once: it runs for every message).
         self._claim_message = Precompiled(db.insert(_MESSAGES).on_conflict_do_nothing(
             index_elements=["dedup_key"]).returning(_MESSAGES.c.id))
+        # Most messages open a thread (a Slack mention in a channel, a Discord mention), so this is hot too.
+        self._add_thread = Precompiled(db.insert(_THREADS).on_conflict_do_nothing().returning(_THREADS.c.id))
 
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
@@ -110,10 +112,10 @@ class ConversationStore:
         new_thread = place["thread_pk"] is None
         if new_thread:
             now = utcnow()
-            inserted = connection.scalar(self._db.insert(_THREADS).values(
+            inserted = self._add_thread.scalar(connection, dict(
                 channel_pk=place["channel_pk"], platform_thread_id=key.thread_id, history_floor_message_pk=0,
                 last_prompt_estimate=0, last_prompt_actual=0, created_at=now, updated_at=now,
-            ).on_conflict_do_nothing().returning(_THREADS.c.id))
+            ))
             if inserted is None:  # another transaction created it first
                 new_thread = False
                 place = _PLACE.one(connection, where)._asdict()

@@ -1,6 +1,6 @@
 """Hot-path statements compiled once per database dialect and run on the transaction's DBAPI cursor.
 
-Every answer runs 14 statements (claim 3, reserve 4, settle 7). Through `Connection.execute` each pays
+Every answer runs 13 statements (claim 3, reserve 4, settle 6). Through `Connection.execute` each pays
 SQLAlchemy's execution machinery (compiled-cache lookup, execution context, result proxy, events): on
 SQLite 10-20 µs on top of the 2-3 µs sqlite3 itself takes for the same statement, measured with one
 `UPDATE messages SET status = ? WHERE id = ?` in a loop. A `Precompiled` statement keeps, per dialect and

@@ -58,3 +58,27 @@ async def test_day_week_day_rebuilds_the_daily_counter(core_for, sqlite_url: str
     # Changing the amount but not the period keeps the counter (nothing was missed).
     await set_budget(core, "30/day")
     assert (await core.budget.scope_state(SCOPE)).spent_nanos == 10 * NANOS_PER_USD
+
+
+async def test_a_settlement_reports_the_channels_position_under_the_limit_it_has_by_then(
+        core_for, database_url: str) -> None:
+    """The footer's "budget left" after a call: against the limit an admin set while the call ran (the
+    settlement reads it in its own statement), and the default's when the channel has no row of its own."""
+    core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN, SEEDBOT_DEFAULT_CHANNEL_BUDGET="40/day")
+
+    async def settled_after(change: str | None, dollars: int):  # noqa: ANN202
+        claimed = await core.store.claim(incoming("q", message_id=f"q{change}{dollars}"), "", 0)
+        assert claimed is not None
+        grant = await core.budget.reserve(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                                          estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+        if change is not None:
+            assert "changed" in await set_budget(core, change)
+        return await core.budget.settle(grant, Settlement(status="ok", cost_nanos=dollars * NANOS_PER_USD))
+
+    by_default = await settled_after(None, 4)
+    assert (by_default.limit_nanos, by_default.left_nanos) == (40 * NANOS_PER_USD, 36 * NANOS_PER_USD)
+    raised = await settled_after("100/day", 6)  # same period: the counter stands, the limit is the new one
+    assert (raised.limit_nanos, raised.left_nanos, raised.spent_nanos) == (
+        100 * NANOS_PER_USD, 90 * NANOS_PER_USD, 10 * NANOS_PER_USD)
+    weekly = await settled_after("500/week", 5)  # another period: the position is the week's
+    assert (weekly.limit_nanos, weekly.left_nanos) == (500 * NANOS_PER_USD, 485 * NANOS_PER_USD)
