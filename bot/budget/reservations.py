@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -68,6 +68,20 @@ def _limits_of(n: int) -> Precompiled:
     """The budget rows of n scope keys (parameters k0, k1, ...): one shape per n, compiled once."""
     return Precompiled(select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
         _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)])))
+
+
+class CallToReserve(TypedDict, total=False):
+    """The keyword arguments of `BudgetManager.reserve_in` after the connection (all but `thinking` required)."""
+
+    channel_pk: Required[int]
+    scope_key: Required[str]
+    thread_pk: Required[int | None]
+    user_id: Required[str]
+    kind: Required[str]
+    estimated_prompt_tokens: Required[int]  # tokens
+    wanted_max_tokens: Required[int]  # tokens
+    web_search: Required[bool]
+    thinking: bool
 
 
 class BudgetManager:
@@ -157,53 +171,50 @@ class BudgetManager:
 
     # -- reservations --
 
-    async def reserve(
-        self,
-        *,
-        channel_pk: int,
-        scope_key: str,
-        thread_pk: int | None,
-        user_id: str,
-        kind: str,
-        estimated_prompt_tokens: int,
-        wanted_max_tokens: int,
-        web_search: bool,
-        thinking: bool = True,
-    ) -> Grant | Denial:
+    async def reserve(self, **call: Unpack[CallToReserve]) -> Grant | Denial:
         """Hold the worst case of one call in the channel's, the person's and the global budget at
-        once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE."""
-        now = self._clock()
-
-        def work(connection: Connection) -> Any:
-            scopes = self._scope_states(connection, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE],
-                                        now, lock=True)
-            size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
-            plan = (plan_degraded(self._prices, scopes, size, thinking=thinking) if self._settings.degrade
-                    else plan_call(self._prices, scopes, size))
-            if not plan.fits:
-                binding = plan.binding_scope
-                assert binding is not None and binding.limit.limit_nanos is not None
-                connection.execute(_REFUSAL, dict(
-                    channel_pk=channel_pk, user_id=user_id, scope_key=binding.scope_key,
-                    needed_nanos=plan.amount_nanos, available_nanos=binding.available_nanos or 0, created_at=now))
-                return Denial(binding.scope_key, binding.spent_nanos + binding.reserved_nanos,
-                              binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
-            counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
-            adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
-            reservation_id = _RESERVE.scalar(connection, dict(
-                channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
-                counter_keys=";".join(counter_keys), amount_nanos=plan.amount_nanos,
-                status="active", created_at=now,
-                expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
-            ))
-            web, think = (plan.web_search, plan.thinking) if self._settings.degrade else (web_search, thinking)
-            return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
-                         web, think, plan.degraded_by.scope_key if plan.degraded_by is not None else None)
-
-        granted = await self._db.run_core(work)
+        once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE.
+        A Grant is kept alive by the heartbeat until settled."""
+        granted = await self._db.run_core(lambda connection: self.reserve_in(connection, **call))
         if isinstance(granted, Grant):
-            self._live.add(granted.reservation_id)
+            self.hold(granted)
         return granted
+
+    def hold(self, grant: Grant) -> None:
+        """Keep a grant reserved (`reserve_in`'s, once its transaction committed) alive until it is settled."""
+        self._live.add(grant.reservation_id)
+
+    def reserve_in(self, connection: Connection, *, channel_pk: int, scope_key: str, thread_pk: int | None,
+                   user_id: str, kind: str, estimated_prompt_tokens: int, wanted_max_tokens: int, web_search: bool,
+                   thinking: bool = True) -> Grant | Denial:
+        """`reserve`'s work inside the caller's transaction (tokens for the sizes, nano-dollars for the
+        amounts), for a caller that claims a message and reserves its call in one transaction; the caller
+        passes a Grant to `hold` once that transaction committed. A Denial writes a refusal row."""
+        now = self._clock()
+        scopes = self._scope_states(connection, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE],
+                                    now, lock=True)
+        size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
+        plan = (plan_degraded(self._prices, scopes, size, thinking=thinking) if self._settings.degrade
+                else plan_call(self._prices, scopes, size))
+        if not plan.fits:
+            binding = plan.binding_scope
+            assert binding is not None and binding.limit.limit_nanos is not None
+            connection.execute(_REFUSAL, dict(
+                channel_pk=channel_pk, user_id=user_id, scope_key=binding.scope_key,
+                needed_nanos=plan.amount_nanos, available_nanos=binding.available_nanos or 0, created_at=now))
+            return Denial(binding.scope_key, binding.spent_nanos + binding.reserved_nanos,
+                          binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
+        counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
+        adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
+        reservation_id = _RESERVE.scalar(connection, dict(
+            channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
+            counter_keys=";".join(counter_keys), amount_nanos=plan.amount_nanos,
+            status="active", created_at=now,
+            expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
+        ))
+        web, think = (plan.web_search, plan.thinking) if self._settings.degrade else (web_search, thinking)
+        return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
+                     web, think, plan.degraded_by.scope_key if plan.degraded_by is not None else None)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row. Returns the

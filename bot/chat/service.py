@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -23,8 +22,9 @@ from bot.budget.reservations import BudgetManager
 from bot.chat.controls import StopSwitch, until_stopped
 from bot.chat.guarded_sink import GuardedSink
 from bot.chat.inflight import InFlight, OpenCall
-from bot.chat.notices import degrade_notes, denial_text, too_long_text
-from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, choose_window, parse_options
+from bot.chat.notices import degrade_notes, denial_text
+from bot.chat.planning import Planned, plan_answer
+from bot.chat.prompt import SYSTEM_PROMPT, UserTurn, build_messages, build_user_turn, parse_options
 from bot.chat.redaction import StreamRedactor, mask_incoming_async
 from bot.chat.start_gate import STARTS_AT_ONCE, StartGate
 from bot.chat.streamed import NOT_POSTED, StreamedCall, cut_reason, described, failure_sentence
@@ -73,8 +73,11 @@ class BudgetWatcher(Protocol):
 
 
 class Reviewer(Protocol):
-    async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: GuardedSink, inflight: InFlight) -> Answer | None: ...
+    def wanted(self, incoming: Incoming) -> object | None:
+        """What the message asks to have reviewed (the reviewer's own value), or None: a question."""
+
+    async def review(self, wanted: Any, incoming: Incoming, claimed: Claimed, turn: UserTurn,
+                     sink: GuardedSink, inflight: InFlight) -> Answer: ...
 
 
 class ChatService:
@@ -122,33 +125,41 @@ class ChatService:
         turn = build_user_turn(text, incoming.attachments, max_image_bytes=self.settings.max_image_bytes)
         turn.secrets_masked = secrets_masked
         turn_tokens = await _estimate(turn.token_estimate, len(turn.text))
-        claimed = await self.store.claim(incoming, turn.text, turn_tokens)
+        empty = not turn.text.strip() and not turn.images
+        wanted = None if empty or self.reviewer is None else self.reviewer.wanted(incoming)
+        planned: Planned | None = None
+        if empty or wanted is not None:
+            claimed = await self.store.claim(incoming, turn.text, turn_tokens)
+        else:  # a question: the message claimed and its call reserved in one transaction
+            both = await self.store.claim_then(
+                incoming, turn.text, turn_tokens, lambda connection, claimed: plan_answer(
+                    connection, claimed, incoming, options, turn_tokens + self._system_tokens, self.settings,
+                    self.budget))
+            claimed, planned = both if both is not None else (None, None)
         platform = incoming.platform.value
         if claimed is None:
             self.metrics.messages.labels(platform, "duplicate").inc()
             log.debug("duplicate message %s ignored", incoming.dedup_key)
             return None
         inflight.message_pk = claimed.message_pk
-        if not turn.text.strip() and not turn.images:
-            empty = await self._notice(claimed, sink, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
-            self.metrics.messages.labels(platform, empty.status).inc()
-            return empty
-        if self.reviewer is not None:
+        if planned is not None and isinstance(planned.granted, Grant):
+            self.budget.hold(planned.granted)
+        if empty:
+            notice = await self._notice(claimed, sink, "empty", " ".join([EMPTY_REPLY, *turn.notes]))
+            self.metrics.messages.labels(platform, notice.status).inc()
+            return notice
+        if wanted is not None:
+            assert self.reviewer is not None
             if stop is not None:
                 stop.stoppable = False  # a review's concurrent calls are not cancelled (yet)
-            reviewed = await self.reviewer.maybe_review(incoming, claimed, turn, sink, inflight)
-            if stop is not None:
-                stop.stoppable = True
-            if reviewed is not None:
-                self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
-                if self.budget_watcher is not None and reviewed.cost_nanos:
-                    remaining = await self.budget.remaining(claimed.channel.scope_key)
-                    await self._watch(self.budget_watcher.after_charge(incoming, remaining))
-                return reviewed
-        web = options.web_search or bool(incoming.web_search) or claimed.channel.web_search
-        fast = options.fast or incoming.thinking is False
-        answer = await self._answer(incoming, claimed, turn, turn_tokens, sink, inflight, started,
-                                    web_search=web, fast=fast, stop=stop)
+            reviewed = await self.reviewer.review(wanted, incoming, claimed, turn, sink, inflight)
+            self.metrics.messages.labels(platform, f"review_{reviewed.status}").inc()
+            if self.budget_watcher is not None and reviewed.cost_nanos:
+                remaining = await self.budget.remaining(claimed.channel.scope_key)
+                await self._watch(self.budget_watcher.after_charge(incoming, remaining))
+            return reviewed
+        assert planned is not None
+        answer = await self._answer(incoming, claimed, turn, planned, sink, inflight, started, stop=stop)
         self.metrics.messages.labels(platform, answer.status).inc()
         return answer
 
@@ -157,26 +168,13 @@ class ChatService:
         await sink.fail(text)
         return Answer(status, reason=text)
 
-    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, turn_tokens: int,
+    async def _answer(self, incoming: Incoming, claimed: Claimed, turn: UserTurn, planned: Planned,
                       sink: GuardedSink, inflight: InFlight, started: Callable[[], None], *,
-                      web_search: bool, fast: bool, stop: StopSwitch | None) -> Answer:
-        thread = claimed.thread
-        correction = thread.last_prompt_actual / thread.last_prompt_estimate if thread.last_prompt_estimate else 1.0
-        correction = max(1.0, correction)
-        fixed_tokens = self._system_tokens + turn_tokens
-        if fixed_tokens * correction > self.settings.context_tokens:
-            text = too_long_text(math.ceil(fixed_tokens * correction), self.settings.context_tokens)
-            return await self._notice(claimed, sink, "too_long", text)
-        window = choose_window(claimed.history, floor_pk=thread.floor_pk, budget_tokens=self.settings.context_tokens,
-                               fixed_tokens=fixed_tokens, correction=correction)
-        prompt_estimate = fixed_tokens + window.tokens()
-        reserved_prompt = math.ceil(prompt_estimate * max(correction, self.settings.token_safety_factor))
-        granted = await self.budget.reserve(
-            channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key, thread_pk=thread.pk,
-            user_id=incoming.user_id, kind="chat",
-            estimated_prompt_tokens=reserved_prompt,
-            wanted_max_tokens=self.settings.seed_max_tokens, web_search=web_search, thinking=not fast,
-        )
+                      stop: StopSwitch | None) -> Answer:
+        if planned.too_long is not None:
+            return await self._notice(claimed, sink, "too_long", planned.too_long)
+        granted, window, prompt_estimate = planned.granted, planned.window, planned.prompt_estimate
+        assert granted is not None and window is not None
         if isinstance(granted, Denial):
             text = denial_text(granted, incoming.platform, self.settings)
             refused = await self._notice(claimed, sink, "refused", text)
@@ -203,10 +201,11 @@ class ChatService:
         notes = list(turn.notes)
         if window.dropped:
             notes.append(f"{window.dropped} earlier messages left out of the context")
-        notes += degrade_notes(granted, web_search=web_search, thinking=not fast)
+        notes += degrade_notes(granted, web_search=planned.web_search, thinking=not planned.fast)
         answer, remaining = await self._settle(claimed, granted, call, sink, notes=notes, floor_pk=window.floor_pk,
                                                prompt_estimate=prompt_estimate, secrets_masked=turn.secrets_masked,
-                                               reserved_prompt=reserved_prompt, web_search=granted.web_search)
+                                               reserved_prompt=planned.reserved_prompt,
+                                               web_search=granted.web_search)
         inflight.settled(granted)
         await self._watch(self.budget_watcher and self.budget_watcher.after_charge(incoming, remaining))
         return answer

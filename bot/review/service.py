@@ -42,7 +42,7 @@ from bot.review import (
     prepare_review,
     render_review,
 )
-from bot.review.types import ReviewBudget, ReviewChunk
+from bot.review.types import DiffInput, ReviewBudget, ReviewChunk
 from bot.storage.conversations import Claimed, ConversationStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,13 @@ class _CallResult:
     cut: bool = False  # the model stopped at max_tokens (finish_reason "length"): the reply may lack findings
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewWanted:
+    """A message that asks for a review, and the diff found in it (None: asked for, none found)."""
+
+    diff: DiffInput | None
+
+
 class ReviewService:
     def __init__(self, *, settings: Settings, llm: SeedClient, budget: BudgetManager, store: ConversationStore,
                  prices: PriceBook) -> None:
@@ -71,13 +78,20 @@ class ReviewService:
         self._store = store
         self._prices = prices
 
-    async def maybe_review(self, incoming: Incoming, claimed: Claimed, turn: UserTurn,
-                           sink: GuardedSink, inflight: InFlight) -> Answer | None:
+    def wanted(self, incoming: Incoming) -> ReviewWanted | None:
+        """Whether the message asks for a review, from the message alone (before it is claimed): it carries
+        a diff, or the person asked for one (`force_review`). None: a question like any other."""
         # detect_diff adds the word "review" in the text (the word: "preview" asks for nothing).
         diff = detect_diff(incoming.text, incoming.attachments, review_requested=incoming.force_review)
+        if diff is None and not incoming.force_review:
+            return None
+        return ReviewWanted(diff)
+
+    async def review(self, wanted: ReviewWanted, incoming: Incoming, claimed: Claimed, turn: UserTurn,
+                     sink: GuardedSink, inflight: InFlight) -> Answer:
+        """Review what `wanted` found into `sink`, or say there is no diff to review."""
+        diff = wanted.diff
         if diff is None:
-            if not incoming.force_review:
-                return None
             await self._store.mark_user_message(claimed.message_pk, "empty")
             await sink.fail(NO_DIFF)
             return Answer("empty", reason=NO_DIFF)

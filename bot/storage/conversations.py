@@ -3,7 +3,9 @@ no platform history API is ever asked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -14,6 +16,8 @@ from bot.domain import Incoming
 from bot.storage.engine import Database
 from bot.storage.precompiled import Precompiled
 from bot.storage.tables import Channel, Message, Thread, utcnow
+
+T = TypeVar("T")
 
 # A stopped answer stays in the conversation, like a cut one: "go on" should know what was said.
 HISTORY_STATUSES = ("ok", "cut", "stopped")
@@ -94,6 +98,17 @@ class ConversationStore:
         """Record the user's message, or return None if this message was seen before (a retry, a
         replay, another replica). One transaction: the unique dedup key decides."""
         return await self._db.run_core(lambda connection: self._claim(connection, incoming, text, token_estimate))
+
+    async def claim_then(self, incoming: Incoming, text: str, token_estimate: int,
+                         then: Callable[[Connection, Claimed], T]) -> tuple[Claimed, T] | None:
+        """`claim`, and if the message is this process's to answer, `then(connection, claimed)` in the same
+        transaction (an answer's reservation: one transaction where there were two). None for a message seen
+        before; whatever `then` raises rolls the claim back too."""
+        def work(connection: Connection) -> tuple[Claimed, T] | None:
+            claimed = self._claim(connection, incoming, text, token_estimate)
+            return None if claimed is None else (claimed, then(connection, claimed))
+
+        return await self._db.run_core(work)
 
     def _claim(self, connection: Connection, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         # Core statements: the hot path needs rows, not ORM entities (identity map, unit of work), and
