@@ -20,8 +20,9 @@ Stop button (a blocks chunk of the stream, or blocks under a posted message) and
 carries feedback buttons (adapters.slack.controls), all in calls made anyway. Outside the assistant pane,
 `start` opens that stream at once, with the Stop button alone: it can be clicked while the model thinks,
 and a channel that refuses the bot is known before the model is asked. (In the pane, the "thinking…"
-status shows until the first text, as Slack clears it when a reply appears; there, and where streaming is
-unavailable, a refusal is met at the first text, and the model's call is stopped then.)
+status shows until the first text, as Slack clears it when a reply appears, and a status Slack refuses for
+good is that refusal; a refusal met only at the first text, where streaming is unavailable, stops the
+model's call then.)
 
 Slack refusing the answer for good (adapters.slack.transport.REFUSED_FOR_GOOD: not_in_channel,
 is_archived, message_not_found for a message deleted mid-stream, a revoked token, ...) ends it where it
@@ -34,6 +35,7 @@ stay here: the answer goes on as well as it can.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -45,6 +47,7 @@ from adapters.common.refusal import Refusal
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
 from adapters.slack.transport import (
+    REFUSED_FOR_GOOD,
     AnswerMessage,
     Clock,
     OnOpen,
@@ -55,7 +58,7 @@ from adapters.slack.transport import (
     error_code,
 )
 from bot.domain import Footer
-from bot.ports import Step
+from bot.ports import SinkBroken, Step
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +103,24 @@ class SlackSink:
         self._check()
 
     async def status(self, text: str) -> None:
+        """In the assistant pane, before the answer's first message, show `text` as the thread's status
+        (assistant.threads.setStatus); elsewhere nothing. Raises SinkBroken if Slack refuses it for good (the
+        channel gone, the token dead: the codes its page shares with REFUSED_FOR_GOOD), so in the pane too
+        the model is not asked for an answer nobody could see; any other failure only loses the status."""
         if not self._assistant or self._current.ts is not None or self._refusal.lost is not None:
             return
         try:
             await self._client.assistant_threads_setStatus(channel_id=self._target.channel,
                                                            thread_ts=self._target.thread_ts, status=text)
             self._status_shown = bool(text)
-        except Exception as exc:  # noqa: BLE001 - a status is a nicety
-            log.info("assistant.threads.setStatus failed (%s)", error_code(exc))
+        except Exception as exc:  # noqa: BLE001 - a status is a nicety, unless Slack refuses the thread itself
+            code = error_code(exc)
+            # missing_scope is not the thread refused: an app may post (chat:write) without the status's scope.
+            if code in REFUSED_FOR_GOOD and code != "missing_scope":
+                self._refusal.refuse(f"Slack refused assistant.threads.setStatus in channel {self._target.channel}: "
+                                     f"{code}")
+                self._refusal.raise_if_lost()
+            log.info("assistant.threads.setStatus failed (%s)", code)
 
     async def step(self, step: Step) -> None:
         """Show `step` (a task update of the stream, else the status). Raises SinkBroken if Slack refused
@@ -154,8 +167,8 @@ class SlackSink:
             closing = self._splitter.finish()
             await self._take(closing)
             await self._current.flush(final=True)
-        if self._refused() is not None:  # Slack would refuse the sentence too; the log says why
-            self._lose()
+        self._lose()
+        if self._refusal.lost is not None:  # Slack would refuse the sentence too; the log says why
             await self._clear_status()
             return
         notice = current if opened_only else self._new_message(stream=False)
@@ -219,4 +232,5 @@ class SlackSink:
     async def _clear_status(self) -> None:
         """Slack clears the status when a reply appears; if none could be posted, clear it here."""
         if self._status_shown and all(m.ts is None for m in self.messages):
-            await self.status("")
+            with contextlib.suppress(SinkBroken):  # the answer has ended; a refused clearing is only logged
+                await self.status("")

@@ -44,12 +44,13 @@ class _Rendered:
 
 class Precompiled:
     """A Core statement (select, insert, update; with RETURNING or not) run without SQLAlchemy's per-call
-    execution work. Build it once, at import; call `rows`, `first`, `one`, `scalar` or `run` with the transaction's
-    `Connection` and a dict of parameters (bind-parameter names, or column keys for INSERT/UPDATE values).
+    execution work. Build it once, at import; call `rows`, `first`, `one`, `scalar` or `run` with the
+    transaction's `Connection` and a dict of parameters (bind-parameter names, or column keys for INSERT/UPDATE values).
 
     Rows are named tuples of the result columns (`row.scope_key`, `row._asdict()`). Raises KeyError for a
-    parameter the statement needs and nobody gave (no column default either), and `sqlalchemy.exc.DBAPIError`
-    subclasses for what the database refused."""
+    parameter the statement needs and nobody gave (no column default either), ValueError at the first run of
+    a statement with an expanding IN (give one bound parameter per value instead), and
+    `sqlalchemy.exc.DBAPIError` subclasses for what the database refused."""
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement

@@ -117,3 +117,28 @@ async def test_a_diff_pasted_in_a_refused_channel_makes_no_review_call(
     assert posts(slack) == [("chat.startStream", "restricted_action")]
     (warning,) = bot_warnings(caplog)
     assert "C1" in warning and "restricted_action" in warning
+
+
+async def test_an_assistant_thread_slack_refuses_costs_no_model_call(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed, caplog: pytest.LogCaptureFixture) -> None:
+    thread_ts = slack.clock.next()
+    started = slack.events.event_callback({
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread_ts, "context": {}},
+        "event_ts": slack.clock.next()})
+    async with slack.sender(bot.events_url) as sender:
+        await sender.post_event(started)
+        await slack.wait_for(lambda: slack.assistant_thread("D1", thread_ts).prompts)
+        # The pane's first call for an answer is its "thinking…" status: Slack says the channel is gone.
+        slack.inject_error("assistant.threads.setStatus", "channel_not_found", times=None)
+        await sender.post_event(slack.events.message("what is a monad?", thread_ts=thread_ts))
+    books = await settled(bot)
+
+    assert fake_seed.requests == []  # the model was never asked
+    [row] = books.ledger
+    assert row.status == "failed" and row.cost_nanos == 0 and row.error is not None
+    assert row.error.endswith("Slack refused assistant.threads.setStatus in channel D1: channel_not_found")
+    assert books.balanced() and books.active_reservations == [] and books.user_statuses == ["failed"]
+    assert posts(slack) == []  # nothing tried where Slack refused
+    (warning,) = bot_warnings(caplog)
+    assert "D1" in warning and "channel_not_found" in warning
