@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, literal_column, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
@@ -109,7 +109,10 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
     budget = _BUDGETS.c
-    own = _BUDGETS.select().where(budget.scope_key == c.scope_key)
+    # The counter's scope key spelled with its table: SQLite's RETURNING drops the qualifier of a Column, and
+    # an unqualified `scope_key` inside the subquery is the budgets' own (every budget row would match).
+    outer_key = literal_column(f"{_COUNTERS.name}.{c.scope_key.name}", c.scope_key.type)
+    own = _BUDGETS.select().where(budget.scope_key == outer_key)
     return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
                        Precompiled(change.returning(
                            c.scope_key, c.spent_nanos, c.reserved_nanos,

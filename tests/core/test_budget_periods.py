@@ -82,3 +82,19 @@ async def test_a_settlement_reports_the_channels_position_under_the_limit_it_has
         100 * NANOS_PER_USD, 90 * NANOS_PER_USD, 10 * NANOS_PER_USD)
     weekly = await settled_after("500/week", 5)  # another period: the position is the week's
     assert (weekly.limit_nanos, weekly.left_nanos) == (500 * NANOS_PER_USD, 485 * NANOS_PER_USD)
+
+
+async def test_a_settlement_reads_its_own_channels_budget_row_not_another_scopes(core_for, database_url: str) -> None:
+    """On SQLite a RETURNING's subquery loses its table qualifiers unless written out: the channel's position
+    must not come from the first budget row of another scope."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="40/day")
+    # Another channel has a budget row of its own; C1 has none (the default applies).
+    await core.budget.set_limit(channel_scope("slack", "C9"), "7/day", "admin")
+    claimed = await core.store.claim(incoming("q", message_id="q1"), "", 0)
+    assert claimed is not None
+    grant = await core.budget.reserve(channel_pk=claimed.channel.pk, scope_key=SCOPE, thread_pk=None, user_id="U1",
+                                      kind="chat", estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+    remaining = await core.budget.settle(grant, Settlement(status="ok", cost_nanos=4 * NANOS_PER_USD))
+    fresh = await core.budget.remaining(SCOPE)
+    assert (remaining.limit_nanos, remaining.left_nanos) == (fresh.limit_nanos, fresh.left_nanos) == (
+        40 * NANOS_PER_USD, 36 * NANOS_PER_USD)
