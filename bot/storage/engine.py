@@ -59,7 +59,10 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, **kw: Any) -> AsyncEngine:
+def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, **kw: Any) -> AsyncEngine:
+    """An async engine for `url` (see `normalise_url`); `kw` goes to SQLAlchemy's `create_async_engine`. A
+    PostgreSQL pool pings a connection idle `ping_after_idle_seconds` or more (default PING_AFTER_IDLE_SECONDS)
+    before handing it out; SQLite has no connection to lose."""
     url = normalise_url(url)
     if is_sqlite(url):
         # Sessions always end in COMMIT or ROLLBACK, so the pool need not roll back again on return.
@@ -67,12 +70,11 @@ def create_engine(url: str, **kw: Any) -> AsyncEngine:
                                      pool_reset_on_return=None, **kw)
         _configure_sqlite(engine)
         return engine
-    ping_after_idle = kw.pop("ping_after_idle_seconds", PING_AFTER_IDLE_SECONDS)
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     engine = create_async_engine(url, **kw)
     if not kw.get("pool_pre_ping"):
-        _ping_when_idle(engine, ping_after_idle)
+        _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS if ping_after_idle_seconds is None else ping_after_idle_seconds)
     return engine
 
 
