@@ -60,6 +60,7 @@ class GroupCommitWriter:
 
     async def run(self, work: Callable[[Session], T] | Callable[[Connection], T], *, on_connection: bool = False) -> T:
         """Run `work` in its own savepoint of the next group; its return value once the group is committed.
+        Cancelled before its group starts, `work` is not run at all; once started, it commits with its group.
         `work` is given an ORM `Session`, or with `on_connection` the group's `Connection`.
         Raises what `work` raised (its savepoint rolled back), or the group's COMMIT error; RuntimeError
         once the writer is closed."""
@@ -100,6 +101,11 @@ class GroupCommitWriter:
         try:
             with self._engine.connect() as connection, connection.begin():
                 for job in group:
+                    if job.future.cancelled():
+                        # Its caller is gone (a shutdown, a task cancelled): nobody would learn what it wrote,
+                        # such as a claim and a reservation no supervisor knows of. Reading a Future's state
+                        # from this thread is safe: only the loop's thread changes it.
+                        continue
                     try:
                         if job.on_connection:
                             job.outcome, job.ok = _in_savepoint(connection, job.work), True

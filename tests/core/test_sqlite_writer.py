@@ -71,3 +71,29 @@ async def test_dispose_finishes_queued_work(tmp_path: Path) -> None:
         assert await again.run(lambda session: session.scalar(text("SELECT count(*) FROM t"))) == 5
     finally:
         await again.dispose()
+
+
+async def test_work_cancelled_before_its_group_starts_is_not_run(tmp_path: Path) -> None:
+    """A caller cancelled while its transaction waits (a shutdown, a cancelled answer) leaves nothing written
+    that nobody knows of: the work is skipped. Work already running commits with its group."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    try:
+        await db.run_core(lambda connection: connection.execute(text("CREATE TABLE t (x INTEGER)")))
+
+        def insert(x: int, hold: float = 0.0):  # noqa: ANN202
+            def work(connection: Connection) -> None:
+                time.sleep(hold)  # keeps the writer busy, so what comes next queues behind it
+                connection.execute(text("INSERT INTO t VALUES (:x)"), {"x": x})
+            return work
+
+        running = asyncio.create_task(db.run_core(insert(1, hold=0.3)))
+        await asyncio.sleep(0.1)
+        queued = asyncio.create_task(db.run_core(insert(2)))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        await running
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert await db.run_core(lambda connection: connection.scalars(text("SELECT x FROM t")).all()) == [1]
+    finally:
+        await db.dispose()
