@@ -206,10 +206,7 @@ async def test_where_streaming_is_unavailable_a_step_falls_back_to_the_assistant
     slack.config.streaming_enabled = False
     fake_seed.script(Reply(content="Python 3.13.", first_token_delay=0.3))
     thread_ts = slack.clock.next()
-    started = slack.events.event_callback({
-        "type": "assistant_thread_started",
-        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread_ts, "context": {}},
-        "event_ts": slack.clock.next()})
+    started = slack.events.assistant_thread_started(thread_ts)
     async with slack.sender(bot.events_url) as sender:
         await sender.post_event(started)
         await slack.wait_for(lambda: slack.assistant_thread("D1", thread_ts).prompts)

@@ -138,12 +138,8 @@ async def test_assistant_pane_suggests_prompts_shows_status_and_answers_in_its_t
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
     fake_seed.script(Reply(content="A KeyError means the key is missing.", first_token_delay=0.3))
     thread_ts = slack.clock.next()
-    started = slack.events.event_callback({
-        "type": "assistant_thread_started",
-        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread_ts,
-                             "context": {"channel_id": "C1", "team_id": "T1", "enterprise_id": None}},
-        "event_ts": slack.clock.next(),
-    })
+    started = slack.events.assistant_thread_started(
+        thread_ts, context={"channel_id": "C1", "team_id": "T1", "enterprise_id": None})
     async with slack.sender(bot.events_url) as sender:
         assert (await sender.post_event(started)).status == 200
         pane = await slack.wait_for(lambda: slack.assistant_thread("D1", thread_ts).prompts)

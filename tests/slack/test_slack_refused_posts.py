@@ -122,10 +122,7 @@ async def test_a_diff_pasted_in_a_refused_channel_makes_no_review_call(
 async def test_an_assistant_thread_slack_refuses_costs_no_model_call(
         bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed, caplog: pytest.LogCaptureFixture) -> None:
     thread_ts = slack.clock.next()
-    started = slack.events.event_callback({
-        "type": "assistant_thread_started",
-        "assistant_thread": {"user_id": "U1", "channel_id": "D1", "thread_ts": thread_ts, "context": {}},
-        "event_ts": slack.clock.next()})
+    started = slack.events.assistant_thread_started(thread_ts)
     async with slack.sender(bot.events_url) as sender:
         await sender.post_event(started)
         await slack.wait_for(lambda: slack.assistant_thread("D1", thread_ts).prompts)

@@ -92,6 +92,17 @@ class EventFactory:
             )
         return event
 
+    def assistant_thread_started(self, thread_ts: str, *, user: str = "U1", channel: str = "D1",
+                                 context: JSON | None = None) -> JSON:
+        """An assistant_thread_started event_callback: `user` opened the assistant pane, whose thread is
+        `thread_ts` in their DM `channel`; `context` is what they were looking at (empty: nothing)."""
+        return self.event_callback({
+            "type": "assistant_thread_started",
+            "assistant_thread": {"user_id": user, "channel_id": channel, "thread_ts": thread_ts,
+                                 "context": context or {}},
+            "event_ts": self.clock.next(),
+        })
+
     def app_mention(
         self,
         text: str,
