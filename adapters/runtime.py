@@ -214,15 +214,18 @@ async def run_until_signalled(settings: Settings) -> None:
     # streaming and reservations open until their TTL; seedbot has no configuration to reload on it.
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def first_signal() -> None:
-        stop.set()
+    def on_signal() -> None:
         # A second signal (Ctrl-C pressed again) is an operator who will not wait out the grace: answers
-        # still running are finished with the notice and settled now, not killed with the books open.
-        for sig in signals:
-            loop.add_signal_handler(sig, _hurry, process)
+        # still running are finished with the notice and settled now, not killed with the books open. One
+        # handler that counts, not a second one installed by the first: two signals read in one turn of
+        # the loop are both dispatched to the handler installed when they were read.
+        if stop.is_set():
+            _hurry(process)
+        else:
+            stop.set()
 
     for sig in signals:
-        loop.add_signal_handler(sig, first_signal)
+        loop.add_signal_handler(sig, on_signal)
     # Logged once the signals are handled: from this line on, a signal stops the process in order.
     log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     starting = asyncio.ensure_future(process.start())

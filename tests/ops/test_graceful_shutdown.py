@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from adapters.runtime import run_until_signalled
+from bot.config import Settings
 from tests.books import read_books_at
 from tests.core.test_crash_recovery import NOTICE, bot_env, mention_over_socket, start_bot
 from tests.fakes.seed import FakeSeed, Reply
@@ -125,3 +129,29 @@ async def test_a_signal_while_a_platform_holds_the_start_stops_the_process(
                 await process.wait()
     assert process.returncode == 0, err.decode()[-2000:]
     assert "signalled during start-up" in err.decode()
+
+
+async def test_two_signals_read_in_one_turn_of_the_loop_still_end_the_grace(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C pressed twice while the loop is busy: both signals are read in one turn of the event loop and
+    both go to the handler installed when they were read, which must count them (a handler the first one
+    installed for the second came too late). In process, so that both are read in one turn for certain: a
+    signal a thread sends itself is delivered before pthread_kill returns, and the loop runs only after."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
+    settings = settings_for(db_url, SLACK_BOT_TOKEN=slack.config.bot_token, SLACK_APP_TOKEN=slack.config.app_token,
+                            SLACK_API_URL=slack.api_url, SEEDBOT_HTTP_HOST="127.0.0.1", SEEDBOT_HTTP_PORT=0,
+                            SEEDBOT_SHUTDOWN_GRACE=600)
+    fake_seed.script(Reply(content="Slowly. " * 2000, chunk_chars=10, chunk_delay=0.05))
+    running = asyncio.create_task(run_until_signalled(settings))
+    ts = (await mention_over_socket(slack, "explain"))["event"]["ts"]
+    await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, 60)
+    for _ in range(2):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # type: ignore[arg-type]
+    await asyncio.wait_for(running, 30)  # the grace is 600 s: only the second signal ends it
+    assert [r.getMessage() for r in caplog.records].count(
+        "second signal: ending the shutdown grace now; answers still running end with the notice") == 1
+    books = await read_books_at(db_url)
+    (row,) = books.ledger
+    assert row.status == "interrupted" and not books.active_reservations and books.balanced()
+    assert NOTICE in bot_replies(slack, "C1", ts)[-1].visible_text
