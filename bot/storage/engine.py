@@ -65,9 +65,10 @@ def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, **k
     before handing it out; SQLite has no connection to lose."""
     url = normalise_url(url)
     if is_sqlite(url):
-        # Sessions always end in COMMIT or ROLLBACK, so the pool need not roll back again on return.
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                     pool_reset_on_return=None, **kw)
+        # A connection goes back to the pool rolled back (SQLAlchemy's default): a session cancelled between
+        # its BEGIN IMMEDIATE and SQLAlchemy noting it began (a shutdown cancelling a maintenance tick) would
+        # otherwise keep the write lock in the pool, and the writer thread wait out busy_timeout behind it.
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
         _configure_sqlite(engine)
         return engine
     kw.setdefault("pool_size", 10)

@@ -97,3 +97,18 @@ async def test_work_cancelled_before_its_group_starts_is_not_run(tmp_path: Path)
         assert await db.run_core(lambda connection: connection.scalars(text("SELECT x FROM t")).all()) == [1]
     finally:
         await db.dispose()
+
+
+async def test_a_transaction_left_open_on_a_pooled_connection_does_not_hold_the_writer(tmp_path: Path) -> None:
+    """A session cancelled between its BEGIN IMMEDIATE and SQLAlchemy noting it (a shutdown cancelling a
+    maintenance tick) returns its connection with the write lock held; the pool rolls it back on return, so
+    the writer thread does not wait out busy_timeout (30 s) behind it."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    try:
+        await db.run_core(lambda connection: connection.execute(text("CREATE TABLE t (x INTEGER)")))
+        async with db.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("BEGIN IMMEDIATE")  # behind SQLAlchemy's back, as a cancel leaves it
+        await asyncio.wait_for(db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (1)"))), 5)
+    finally:
+        await db.dispose()
