@@ -1,6 +1,7 @@
 """ChatService: the one path every message takes, whatever platform it came from.
 
-dedup -> thread -> classify -> prompt -> reserve -> stream -> settle. See DESIGN.md.
+classify (a diff to review? from the message alone) -> dedup, thread, prompt window and reservation in one
+transaction (bot.chat.planning) -> stream -> settle. See DESIGN.md, whose steps 2-6 this runs.
 """
 
 from __future__ import annotations
