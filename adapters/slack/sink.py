@@ -117,8 +117,7 @@ class SlackSink:
             code = error_code(exc)
             # missing_scope is not the thread refused: an app may post (chat:write) without the status's scope.
             if code in REFUSED_FOR_GOOD and code != "missing_scope":
-                self._refusal.refuse(f"Slack refused assistant.threads.setStatus in channel {self._target.channel}: "
-                                     f"{code}")
+                self._refuse(Refused("assistant.threads.setStatus", code))
                 self._refusal.raise_if_lost()
             log.info("assistant.threads.setStatus failed (%s)", code)
 
@@ -209,9 +208,12 @@ class SlackSink:
         """Turn a refusal the messages recorded into the answer's SinkBroken (logged once)."""
         refused = self._refused()
         if refused is not None:
-            of = f" of message {refused.ts}" if refused.ts else ""
-            self._refusal.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: "
-                                 f"{refused.code}")
+            self._refuse(refused)
+
+    def _refuse(self, refused: Refused) -> None:
+        """Keep `refused` as the answer's SinkBroken (the first one only), worded with the channel."""
+        of = f" of message {refused.ts}" if refused.ts else ""
+        self._refusal.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: {refused.code}")
 
     def _check(self) -> None:
         """Raises SinkBroken if Slack refused the answer for good."""
