@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,6 +37,29 @@ T = TypeVar("T")
 _SQLITE_STORAGE_ERRORS = frozenset({8, 10, 11, 13, 14})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class RollbackOnClose(sqlite3.Connection):
+    """A sqlite3 connection whose `close()` rolls back an open transaction first (errors of that rollback
+    are ignored: the close still happens).
+
+    Why: `sqlite3_close_v2` on a connection that still has an unfinalized statement does not close it but
+    leaves a "zombie" that keeps its transaction, and with it SQLite's write lock, until that statement is
+    finalized (sqlite.org/c3ref/close.html). SQLAlchemy closes a pooled connection whose task was cancelled
+    in the middle of a statement (a shutdown cancelling a maintenance tick inside `Database.session()`); the
+    cancelled statement's cursor outlives the close, so every later writer of this process, the group-commit
+    thread included, waited out busy_timeout and failed. A ROLLBACK with statements pending is allowed
+    (SQLite 3.7.11 and later) and ends the transaction at once."""
+
+    def close(self) -> None:
+        if self.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.rollback()
+        super().close()
+
+
+# What every SQLite connection of seedbot's is opened with (sqlite3.connect's arguments).
+_SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "factory": RollbackOnClose}
 
 
 # The async drivers seedbot ships with (asyncpg, aiosqlite), by the bare names people paste.
@@ -68,7 +92,7 @@ def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, **k
         # A connection goes back to the pool rolled back (SQLAlchemy's default): a session cancelled between
         # its BEGIN IMMEDIATE and SQLAlchemy noting it began (a shutdown cancelling a maintenance tick) would
         # otherwise keep the write lock in the pool, and the writer thread wait out busy_timeout behind it.
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
+        engine = create_async_engine(url, connect_args=_SQLITE_CONNECT_ARGS, **kw)
         _configure_sqlite(engine)
         return engine
     kw.setdefault("pool_size", 10)
@@ -150,8 +174,7 @@ class Database:
         self._writer: GroupCommitWriter | None = None
         if self.is_sqlite:
             sync_url = make_url(self.url).set(drivername="sqlite")
-            sync_engine = create_sync_engine(sync_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                             pool_reset_on_return=None)
+            sync_engine = create_sync_engine(sync_url, connect_args=_SQLITE_CONNECT_ARGS, pool_reset_on_return=None)
             _configure_sqlite(sync_engine)
             # One thread: SQLite has one writer anyway, and its connections stay in the thread that made them.
             self._writer = GroupCommitWriter(sync_engine)

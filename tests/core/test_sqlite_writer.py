@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -111,4 +113,39 @@ async def test_a_transaction_left_open_on_a_pooled_connection_does_not_hold_the_
             await raw.driver_connection.execute("BEGIN IMMEDIATE")  # behind SQLAlchemy's back, as a cancel leaves it
         await asyncio.wait_for(db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (1)"))), 5)
     finally:
+        await db.dispose()
+
+
+async def test_a_session_cancelled_mid_statement_does_not_leave_the_write_lock_held(tmp_path: Path) -> None:
+    """A shutdown cancelling a maintenance tick while its INSERT ... RETURNING runs: SQLAlchemy closes that
+    connection, and sqlite3 alone would leave it a zombie holding its transaction (the statement is not
+    finalized yet), so the writer thread waited out busy_timeout (30 s) and failed. Closing rolls back first."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    started, release = threading.Event(), threading.Event()
+
+    def hold(value: int) -> int:  # runs in aiosqlite's thread, inside the statement
+        started.set()
+        release.wait(10)
+        return value
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _with_hold(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("hold", 1, hold)
+
+    async def claim() -> None:
+        async with db.session() as session:
+            await session.execute(text("INSERT INTO t (x) SELECT hold(1) RETURNING x"))
+
+    try:
+        await db.run_core(lambda connection: connection.execute(text("CREATE TABLE t (x INTEGER)")))
+        task = asyncio.create_task(claim())
+        assert await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (2)"))), 10)
+        assert await db.run_core(lambda connection: connection.scalars(text("SELECT x FROM t")).all()) == [2]
+    finally:
+        release.set()
         await db.dispose()
