@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
 
 from bot.budget.outcomes import Denial, Remaining
 from bot.budget.scopes import split_person_scope
@@ -62,24 +63,24 @@ class Deliveries:
     async def claim(self, key: str) -> bool:
         """True if this caller now owns sending `key`: a new key, a failed one, or an abandoned claim."""
         now = self._clock()
-        async with self._db.session() as session:
-            inserted = await session.scalar(
-                self._db.insert(Delivery).values(key=key, status="claimed", attempts=1, claimed_at=now)
-                .on_conflict_do_nothing(index_elements=["key"]).returning(Delivery.id))
-            if inserted is not None:
-                return True
-            retaken = await session.execute(
-                update(Delivery).where(
-                    Delivery.key == key, Delivery.attempts < MAX_ATTEMPTS,
-                    or_(Delivery.status == "failed",
-                        (Delivery.status == "claimed") & (Delivery.claimed_at < now - CLAIM_TIMEOUT)))
-                .values(status="claimed", attempts=Delivery.attempts + 1, claimed_at=now))
-            return retaken.rowcount == 1
+        claim = self._db.insert(Delivery).values(key=key, status="claimed", attempts=1, claimed_at=now) \
+            .on_conflict_do_nothing(index_elements=["key"]).returning(Delivery.id)
+        retake = update(Delivery).where(
+            Delivery.key == key, Delivery.attempts < MAX_ATTEMPTS,
+            or_(Delivery.status == "failed",
+                (Delivery.status == "claimed") & (Delivery.claimed_at < now - CLAIM_TIMEOUT)),
+        ).values(status="claimed", attempts=Delivery.attempts + 1, claimed_at=now)
+
+        def work(session: Session) -> bool:
+            return session.scalar(claim) is not None or session.execute(retake).rowcount == 1
+        # `Database.run`, not an async session: on SQLite the writer thread finishes the transaction even if this
+        # caller is cancelled, instead of a second connection holding the write lock while it is torn down.
+        return await self._db.run(work)
 
     async def finish(self, key: str, error: str | None = None) -> None:
-        async with self._db.session() as session:
-            await session.execute(update(Delivery).where(Delivery.key == key).values(
-                status="failed" if error else "sent", error=error, sent_at=None if error else self._clock()))
+        statement = update(Delivery).where(Delivery.key == key).values(
+            status="failed" if error else "sent", error=error, sent_at=None if error else self._clock())
+        await self._db.run(lambda session: session.execute(statement))
 
 
 class Scheduler:

@@ -6,7 +6,8 @@ The hot path (claim a message, reserve, settle) runs each transaction as one syn
 Core statements, `Database.run_core(fn)`: on SQLite in a single writer thread that commits what queued up
 together (bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement;
 on PostgreSQL through `AsyncConnection.run_sync` over asyncpg. `Database.run(fn)` is the same for work
-that wants an ORM Session; `Database.session()` (async) serves the rest: reports, deliveries, tests.
+that wants an ORM Session; every write of the running bot goes through one of the two. `Database.session()`
+(async) serves reads that await between statements (reports) and tests.
 """
 
 from __future__ import annotations
