@@ -69,6 +69,14 @@ def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0
     return {row.scope_key: row for row in statements.adjust_returning.rows(connection, params)}
 
 
+def move_to_spent(connection: Connection, reservation: ResultRow, cost_nanos: int, *,
+                  returning: bool = False) -> dict[str, ResultRow]:
+    """On a closed reservation's counters (its `counter_keys`), its `amount_nanos` out of reserved and
+    `cost_nanos` into spent, in one statement; with `returning`, the counters after (see `adjust`)."""
+    return adjust(connection, reservation.counter_keys.split(";"), reserved=-reservation.amount_nanos,
+                  spent=cost_nanos, returning=returning)
+
+
 def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
     """Nano-dollars the ledger holds for a scope from `since` (to `until`), naive UTC."""
     window = [_LEDGER.c.started_at >= since] + ([_LEDGER.c.started_at < until] if until is not None else [])

@@ -25,6 +25,7 @@ from bot.budget.counters import (
     channel_scope_of,
     counter_key,
     ledger_spent,
+    move_to_spent,
     read_counters,
 )
 from bot.budget.limits import BudgetLimit, Period, parse_budget
@@ -224,11 +225,10 @@ class BudgetManager:
         """
 
         def work(connection: Connection) -> Any:
-            reservation = _CLOSE_ACTIVE.first(connection, {"r_id": grant.reservation_id,
-                                                           "r_status": _closed_status(outcome)})
-            counters: dict[str, ResultRow] = {}
-            if reservation is not None:
-                counters = self._book(connection, reservation, outcome)
+            reservation = closed = _CLOSE_ACTIVE.first(connection, {"r_id": grant.reservation_id,
+                                                                    "r_status": _closed_status(outcome)})
+            if closed is not None:
+                self._write_ledger_row(connection, closed, outcome)
             elif (reservation := connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()) \
                     is not None and reservation.status == "expired":
                 self._correct_expired(connection, reservation, outcome)
@@ -237,6 +237,9 @@ class BudgetManager:
                             grant.reservation_id, reservation.status if reservation else "missing")
             if also is not None:
                 also(connection)
+            # The shared counters last: on PostgreSQL every answer of the channel, and of the deployment (the
+            # global scope), waits for their row locks, which are then held for this statement and COMMIT only.
+            counters = move_to_spent(connection, closed, outcome.cost_nanos, returning=True) if closed else {}
             return self._remaining_after(connection, reservation, counters)
 
         try:
@@ -281,10 +284,11 @@ class BudgetManager:
             stale = connection.execute(query).all()
             for reservation in stale:
                 connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": "expired"})
-                self._book(connection, reservation, Settlement(
+                self._write_ledger_row(connection, reservation, Settlement(
                     status="expired", cost_nanos=reservation.amount_nanos, usage_known=False,
                     error="the process handling this call stopped before it settled",
                 ))
+                move_to_spent(connection, reservation, reservation.amount_nanos)
             return len(stale)
 
         expired = await self._db.run_core(work)
@@ -323,11 +327,9 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    def _book(self, connection: Connection, reservation: ResultRow, outcome: Settlement) -> dict[str, ResultRow]:
-        """Move a closed reservation's money from reserved to spent and write its ledger row. Returns its
-        counters after the move (scope key -> row of scope_key, spent_nanos, reserved_nanos)."""
-        counters = adjust(connection, reservation.counter_keys.split(";"), reserved=-reservation.amount_nanos,
-                          spent=outcome.cost_nanos, returning=True)
+    @staticmethod
+    def _write_ledger_row(connection: Connection, reservation: ResultRow, outcome: Settlement) -> None:
+        """The ledger row of a closed reservation's call (its counters move separately, last)."""
         _LEDGER_ROW.run(connection, dict(
             channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
             user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
@@ -338,7 +340,6 @@ class BudgetManager:
             error=outcome.error, started_at=reservation.created_at, first_token_ms=outcome.first_token_ms,
             duration_ms=outcome.duration_ms,
         ))
-        return counters
 
     def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
                       lock: bool) -> list[ScopeState]:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.budget import reservations
 from bot.budget.reservations import BudgetManager
+from bot.storage.conversations import ConversationStore
 from bot.storage.engine import Database
 from tests.books import read_books
 from tests.factories import incoming
@@ -59,3 +61,31 @@ async def test_a_reservation_that_fails_leaves_the_message_unclaimed(
     sink = RecordingSink()
     answer = await core.service.handle(incoming("question", message_id="m1"), sink)
     assert answer is not None and answer.status == "ok" and sink.text == "Answered the second time."
+
+
+async def test_a_settlement_moves_the_shared_counters_last(
+        core_for, database_url: str, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer of a channel, and of the deployment (the global scope), waits on PostgreSQL for the same
+    counter rows' locks. Settle takes them with its last statement, after the ledger row and the answer are
+    written, so they are held for that statement and the COMMIT only."""
+    core = await core_for(database_url)
+    fake_seed.script(Reply(content="Sorted."))
+    steps: list[str] = []
+
+    def noting(step: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            steps.append(step)
+            return call(*args, **kwargs)
+        return noted
+
+    monkeypatch.setattr(reservations, "adjust", noting("counters", reservations.adjust))  # the reservation's
+    monkeypatch.setattr(reservations, "move_to_spent", noting("counters", reservations.move_to_spent))
+    monkeypatch.setattr(BudgetManager, "_write_ledger_row",
+                        staticmethod(noting("ledger", BudgetManager._write_ledger_row)))
+    monkeypatch.setattr(ConversationStore, "record_answer",
+                        staticmethod(noting("answer", ConversationStore.record_answer)))
+    answer = await core.service.handle(incoming("how do I sort a dict?"), RecordingSink())
+    assert answer is not None and answer.status == "ok"
+    # The reservation's counters, then the settlement's: ledger row, answer, counters.
+    assert steps == ["counters", "ledger", "answer", "counters"]
+    assert (await read_books(core.db)).balanced()
