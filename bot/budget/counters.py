@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, tuple_, update
+from sqlalchemy import BigInteger, bindparam, case, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
@@ -69,6 +69,26 @@ def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0
     return {row.scope_key: row for row in statements.adjust_returning.rows(connection, params)}
 
 
+def reserve_if_room(connection: Connection, counters: list[Counter], limits: list[int | None],
+                    amount_nanos: int) -> bool:
+    """Add `amount_nanos` to every counter's reserved in one statement, if each counter with a limit (`limits`,
+    in the counters' order, None for none) still has room for it: spent + reserved + amount <= limit. The check
+    runs on each row's latest version under its lock (PostgreSQL re-evaluates an UPDATE's WHERE on a row a
+    concurrent transaction changed; on PostgreSQL the rows are locked in scope-key order first), so a plan made
+    from an unlocked read never passes a limit. Returns False, with nothing changed, where a counter lacked room
+    (or is missing): the caller then plans again with the rows locked."""
+    statements = _statements(len(counters), lock_first=connection.dialect.name != "sqlite")
+    params = _params(counters) | {f"c{i}": limit for i, limit in enumerate(limits)} | {
+        "d_reserved": amount_nanos, "d_spent": 0}
+    reserved = {row.scope_key for row in statements.reserve_if_room.rows(connection, params)}
+    if len(reserved) == len(counters):
+        return True
+    if reserved:  # the rows that had room give it back
+        adjust(connection, [counter_key(*counter) for counter in counters if counter[0] in reserved],
+               reserved=-amount_nanos, locked=True)
+    return False
+
+
 def move_to_spent(connection: Connection, reservation: ResultRow, cost_nanos: int, *,
                   returning: bool = False) -> dict[str, ResultRow]:
     """On a closed reservation's counters (its `counter_keys`), its `amount_nanos` out of reserved and
@@ -102,6 +122,7 @@ class _Statements:
     locked: Precompiled
     adjust: Precompiled
     adjust_returning: Precompiled
+    reserve_if_room: Precompiled
 
 
 @functools.cache
@@ -116,6 +137,9 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
                       .with_for_update()) if lock_first else where
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
+    limit = case(*((c.scope_key == bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"c{i}", type_=BigInteger))
+                   for i in range(n)))
+    has_room = or_(limit.is_(None), c.spent_nanos + c.reserved_nanos + bindparam("d_reserved") <= limit)
     budget = _BUDGETS.c
     # The counter's scope key spelled with its table: SQLite's RETURNING drops the qualifier of a Column, and
     # an unqualified `scope_key` inside the subquery is the budgets' own (every budget row would match).
@@ -125,7 +149,8 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
                        Precompiled(change.returning(
                            c.scope_key, c.spent_nanos, c.reserved_nanos,
                            own.with_only_columns(budget.limit_nanos).scalar_subquery().label("limit_nanos"),
-                           own.with_only_columns(budget.period).scalar_subquery().label("limit_period"))))
+                           own.with_only_columns(budget.period).scalar_subquery().label("limit_period"))),
+                       Precompiled(change.where(has_room).returning(c.scope_key)))
 
 
 def _params(counters: list[Counter]) -> dict[str, Any]:

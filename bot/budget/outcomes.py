@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Required, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +68,17 @@ class Settlement:
     def __post_init__(self) -> None:
         if self.cost_nanos < 0:  # money is never negative: a bug upstream, not a refund
             raise ValueError(f"a settlement cannot cost {self.cost_nanos} nano-dollars")
+
+
+class CallToReserve(TypedDict, total=False):
+    """The keyword arguments of `BudgetManager.reserve_in` after the connection (all but `thinking` required)."""
+
+    channel_pk: Required[int]
+    scope_key: Required[str]
+    thread_pk: Required[int | None]
+    user_id: Required[str]
+    kind: Required[str]
+    estimated_prompt_tokens: Required[int]  # tokens
+    wanted_max_tokens: Required[int]  # tokens
+    web_search: Required[bool]
+    thinking: bool

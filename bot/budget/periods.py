@@ -38,7 +38,7 @@ NEARLY_SPENT_PERCENT = 90
 
 @dataclass(frozen=True, slots=True)
 class ScopeState:
-    """One budget scope as the reserver sees it, with its counter row locked."""
+    """One budget scope as the reserver sees it: its counter as last committed, or locked."""
 
     scope_key: str
     limit: BudgetLimit
@@ -125,6 +125,14 @@ def plan_degraded(prices: PriceBook, scopes: list[ScopeState], size: CallSize, *
     if thinking and plan.max_tokens < size.wanted_max_tokens:
         thinking, degraded_by = False, plan.binding_scope
     return Plan(plan.max_tokens, plan.amount_nanos, plan.binding_scope, web_search, thinking, degraded_by)
+
+
+def plan_for(prices: PriceBook, scopes: list[ScopeState], size: CallSize, *, thinking: bool, degrade: bool) -> Plan:
+    """What a call may be given the scopes' positions: `plan_degraded` if `degrade` (SEEDBOT_DEGRADE), else
+    `plan_call`'s shrinking only, web search and thinking staying as asked."""
+    if degrade:
+        return plan_degraded(prices, scopes, size, thinking=thinking)
+    return replace(plan_call(prices, scopes, size), web_search=size.web_search, thinking=thinking)
 
 
 def days_in_month(day: date) -> int:

@@ -1,10 +1,12 @@
 """Reserve, settle and release money against channel, person and global budgets.
 
-Every reservation runs in one transaction that locks the counter rows of its scopes (SELECT ... FOR
-UPDATE on PostgreSQL, in scope-key order; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so
-concurrent reservers in any number of processes are serialised and the sum reserved plus spent never
-passes a limit. The hot path is Core statements on the transaction's `Connection` (`Database.run_core`),
-each for all of a call's scopes at once: one read of their limits, one of their counters, one update.
+A reservation adds its call's worst case to the counter rows of its scopes with one UPDATE that holds only
+where every limited row still has room, checked under the row's lock on its latest version (rows locked in
+scope-key order on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so concurrent
+reservers in any number of processes never pass a limit. That UPDATE is the transaction's last statement, as
+settling's counter UPDATE is: the rows every answer shares stay locked for one statement and the COMMIT. The hot
+path is Core statements on the transaction's `Connection` (`Database.run_core`), each for all of a call's scopes
+at once: one read of their limits, one of their counters, the reservation row, one update.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any, Unpack
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -27,10 +29,11 @@ from bot.budget.counters import (
     ledger_spent,
     move_to_spent,
     read_counters,
+    reserve_if_room,
 )
 from bot.budget.limits import BudgetLimit, Period, parse_budget
-from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
-from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_call, plan_degraded
+from bot.budget.outcomes import CallToReserve, Denial, Grant, Remaining, Settlement
+from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_for
 from bot.budget.pricing import PriceBook
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
@@ -69,20 +72,6 @@ def _limits_of(n: int) -> Precompiled:
     """The budget rows of n scope keys (parameters k0, k1, ...): one shape per n, compiled once."""
     return Precompiled(select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
         _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)])))
-
-
-class CallToReserve(TypedDict, total=False):
-    """The keyword arguments of `BudgetManager.reserve_in` after the connection (all but `thinking` required)."""
-
-    channel_pk: Required[int]
-    scope_key: Required[str]
-    thread_pk: Required[int | None]
-    user_id: Required[str]
-    kind: Required[str]
-    estimated_prompt_tokens: Required[int]  # tokens
-    wanted_max_tokens: Required[int]  # tokens
-    web_search: Required[bool]
-    thinking: bool
 
 
 class BudgetManager:
@@ -192,11 +181,24 @@ class BudgetManager:
         amounts), for a caller that claims a message and reserves its call in one transaction; the caller
         passes a Grant to `hold` once that transaction committed. A Denial writes a refusal row."""
         now = self._clock()
-        scopes = self._scope_states(connection, [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE],
-                                    now, lock=True)
+        keys = [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE]
         size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
-        plan = (plan_degraded(self._prices, scopes, size, thinking=thinking) if self._settings.degrade
-                else plan_call(self._prices, scopes, size))
+        row = dict(channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind, status="active",
+                   created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds))
+        # Planned on an unlocked read, the counters' row locks taken by the last statement: on PostgreSQL the
+        # rows every answer shares (the global scope's) stay locked for it and the COMMIT only. A call that does
+        # not fit whole (refused, shrunk, degraded), or no longer fits once locked, is planned on locked rows.
+        scopes = self._scope_states(connection, keys, now, lock=False)
+        plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
+        if plan.fits and (plan.max_tokens, plan.web_search, plan.thinking) == (wanted_max_tokens, web_search, thinking):
+            counters = [(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
+            reservation_id = _RESERVE.scalar(connection, row | dict(
+                counter_keys=";".join(counter_key(*counter) for counter in counters), amount_nanos=plan.amount_nanos))
+            if reserve_if_room(connection, counters, [s.limit.limit_nanos for s in scopes], plan.amount_nanos):
+                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, web_search, thinking, None)
+            connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation_id))
+        scopes = self._scope_states(connection, keys, now, lock=True)
+        plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
         if not plan.fits:
             binding = plan.binding_scope
             assert binding is not None and binding.limit.limit_nanos is not None
@@ -207,15 +209,11 @@ class BudgetManager:
                           binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
         counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
         adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
-        reservation_id = _RESERVE.scalar(connection, dict(
-            channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind,
-            counter_keys=";".join(counter_keys), amount_nanos=plan.amount_nanos,
-            status="active", created_at=now,
-            expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
-        ))
-        web, think = (plan.web_search, plan.thinking) if self._settings.degrade else (web_search, thinking)
+        reservation_id = _RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
+                                                                amount_nanos=plan.amount_nanos))
+        degraded_by = plan.degraded_by.scope_key if plan.degraded_by is not None else None
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
-                     web, think, plan.degraded_by.scope_key if plan.degraded_by is not None else None)
+                     plan.web_search, plan.thinking, degraded_by)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row. Returns the

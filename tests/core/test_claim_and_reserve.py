@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot.budget import reservations
 from bot.budget.reservations import BudgetManager
@@ -63,11 +64,12 @@ async def test_a_reservation_that_fails_leaves_the_message_unclaimed(
     assert answer is not None and answer.status == "ok" and sink.text == "Answered the second time."
 
 
-async def test_a_settlement_moves_the_shared_counters_last(
+async def test_an_answer_locks_the_shared_counters_with_the_last_statement_of_each_transaction(
         core_for, database_url: str, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every answer of a channel, and of the deployment (the global scope), waits on PostgreSQL for the same
-    counter rows' locks. Settle takes them with its last statement, after the ledger row and the answer are
-    written, so they are held for that statement and the COMMIT only."""
+    counter rows' locks. A call that fits is reserved with its counters last (planned on an unlocked read,
+    checked under the lock), and settle moves them after the ledger row and the answer are written, so the
+    locks are held for one statement and the COMMIT."""
     core = await core_for(database_url)
     fake_seed.script(Reply(content="Sorted."))
     steps: list[str] = []
@@ -78,7 +80,15 @@ async def test_a_settlement_moves_the_shared_counters_last(
             return call(*args, **kwargs)
         return noted
 
-    monkeypatch.setattr(reservations, "adjust", noting("counters", reservations.adjust))  # the reservation's
+    reserve_if_room = reservations.reserve_if_room
+
+    def reserving(connection: Any, *args: Any) -> bool:
+        made = connection.scalar(text("SELECT count(*) FROM budget_reservations"))
+        steps.append(f"counters, after {made} reservation row")
+        return reserve_if_room(connection, *args)
+
+    monkeypatch.setattr(reservations, "reserve_if_room", reserving)
+    monkeypatch.setattr(reservations, "adjust", noting("counters, planned on locked rows", reservations.adjust))
     monkeypatch.setattr(reservations, "move_to_spent", noting("counters", reservations.move_to_spent))
     monkeypatch.setattr(BudgetManager, "_write_ledger_row",
                         staticmethod(noting("ledger", BudgetManager._write_ledger_row)))
@@ -86,6 +96,36 @@ async def test_a_settlement_moves_the_shared_counters_last(
                         staticmethod(noting("answer", ConversationStore.record_answer)))
     answer = await core.service.handle(incoming("how do I sort a dict?"), RecordingSink())
     assert answer is not None and answer.status == "ok"
-    # The reservation's counters, then the settlement's: ledger row, answer, counters.
-    assert steps == ["counters", "ledger", "answer", "counters"]
+    # Reserving: the reservation row, then its counters; settling: ledger row, answer, then the counters.
+    assert steps == ["counters, after 1 reservation row", "ledger", "answer", "counters"]
     assert (await read_books(core.db)).balanced()
+
+
+async def test_a_call_that_no_longer_fits_once_locked_is_planned_again_and_leaves_no_trace(
+        core_for, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation is planned on an unlocked read; if another transaction took the room before the counters
+    were locked, the checked UPDATE changes nothing (the counters without a limit, which had room, give theirs
+    back), the reservation row goes, and the call is planned again on locked rows: here refused."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="1/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    call: Any = dict(channel_pk=1, scope_key="slack:C1", thread_pk=None, user_id="U1", kind="chat",
+                     estimated_prompt_tokens=1_000, wanted_max_tokens=1_000, web_search=False)
+    first = await core.budget.reserve(**call)
+    assert isinstance(first, reservations.Grant)
+    reserve_if_room = reservations.reserve_if_room
+
+    def raced(connection: Any, *args: Any) -> bool:
+        # Another replica's reservation commits between this one's read and its checked UPDATE.
+        connection.execute(text("UPDATE budget_counters SET reserved_nanos = reserved_nanos + 1000000000 "
+                                "WHERE scope_key = 'slack:C1'"))
+        return reserve_if_room(connection, *args)
+
+    monkeypatch.setattr(reservations, "reserve_if_room", raced)
+    second = await core.budget.reserve(**call)
+    assert isinstance(second, reservations.Denial) and second.scope_key == "slack:C1"
+    books = await read_books(core.db)
+    assert [r.id for r in books.reservations] == [first.reservation_id]
+    reserved = {c.scope_key: c.reserved_nanos for c in books.counters}
+    assert reserved == {"slack:C1": first.amount_nanos + 1_000_000_000, "slack:U1@slack:C1": first.amount_nanos,
+                        "global": first.amount_nanos}
+    assert await core.db.run(lambda session: session.scalar(text("SELECT count(*) FROM budget_refusals"))) == 1
