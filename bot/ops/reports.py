@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, case, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.budget.counters import ledger_spent
 from bot.budget.limits import Period
@@ -158,8 +158,8 @@ class Reports:
             pks = channel_pks(channel)
             in_range += (UsageEntry.channel_pk.in_(pks),)
             refused += (Refusal.channel_pk.in_(pks),)
-        async with self._db.session() as session:
-            totals = (await session.execute(select(
+        def work(session: Session) -> tuple[list[Any], list[Any]]:
+            totals = session.execute(select(
                 func.coalesce(func.sum(UsageEntry.cost_nanos), 0), func.count(UsageEntry.id),
                 func.coalesce(func.sum(case((UsageEntry.status.in_(("ok", "filtered")), 1), else_=0)), 0),
                 func.coalesce(func.sum(case((UsageEntry.status.in_(FAILED_STATUSES), 1), else_=0)), 0),
@@ -168,26 +168,28 @@ class Reports:
                 func.coalesce(func.sum(UsageEntry.completion_tokens), 0),
                 func.coalesce(func.sum(UsageEntry.reasoning_tokens), 0),
                 func.coalesce(func.sum(UsageEntry.web_searches), 0),
-            ).where(*in_range))).one()
+            ).where(*in_range)).one()
             (report.cost_nanos, report.requests, report.answers, report.failures, report.prompt_tokens,
              report.cached_tokens, report.completion_tokens, report.reasoning_tokens,
              report.web_searches) = (int(v) for v in totals)
-            report.refusals = int(await session.scalar(select(func.count(Refusal.id)).where(*refused)) or 0)
-            report.cache_savings_nanos = await self._cache_savings(session, in_range)
-            rows = await session.execute(
+            report.refusals = int(session.scalar(select(func.count(Refusal.id)).where(*refused)) or 0)
+            report.cache_savings_nanos = self._cache_savings(session, in_range)
+            rows = session.execute(
                 select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
                        func.sum(UsageEntry.cost_nanos), func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
                 .group_by(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()))
-            channel_rows = [(p, w, c, n, int(cost), int(count)) for p, w, c, n, cost, count in rows]
-            users = await session.execute(
+            users = session.execute(
                 select(Channel.platform, UsageEntry.user_id, func.sum(UsageEntry.cost_nanos),
                        func.count(UsageEntry.id))
                 .join(Channel, Channel.id == UsageEntry.channel_pk).where(*in_range)
                 .group_by(Channel.platform, UsageEntry.user_id)
                 .order_by(func.sum(UsageEntry.cost_nanos).desc()).limit(top_users))
-            user_rows = [(p, u, int(cost), int(count)) for p, u, cost, count in users]
+            return ([(p, w, c, n, int(cost), int(count)) for p, w, c, n, cost, count in rows],
+                    [(p, u, int(cost), int(count)) for p, u, cost, count in users])
+
+        channel_rows, user_rows = await self._db.read(work)
         names = await self._names.names([(p, CHANNEL, c) for p, _, c, *_ in channel_rows]
                                         + [(p, USER, u) for p, u, *_ in user_rows])
         report.users = [UserSpend(f"{p}:{u}", cost, count, names.get((p, USER, u), ""))
@@ -225,14 +227,14 @@ class Reports:
         names = await self._names.names(keys.values())
         return {address: channel_label(names.get(key), address) for address, key in keys.items()}
 
-    async def _cache_savings(self, session: AsyncSession, in_range: tuple[Any, ...]) -> int:
+    def _cache_savings(self, session: Session, in_range: tuple[Any, ...]) -> int:
         """What cached tokens would have cost at the uncached rate, minus what they cost, over the ledger
         rows `in_range` selects."""
         threshold = self._prices.long_context_threshold
         savings = 0
         for tier, condition in ((self._prices.short, UsageEntry.prompt_tokens < threshold),
                                 (self._prices.long, UsageEntry.prompt_tokens >= threshold)):
-            cached = int(await session.scalar(select(func.coalesce(func.sum(UsageEntry.cached_tokens), 0)).where(
+            cached = int(session.scalar(select(func.coalesce(func.sum(UsageEntry.cached_tokens), 0)).where(
                 *in_range, condition)) or 0)
             per_token = (tier.input_per_m - tier.cached_input_per_m) * NANOS_PER_USD / 1_000_000
             savings += int(cached * per_token)
@@ -267,20 +269,19 @@ class Reports:
         first = last_day - timedelta(days=days - 1)
         start, _ = self.day_bounds(first)
         _, end = self.day_bounds(last_day)
-        async with self._db.session() as session:
-            rows = await session.execute(
-                select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
-                       UsageEntry.cost_nanos)
-                .join(Channel, Channel.id == UsageEntry.channel_pk)
-                .where(UsageEntry.started_at >= start, UsageEntry.started_at < end,
-                       *_in_workspace(UsageEntry.channel_pk, workspace)))
-            series: dict[str, list[int]] = {}
-            tz = self._settings.tz
-            for platform, workspace_id, channel_id, started, cost in rows:
-                local_day = started.replace(tzinfo=UTC).astimezone(tz).date()
-                index = (local_day - first).days
-                if 0 <= index < days:
-                    series.setdefault(self._scope(platform, workspace_id, channel_id), [0] * days)[index] += int(cost)
+        query = (select(Channel.platform, Channel.workspace_id, Channel.channel_id, UsageEntry.started_at,
+                        UsageEntry.cost_nanos)
+                 .join(Channel, Channel.id == UsageEntry.channel_pk)
+                 .where(UsageEntry.started_at >= start, UsageEntry.started_at < end,
+                        *_in_workspace(UsageEntry.channel_pk, workspace)))
+        rows = await self._db.read(lambda session: session.execute(query).all())
+        series: dict[str, list[int]] = {}
+        tz = self._settings.tz
+        for platform, workspace_id, channel_id, started, cost in rows:
+            local_day = started.replace(tzinfo=UTC).astimezone(tz).date()
+            index = (local_day - first).days
+            if 0 <= index < days:
+                series.setdefault(self._scope(platform, workspace_id, channel_id), [0] * days)[index] += int(cost)
         return series
 
     def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:

@@ -6,8 +6,8 @@ The hot path (claim a message, reserve, settle) runs each transaction as one syn
 Core statements, `Database.run_core(fn)`: on SQLite in a single writer thread that commits what queued up
 together (bot.storage.sqlite_writer), so a transaction costs one thread hop instead of one per statement;
 on PostgreSQL through `AsyncConnection.run_sync` over asyncpg. `Database.run(fn)` is the same for work
-that wants an ORM Session; every write of the running bot goes through one of the two. `Database.session()`
-(async) serves reads that await between statements (reports) and tests.
+that wants an ORM Session; every write of the running bot goes through one of the two. `Database.read(fn)`
+runs reads beside the writer (the console, reports); `Database.session()` (async) serves tests.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class RollbackOnClose(sqlite3.Connection):
     (SQLite 3.7.11 and later) and ends the transaction at once."""
 
     def close(self) -> None:
-        if self.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error):  # ProgrammingError too: closed already, close is a no-op
+            if self.in_transaction:
                 self.rollback()
         super().close()
 
@@ -84,17 +84,19 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, **kw: Any) -> AsyncEngine:
+def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, sqlite_query_only: bool = False,
+                  **kw: Any) -> AsyncEngine:
     """An async engine for `url` (see `normalise_url`); `kw` goes to SQLAlchemy's `create_async_engine`. A
     PostgreSQL pool pings a connection idle `ping_after_idle_seconds` or more (default PING_AFTER_IDLE_SECONDS)
-    before handing it out; SQLite has no connection to lose."""
+    before handing it out; SQLite has no connection to lose. With `sqlite_query_only`, a SQLite engine's
+    connections refuse writes (`PRAGMA query_only`) and begin deferred, so WAL lets them read beside the writer."""
     url = normalise_url(url)
     if is_sqlite(url):
         # A connection goes back to the pool rolled back (SQLAlchemy's default): a session cancelled between
         # its BEGIN IMMEDIATE and SQLAlchemy noting it began (a shutdown cancelling a maintenance tick) would
         # otherwise keep the write lock in the pool, and the writer thread wait out busy_timeout behind it.
         engine = create_async_engine(url, connect_args=_SQLITE_CONNECT_ARGS, **kw)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, query_only=sqlite_query_only)
         return engine
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
@@ -134,7 +136,7 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise
 
 
-def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
+def _configure_sqlite(engine: AsyncEngine | Engine, *, query_only: bool = False) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
     @event.listens_for(sync_engine, "connect")
@@ -146,13 +148,15 @@ def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if query_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Every transaction takes the write lock up front: a deferred transaction that reads and
-        # then writes can fail with SQLITE_BUSY instead of waiting, and reads are short here.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writing transaction takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with SQLITE_BUSY instead of waiting. One that cannot write has no lock to take.
+        connection.exec_driver_sql("BEGIN" if query_only else "BEGIN IMMEDIATE")
 
 
 class DatabaseUnhealthy(RuntimeError):
@@ -168,6 +172,11 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url, **engine_kw)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The engine `read` runs on: on SQLite connections of its own that cannot write; on PostgreSQL the same
+        # pool, its transactions READ ONLY.
+        self.reader = (create_engine(self.url, sqlite_query_only=True) if self.is_sqlite
+                        else self.engine.execution_options(postgresql_readonly=True))
+        self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing our own transactions here, instead of letting
         # pooled connections poll the file lock (busy_timeout sleeps up to 100 ms a try), keeps the
         # wait in the event loop and fair; other processes still meet busy_timeout.
@@ -205,6 +214,15 @@ class Database:
             async with self.sessions() as session, session.begin():
                 return await session.run_sync(work)
         return await self._written(self._writer.run(work))
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run `work`, which only reads, as one read-only transaction beside the writer instead of in its
+        queue: on SQLite a deferred transaction on a connection that refuses writes (WAL lets it read while
+        the writer thread commits), so a slow page of the console holds back no answer's commit; on
+        PostgreSQL a READ ONLY transaction. Raises what `work` raised; a write inside it raises the driver's
+        error (SQLite: attempt to write a readonly database; PostgreSQL: read-only transaction)."""
+        async with self._read_sessions() as session, session.begin():
+            return await session.run_sync(work)
 
     async def run_core(self, work: Callable[[Connection], T]) -> T:
         """Like `run`, for work that needs only Core statements: `work` gets the transaction's `Connection`,
@@ -269,5 +287,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.is_sqlite:
+            await self.reader.dispose()
         if self._writer is not None:
             await self._writer.close()

@@ -136,13 +136,13 @@ class ConsoleQueries:
             return [LedgerRow(row_id, started, channel_scope(platform, channel_id), f"{platform}:{user_id}", *rest)
                     for row_id, started, platform, channel_id, user_id, *rest in session.execute(query)]
 
-        return await self._db.run(work)
+        return await self._db.read(work)
 
     async def ledger_totals(self, filters: LedgerFilter) -> tuple[int, int]:
         """(rows, nano-dollars) of every ledger row matching `filters`."""
         query = (select(func.count(UsageEntry.id), func.coalesce(func.sum(UsageEntry.cost_nanos), 0))
                  .join(Channel, Channel.id == UsageEntry.channel_pk).where(*self._ledger_conditions(filters)))
-        count, total = await self._db.run(lambda session: session.execute(query).one())
+        count, total = await self._db.read(lambda session: session.execute(query).one())
         return int(count), int(total)
 
     async def ledger_choices(self) -> tuple[list[str], list[str]]:
@@ -155,13 +155,13 @@ class ConsoleQueries:
                 .distinct()))
             return statuses, people
 
-        return await self._db.run(work)
+        return await self._db.read(work)
 
     async def channels(self) -> list[tuple[str, str]]:
         """Every channel the bot has seen, as (address, name)."""
         query = select(Channel.platform, Channel.channel_id, Channel.name).order_by(Channel.platform,
                                                                                      Channel.channel_id)
-        return await self._db.run(lambda session: [(channel_scope(p, c), n) for p, c, n in session.execute(query)])
+        return await self._db.read(lambda session: [(channel_scope(p, c), n) for p, c, n in session.execute(query)])
 
     async def threads(self, limit: int = THREAD_LIST_ROWS) -> list[ThreadSummary]:
         """The most recently active conversations."""
@@ -171,7 +171,7 @@ class ConsoleQueries:
                         func.coalesce(counts.c.n, 0), Thread.updated_at)
                  .join(Channel, Channel.id == Thread.channel_pk).outerjoin(counts, counts.c.thread_pk == Thread.id)
                  .order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit))
-        return await self._db.run(lambda session: [
+        return await self._db.read(lambda session: [
             ThreadSummary(pk, channel_scope(p, c), name, thread_id, int(n), updated)
             for pk, p, c, name, thread_id, n, updated in session.execute(query)])
 
@@ -182,7 +182,7 @@ class ConsoleQueries:
             return None
         query = (select(Message.role, Message.user_name, Message.user_id, Message.content, Message.status,
                         Message.created_at).where(Message.thread_pk == thread_pk).order_by(Message.id))
-        messages = await self._db.run(lambda session: [
+        messages = await self._db.read(lambda session: [
             ThreadMessage(role, name or user_id or "seedbot", content, status, created)
             for role, name, user_id, content, status, created in session.execute(query)])
         return summary, messages
@@ -190,7 +190,7 @@ class ConsoleQueries:
     async def _thread_row(self, thread_pk: int) -> list[ThreadSummary]:
         query = (select(Thread.id, Channel.platform, Channel.channel_id, Channel.name, Thread.platform_thread_id,
                         Thread.updated_at).join(Channel, Channel.id == Thread.channel_pk).where(Thread.id == thread_pk))
-        return await self._db.run(lambda session: [
+        return await self._db.read(lambda session: [
             ThreadSummary(pk, channel_scope(p, c), name, thread_id, 0, updated)
             for pk, p, c, name, thread_id, updated in session.execute(query)])
 
@@ -221,7 +221,7 @@ class ConsoleQueries:
                     .where(Reservation.status == "active")).one()
                 return last, int(count), int(held)
 
-            last, count, held = await self._db.run(work)
+            last, count, held = await self._db.read(work)
         except Exception:  # noqa: BLE001 - the page reports a failing database instead of failing
             return Health(False, None, 0, 0)
         return Health(True, last, count, held)
