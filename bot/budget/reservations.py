@@ -185,12 +185,13 @@ class BudgetManager:
         size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
         row = dict(channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind, status="active",
                    created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds))
-        # Planned on an unlocked read, the counters' row locks taken by the last statement: on PostgreSQL the
-        # rows every answer shares (the global scope's) stay locked for it and the COMMIT only. A call that does
-        # not fit whole (refused, shrunk, degraded), or no longer fits once locked, is planned on locked rows.
-        scopes = self._scope_states(connection, keys, now, lock=False)
+        # Planned on an unlocked read, the counters locked by the last statement (on PostgreSQL every answer shares
+        # the global scope's row). Planned on locked rows: a call that does not fit whole or no longer fits once
+        # locked, one with web search (the checked UPDATE has no nearly-spent rule), and a period's first call.
+        scopes = self._scope_states(connection, keys, now, lock=False, open_missing=False)
         plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
-        if plan.fits and (plan.max_tokens, plan.web_search, plan.thinking) == (wanted_max_tokens, web_search, thinking):
+        whole = plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking)
+        if scopes and whole and not web_search:
             counters = [(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
             reservation_id = _RESERVE.scalar(connection, row | dict(
                 counter_keys=";".join(counter_key(*counter) for counter in counters), amount_nanos=plan.amount_nanos))
@@ -211,9 +212,8 @@ class BudgetManager:
         adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
         reservation_id = _RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
                                                                 amount_nanos=plan.amount_nanos))
-        degraded_by = plan.degraded_by.scope_key if plan.degraded_by is not None else None
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
-                     plan.web_search, plan.thinking, degraded_by)
+                     plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row. Returns the
@@ -339,9 +339,11 @@ class BudgetManager:
             duration_ms=outcome.duration_ms,
         ))
 
-    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
-                      lock: bool) -> list[ScopeState]:
-        """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`."""
+    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *, lock: bool,
+                      open_missing: bool = True) -> list[ScopeState]:
+        """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`. A counter not
+        used yet this period is opened from the books; without `open_missing`, none are returned instead (opened
+        before the other counters are locked, it deadlocked with a settlement holding them, on PostgreSQL)."""
         keys = sorted(scope_keys)
         limits = self._limits(connection, keys)
         bounds = {key: period_bounds(limits[key].period, now, self._settings.tz) for key in keys}
@@ -349,6 +351,8 @@ class BudgetManager:
         # One row per scope key at most: the tuple names its period and start.
         counters = read_counters(connection, wanted, lock=lock)
         missing = [counter for counter in wanted if counter[0] not in counters]
+        if missing and not open_missing:
+            return []
         if missing:
             # First use of this period: open its counter from the books, so a budget set or changed
             # mid-period still counts what was already spent.
@@ -362,9 +366,7 @@ class BudgetManager:
         return [ScopeState(key, limits[key], *bounds[key], counters[key].spent_nanos, counters[key].reserved_nanos)
                 for key in keys]
 
-    def _remaining(self, connection: Connection, scope_key: str | None) -> Remaining:
-        if scope_key is None:
-            return Remaining(None, None)
+    def _remaining(self, connection: Connection, scope_key: str) -> Remaining:
         return _remaining_of(self._scope_states(connection, [scope_key], self._clock(), lock=False)[0])
 
     def _remaining_after(self, connection: Connection, reservation: ResultRow | None,

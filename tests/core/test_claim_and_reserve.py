@@ -71,7 +71,9 @@ async def test_an_answer_locks_the_shared_counters_with_the_last_statement_of_ea
     checked under the lock), and settle moves them after the ledger row and the answer are written, so the
     locks are held for one statement and the COMMIT."""
     core = await core_for(database_url)
-    fake_seed.script(Reply(content="Sorted."))
+    fake_seed.script(Reply(content="Opened."), Reply(content="Sorted."))
+    # The day's first answer opens its counters, on locked rows (see the next test); the second is the usual one.
+    assert (await core.service.handle(incoming("first of the day"), RecordingSink())) is not None
     steps: list[str] = []
 
     def noting(step: str, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,7 +86,7 @@ async def test_an_answer_locks_the_shared_counters_with_the_last_statement_of_ea
 
     def reserving(connection: Any, *args: Any) -> bool:
         made = connection.scalar(text("SELECT count(*) FROM budget_reservations"))
-        steps.append(f"counters, after {made} reservation row")
+        steps.append(f"counters, after {made} reservation rows")  # this call's and the first answer's
         return reserve_if_room(connection, *args)
 
     monkeypatch.setattr(reservations, "reserve_if_room", reserving)
@@ -97,7 +99,7 @@ async def test_an_answer_locks_the_shared_counters_with_the_last_statement_of_ea
     answer = await core.service.handle(incoming("how do I sort a dict?"), RecordingSink())
     assert answer is not None and answer.status == "ok"
     # Reserving: the reservation row, then its counters; settling: ledger row, answer, then the counters.
-    assert steps == ["counters, after 1 reservation row", "ledger", "answer", "counters"]
+    assert steps == ["counters, after 2 reservation rows", "ledger", "answer", "counters"]
     assert (await read_books(core.db)).balanced()
 
 
@@ -129,3 +131,40 @@ async def test_a_call_that_no_longer_fits_once_locked_is_planned_again_and_leave
     assert reserved == {"slack:C1": first.amount_nanos + 1_000_000_000, "slack:U1@slack:C1": first.amount_nanos,
                         "global": first.amount_nanos}
     assert await core.db.run(lambda session: session.scalar(text("SELECT count(*) FROM budget_refusals"))) == 1
+
+
+async def test_a_periods_first_call_and_a_web_search_call_are_planned_on_locked_rows(
+        core_for, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two kinds of call skip the unlocked plan. A period's first call, which opens its counters: opened before
+    the other counters were locked, it deadlocked on PostgreSQL with a settlement that held them and read the new
+    period. And a call with web search: the checked UPDATE knows the hard limit, not the nearly-spent rule that
+    turns web search off, so a settlement committed between the read and the UPDATE (here: the channel going
+    from 89% to 95% spent) must still turn it off."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="10/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    checked: list[int] = []
+    reserve_if_room = reservations.reserve_if_room
+    monkeypatch.setattr(reservations, "reserve_if_room",
+                        lambda *args: (checked.append(args[3]), reserve_if_room(*args))[1])
+    call: Any = dict(channel_pk=1, scope_key="slack:C1", thread_pk=None, user_id="U1", kind="chat",
+                     estimated_prompt_tokens=1_000, wanted_max_tokens=1_000, web_search=False)
+    first = await core.budget.reserve(**call)
+    second = await core.budget.reserve(**call)
+    assert isinstance(first, reservations.Grant) and isinstance(second, reservations.Grant)
+    assert checked == [second.amount_nanos]  # the first opened the day's counters, on locked rows
+
+    await core.db.run(lambda session: session.execute(text(
+        "UPDATE budget_counters SET spent_nanos = 8900000000 WHERE scope_key = 'slack:C1'")))
+    scope_states = BudgetManager._scope_states
+
+    def settled_meanwhile(budget: BudgetManager, connection: Any, *args: Any, **kwargs: Any) -> Any:
+        states = scope_states(budget, connection, *args, **kwargs)
+        if not kwargs["lock"]:
+            connection.execute(text("UPDATE budget_counters SET spent_nanos = 9500000000 WHERE scope_key = 'slack:C1'"))
+        return states
+
+    monkeypatch.setattr(BudgetManager, "_scope_states", settled_meanwhile)
+    searching = await core.budget.reserve(**call | {"web_search": True})
+    assert isinstance(searching, reservations.Grant)
+    assert not searching.web_search and searching.degraded_by == "slack:C1"
+    assert checked == [second.amount_nanos]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from bot.storage.engine import Database
+from bot.storage.engine import Database, RollbackOnClose
 
 
 @pytest.mark.parametrize("runner", ["run", "run_core"])  # an ORM Session's savepoint, or sqlite3's own
@@ -149,3 +150,17 @@ async def test_a_session_cancelled_mid_statement_does_not_leave_the_write_lock_h
     finally:
         release.set()
         await db.dispose()
+
+
+def test_a_connection_closed_twice_or_mid_transaction_closes_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    first = sqlite3.connect(path, factory=RollbackOnClose, isolation_level=None)
+    first.execute("CREATE TABLE t (x INTEGER)")
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("INSERT INTO t VALUES (1)")
+    first.close()
+    first.close()  # as sqlite3's own: a second close does nothing
+    second = sqlite3.connect(path, isolation_level=None, timeout=0)
+    second.execute("BEGIN IMMEDIATE")  # the write lock is free; the insert was rolled back
+    assert second.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    second.close()
