@@ -3,44 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from bot.storage.engine import Database
+from tests.core.holding import Hold
 
 
 async def test_a_slow_read_holds_back_no_write(tmp_path: Path) -> None:
     """A console page's queries used to take their turn in the SQLite writer's queue, so every answer's commit
     waited for them; a read now runs on its own connection, which WAL lets read while the writer commits."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
-    started, release = threading.Event(), threading.Event()
-
-    def hold(value: int) -> int:  # runs inside the read's SELECT
-        started.set()
-        release.wait(10)
-        return value
-
-    @event.listens_for(db.reader.sync_engine, "connect")
-    def _with_hold(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.create_function("hold", 1, hold)
+    hold = Hold(db.reader)
 
     try:
         await db.run_core(lambda connection: connection.execute(text("CREATE TABLE t (x INTEGER)")))
         await db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (1)")))
         reading = asyncio.create_task(db.read(lambda session: session.scalars(text("SELECT hold(x) FROM t")).all()))
-        assert await asyncio.to_thread(started.wait, 10)
+        assert await asyncio.to_thread(hold.started.wait, 10)
         await asyncio.wait_for(db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (2)"))), 5)
         assert not reading.done()
-        release.set()
+        hold.release.set()
         assert await reading == [1]  # its snapshot began before the write
         assert await db.read(lambda session: session.scalars(text("SELECT x FROM t ORDER BY x")).all()) == [1, 2]
     finally:
-        release.set()
+        hold.release.set()
         await db.dispose()
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.storage.engine import Database, RollbackOnClose
+from tests.core.holding import Hold
 
 
 @pytest.mark.parametrize("runner", ["run", "run_core"])  # an ORM Session's savepoint, or sqlite3's own
@@ -122,16 +121,7 @@ async def test_a_session_cancelled_mid_statement_does_not_leave_the_write_lock_h
     connection, and sqlite3 alone would leave it a zombie holding its transaction (the statement is not
     finalized yet), so the writer thread waited out busy_timeout (30 s) and failed. Closing rolls back first."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
-    started, release = threading.Event(), threading.Event()
-
-    def hold(value: int) -> int:  # runs in aiosqlite's thread, inside the statement
-        started.set()
-        release.wait(10)
-        return value
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _with_hold(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.create_function("hold", 1, hold)
+    hold = Hold(db.engine)
 
     async def claim() -> None:
         async with db.session() as session:
@@ -140,15 +130,15 @@ async def test_a_session_cancelled_mid_statement_does_not_leave_the_write_lock_h
     try:
         await db.run_core(lambda connection: connection.execute(text("CREATE TABLE t (x INTEGER)")))
         task = asyncio.create_task(claim())
-        assert await asyncio.to_thread(started.wait, 10)
+        assert await asyncio.to_thread(hold.started.wait, 10)
         task.cancel()
-        release.set()
+        hold.release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.wait_for(db.run_core(lambda connection: connection.execute(text("INSERT INTO t VALUES (2)"))), 10)
         assert await db.run_core(lambda connection: connection.scalars(text("SELECT x FROM t")).all()) == [2]
     finally:
-        release.set()
+        hold.release.set()
         await db.dispose()
 
 
