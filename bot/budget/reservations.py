@@ -27,6 +27,7 @@ from bot.budget.counters import (
     channel_scope_of,
     counter_key,
     ledger_spent,
+    lock_counters,
     move_to_spent,
     read_counters,
     reserve_if_room,
@@ -280,6 +281,7 @@ class BudgetManager:
 
         def work(connection: Connection) -> Any:
             stale = connection.execute(query).all()
+            lock_counters(connection, (key for reservation in stale for key in reservation.counter_keys.split(";")))
             for reservation in stale:
                 connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": "expired"})
                 self._write_ledger_row(connection, reservation, Settlement(
@@ -351,11 +353,10 @@ class BudgetManager:
         # One row per scope key at most: the tuple names its period and start.
         counters = read_counters(connection, wanted, lock=lock)
         missing = [counter for counter in wanted if counter[0] not in counters]
-        if missing and not open_missing:
-            return []
         if missing:
-            # First use of this period: open its counter from the books, so a budget set or changed
-            # mid-period still counts what was already spent.
+            if not open_missing:
+                return []
+            # First use of this period: open its counter from the books (a budget set mid-period counts it all).
             for scope_key, period, start in missing:
                 connection.execute(self._db.insert(_COUNTERS).values(
                     scope_key=scope_key, period=period, period_start=start,

@@ -5,12 +5,20 @@ arrives after an expiry corrects that ledger row instead of booking twice."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.util import await_only
+
+from bot.budget import counters
 from bot.budget.outcomes import Grant, Settlement
 from bot.config import Settings
+from bot.domain import Platform
 from bot.storage.tables import utcnow
 from tests.books import read_books
 from tests.factories import incoming
@@ -88,3 +96,51 @@ async def test_a_settlement_after_expiry_corrects_the_row_instead_of_booking_twi
     assert "expired" in (row.error or "")
     assert books.counter("slack:C1").spent_nanos == 1_234 and books.balanced()
     assert [r.status for r in books.reservations] == ["settled"]
+
+
+async def test_expiring_several_reservations_beside_a_settlement_does_not_deadlock(
+        core_for, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`expire_stale` closes dead reservations in id order. It used to lock each one's counters as it moved
+    them, so a Slack reservation's (global, slack:…) and then a Discord one's (discord:…, global…), while a live
+    Discord call's settlement locked discord:… then global: a cycle, and PostgreSQL killed the expiry. It now
+    locks all their counters first, in the key order every transaction uses."""
+    core = await core_for(postgres_url)
+
+    async def reserve(platform: Platform, channel: str, user: str) -> Grant:
+        claimed = await core.store.claim(incoming("q", platform=platform, channel=channel, user=user), "", 0)
+        assert claimed is not None
+        grant = await core.budget.reserve(channel_pk=claimed.channel.pk, scope_key=claimed.channel.scope_key,
+                                          thread_pk=claimed.thread.pk, user_id=user, kind="chat",
+                                          estimated_prompt_tokens=1_000, wanted_max_tokens=1_000, web_search=False)
+        assert isinstance(grant, Grant)
+        return grant
+
+    await reserve(Platform.SLACK, "C1", "U1")
+    await reserve(Platform.DISCORD, "D1", "U2")
+    live = await reserve(Platform.DISCORD, "D1", "U3")
+    await core.db.run(lambda session: session.execute(text(
+        f"UPDATE budget_reservations SET expires_at = now() + interval '1 day' WHERE id = {live.reservation_id}")))
+    first_moved, expiring = asyncio.Event(), contextvars.ContextVar("expiring", default=False)
+    adjust = counters.adjust
+
+    def pausing(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        moved = adjust(connection, *args, **kwargs)
+        if expiring.get() and not first_moved.is_set():
+            first_moved.set()  # the first dead reservation's counters are moved; let the settlement start
+            await_only(asyncio.sleep(0.5))
+        return moved
+
+    monkeypatch.setattr(counters, "adjust", pausing)
+
+    async def expire() -> int:
+        expiring.set(True)
+        return await core.budget.expire_stale(utcnow() + timedelta(hours=1))
+
+    async def settle() -> object:
+        await first_moved.wait()
+        return await core.budget.settle(live, Settlement(status="ok", cost_nanos=1))
+
+    expired, _ = await asyncio.wait_for(asyncio.gather(expire(), settle()), 30)
+    assert expired == 2
+    books = await read_books(core.db)
+    assert not books.active_reservations and books.balanced()
