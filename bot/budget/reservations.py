@@ -238,7 +238,7 @@ class BudgetManager:
                 also(connection)
             # The shared counters last: on PostgreSQL every answer of the channel, and of the deployment (the
             # global scope), waits for their row locks, which are then held for this statement and COMMIT only.
-            counters = move_to_spent(connection, closed, outcome.cost_nanos, returning=True) if closed else {}
+            counters = {} if closed is None else move_to_spent(connection, closed, outcome.cost_nanos, returning=True)
             return self._remaining_after(connection, reservation, counters)
 
         try:
