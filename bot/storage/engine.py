@@ -47,7 +47,7 @@ class RollbackOnClose(sqlite3.Connection):
     Why: `sqlite3_close_v2` on a connection that still has an unfinalized statement does not close it but
     leaves a "zombie" that keeps its transaction, and with it SQLite's write lock, until that statement is
     finalized (sqlite.org/c3ref/close.html). SQLAlchemy closes a pooled connection whose task was cancelled
-    in the middle of a statement (a shutdown cancelling a maintenance tick inside `Database.session()`); the
+    in the middle of a statement (a shutdown cancelling the retention tick's claim in an async session); the
     cancelled statement's cursor outlives the close, so every later writer of this process, the group-commit
     thread included, waited out busy_timeout and failed. A ROLLBACK with statements pending is allowed
     (SQLite 3.7.11 and later) and ends the transaction at once."""
