@@ -189,15 +189,14 @@ class BudgetManager:
         # Planned on an unlocked read, the counters locked by the last statement (on PostgreSQL every answer shares
         # the global scope's row). Planned on locked rows: a call that does not fit whole or no longer fits once
         # locked, one with web search (the checked UPDATE has no nearly-spent rule), and a period's first call.
-        scopes = self._scope_states(connection, keys, now, lock=False, open_missing=False)
+        scopes = [] if web_search else self._scope_states(connection, keys, now, lock=False, open_missing=False)
         plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
-        whole = plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking)
-        if scopes and whole and not web_search:
+        if scopes and plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking):
             counters = [(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
             reservation_id = _RESERVE.scalar(connection, row | dict(
                 counter_keys=";".join(counter_key(*counter) for counter in counters), amount_nanos=plan.amount_nanos))
             if reserve_if_room(connection, counters, [s.limit.limit_nanos for s in scopes], plan.amount_nanos):
-                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, web_search, thinking, None)
+                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, False, thinking, None)
             connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation_id))
         scopes = self._scope_states(connection, keys, now, lock=True)
         plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)

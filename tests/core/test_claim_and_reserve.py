@@ -158,9 +158,16 @@ async def test_a_periods_first_call_and_a_web_search_call_are_planned_on_locked_
     scope_states = BudgetManager._scope_states
 
     def settled_meanwhile(budget: BudgetManager, connection: Any, *args: Any, **kwargs: Any) -> Any:
-        states = scope_states(budget, connection, *args, **kwargs)
-        if not kwargs["lock"]:
+        # Another replica's settlement commits while this call plans: a locked read waits for its row lock and
+        # sees it, an unlocked read does not.
+        def commit_settlement() -> None:
             connection.execute(text("UPDATE budget_counters SET spent_nanos = 9500000000 WHERE scope_key = 'slack:C1'"))
+
+        if kwargs["lock"]:
+            commit_settlement()
+            return scope_states(budget, connection, *args, **kwargs)
+        states = scope_states(budget, connection, *args, **kwargs)
+        commit_settlement()
         return states
 
     monkeypatch.setattr(BudgetManager, "_scope_states", settled_meanwhile)
