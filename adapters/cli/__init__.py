@@ -158,7 +158,7 @@ def budget_set(
     settings = settings_from_env()
 
     async def change(core: Core) -> tuple[str, str]:
-        return await core.budget.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
+        return await core.budget.limits.set_limit(scope, value, changed_by=f"cli:{getpass.getuser()}")
 
     old, new = _with_core(settings, change)
     typer.echo(f"{scope}: {old} → {new}")
@@ -177,8 +177,8 @@ def budget_show(
         if channel is not None:
             return await core.admin.budget_show(channel)
         lines = [f"default for channels: {settings.default_budget.describe()}",
-                 f"global cap: {(await core.budget.limit_for_scope('global')).describe()}"]
-        for scope_key, limit in await core.budget.explicit_limits():
+                 f"global cap: {(await core.budget.limits.limit_for_scope('global')).describe()}"]
+        for scope_key, limit in await core.budget.limits.explicit_limits():
             lines.append(f"{scope_key}: {limit.describe()}")
         return "\n".join(lines)
 

@@ -15,7 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
@@ -26,6 +42,10 @@ Counter = tuple[str, str, datetime]  # (scope key, period, period start): a coun
 
 _COUNTERS, _RESERVATIONS, _LEDGER, _BUDGETS = (BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__,
                                                Budget.__table__)
+RESERVE = Precompiled(insert(_RESERVATIONS).returning(_RESERVATIONS.c.id))
+# What a reservation row is given (`reserve_if_room`'s `reservation`); its id is the database's.
+_RESERVATION_VALUES = frozenset(("channel_pk", "thread_pk", "user_id", "kind", "counter_keys", "amount_nanos", "status",
+                                 "created_at", "expires_at"))
 
 
 def counter_key(scope_key: str, period: str, period_start: datetime) -> str:
@@ -54,6 +74,29 @@ def read_counters(connection: Connection, counters: list[Counter], *, lock: bool
     return {row.scope_key: row for row in rows}
 
 
+def read_limits_and_counters(connection: Connection, budget_keys: list[str], counters: list[Counter]
+                             ) -> tuple[list[ResultRow], dict[tuple[str, str], ResultRow]]:
+    """What planning a call reads, unlocked, in one statement: the budget rows that exist of `budget_keys` (rows
+    of scope_key, limit_nanos, period) and the counter rows that exist of `counters` (by (scope key, period): rows
+    of scope_key, spent_nanos, reserved_nanos). A scope's counter key depends on its limit's period, so the
+    caller names every period's counter of each scope and keeps the one its limit picks."""
+    rows = _read_both(len(budget_keys), len(counters)).rows(
+        connection, _params(counters) | {f"k{i}": key for i, key in enumerate(budget_keys)})
+    return ([row for row in rows if row.period_start is None],
+            {(row.scope_key, row.period): row for row in rows if row.period_start is not None})
+
+
+@functools.cache
+def _read_both(n_budgets: int, n_counters: int) -> Precompiled:
+    c, budget = _COUNTERS.c, _BUDGETS.c
+    counters = select(c.scope_key, c.period, c.period_start, c.spent_nanos, c.reserved_nanos,
+                      cast(null(), BigInteger).label("limit_nanos")).where(_counter_in(n_counters))
+    budgets = select(budget.scope_key, budget.period, cast(null(), c.period_start.type), cast(null(), BigInteger),
+                     cast(null(), BigInteger), budget.limit_nanos).where(
+        budget.scope_key.in_([bindparam(f"k{i}", type_=budget.scope_key.type) for i in range(n_budgets)]))
+    return Precompiled(union_all(counters, budgets))
+
+
 def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
            returning: bool = False, locked: bool = False) -> dict[str, ResultRow]:
     """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
@@ -71,23 +114,33 @@ def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0
 
 
 def reserve_if_room(connection: Connection, counters: list[Counter], limits: list[int | None],
-                    amount_nanos: int) -> bool:
-    """Add `amount_nanos` to every counter's reserved in one statement, if each counter with a limit (`limits`,
-    in the counters' order, None for none) still has room for it: spent + reserved + amount <= limit. The check
-    runs on each row's latest version under its lock (PostgreSQL re-evaluates an UPDATE's WHERE on a row a
-    concurrent transaction changed; on PostgreSQL the rows are locked in scope-key order first), so a plan made
-    from an unlocked read never passes a limit. Returns False, with nothing changed, where a counter lacked room
-    (or is missing): the caller then plans again with the rows locked."""
-    statements = _statements(len(counters), lock_first=connection.dialect.name != "sqlite")
+                    reservation: dict[str, Any]) -> int | None:
+    """Insert `reservation` (a budget_reservations row by column key, `amount_nanos` and `counter_keys` included)
+    and add its `amount_nanos` to every counter's reserved, if each counter with a limit (`limits`, in the
+    counters' order, None for none) still has room for it: spent + reserved + amount <= limit. The check runs on
+    each row's latest version under its lock (PostgreSQL re-evaluates an UPDATE's WHERE on a row a concurrent
+    transaction changed; on PostgreSQL the rows are locked in scope-key order first), so a plan made from an
+    unlocked read never passes a limit. On PostgreSQL the INSERT and the UPDATE are one statement (data-modifying
+    CTEs). Returns the new reservation's id; or None, with nothing left changed, where a counter lacked room (or
+    is missing): the caller then plans again with the rows locked."""
+    postgresql = connection.dialect.name == "postgresql"
+    statements = _statements(len(counters), lock_first=postgresql)
     params = _params(counters) | {f"c{i}": limit for i, limit in enumerate(limits)} | {
-        "d_reserved": amount_nanos, "d_spent": 0}
-    reserved = {row.scope_key for row in statements.reserve_if_room.rows(connection, params)}
+        "d_reserved": reservation["amount_nanos"], "d_spent": 0}
+    if postgresql:
+        rows = statements.insert_and_reserve.rows(connection, params | {f"r_{key}": value
+                                                                        for key, value in reservation.items()})
+        reservation_id, reserved = rows[0].id, {row.scope_key for row in rows if row.scope_key is not None}
+    else:
+        reservation_id = RESERVE.scalar(connection, reservation)
+        reserved = {row.scope_key for row in statements.reserve_if_room.rows(connection, params)}
     if len(reserved) == len(counters):
-        return True
+        return reservation_id
     if reserved:  # the rows that had room give it back
         adjust(connection, [counter_key(*counter) for counter in counters if counter[0] in reserved],
-               reserved=-amount_nanos, locked=True)
-    return False
+               reserved=-reservation["amount_nanos"], locked=True)
+    connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation_id))
+    return None
 
 
 def lock_counters(connection: Connection, counter_keys: Iterable[str]) -> None:
@@ -136,15 +189,14 @@ class _Statements:
     adjust: Precompiled
     adjust_returning: Precompiled
     reserve_if_room: Precompiled
+    insert_and_reserve: Precompiled  # PostgreSQL only: a reservation row and reserve_if_room in one statement
 
 
 @functools.cache
 def _statements(n: int, *, lock_first: bool) -> _Statements:
     c = _COUNTERS.c
     key = tuple_(c.scope_key, c.period, c.period_start)
-    where = key.in_([
-        tuple_(bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"p{i}", type_=c.period.type),
-               bindparam(f"t{i}", type_=c.period_start.type)) for i in range(n)])
+    where = _counter_in(n)
     read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(c.scope_key)
     changed = key.in_(select(c.scope_key, c.period, c.period_start).where(where).order_by(c.scope_key)
                       .with_for_update()) if lock_first else where
@@ -158,12 +210,26 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
     # an unqualified `scope_key` inside the subquery is the budgets' own (every budget row would match).
     outer_key = literal_column(f"{_COUNTERS.name}.{c.scope_key.name}", c.scope_key.type)
     own = _BUDGETS.select().where(budget.scope_key == outer_key)
+    raise_if_room = change.where(has_room).returning(c.scope_key)
+    raised = raise_if_room.cte("raised")
+    inserted = insert(_RESERVATIONS).values(
+        {column.key: bindparam(f"r_{column.key}", type_=column.type) for column in _RESERVATIONS.c
+         if column.key in _RESERVATION_VALUES}).returning(_RESERVATIONS.c.id).cte("inserted")
     return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
                        Precompiled(change.returning(
                            c.scope_key, c.spent_nanos, c.reserved_nanos,
                            own.with_only_columns(budget.limit_nanos).scalar_subquery().label("limit_nanos"),
                            own.with_only_columns(budget.period).scalar_subquery().label("limit_period"))),
-                       Precompiled(change.where(has_room).returning(c.scope_key)))
+                       Precompiled(raise_if_room), Precompiled(
+                           select(inserted.c.id, raised.c.scope_key).select_from(inserted.outerjoin(raised, true()))))
+
+
+def _counter_in(n: int) -> Any:
+    """The counter rows of n keys (parameters s0, p0, t0, s1, ...)."""
+    c = _COUNTERS.c
+    return tuple_(c.scope_key, c.period, c.period_start).in_([
+        tuple_(bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"p{i}", type_=c.period.type),
+               bindparam(f"t{i}", type_=c.period_start.type)) for i in range(n)])
 
 
 def _params(counters: list[Counter]) -> dict[str, Any]:

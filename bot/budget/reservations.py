@@ -6,22 +6,23 @@ scope-key order on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.stor
 reservers in any number of processes never pass a limit. That UPDATE is the transaction's last statement, as
 settling's counter UPDATE is: the rows every answer shares stay locked for one statement and the COMMIT. The hot
 path is Core statements on the transaction's `Connection` (`Database.run_core`), each for all of a call's scopes
-at once: one read of their limits, one of their counters, the reservation row, one update.
+at once: one read of their limits and counters, then the reservation row and the checked update (one statement
+on PostgreSQL); settling closes the reservation and writes its ledger row (one statement on PostgreSQL,
+`bot.budget.ledger`), then moves the counters. Limits themselves are `bot.budget.limit_store`'s.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from bot.budget.counters import (
+    RESERVE,
     active_reserved,
     adjust,
     channel_scope_of,
@@ -30,19 +31,21 @@ from bot.budget.counters import (
     lock_counters,
     move_to_spent,
     read_counters,
+    read_limits_and_counters,
     reserve_if_room,
 )
-from bot.budget.limits import BudgetLimit, Period, parse_budget
+from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
+from bot.budget.limit_store import LimitStore, budget_row_keys
+from bot.budget.limits import BudgetLimit, Period
 from bot.budget.outcomes import CallToReserve, Denial, Grant, Remaining, Settlement
 from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_for
 from bot.budget.pricing import PriceBook
-from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
+from bot.budget.scopes import GLOBAL_SCOPE, person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
-from bot.storage.precompiled import Precompiled, ResultRow
+from bot.storage.precompiled import ResultRow
 from bot.storage.tables import (
     Budget,
-    BudgetChange,
     BudgetCounter,
     Refusal,
     Reservation,
@@ -58,21 +61,8 @@ AlsoInTransaction = Callable[[Connection], None]
 # Built once: each runs for every call, and building a statement costs more than running it.
 _BUDGETS, _COUNTERS, _RESERVATIONS, _LEDGER = (Budget.__table__, BudgetCounter.__table__, Reservation.__table__,
                                                UsageEntry.__table__)
-_RESERVE = Precompiled(insert(_RESERVATIONS).returning(_RESERVATIONS.c.id))
 _RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
-_CLOSE = update(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
-# Closes a reservation only if still active, and returns it: one statement where a locked read and an
-# update were two.
-_CLOSE_ACTIVE = Precompiled(_CLOSE.where(_RESERVATIONS.c.status == "active").returning(*_RESERVATIONS.c))
-_LEDGER_ROW = Precompiled(insert(_LEDGER))
 _REFUSAL = insert(Refusal.__table__)
-
-
-@functools.cache
-def _limits_of(n: int) -> Precompiled:
-    """The budget rows of n scope keys (parameters k0, k1, ...): one shape per n, compiled once."""
-    return Precompiled(select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
-        _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)])))
 
 
 class BudgetManager:
@@ -84,81 +74,9 @@ class BudgetManager:
         self._settings = settings
         self._prices = prices
         self._clock = clock
+        self.limits = LimitStore(db, settings, clock)
         # Reservations this process holds for calls still running: the heartbeat keeps them alive.
         self._live: set[int] = set()
-
-    # -- limits --
-
-    def limit_for(self, connection: Connection, scope_key: str) -> BudgetLimit:
-        """The limit a scope has: its own budget row, else the default for its kind (a person's default
-        is the channel's `*` row if an admin set one)."""
-        return self._limits(connection, [scope_key])[scope_key]
-
-    def _limits(self, connection: Connection, scope_keys: Iterable[str]) -> dict[str, BudgetLimit]:
-        wanted = set(scope_keys)
-        everyone = {person_scope(person[1], EVERYONE) for key in wanted
-                    if (person := split_person_scope(key)) is not None and person[0] != EVERYONE}
-        keys = sorted(wanted | everyone)
-        rows = {row.scope_key: BudgetLimit(row.limit_nanos, Period(row.period))
-                for row in _limits_of(len(keys)).rows(connection, {f"k{i}": key for i, key in enumerate(keys)})}
-        return {key: self._limit_of(key, rows) for key in wanted}
-
-    def _limit_of(self, scope_key: str, rows: dict[str, BudgetLimit]) -> BudgetLimit:
-        if scope_key in rows:
-            return rows[scope_key]
-        if scope_key == GLOBAL_SCOPE:
-            return self._settings.global_budget_limit
-        person = split_person_scope(scope_key)
-        if person is None:
-            return self._settings.default_budget
-        channel_default = rows.get(person_scope(person[1], EVERYONE))
-        return channel_default or self._settings.default_user_budget
-
-    async def limit_for_scope(self, scope_key: str) -> BudgetLimit:
-        return await self._db.run_core(lambda connection: self.limit_for(connection, scope_key))
-
-    async def explicit_limits(self) -> list[tuple[str, BudgetLimit]]:
-        def work(session: Session) -> Any:
-            rows = session.scalars(select(Budget).order_by(Budget.scope_key))
-            return [(row.scope_key, BudgetLimit(row.limit_nanos, Period(row.period))) for row in rows]
-
-        return await self._db.run(work)
-
-    async def set_limit(self, scope_key: str, limit: BudgetLimit | str, changed_by: str) -> tuple[str, str]:
-        """Set a scope's budget and record the change. Returns (old, new) as people read them."""
-        if isinstance(limit, str):
-            limit = parse_budget(limit)
-
-        def work(session: Session) -> Any:
-            old = self.limit_for(session.connection(), scope_key)
-            row = session.get(Budget, scope_key)
-            if row is None:
-                row = Budget(scope_key=scope_key)
-                session.add(row)
-            row.limit_nanos = limit.limit_nanos
-            row.period = limit.period.value
-            row.updated_by = changed_by
-            row.updated_at = self._clock()
-            session.add(BudgetChange(scope_key=scope_key, changed_by=changed_by, old_value=old.describe(),
-                                     new_value=limit.describe(), changed_at=self._clock()))
-            if old.period != limit.period:
-                # A counter left from an earlier stint in this period missed what was spent meanwhile:
-                # drop it, and the next use reopens it from the ledger (see _scope_states).
-                start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
-                session.execute(delete(BudgetCounter).where(
-                    BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
-                    BudgetCounter.period_start == start))
-            return old.describe(), limit.describe()
-
-        return await self._db.run(work)
-
-    async def changes(self, scope_key: str, limit: int = 10) -> list[BudgetChange]:
-        def work(session: Session) -> Any:
-            rows = session.scalars(select(BudgetChange).where(BudgetChange.scope_key == scope_key)
-                                   .order_by(BudgetChange.id.desc()).limit(limit))
-            return list(rows)
-
-        return await self._db.run(work)
 
     # -- reservations --
 
@@ -189,15 +107,14 @@ class BudgetManager:
         # Planned on an unlocked read, the counters locked by the last statement (on PostgreSQL every answer shares
         # the global scope's row). Planned on locked rows: a call that does not fit whole or no longer fits once
         # locked, one with web search (the checked UPDATE has no nearly-spent rule), and a period's first call.
-        scopes = [] if web_search else self._scope_states(connection, keys, now, lock=False, open_missing=False)
+        scopes = [] if web_search else self._unlocked_states(connection, keys, now)
         plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
         if scopes and plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking):
             counters = [(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
-            reservation_id = _RESERVE.scalar(connection, row | dict(
+            reservation_id = reserve_if_room(connection, counters, [s.limit.limit_nanos for s in scopes], row | dict(
                 counter_keys=";".join(counter_key(*counter) for counter in counters), amount_nanos=plan.amount_nanos))
-            if reserve_if_room(connection, counters, [s.limit.limit_nanos for s in scopes], plan.amount_nanos):
+            if reservation_id is not None:
                 return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, False, thinking, None)
-            connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation_id))
         scopes = self._scope_states(connection, keys, now, lock=True)
         plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
         if not plan.fits:
@@ -210,7 +127,7 @@ class BudgetManager:
                           binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
         counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
         adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
-        reservation_id = _RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
+        reservation_id = RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
                                                                 amount_nanos=plan.amount_nanos))
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
                      plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key)
@@ -223,16 +140,14 @@ class BudgetManager:
         """
 
         def work(connection: Connection) -> Any:
-            reservation = closed = _CLOSE_ACTIVE.first(connection, {"r_id": grant.reservation_id,
-                                                                    "r_status": _closed_status(outcome)})
-            if closed is not None:
-                self._write_ledger_row(connection, closed, outcome)
-            elif (reservation := connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()) \
-                    is not None and reservation.status == "expired":
-                self._correct_expired(connection, reservation, outcome)
-            else:
-                log.warning("reservation %s was already closed (%s); its ledger row stands",
-                            grant.reservation_id, reservation.status if reservation else "missing")
+            reservation = closed = close_and_book(connection, grant.reservation_id, _closed_status(outcome), outcome)
+            if closed is None:
+                reservation = connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
+                if reservation is not None and reservation.status == "expired":
+                    self._correct_expired(connection, reservation, outcome)
+                else:
+                    log.warning("reservation %s was already closed (%s); its ledger row stands",
+                                grant.reservation_id, reservation.status if reservation else "missing")
             if also is not None:
                 also(connection)
             # The shared counters last: on PostgreSQL every answer of the channel, and of the deployment (the
@@ -282,8 +197,8 @@ class BudgetManager:
             stale = connection.execute(query).all()
             lock_counters(connection, (key for reservation in stale for key in reservation.counter_keys.split(";")))
             for reservation in stale:
-                connection.execute(_CLOSE, {"r_id": reservation.id, "r_status": "expired"})
-                self._write_ledger_row(connection, reservation, Settlement(
+                connection.execute(CLOSE, {"r_id": reservation.id, "r_status": "expired"})
+                write_ledger_row(connection, reservation, Settlement(
                     status="expired", cost_nanos=reservation.amount_nanos, usage_known=False,
                     error="the process handling this call stopped before it settled",
                 ))
@@ -316,7 +231,7 @@ class BudgetManager:
             return
         difference = outcome.cost_nanos - entry.cost_nanos
         adjust(connection, reservation.counter_keys.split(";"), spent=difference)
-        connection.execute(_CLOSE, {"r_id": reservation.id,
+        connection.execute(CLOSE, {"r_id": reservation.id,
                                     "r_status": _closed_status(outcome)})
         corrected = {name: getattr(outcome, name) for name in (
             "model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "web_searches",
@@ -326,35 +241,31 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    @staticmethod
-    def _write_ledger_row(connection: Connection, reservation: ResultRow, outcome: Settlement) -> None:
-        """The ledger row of a closed reservation's call (its counters move separately, last)."""
-        _LEDGER_ROW.run(connection, dict(
-            channel_pk=reservation.channel_pk, thread_pk=reservation.thread_pk, reservation_pk=reservation.id,
-            user_id=reservation.user_id, kind=reservation.kind, model=outcome.model,
-            prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
-            completion_tokens=outcome.completion_tokens, reasoning_tokens=outcome.reasoning_tokens,
-            web_searches=outcome.web_searches, cost_nanos=outcome.cost_nanos,
-            reserved_nanos=reservation.amount_nanos, usage_known=outcome.usage_known, status=outcome.status,
-            error=outcome.error, started_at=reservation.created_at, first_token_ms=outcome.first_token_ms,
-            duration_ms=outcome.duration_ms,
-        ))
-
-    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *, lock: bool,
-                      open_missing: bool = True) -> list[ScopeState]:
-        """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`. A counter not
-        used yet this period is opened from the books; without `open_missing`, none are returned instead (opened
-        before the other counters are locked, it deadlocked with a settlement holding them, on PostgreSQL)."""
+    def _unlocked_states(self, connection: Connection, scope_keys: list[str], now: datetime) -> list[ScopeState]:
+        """The scopes' periods at `now`, in scope-key order, from one unlocked read of their limits and of every
+        period's counter of each; none where a counter is not opened yet (opened before the other counters are
+        locked, it deadlocked with a settlement holding them, on PostgreSQL: `_scope_states` opens it)."""
         keys = sorted(scope_keys)
-        limits = self._limits(connection, keys)
+        bounds = {period: period_bounds(period, now, self._settings.tz) for period in Period}
+        rows, counters = read_limits_and_counters(connection, budget_row_keys(keys), [
+            (key, period.value, start) for key in keys for period, (start, _) in bounds.items()])
+        limits = self.limits.from_rows(keys, rows)
+        chosen = [counters.get((key, limits[key].period.value)) for key in keys]
+        return [ScopeState(key, limits[key], *bounds[limits[key].period], row.spent_nanos, row.reserved_nanos)
+                for key, row in zip(keys, chosen, strict=True) if row is not None] if None not in chosen else []
+
+    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
+                      lock: bool) -> list[ScopeState]:
+        """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`. A counter not
+        used yet this period is opened from the books."""
+        keys = sorted(scope_keys)
+        limits = self.limits.limits(connection, keys)
         bounds = {key: period_bounds(limits[key].period, now, self._settings.tz) for key in keys}
         wanted = [(key, limits[key].period.value, bounds[key][0]) for key in keys]
         # One row per scope key at most: the tuple names its period and start.
         counters = read_counters(connection, wanted, lock=lock)
         missing = [counter for counter in wanted if counter[0] not in counters]
         if missing:
-            if not open_missing:
-                return []
             # First use of this period: open its counter from the books (a budget set mid-period counts it all).
             for scope_key, period, start in missing:
                 connection.execute(self._db.insert(_COUNTERS).values(
@@ -382,7 +293,7 @@ class BudgetManager:
             return self._remaining(connection, scope_key)
         # The settlement's own statement read the channel's budget row (a channel's limit has no other source).
         limit = (BudgetLimit(counter.limit_nanos, Period(counter.limit_period)) if counter.limit_period is not None
-                 else self._limit_of(scope_key, {}))
+                 else self.limits.resolve(scope_key, {}))
         start, end = period_bounds(limit.period, self._clock(), self._settings.tz)
         if counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys:
             return self._remaining(connection, scope_key)

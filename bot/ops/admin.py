@@ -65,9 +65,9 @@ class AdminCommands:
             text = (f"Budget for {label}: {state.limit.describe()}. Spent this period: {format_usd(used)} "
                     f"({share:.0%}); resets {resets}.")
         if scope_key != GLOBAL_SCOPE and split_person_scope(scope_key) is None:
-            people = await self._budget.limit_for_scope(person_scope(scope_key, EVERYONE))
+            people = await self._budget.limits.limit_for_scope(person_scope(scope_key, EVERYONE))
             text += f"\nEach person's own limit here: {people.describe()}."
-        changes = await self._budget.changes(scope_key, limit=5)
+        changes = await self._budget.limits.changes(scope_key, limit=5)
         if changes:
             history = "; ".join(f"{c.changed_at:%Y-%m-%d %H:%M} {c.changed_by}: {c.old_value} → {c.new_value}"
                                 for c in changes)
@@ -91,7 +91,7 @@ class AdminCommands:
             limit = parse_budget(value)
         except ValueError as exc:
             return str(exc)
-        old, new = await self._budget.set_limit(scope_key, limit, changed_by=f"{platform}:{user_id}")
+        old, new = await self._budget.limits.set_limit(scope_key, limit, changed_by=f"{platform}:{user_id}")
         label = await self._reports.scope_label(scope_key)
         return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 

@@ -1,13 +1,15 @@
 """Hot-path statements compiled once per database dialect and run on the transaction's DBAPI cursor.
 
-Every answer runs 13 statements (claim 3, reserve 4, settle 6). Through `Connection.execute` each pays
-SQLAlchemy's execution machinery (compiled-cache lookup, execution context, result proxy, events): on
-SQLite 10-20 µs on top of the 2-3 µs sqlite3 itself takes for the same statement, measured with one
-`UPDATE messages SET status = ? WHERE id = ?` in a loop. A `Precompiled` statement keeps, per dialect and
-per set of given parameter names, the SQL text SQLAlchemy rendered, the bound parameters in their order
-with their types' bind processors (so values are stored exactly as SQLAlchemy stores them: SQLite's
-DATETIME text, for one), the Python-side column defaults of an INSERT, and the result columns' processors;
-running it is one `cursor.execute` on the connection's own DBAPI connection, inside its transaction.
+Every answer runs 12 statements on SQLite (claim 3, reserve 3, settle 6) and 10 on PostgreSQL, where
+data-modifying CTEs make reserving's INSERT and UPDATE one statement, and settling's close and ledger row one.
+Through `Connection.execute` each pays SQLAlchemy's execution machinery (compiled-cache lookup, execution
+context, result proxy, events): on SQLite 10-20 µs on top of the 2-3 µs sqlite3 itself takes for the same
+statement, measured with one `UPDATE messages SET status = ? WHERE id = ?` in a loop. A `Precompiled`
+statement keeps, per dialect and per set of given parameter names, the SQL text SQLAlchemy rendered, the bound
+parameters in their order with their types' bind processors (so values are stored exactly as SQLAlchemy stores
+them: SQLite's DATETIME text, for one), the Python-side column defaults of an INSERT, and the result columns'
+processors; running it is one `cursor.execute` on the connection's own DBAPI connection, inside its
+transaction.
 
 Errors are SQLAlchemy's: a DBAPI error comes out as the `sqlalchemy.exc.DBAPIError` subclass
 `Connection.execute` would raise (OperationalError, IntegrityError, ...), and a lost connection

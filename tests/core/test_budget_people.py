@@ -44,7 +44,7 @@ async def test_a_channel_default_for_people_and_one_persons_own_limit(core_for, 
     assert "Budget for each person in slack:C1 changed" in reply and "$0.000001/day" in reply
     assert "Budget for each person in slack:C1: $0.000001/day" in await core.admin.slash_command(
         "slack", "U1", "C1", "budget user")
-    await core.budget.set_limit(person_scope("slack:C1", "U2"), "5/day", "test")
+    await core.budget.limits.set_limit(person_scope("slack:C1", "U2"), "5/day", "test")
     sinks = {user: RecordingSink() for user in ("U1", "U2")}
     results = {user: await core.service.handle(incoming("q", user=user, thread=user), sinks[user]) for user in sinks}
     assert results["U1"] is not None and results["U1"].status == "refused"
@@ -58,7 +58,8 @@ async def test_people_racing_never_pass_their_own_limits(core_for, database_url:
     text = "Explain lifetimes."
     reserved_prompt, worst = worst_case_for(core, text)
     await core.store.claim(incoming("warm-up creates channel 1", message_id="warm"), "", 0)
-    await core.budget.set_limit(person_scope(channel_scope("slack", "C1"), "*"), f"{n * worst / 1e9:.9f}/day", "t")
+    everyone = person_scope(channel_scope("slack", "C1"), "*")
+    await core.budget.limits.set_limit(everyone, f"{n * worst / 1e9:.9f}/day", "t")
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=reserved_prompt,
                                     completion_tokens=core.settings.seed_max_tokens, chunk_delay=0.005)
     messages = [incoming(text, user=user, thread=f"{user}-{i}") for user in ("U1", "U2") for i in range(60)]
@@ -79,7 +80,7 @@ async def test_people_racing_never_pass_their_own_limits(core_for, database_url:
 async def nearly_spent_channel(core: Core, fake_seed: FakeSeed) -> None:
     """Spend 95% of a $1/day channel budget: five calls of 237,500 long-context prompt tokens at $0.80/M
     (one call of 1,187,500 would be above the context window, and its usage rejected)."""
-    await core.budget.set_limit("slack:C1", "1/day", "test")
+    await core.budget.limits.set_limit("slack:C1", "1/day", "test")
     for n in range(5):
         fake_seed.script(Reply(content="first", prompt_tokens=237_500, completion_tokens=0))
         await core.service.handle(incoming(f"question {n}", thread=f"warm-{n}"), RecordingSink())
@@ -116,7 +117,7 @@ async def test_a_shrunk_answer_goes_without_thinking(core_for, sqlite_url: str, 
     reserved_prompt, _ = worst_case_for(core, "Short question")
     await core.store.claim(incoming("create channel", message_id="warm"), "", 0)
     limit = core.prices.worst_case_nanos(reserved_prompt, 1_000, False)
-    await core.budget.set_limit("slack:C1", f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.limits.set_limit("slack:C1", f"{limit / 1e9:.9f}/day", "test")
     sink = RecordingSink()
     await core.service.handle(incoming("Short question"), sink)
     body = fake_seed.completions[-1].body
@@ -134,8 +135,8 @@ async def test_admins_are_alerted_by_channel_name_and_not_for_each_persons_limit
     await core.names.remember("slack", "channel", "C0BACKEND", "backend")
     refused = await core.service.handle(incoming("q", channel="C0BACKEND"), RecordingSink())
     assert refused is not None and refused.status == "refused" and notifier.sent == []
-    await core.budget.set_limit(person_scope("slack:C0BACKEND", "*"), "none", "test")
-    await core.budget.set_limit("slack:C0BACKEND", "0.000001/day", "test")
+    await core.budget.limits.set_limit(person_scope("slack:C0BACKEND", "*"), "none", "test")
+    await core.budget.limits.set_limit("slack:C0BACKEND", "0.000001/day", "test")
     await core.service.handle(incoming("q2", channel="C0BACKEND"), RecordingSink())
     alerts = [s.text for s in notifier.sent if s.kind == "direct"]
     assert alerts and all(t.startswith("Budget alert: #backend (slack:C0BACKEND) has used") for t in alerts)
@@ -147,7 +148,7 @@ async def test_seedbot_budget_set_for_one_person(core_for, sqlite_url: str, tmp_
                                    "3/day")
     assert code == 0, err
     assert out.strip() == "slack:U0456@slack:C0123: unlimited → $3/day"
-    assert (await core.budget.limit_for_scope("slack:U0456@slack:C0123")).describe() == "$3/day"
+    assert (await core.budget.limits.limit_for_scope("slack:U0456@slack:C0123")).describe() == "$3/day"
     code, _, err = await run_cli(tmp_path, sqlite_url, "budget", "set", "slack:C0123", "--user", "discord:1", "3/day")
     assert code == 2 and "on the channel's platform" in err
     await core.names.remember("slack", "user", "U0456", "Ada")

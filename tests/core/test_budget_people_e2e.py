@@ -96,7 +96,7 @@ async def test_a_channel_at_95_percent_answers_in_slack_without_web_search_and_s
     async with running_bot(slack, settings_for, tmp_path) as bot, slack.sender(bot.events_url) as sender:
         core = bot.process.core
         assert core is not None
-        await core.budget.set_limit("slack:C1", "1/day", "test")
+        await core.budget.limits.set_limit("slack:C1", "1/day", "test")
         for n in range(5):
             first = slack.events.app_mention(f"question {n}")
             await sender.post_event(first)

@@ -89,7 +89,7 @@ async def test_a_settlement_reads_its_own_channels_budget_row_not_another_scopes
     must not come from the first budget row of another scope."""
     core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="40/day")
     # Another channel has a budget row of its own; C1 has none (the default applies).
-    await core.budget.set_limit(channel_scope("slack", "C9"), "7/day", "admin")
+    await core.budget.limits.set_limit(channel_scope("slack", "C9"), "7/day", "admin")
     claimed = await core.store.claim(incoming("q", message_id="q1"), "", 0)
     assert claimed is not None
     grant = await core.budget.reserve(channel_pk=claimed.channel.pk, scope_key=SCOPE, thread_pk=None, user_id="U1",

@@ -84,22 +84,23 @@ async def test_an_answer_locks_the_shared_counters_with_the_last_statement_of_ea
 
     reserve_if_room = reservations.reserve_if_room
 
-    def reserving(connection: Any, *args: Any) -> bool:
+    def reserving(connection: Any, *args: Any) -> int | None:
+        reservation_id = reserve_if_room(connection, *args)
         made = connection.scalar(text("SELECT count(*) FROM budget_reservations"))
-        steps.append(f"counters, after {made} reservation rows")  # this call's and the first answer's
-        return reserve_if_room(connection, *args)
+        steps.append(f"reservation row and counters, {made} rows after")  # this call's and the first answer's
+        return reservation_id
 
     monkeypatch.setattr(reservations, "reserve_if_room", reserving)
     monkeypatch.setattr(reservations, "adjust", noting("counters, planned on locked rows", reservations.adjust))
     monkeypatch.setattr(reservations, "move_to_spent", noting("counters", reservations.move_to_spent))
-    monkeypatch.setattr(BudgetManager, "_write_ledger_row",
-                        staticmethod(noting("ledger", BudgetManager._write_ledger_row)))
+    monkeypatch.setattr(reservations, "close_and_book", noting("ledger", reservations.close_and_book))
     monkeypatch.setattr(ConversationStore, "record_answer",
                         staticmethod(noting("answer", ConversationStore.record_answer)))
     answer = await core.service.handle(incoming("how do I sort a dict?"), RecordingSink())
     assert answer is not None and answer.status == "ok"
-    # Reserving: the reservation row, then its counters; settling: ledger row, answer, then the counters.
-    assert steps == ["counters, after 2 reservation rows", "ledger", "answer", "counters"]
+    # Reserving: the reservation row and its counters (one statement on PostgreSQL); settling: the reservation
+    # closed and its ledger row (likewise), the answer, then the counters.
+    assert steps == ["reservation row and counters, 2 rows after", "ledger", "answer", "counters"]
     assert (await read_books(core.db)).balanced()
 
 
@@ -116,7 +117,7 @@ async def test_a_call_that_no_longer_fits_once_locked_is_planned_again_and_leave
     assert isinstance(first, reservations.Grant)
     reserve_if_room = reservations.reserve_if_room
 
-    def raced(connection: Any, *args: Any) -> bool:
+    def raced(connection: Any, *args: Any) -> int | None:
         # Another replica's reservation commits between this one's read and its checked UPDATE.
         connection.execute(text("UPDATE budget_counters SET reserved_nanos = reserved_nanos + 1000000000 "
                                 "WHERE scope_key = 'slack:C1'"))
@@ -145,7 +146,7 @@ async def test_a_periods_first_call_and_a_web_search_call_are_planned_on_locked_
     checked: list[int] = []
     reserve_if_room = reservations.reserve_if_room
     monkeypatch.setattr(reservations, "reserve_if_room",
-                        lambda *args: (checked.append(args[3]), reserve_if_room(*args))[1])
+                        lambda *args: (checked.append(args[3]["amount_nanos"]), reserve_if_room(*args))[1])
     call: Any = dict(channel_pk=1, scope_key="slack:C1", thread_pk=None, user_id="U1", kind="chat",
                      estimated_prompt_tokens=1_000, wanted_max_tokens=1_000, web_search=False)
     first = await core.budget.reserve(**call)

@@ -93,7 +93,7 @@ async def test_budget_race_never_overspends(core_for, database_url: str, fake_se
     text = "Explain the borrow checker."
     reserved_prompt, worst = worst_case_for(core, text)
     limit = n * worst
-    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.limits.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     # Every answer costs exactly its worst case, so settling never frees room for an extra call.
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=reserved_prompt,
                                     completion_tokens=core.settings.seed_max_tokens, chunk_delay=0.005)
@@ -181,7 +181,7 @@ async def test_shrinks_max_tokens_to_fit_what_is_left(core_for, sqlite_url: str,
     # Room for the prompt and 1,000 output tokens, not the default 4,096.
     limit = core.prices.worst_case_nanos(reserved_prompt, 1_000, False)
     await core.store.claim(incoming("create channel", message_id="warm"), "", 0)
-    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.limits.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     fake_seed.script(Reply(content="long answer", prompt_tokens=reserved_prompt, completion_tokens=950))
     sink = RecordingSink()
     answer = await core.service.handle(incoming(text), sink)
@@ -228,7 +228,7 @@ async def test_budget_race_across_two_processes_on_postgres(core_for, postgres_u
     reserved_prompt, worst = worst_case_for(core, text)
     await core.store.claim(incoming("warm-up creates channel 1", message_id="warm"), "", 0)
     limit = n * worst
-    await core.budget.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
+    await core.budget.limits.set_limit(channel_scope("slack", "C1"), f"{limit / 1e9:.9f}/day", "test")
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=reserved_prompt,
                                     completion_tokens=core.settings.seed_max_tokens, chunk_delay=0.005)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL"))}

@@ -145,6 +145,6 @@ async def test_budget_set_for_each_person_and_one_person(
         assert ephemeral_texts(fake, everyone)[0].startswith(f"Budget for each person in {channel} changed")
         assert ephemeral_texts(fake, one)[0].startswith(f"Budget for discord:{bob.id} in {channel} changed")
         budget = core_of(bot).budget
-        assert (await budget.limit_for_scope(f"discord:*@{channel}")).describe() == "$1/day"
-        assert (await budget.limit_for_scope(f"discord:{bob.id}@{channel}")).describe() == "$3/day"
-        assert (await budget.limit_for_scope(f"discord:{fake.alice.id}@{channel}")).describe() == "$1/day"
+        assert (await budget.limits.limit_for_scope(f"discord:*@{channel}")).describe() == "$1/day"
+        assert (await budget.limits.limit_for_scope(f"discord:{bob.id}@{channel}")).describe() == "$3/day"
+        assert (await budget.limits.limit_for_scope(f"discord:{fake.alice.id}@{channel}")).describe() == "$1/day"

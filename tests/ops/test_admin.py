@@ -112,7 +112,7 @@ async def test_alerts_at_80_and_100_percent_once_per_period(core_for, database_u
     core = await core_for(database_url, notifiers={"slack": slack, "discord": discord}, SEEDBOT_ADMINS=ADMINS)
     # Each answer costs exactly 1,000,000 nano-dollars; the budget holds 10 of them.
     fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=250)
-    await core.budget.set_limit(channel_scope("slack", "C1"), "0.01/day", "test")
+    await core.budget.limits.set_limit(channel_scope("slack", "C1"), "0.01/day", "test")
     await core.service.handle(incoming("warm", message_id="warm"), RecordingSink())
     statuses = []
     for i in range(40):
@@ -140,7 +140,7 @@ async def test_budget_commands_need_an_admin_and_take_effect_next_message(core_f
     core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN")
     reply = await core.admin.slash_command("slack", "UNOBODY", "C1", "budget 100/day")
     assert reply == not_admin(BUDGETS)
-    assert (await core.budget.limit_for_scope("slack:C1")).describe() == "$5/day"
+    assert (await core.budget.limits.limit_for_scope("slack:C1")).describe() == "$5/day"
 
     reply = await core.admin.slash_command("slack", "UADMIN", "C1", "budget 0.000001/day")
     assert "changed from $5/day to $0.000001/day" in reply

@@ -125,7 +125,7 @@ async def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(slack: 
         posted = await thief.post(base + "/channels", headers=replayed, allow_redirects=False,
                                   data={"csrf_token": token, "scope": "slack:C1", "value": "99/day"})
         assert posted.status == 401
-        assert await console.core.budget.explicit_limits() == []
+        assert await console.core.budget.limits.explicit_limits() == []
         assert (await thief.post(base + "/logout", headers=replayed, data={"csrf_token": token},
                                  allow_redirects=False)).status == 401
 
@@ -191,7 +191,7 @@ async def test_forms_need_the_csrf_token(slack: FakeSlack, settings_for, tmp_pat
             "scope": "slack:C1", "value": "7/day", "csrf_token": "not-the-token"})
         assert wrong.status == 403
         assert "slack:C1: unlimited" not in await console.cli("budget", "show")
-        assert await console.core.budget.explicit_limits() == []
+        assert await console.core.budget.limits.explicit_limits() == []
         token = await _csrf(client, console.base_url + "/admin/channels")
         done = await client.post(console.base_url + "/admin/channels", data={
             "scope": "slack:C1", "value": "7/day", "csrf_token": token})

@@ -70,7 +70,7 @@ async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSl
             refused = await client.post(base + "/channels", data={"csrf_token": token, "scope": scope,
                                                                    "value": value})
             assert refused.status == 200, scope
-            assert "slack:U1@foo" not in {scope for scope, _ in await console.core.budget.explicit_limits()}
+            assert "slack:U1@foo" not in {scope for scope, _ in await console.core.budget.limits.explicit_limits()}
         assert (await client.get(base + "/channels")).status == 200
 
 

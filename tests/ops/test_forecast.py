@@ -19,7 +19,7 @@ async def test_the_summary_forecasts_the_month_to_the_cent_in_the_local_time_zon
     claimed = await core.store.claim(incoming("create", channel="C0BACKEND", message_id="c"), "", 0)
     assert claimed is not None
     await core.names.remember("slack", "channel", "C0BACKEND", "backend")
-    await core.budget.set_limit("slack:C0BACKEND", "10/month", "test")
+    await core.budget.limits.set_limit("slack:C0BACKEND", "10/month", "test")
     # Naive UTC. Berlin is UTC+2 until 25 Oct: 9 Oct 23:30 UTC is already the 10th there.
     spends = [(datetime(2026, 9, 30, 21, 0), 7_000_000_000),  # 30 Sep 23:00 Berlin: last month
               (datetime(2026, 9, 30, 22, 30), 1_000_000_000),  # 1 Oct 00:30 Berlin
@@ -48,7 +48,7 @@ async def test_seedbot_spend_shows_the_forecast_and_names(core_for, sqlite_url: 
     for i in range(3):
         await core.service.handle(incoming(f"question {i}", channel="C0BACKEND"), RecordingSink())
     await core.names.remember("slack", "channel", "C0BACKEND", "backend")
-    await core.budget.set_limit("slack:C0BACKEND", "100/month", "test")
+    await core.budget.limits.set_limit("slack:C0BACKEND", "100/month", "test")
     spent, _, _ = await ledger_totals(core)
     code, out, err = await run_cli(tmp_path, sqlite_url, "spend")
     assert code == 0, err

@@ -30,7 +30,7 @@ async def test_budgets_admins_and_spend_are_per_workspace(core_for, database_url
     assert refused == not_admin(BUDGETS)
     changed = await core.admin.slash_command("slack", "UADMIN", "C5", "budget 1/day", workspace_id="T2")
     assert changed.startswith("Budget for slack:T2:C5 changed from $5/day to $1/day")
-    assert (await core.budget.limit_for_scope("slack:T1:C5")).describe() == "$5/day"
+    assert (await core.budget.limits.limit_for_scope("slack:T1:C5")).describe() == "$5/day"
     shown = await core.admin.slash_command("slack", "U1", "C5", "budget", workspace_id="T1")
     assert shown.startswith("Budget for slack:T1:C5: $5/day. Spent this period: $0.0006")
 

@@ -211,8 +211,8 @@ class Console:
         month_spend = {c.address: c.cost_nanos for c in month.channels}
         known = await self._queries.channels()
         names = dict(known)
-        scopes = [GLOBAL_SCOPE] + sorted({address for address, _ in known}
-                                         | {scope for scope, _ in await budget.explicit_limits()} - {GLOBAL_SCOPE})
+        explicit = {scope for scope, _ in await budget.limits.explicit_limits()}
+        scopes = [GLOBAL_SCOPE] + sorted({address for address, _ in known} | explicit - {GLOBAL_SCOPE})
         rows = []
         for scope in scopes:
             state = await budget.scope_state(scope)
@@ -221,7 +221,7 @@ class Console:
                          "period": state.limit.period.value, "used": state.spent_nanos + state.reserved_nanos,
                          "limit": state.limit.limit_nanos, "month": spent,
                          "forecast": project_month_end(spent, today),
-                         "changes": await budget.changes(scope, limit=5)})
+                         "changes": await budget.limits.changes(scope, limit=5)})
         return self._render(request, "channels.html", rows=rows, message=message,
                             default_budget=self._settings.default_budget.describe())
 
