@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 
 from bot.budget import reservations
 from bot.budget.reservations import BudgetManager
 from bot.storage.conversations import ConversationStore
 from bot.storage.engine import Database
+from bot.storage.precompiled import Precompiled
 from tests.books import read_books
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
@@ -176,3 +178,33 @@ async def test_a_periods_first_call_and_a_web_search_call_are_planned_on_locked_
     assert isinstance(searching, reservations.Grant)
     assert not searching.web_search and searching.degraded_by == "slack:C1"
     assert checked == [second.amount_nanos]
+
+
+async def test_an_answer_runs_twelve_statements_on_sqlite_and_ten_on_postgresql(
+        core_for, database_url: str, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each statement is a round trip to PostgreSQL. Claim 3 (channel and thread, the message, the history),
+    reserve 2 (limits and counters in one read, then the reservation row and its counters' UPDATE: two
+    statements on SQLite, one data-modifying CTE on PostgreSQL), settle 5 (the reservation closed with its
+    ledger row, likewise two on SQLite, the answer's three statements, the counters); BEGIN and COMMIT aside."""
+    core = await core_for(database_url)
+    fake_seed.script(Reply(content="Opened."), Reply(content="Sorted."))
+    # The day's first answer opens its counters; the second is the usual one.
+    assert (await core.service.handle(incoming("first of the day"), RecordingSink())) is not None
+    statements: list[str] = []
+    execute = Precompiled._execute
+    monkeypatch.setattr(Precompiled, "_execute", lambda self, connection, rendered, params: (
+        statements.append(rendered.sql.split()[0]), execute(self, connection, rendered, params))[1])
+
+    def noted(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.split()[0] not in ("BEGIN", "COMMIT"):  # SQLite's writer begins IMMEDIATE by statement
+            statements.append(statement.split()[0])
+
+    event.listen(Engine, "before_cursor_execute", noted)
+    try:
+        answer = await core.service.handle(incoming("how do I sort a dict?"), RecordingSink())
+    finally:
+        event.remove(Engine, "before_cursor_execute", noted)
+    assert answer is not None and answer.status == "ok"
+    assert len(statements) == (12 if core.db.is_sqlite else 10), statements
+    if not core.db.is_sqlite:
+        assert statements.count("WITH") == 2
