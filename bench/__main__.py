@@ -17,7 +17,7 @@ Scenario = Callable[[argparse.Namespace], Awaitable[list[Figure]]]
 SCENARIOS: dict[str, Scenario] = {
     "latency": lambda _args: core_bench.run(300, 1),
     "core": lambda _args: core_bench.run(2000, 50),
-    "pg": lambda args: core_bench.run(1000, 50, args.database_url),
+    "pg": lambda args: core_bench.run(1000, 50, args.database_url, args.pg_one_way_ms),
     "ack": lambda _args: slack_ack_bench.run(100),
     "burst": lambda _args: burst_bench.burst(200),
     "memory": lambda _args: burst_bench.memory(5, 200),
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("scenario", nargs="*", choices=[[], *SCENARIOS], metavar="SCENARIO",
                         help=f"any of {', '.join(SCENARIOS)}; default: all")
     parser.add_argument("--database-url", help="an empty, migrated PostgreSQL database for `pg`")
+    parser.add_argument("--pg-one-way-ms", type=float,
+                        help="`pg` through bench.delay_proxy, each direction delayed this long (a network's latency)")
     parser.add_argument("--discord-scale", type=float, default=1.0, help="0.1 runs the 20-s answer in 2 s")
     args = parser.parse_args()
     freeze_long_lived()  # a measuring process that pauses for a full collection measures its own pause

@@ -4,17 +4,22 @@ Prints: event -> model request latency (p50/p99), answers per second with 200-to
 time per answer, and RSS before and after, for one bot process on SQLite (or the PostgreSQL database
 given).
 Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50] [--database-url URL]
+     [--one-way-ms 0.5] (PostgreSQL through bench.delay_proxy: a network's round trip on loopback)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import tempfile
 import time
 
+from sqlalchemy.engine import make_url
+
 from adapters.core import build_core
+from bench.delay_proxy import delay_proxy_process, measured_rtt_ms
 from bench.harness import Figure, fake_seed_process, percentile, rss_mib, run_like_seedbot
 from bot.config import load_settings
 from tests.factories import incoming
@@ -31,17 +36,28 @@ class TimedSink(RecordingSink):
         await super().start()
 
 
-async def run(messages: int = 2000, concurrency: int = 50, database_url: str | None = None) -> list[Figure]:
-    async with fake_seed_process() as base_url:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
-                                     DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
-                                     SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
-            core = await build_core(settings)
-            try:
-                return await measure(core, messages, concurrency, "PostgreSQL" if database_url else "SQLite")
-            finally:
-                await core.aclose()
+async def run(messages: int = 2000, concurrency: int = 50, database_url: str | None = None,
+              one_way_ms: float | None = None) -> list[Figure]:
+    """With `one_way_ms`, PostgreSQL is reached through `bench.delay_proxy`, each direction delayed that long."""
+    async with contextlib.AsyncExitStack() as stack:
+        base_url = await stack.enter_async_context(fake_seed_process())
+        backend = "PostgreSQL" if database_url else "SQLite"
+        if database_url and one_way_ms is not None:
+            url = make_url(database_url)
+            port = await stack.enter_async_context(delay_proxy_process(f"{url.host}:{url.port or 5432}", one_way_ms))
+            database_url = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+            rtt = await measured_rtt_ms(database_url)
+            print(f"round trip to PostgreSQL:           {rtt:.2f} ms (median of SELECT 1 through the proxy)")
+            backend = f"PostgreSQL at {rtt:.1f} ms a round trip"
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
+                                 DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
+                                 SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+        core = await build_core(settings)
+        try:
+            return await measure(core, messages, concurrency, backend)
+        finally:
+            await core.aclose()
 
 
 async def measure(core, messages: int, concurrency: int, backend: str) -> list[Figure]:  # noqa: ANN001
@@ -90,8 +106,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--database-url", help="an empty, migrated database (default: a new SQLite file)")
+    parser.add_argument("--one-way-ms", type=float, help="PostgreSQL through a proxy delaying each direction")
     args = parser.parse_args()
-    run_like_seedbot(run(args.messages, args.concurrency, args.database_url))
+    run_like_seedbot(run(args.messages, args.concurrency, args.database_url, args.one_way_ms))
 
 
 if __name__ == "__main__":

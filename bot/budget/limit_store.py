@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -54,8 +54,9 @@ class LimitStore:
 
     def limits(self, connection: Connection, scope_keys: Iterable[str]) -> dict[str, BudgetLimit]:
         """Each scope's limit (scope key -> BudgetLimit), from one read of their budget rows."""
-        keys = budget_row_keys(scope_keys)
-        return self.from_rows(scope_keys, _limits_of(len(keys)).rows(
+        wanted = list(scope_keys)
+        keys = budget_row_keys(wanted)
+        return self.from_rows(wanted, _limits_of(len(keys)).rows(
             connection, {f"k{i}": key for i, key in enumerate(keys)}))
 
     def from_rows(self, scope_keys: Iterable[str], rows: Iterable[ResultRow]) -> dict[str, BudgetLimit]:
@@ -107,11 +108,16 @@ class LimitStore:
                                      new_value=limit.describe(), changed_at=self._clock()))
             if old.period != limit.period:
                 # A counter left from an earlier stint in this period missed what was spent meanwhile:
-                # drop it, and the next use reopens it from the ledger (see _scope_states).
+                # drop it, and the next use reopens it from the ledger (see _scope_states). A channel's `*` row
+                # is the limit of everyone there without a row of their own: their counters go too (those
+                # of people with a row are reopened exactly as they were).
                 start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
+                person = split_person_scope(scope_key)
+                counters = BudgetCounter.scope_key == scope_key
+                if person is not None and person[0] == EVERYONE:
+                    counters = or_(counters, BudgetCounter.scope_key.endswith(f"@{person[1]}", autoescape=True))
                 session.execute(delete(BudgetCounter).where(
-                    BudgetCounter.scope_key == scope_key, BudgetCounter.period == limit.period.value,
-                    BudgetCounter.period_start == start))
+                    counters, BudgetCounter.period == limit.period.value, BudgetCounter.period_start == start))
             return old.describe(), limit.describe()
 
         return await self._db.run(work)

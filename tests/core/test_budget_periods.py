@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.budget.outcomes import Settlement
-from bot.budget.scopes import channel_scope
+from bot.budget.scopes import EVERYONE, channel_scope, person_scope
 from bot.domain import NANOS_PER_USD
 from tests.factories import incoming
 
@@ -98,3 +98,19 @@ async def test_a_settlement_reads_its_own_channels_budget_row_not_another_scopes
     fresh = await core.budget.remaining(SCOPE)
     assert (remaining.limit_nanos, remaining.left_nanos) == (fresh.limit_nanos, fresh.left_nanos) == (
         40 * NANOS_PER_USD, 36 * NANOS_PER_USD)
+
+
+async def test_switching_a_channels_everyone_row_away_and_back_rebuilds_each_persons_counter(
+        core_for, database_url: str) -> None:
+    """A person without a row of their own has the channel's `*` row as their limit; switching that row's
+    period away and back must not leave their counter of the first period missing what was spent meanwhile
+    (found by a break-it review: the stale counter granted past the limit)."""
+    core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    person, everyone = person_scope(SCOPE, "U1"), person_scope(SCOPE, EVERYONE)
+    await core.budget.limits.set_limit(everyone, "100/month", "test")
+    await spend(core, 10)
+    await core.budget.limits.set_limit(everyone, "50/day", "test")
+    await spend(core, 3)
+    await core.budget.limits.set_limit(everyone, "100/month", "test")
+    state = await core.budget.scope_state(person)
+    assert (state.spent_nanos, state.available_nanos) == (13 * NANOS_PER_USD, 87 * NANOS_PER_USD)
