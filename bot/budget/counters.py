@@ -1,11 +1,11 @@
 """Budget counter rows: one per scope and period, holding what is spent and reserved there (nano-dollars).
 
-A reservation names its counters by key (`counter_key`: `scope|period|start`, start naive UTC). Each
-function here works on all of a call's counters at once, on the transaction's `Connection`, in one statement;
+A reservation names its counters by key (`counter_key`: `scope|period|start`, start naive UTC). Each function
+here works on all of a call's counters at once, on the transaction's `Connection`, in one statement;
 `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same statement) and, where a counter
-lacked room, undoes both with up to two more. The statements have one fixed shape per number of counters (parameters s0, p0, t0, s1, ...), so
-SQLAlchemy compiles each shape once: an expanding IN would be rendered anew at every execution, which
-cost more than running it.
+lacked room, undoes both with up to two more. The statements have one fixed shape per number of counters
+(parameters s0, p0, t0, s1, ...), so SQLAlchemy compiles each shape once: an expanding IN would be rendered anew
+at every execution, which cost more than running it.
 """
 
 from __future__ import annotations

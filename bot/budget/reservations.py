@@ -257,25 +257,30 @@ class BudgetManager:
     def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
                       lock: bool) -> list[ScopeState]:
         """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`. A counter not
-        used yet this period is opened from the books."""
+        used yet this period is what the books say (the ledger since the period began, and the active
+        reservations made in it: a budget set mid-period counts it all). Only a reservation (`lock`) opens it so,
+        in key order once the rows that exist are locked: on PostgreSQL an INSERT waits for another transaction's
+        INSERT of the same key like a lock, and reads that opened counters (the footer's, after a settlement had
+        locked its own) deadlocked with reservers opening the same ones."""
         keys = sorted(scope_keys)
         limits = self.limits.limits(connection, keys)
         bounds = {key: period_bounds(limits[key].period, now, self._settings.tz) for key in keys}
         wanted = [(key, limits[key].period.value, bounds[key][0]) for key in keys]
         # One row per scope key at most: the tuple names its period and start.
-        counters = read_counters(connection, wanted, lock=lock)
-        missing = [counter for counter in wanted if counter[0] not in counters]
-        if missing:
-            # First use of this period: open its counter from the books (a budget set mid-period counts it all).
-            for scope_key, period, start in missing:
+        found = read_counters(connection, wanted, lock=lock)
+        positions = {key: (row.spent_nanos, row.reserved_nanos) for key, row in found.items()}
+        for scope_key, period, start in wanted:
+            if scope_key in positions:
+                continue
+            books = ledger_spent(connection, scope_key, start), active_reserved(connection, scope_key, start)
+            if lock:  # the period's first use: its counter opens from the books
                 connection.execute(self._db.insert(_COUNTERS).values(
-                    scope_key=scope_key, period=period, period_start=start,
-                    spent_nanos=ledger_spent(connection, scope_key, start),
-                    reserved_nanos=active_reserved(connection, scope_key, start),
-                ).on_conflict_do_nothing())
-            counters |= read_counters(connection, missing, lock=lock)
-        return [ScopeState(key, limits[key], *bounds[key], counters[key].spent_nanos, counters[key].reserved_nanos)
-                for key in keys]
+                    scope_key=scope_key, period=period, period_start=start, spent_nanos=books[0],
+                    reserved_nanos=books[1]).on_conflict_do_nothing())
+                row = read_counters(connection, [(scope_key, period, start)], lock=True)[scope_key]
+                books = row.spent_nanos, row.reserved_nanos
+            positions[scope_key] = books
+        return [ScopeState(key, limits[key], *bounds[key], *positions[key]) for key in keys]
 
     def _remaining(self, connection: Connection, scope_key: str) -> Remaining:
         return _remaining_of(self._scope_states(connection, [scope_key], self._clock(), lock=False)[0])

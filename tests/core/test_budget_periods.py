@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from bot.budget.outcomes import Settlement
 from bot.budget.scopes import EVERYONE, channel_scope, person_scope
 from bot.domain import NANOS_PER_USD
@@ -114,3 +116,20 @@ async def test_switching_a_channels_everyone_row_away_and_back_rebuilds_each_per
     await core.budget.limits.set_limit(everyone, "100/month", "test")
     state = await core.budget.scope_state(person)
     assert (state.spent_nanos, state.available_nanos) == (13 * NANOS_PER_USD, 87 * NANOS_PER_USD)
+
+
+async def test_reading_a_scopes_position_takes_the_books_and_opens_no_counter(core_for, database_url: str) -> None:
+    """A read of a position (the footer after a settlement, `/seed budget`, the console) where the period's
+    counter is not opened yet takes what the books say and writes nothing: opening it there, under the counter
+    locks a settlement holds, deadlocked with reservers opening the same counter (found by a break-it review)."""
+    core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN)
+    await spend(core, 3)
+    running = await core.budget.reserve(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                                        estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+    await core.db.run(lambda session: session.execute(text("DELETE FROM budget_counters")))
+    state = await core.budget.scope_state(SCOPE)
+    assert (state.spent_nanos, state.reserved_nanos) == (3 * NANOS_PER_USD, running.amount_nanos)
+    assert await core.db.run(lambda session: session.scalar(text("SELECT count(*) FROM budget_counters"))) == 0
+    # A reservation opens it, from the same books.
+    await spend(core, 1)
+    assert (await core.budget.scope_state(SCOPE)).spent_nanos == 4 * NANOS_PER_USD
