@@ -7,6 +7,7 @@ from sqlalchemy import text
 from bot.budget.outcomes import Settlement
 from bot.budget.scopes import EVERYONE, channel_scope, person_scope
 from bot.domain import NANOS_PER_USD
+from tests.books import read_books
 from tests.factories import incoming
 
 SCOPE = channel_scope("slack", "C1")
@@ -133,3 +134,24 @@ async def test_reading_a_scopes_position_takes_the_books_and_opens_no_counter(co
     # A reservation opens it, from the same books.
     await spend(core, 1)
     assert (await core.budget.scope_state(SCOPE)).spent_nanos == 4 * NANOS_PER_USD
+
+
+async def test_a_call_running_while_its_limits_period_changes_is_settled_in_the_new_periods_counter(
+        core_for, database_url: str) -> None:
+    """A call reserved under a daily limit and settled after an admin made it weekly: the weekly counter, opened
+    from the books with that call's amount reserved, takes its cost and releases the rest (found by a break-it
+    review: it kept the amount reserved, and missed the cost, until the week ended)."""
+    core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN)
+    await replay(core, "5/day")
+    call = dict(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    running = await core.budget.reserve(**call)
+    await replay(core, "5/week")
+    opener = await core.budget.reserve(**call)  # the week's first call opens its counter
+    for grant in (running, opener):
+        await core.budget.settle(grant, Settlement(status="ok", cost_nanos=1_000))
+    books = await read_books(core.db)
+    (week,) = [c for c in books.counters if c.scope_key == SCOPE and c.period == "week"]
+    assert (week.spent_nanos, week.reserved_nanos) == (2_000, 0)
+    assert (await core.budget.scope_state(SCOPE)).spent_nanos == 2_000
