@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     literal_column,
     null,
     or_,
@@ -178,7 +179,8 @@ def tag_active_reservations(connection: Connection, key: str, since: datetime) -
     scope_key = parse_counter_key(key)[0]
     reservations = _RESERVATIONS.c
     where = [reservations.status == "active", reservations.created_at >= since,
-             ~reservations.counter_keys.contains(key, autoescape=True)]
+             # `;`-delimited: a person's key ends with its channel's (`slack:U1@slack:C1|week|…`)
+             ~(literal(";") + reservations.counter_keys + literal(";")).contains(f";{key};", autoescape=True)]
     if scope_key != GLOBAL_SCOPE:
         where += scope_filter(_RESERVATIONS, scope_key)
     connection.execute(update(_RESERVATIONS).where(*where).values(counter_keys=reservations.counter_keys + f";{key}"))

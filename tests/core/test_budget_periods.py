@@ -142,6 +142,8 @@ async def test_a_call_running_while_its_limits_period_changes_is_settled_in_the_
     from the books with that call's amount reserved, takes its cost and releases the rest (found by a break-it
     review: it kept the amount reserved, and missed the cost, until the week ended)."""
     core = await core_for(database_url, SEEDBOT_ADMINS=ADMIN)
+    # People's limit weekly too: a person's counter key then ends with the channel's weekly key.
+    await core.budget.limits.set_limit(person_scope(SCOPE, EVERYONE), "5/week", "test")
     await replay(core, "5/day")
     call = dict(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
                 estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
