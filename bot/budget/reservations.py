@@ -303,7 +303,7 @@ class BudgetManager:
         limit = (BudgetLimit(counter.limit_nanos, Period(counter.limit_period)) if counter.limit_period is not None
                  else self.limits.resolve(scope_key, {}))
         start, end = period_bounds(limit.period, self._clock(), self._settings.tz)
-        if counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys:
+        if counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys.split(";"):
             return self._remaining(connection, scope_key)
         return _remaining_of(ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos))
 
