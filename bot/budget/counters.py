@@ -24,7 +24,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     literal_column,
     null,
     or_,
@@ -69,7 +68,7 @@ def channel_scope_of(counter_keys: str) -> str | None:
 
 def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, ResultRow]:
     """The rows that exist of `counters` (scope key -> row of scope_key, spent_nanos, reserved_nanos), at most
-    one per scope key. With `lock`, locked FOR UPDATE in key order on PostgreSQL (rows are locked in
+    one per scope key. With `lock`, locked FOR UPDATE in scope-key order on PostgreSQL (rows are locked in
     the order they are returned, and one order for every transaction keeps two from deadlocking)."""
     statements = _statements(len(counters), lock_first=False)
     rows = (statements.locked if lock else statements.read).rows(connection, _params(counters))
@@ -171,21 +170,6 @@ def ledger_spent(connection: Connection, scope_key: str, since: datetime, until:
     return _scope_sum(connection, _LEDGER.c.cost_nanos, scope_key, *window)
 
 
-def tag_active_reservations(connection: Connection, key: str, since: datetime) -> None:
-    """Add counter `key` to the counter keys of its scope's active reservations made since `since` (naive UTC)
-    that do not name it: those made under a limit of another period, before an admin changed it. A counter
-    opened from the books holds their amounts as reserved, so their settlements must move it too, or it would
-    keep them reserved, and miss their cost, until the period ends."""
-    scope_key = parse_counter_key(key)[0]
-    reservations = _RESERVATIONS.c
-    where = [reservations.status == "active", reservations.created_at >= since,
-             # `;`-delimited: a person's key ends with its channel's (`slack:U1@slack:C1|week|…`)
-             ~(literal(";") + reservations.counter_keys + literal(";")).contains(f";{key};", autoescape=True)]
-    if scope_key != GLOBAL_SCOPE:
-        where += scope_filter(_RESERVATIONS, scope_key)
-    connection.execute(update(_RESERVATIONS).where(*where).values(counter_keys=reservations.counter_keys + f";{key}"))
-
-
 def active_reserved(connection: Connection, scope_key: str, since: datetime) -> int:
     """Nano-dollars held by a scope's active reservations made since `since`, naive UTC."""
     return _scope_sum(connection, _RESERVATIONS.c.amount_nanos, scope_key,
@@ -214,11 +198,9 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
     c = _COUNTERS.c
     key = tuple_(c.scope_key, c.period, c.period_start)
     where = _counter_in(n)
-    # Every transaction locks counters in key order, as lock_counters does: a reservation tagged with a second
-    # counter of its scope (tag_active_reservations) names two rows of one scope key.
-    in_order = (c.scope_key, c.period, c.period_start)
-    read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(*in_order)
-    changed = key.in_(select(*in_order).where(where).order_by(*in_order).with_for_update()) if lock_first else where
+    read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(c.scope_key)
+    changed = key.in_(select(c.scope_key, c.period, c.period_start).where(where).order_by(c.scope_key)
+                      .with_for_update()) if lock_first else where
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
     limit = case(*((c.scope_key == bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"c{i}", type_=BigInteger))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -109,13 +109,13 @@ class LimitStore:
             if old.period != limit.period:
                 # A counter left from an earlier stint in this period missed what was spent meanwhile:
                 # drop it, and the next use reopens it from the ledger (see _scope_states). A channel's `*` row
-                # is the limit of everyone there without a row of their own: their counters go too (those
-                # of people with a row are reopened exactly as they were).
+                # is the limit of everyone there without a row of their own: their counters go too.
                 start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
                 person = split_person_scope(scope_key)
                 counters = BudgetCounter.scope_key == scope_key
                 if person is not None and person[0] == EVERYONE:
-                    counters = or_(counters, BudgetCounter.scope_key.endswith(f"@{person[1]}", autoescape=True))
+                    counters = or_(counters, and_(BudgetCounter.scope_key.endswith(f"@{person[1]}", autoescape=True),
+                                                  BudgetCounter.scope_key.not_in(select(Budget.scope_key))))
                 session.execute(delete(BudgetCounter).where(
                     counters, BudgetCounter.period == limit.period.value, BudgetCounter.period_start == start))
             return old.describe(), limit.describe()

@@ -33,7 +33,6 @@ from bot.budget.counters import (
     read_counters,
     read_limits_and_counters,
     reserve_if_room,
-    tag_active_reservations,
 )
 from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
 from bot.budget.limit_store import LimitStore, budget_row_keys
@@ -273,8 +272,6 @@ class BudgetManager:
         for scope_key, period, start in wanted:
             if scope_key in positions:
                 continue
-            if lock:  # reserved below counts them: their settlements must move this counter too
-                tag_active_reservations(connection, counter_key(scope_key, period, start), start)
             books = ledger_spent(connection, scope_key, start), active_reserved(connection, scope_key, start)
             if lock:  # the period's first use: its counter opens from the books
                 connection.execute(self._db.insert(_COUNTERS).values(
