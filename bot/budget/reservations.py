@@ -272,7 +272,8 @@ class BudgetManager:
         for scope_key, period, start in wanted:
             if scope_key in positions:
                 continue
-            books = ledger_spent(connection, scope_key, start), active_reserved(connection, scope_key, start)
+            books = (ledger_spent(connection, scope_key, start, bounds[scope_key][1]),
+                     active_reserved(connection, scope_key, start))
             if lock:  # the period's first use: its counter opens from the books
                 connection.execute(self._db.insert(_COUNTERS).values(
                     scope_key=scope_key, period=period, period_start=start, spent_nanos=books[0],
