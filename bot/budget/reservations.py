@@ -45,7 +45,6 @@ from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.precompiled import ResultRow
 from bot.storage.tables import (
-    Budget,
     BudgetCounter,
     Refusal,
     Reservation,
@@ -59,8 +58,7 @@ log = logging.getLogger(__name__)
 AlsoInTransaction = Callable[[Connection], None]
 
 # Built once: each runs for every call, and building a statement costs more than running it.
-_BUDGETS, _COUNTERS, _RESERVATIONS, _LEDGER = (Budget.__table__, BudgetCounter.__table__, Reservation.__table__,
-                                               UsageEntry.__table__)
+_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
 _RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
 _REFUSAL = insert(Refusal.__table__)
 
@@ -128,7 +126,7 @@ class BudgetManager:
         counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
         adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
         reservation_id = RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
-                                                                amount_nanos=plan.amount_nanos))
+                                                               amount_nanos=plan.amount_nanos))
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
                      plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key)
 
@@ -231,8 +229,7 @@ class BudgetManager:
             return
         difference = outcome.cost_nanos - entry.cost_nanos
         adjust(connection, reservation.counter_keys.split(";"), spent=difference)
-        connection.execute(CLOSE, {"r_id": reservation.id,
-                                    "r_status": _closed_status(outcome)})
+        connection.execute(CLOSE, {"r_id": reservation.id, "r_status": _closed_status(outcome)})
         corrected = {name: getattr(outcome, name) for name in (
             "model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "web_searches",
             "cost_nanos", "usage_known", "status", "first_token_ms", "duration_ms")}
