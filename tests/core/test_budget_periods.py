@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import text
 
 from bot.budget.outcomes import Settlement
+from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import EVERYONE, channel_scope, person_scope
 from bot.domain import NANOS_PER_USD
 from tests.books import read_books
@@ -140,3 +144,25 @@ async def test_reading_a_scopes_position_takes_the_books_and_opens_no_counter(co
     # A reservation opens it, from the same books.
     await spend(core, 1)
     assert (await core.budget.scope_state(SCOPE)).spent_nanos == 4 * NANOS_PER_USD
+
+
+async def test_the_footer_after_the_channels_period_changed_mid_call_reads_the_new_periods_books(
+        core_for, database_url: str) -> None:
+    """A call reserved under a daily channel limit and settled after an admin made it weekly: the footer reads
+    the week from the books, not the day's counter the settlement moved. People's limit is weekly too, so a
+    person's counter key ends with the channel's weekly key: matched as a substring, it looked moved."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    now = [datetime(2026, 11, 30, 12)]  # a Monday
+    budget = BudgetManager(core.db, core.settings, core.prices, clock=lambda: now[0])
+    call: Any = dict(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                     estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+    await budget.limits.set_limit(SCOPE, "5/week", "test")
+    await budget.limits.set_limit(person_scope(SCOPE, EVERYONE), "5/week", "test")
+    await budget.settle(await budget.reserve(**call), Settlement(status="ok", cost_nanos=3 * NANOS_PER_USD))
+    now[0] = datetime(2026, 12, 2, 12)  # Wednesday
+    await budget.limits.set_limit(SCOPE, "5/day", "test")
+    running = await budget.reserve(**call)
+    await budget.limits.set_limit(SCOPE, "5/week", "test")
+    footer = await budget.settle(running, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    assert (footer.limit_nanos, footer.left_nanos) == (5 * NANOS_PER_USD, NANOS_PER_USD)  # $3 Monday, $1 now
