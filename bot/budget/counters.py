@@ -44,9 +44,6 @@ Counter = tuple[str, str, datetime]  # (scope key, period, period start): a coun
 _COUNTERS, _RESERVATIONS, _LEDGER, _BUDGETS = (BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__,
                                                Budget.__table__)
 RESERVE = Precompiled(insert(_RESERVATIONS).returning(_RESERVATIONS.c.id))
-# What a reservation row is given (`reserve_if_room`'s `reservation`); its id is the database's.
-_RESERVATION_VALUES = frozenset(("channel_pk", "thread_pk", "user_id", "kind", "counter_keys", "amount_nanos", "status",
-                                 "created_at", "expires_at"))
 
 
 def counter_key(scope_key: str, period: str, period_start: datetime) -> str:
@@ -213,9 +210,10 @@ def _statements(n: int, *, lock_first: bool) -> _Statements:
     own = _BUDGETS.select().where(budget.scope_key == outer_key)
     raise_if_room = change.where(has_room).returning(c.scope_key)
     raised = raise_if_room.cte("raised")
+    # A reservation row is given every column (`reserve_if_room`'s `reservation`) but its id, the database's.
     inserted = insert(_RESERVATIONS).values(
         {column.key: bindparam(f"r_{column.key}", type_=column.type) for column in _RESERVATIONS.c
-         if column.key in _RESERVATION_VALUES}).returning(_RESERVATIONS.c.id).cte("inserted")
+         if not column.primary_key}).returning(_RESERVATIONS.c.id).cte("inserted")
     return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
                        Precompiled(change.returning(
                            c.scope_key, c.spent_nanos, c.reserved_nanos,

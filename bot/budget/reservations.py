@@ -247,9 +247,12 @@ class BudgetManager:
         rows, counters = read_limits_and_counters(connection, budget_row_keys(keys), [
             (key, period.value, start) for key in keys for period, (start, _) in bounds.items()])
         limits = self.limits.from_rows(keys, rows)
-        chosen = [counters.get((key, limits[key].period.value)) for key in keys]
-        return [ScopeState(key, limits[key], *bounds[limits[key].period], row.spent_nanos, row.reserved_nanos)
-                for key, row in zip(keys, chosen, strict=True) if row is not None] if None not in chosen else []
+        found = {key: counters[key, limits[key].period.value] for key in keys
+                 if (key, limits[key].period.value) in counters}
+        if len(found) < len(keys):
+            return []
+        return [ScopeState(key, limits[key], *bounds[limits[key].period], found[key].spent_nanos,
+                           found[key].reserved_nanos) for key in keys]
 
     def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
                       lock: bool) -> list[ScopeState]:
