@@ -1,29 +1,46 @@
 """Budget counter rows: one per scope and period, holding what is spent and reserved there (nano-dollars).
 
-A reservation names its counters by key (`counter_key`: `scope|period|start`, start naive UTC). Each function
-here works on all of a call's counters at once, on the transaction's `Connection`, in one statement;
-`reserve_if_room` also inserts the reservation row (on PostgreSQL in that same statement) and, where a counter
-lacked room, undoes both with up to two more. The statements have one fixed shape per number of counters
-(parameters s0, p0, t0, s1, ...), so SQLAlchemy compiles each shape once: an expanding IN would be rendered anew
-at every execution, which cost more than running it.
+A counter exists only where it is needed: it opens (`open_counters`) when a limited scope is first reserved in
+a period, from the books (the ledger since the period began, and the active reservations made in it); a scope
+with no limit has none, so that the answers of a deployment without a global limit do not all queue for one row.
+Once open, a counter stays exact for its period, whatever its scope's limit becomes meanwhile:
+
+- A reservation names every counter of its scopes that exists for the current periods (`counter_key`:
+  `scope|period|start`, start naive UTC), limited or not, and moves them when it settles or expires.
+- A counter that opened while a reservation was active counted it from the books without being named by it.
+  It records the highest reservation id there was (`opened_through`), and a reservation moves, beside the
+  counters it names, every counter of its scopes (`scope_keys`) that opened through its id, in a period that
+  began before the reservation was made (`_moved_by`).
+- That needs every reservation made before a counter opened to be committed when it opens, and none made after
+  to have planned without it: on PostgreSQL each transaction that reserves or settles holds a shared advisory
+  lock from its first statement (`share_books`), and opening takes it exclusively (`open_counters`); on SQLite
+  a transaction holds the whole database already.
+
+Each function here works on all of a call's counters at once, on the transaction's `Connection`, in one
+statement; `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same statement) and, where
+a counter lacked room, undoes both with up to two more. The statements have one fixed shape per number of
+counters (parameters s0, p0, t0, s1, ...), so SQLAlchemy compiles each shape once: an expanding IN would be
+rendered anew at every execution, which cost more than running it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    and_,
     bindparam,
     case,
     cast,
     delete,
+    false,
     func,
     insert,
+    literal,
     literal_column,
     null,
     or_,
@@ -36,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
+from bot.storage.engine import dialect_insert
 from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import Budget, BudgetCounter, Reservation, UsageEntry
 
@@ -57,31 +75,80 @@ def parse_counter_key(key: str) -> Counter:
     return scope_key, period, datetime.fromisoformat(start)
 
 
-def channel_scope_of(counter_keys: str) -> str | None:
-    """The channel scope among a reservation's counter keys (`;`-joined), if it has one."""
-    scopes = [parse_counter_key(key)[0] for key in counter_keys.split(";")]
+def channel_scope_of(reservation: ResultRow) -> str | None:
+    """The channel scope of a reservation (a budget_reservations row), if it has one: among its `scope_keys`, or
+    its counters' for one made before reservations kept their scopes."""
+    scopes = _named_and_scopes(reservation)[1] or [key[0] for key in _named_and_scopes(reservation)[0]]
     return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
 
 
+class CounterNotOpen(Exception):  # noqa: N818 - a signal to open, not a failure
+    """A limited scope's counter for the current period does not exist yet (`counters`: their keys). Raised
+    inside a transaction that reserves, which then rolls back: opening takes the books exclusively, which a
+    transaction holding them shared cannot (`BudgetManager` opens them and runs the transaction again)."""
+
+    def __init__(self, counters: list[Counter]) -> None:
+        super().__init__(f"counters not open yet: {counters}")
+        self.counters = counters
+
+
+# An arbitrary 64-bit key naming seedbot's budget books among the database's advisory locks.
+_BOOKS_LOCK = 0x5EED_B00C
+# PostgreSQL's shared advisory lock on the books, as a one-row select (see `share_books`).
+BOOKS_SHARED = select(func.pg_advisory_xact_lock_shared(literal(_BOOKS_LOCK, BigInteger)).label("held"))
+_SHARE_BOOKS = Precompiled(BOOKS_SHARED)
+_TAKE_BOOKS = Precompiled(select(func.pg_advisory_xact_lock(literal(_BOOKS_LOCK, BigInteger)).label("held")))
+
+
+def share_books(connection: Connection) -> None:
+    """On PostgreSQL, hold the budget books shared until the transaction ends (an advisory lock): the first
+    statement of every transaction that reserves or settles, so that no counter opens while one runs (see the
+    module's docstring). Taken first, it waits while holding no row lock another transaction could wait for.
+    Nothing on SQLite, where a write transaction holds the whole database."""
+    if connection.dialect.name == "postgresql":
+        _SHARE_BOOKS.run(connection, {})
+
+
+def open_counters(connection: Connection, counters: list[tuple[Counter, datetime]]) -> None:
+    """Open each of `counters` ((scope key, period, start), the period's end) that does not exist yet, from the
+    books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched by
+    their `scope_keys`, as `_moved_by` matches them back), and `opened_through` the highest reservation id there
+    is. In a transaction of its own, whose first statement this is: on PostgreSQL it takes the books
+    exclusively, so every reservation up to that id is committed and none after it planned without the counter."""
+    if connection.dialect.name == "postgresql":
+        _TAKE_BOOKS.run(connection, {})
+    r = _RESERVATIONS.c
+    opened_through = connection.scalar(select(func.max(r.id)))
+    for (scope_key, period, start), end in counters:
+        reserved = connection.scalar(select(func.coalesce(func.sum(r.amount_nanos), 0)).where(
+            r.status == "active", r.created_at >= start,
+            (literal(";") + r.scope_keys + literal(";")).contains(f";{scope_key};", autoescape=True)))
+        connection.execute(dialect_insert(connection.dialect.name, _COUNTERS).values(
+            scope_key=scope_key, period=period, period_start=start, spent_nanos=ledger_spent(
+                connection, scope_key, start, end), reserved_nanos=int(reserved or 0), opened_through=opened_through,
+        ).on_conflict_do_nothing())
+
+
 def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, ResultRow]:
-    """The rows that exist of `counters` (scope key -> row of scope_key, spent_nanos, reserved_nanos), at most
-    one per scope key. With `lock`, locked FOR UPDATE in scope-key order on PostgreSQL (rows are locked in
-    the order they are returned, and one order for every transaction keeps two from deadlocking)."""
+    """The rows that exist of `counters` (`counter_key` -> row of scope_key, period, period_start, spent_nanos,
+    reserved_nanos). With `lock`, locked FOR UPDATE in key order on PostgreSQL (rows are locked in the order they
+    are returned, and one order for every transaction keeps two from deadlocking)."""
     statements = _statements(len(counters), lock_first=False)
     rows = (statements.locked if lock else statements.read).rows(connection, _params(counters))
-    return {row.scope_key: row for row in rows}
+    return {counter_key(row.scope_key, row.period, row.period_start): row for row in rows}
 
 
 def read_limits_and_counters(connection: Connection, budget_keys: list[str], counters: list[Counter]
-                             ) -> tuple[list[ResultRow], dict[tuple[str, str], ResultRow]]:
+                             ) -> tuple[list[ResultRow], dict[str, ResultRow]]:
     """What planning a call reads, unlocked, in one statement: the budget rows that exist of `budget_keys` (rows
-    of scope_key, limit_nanos, period) and the counter rows that exist of `counters` (by (scope key, period): rows
-    of scope_key, spent_nanos, reserved_nanos). A scope's counter key depends on its limit's period, so the
-    caller names every period's counter of each scope and keeps the one its limit picks."""
+    of scope_key, limit_nanos, period) and the counter rows that exist of `counters` (by `counter_key`: rows of
+    scope_key, period, period_start, spent_nanos, reserved_nanos). A scope's counter key depends on its limit's
+    period, so the caller names every period's counter of each scope."""
     rows = _read_both(len(budget_keys), len(counters)).rows(
         connection, _params(counters) | {f"k{i}": key for i, key in enumerate(budget_keys)})
     return ([row for row in rows if row.period_start is None],
-            {(row.scope_key, row.period): row for row in rows if row.period_start is not None})
+            {counter_key(row.scope_key, row.period, row.period_start): row
+             for row in rows if row.period_start is not None})
 
 
 @functools.cache
@@ -96,19 +163,13 @@ def _read_both(n_budgets: int, n_counters: int) -> Precompiled:
 
 
 def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
-           returning: bool = False, locked: bool = False) -> dict[str, ResultRow]:
+           locked: bool = False) -> None:
     """Add `reserved` and `spent` (nano-dollars, either may be negative) to each counter of `counter_keys`
-    in one statement; on PostgreSQL, rows not yet `locked` are locked by a subquery first, in scope-key
-    order (an UPDATE alone locks in whatever order it finds them). With `returning`, the counters after
-    the change (as `read_counters` gives them) and, read in the same statement, each scope's own budget row
-    (`limit_nanos`, `limit_period`; both None where the scope has none and a default applies)."""
+    in one statement; on PostgreSQL, rows not yet `locked` are locked by a subquery first, in key order (an
+    UPDATE alone locks in whatever order it finds them)."""
     counters = [parse_counter_key(key) for key in counter_keys]
     statements = _statements(len(counters), lock_first=not locked and connection.dialect.name != "sqlite")
-    params = _params(counters) | {"d_reserved": reserved, "d_spent": spent}
-    if not returning:
-        statements.adjust.run(connection, params)
-        return {}
-    return {row.scope_key: row for row in statements.adjust_returning.rows(connection, params)}
+    statements.adjust.run(connection, _params(counters) | {"d_reserved": reserved, "d_spent": spent})
 
 
 def reserve_if_room(connection: Connection, counters: list[Counter], limits: list[int | None],
@@ -117,10 +178,12 @@ def reserve_if_room(connection: Connection, counters: list[Counter], limits: lis
     and add its `amount_nanos` to every counter's reserved, if each counter with a limit (`limits`, in the
     counters' order, None for none) still has room for it: spent + reserved + amount <= limit. The check runs on
     each row's latest version under its lock (PostgreSQL re-evaluates an UPDATE's WHERE on a row a concurrent
-    transaction changed; on PostgreSQL the rows are locked in scope-key order first), so a plan made from an
-    unlocked read never passes a limit. On PostgreSQL the INSERT and the UPDATE are one statement (data-modifying
-    CTEs). Returns the new reservation's id; or None, with nothing left changed, where a counter lacked room (or
-    is missing): the caller then plans again with the rows locked."""
+    transaction changed; on PostgreSQL the rows are locked in key order first), so a plan made from an unlocked
+    read never passes a limit. On PostgreSQL the INSERT and the UPDATE are one statement (data-modifying CTEs).
+    Returns the new reservation's id; or None, with nothing left changed, where a counter lacked room (or is
+    missing): the caller then plans again with the rows locked."""
+    if not counters:
+        return RESERVE.scalar(connection, reservation)
     postgresql = connection.dialect.name == "postgresql"
     statements = _statements(len(counters), lock_first=postgresql)
     params = _params(counters) | {f"c{i}": limit for i, limit in enumerate(limits)} | {
@@ -128,37 +191,67 @@ def reserve_if_room(connection: Connection, counters: list[Counter], limits: lis
     if postgresql:
         rows = statements.insert_and_reserve.rows(connection, params | {f"r_{key}": value
                                                                         for key, value in reservation.items()})
-        reservation_id, reserved = rows[0].id, {row.scope_key for row in rows if row.scope_key is not None}
+        reservation_id = rows[0].id
+        reserved = {counter_key(row.scope_key, row.period, row.period_start) for row in rows if row.scope_key}
     else:
         reservation_id = RESERVE.scalar(connection, reservation)
-        reserved = {row.scope_key for row in statements.reserve_if_room.rows(connection, params)}
+        reserved = {counter_key(row.scope_key, row.period, row.period_start)
+                    for row in statements.reserve_if_room.rows(connection, params)}
     if len(reserved) == len(counters):
         return reservation_id
     if reserved:  # the rows that had room give it back
-        adjust(connection, [counter_key(*counter) for counter in counters if counter[0] in reserved],
-               reserved=-reservation["amount_nanos"], locked=True)
+        adjust(connection, sorted(reserved), reserved=-reservation["amount_nanos"], locked=True)
     connection.execute(delete(_RESERVATIONS).where(_RESERVATIONS.c.id == reservation_id))
     return None
 
 
-def lock_counters(connection: Connection, counter_keys: Iterable[str]) -> None:
-    """Lock the rows of `counter_keys` (any number, of any scopes and periods) in key order, in one statement.
-    Work that moves several reservations' counters takes them all first, in the order every other transaction
-    takes its own: one reservation's at a time deadlocked with a settlement on PostgreSQL. A SQLite
-    transaction holds the whole database already."""
-    counters = sorted({parse_counter_key(key) for key in counter_keys})
-    if counters and connection.dialect.name != "sqlite":
+def lock_counters_of(connection: Connection, reservations: list[ResultRow]) -> None:
+    """Lock the counters `move` would move for each of `reservations`, all in key order, in one statement. Work
+    that moves several reservations' counters takes them all first, in the order every other transaction takes
+    its own: one reservation's at a time deadlocked with a settlement on PostgreSQL. A SQLite transaction holds
+    the whole database already."""
+    if reservations and connection.dialect.name != "sqlite":
         c = _COUNTERS.c
-        connection.execute(select(c.scope_key).where(tuple_(c.scope_key, c.period, c.period_start).in_(counters))
+        connection.execute(select(c.scope_key).where(or_(*(_moved_by(r) for r in reservations)))
                            .order_by(c.scope_key, c.period, c.period_start).with_for_update())
+
+
+def move(connection: Connection, reservation: ResultRow, *, reserved: int, spent: int,
+         returning: bool = False) -> dict[str, ResultRow]:
+    """Add `reserved` and `spent` (nano-dollars, either may be negative) to the counters a closed `reservation`
+    holds money in: those it names, and those that opened counting it (see the module's docstring). Locked in
+    key order first on PostgreSQL; one statement. With `returning`, the counters after the change (by
+    `counter_key`, rows as `read_counters` gives them) and, read in the same statement, each one's scope's own
+    budget row (`limit_nanos`, `limit_period`; both None where the scope has none and a default applies)."""
+    named, scopes = _named_and_scopes(reservation)
+    statement = _move_statement(len(named), len(scopes), lock_first=connection.dialect.name != "sqlite",
+                                returning=returning)
+    params = _params(named) | {f"q{i}": scope for i, scope in enumerate(scopes)} | {
+        "r_id": reservation.id, "r_created": reservation.created_at, "d_reserved": reserved, "d_spent": spent}
+    if not returning:
+        statement.run(connection, params)
+        return {}
+    return {counter_key(row.scope_key, row.period, row.period_start): row for row in statement.rows(connection, params)}
 
 
 def move_to_spent(connection: Connection, reservation: ResultRow, cost_nanos: int, *,
                   returning: bool = False) -> dict[str, ResultRow]:
-    """On a closed reservation's counters (its `counter_keys`), its `amount_nanos` out of reserved and
-    `cost_nanos` into spent, in one statement; with `returning`, the counters after (see `adjust`)."""
-    return adjust(connection, reservation.counter_keys.split(";"), reserved=-reservation.amount_nanos,
-                  spent=cost_nanos, returning=returning)
+    """`move` of a closed reservation's `amount_nanos` out of reserved and `cost_nanos` into spent."""
+    return move(connection, reservation, reserved=-reservation.amount_nanos, spent=cost_nanos, returning=returning)
+
+
+def _named_and_scopes(reservation: ResultRow) -> tuple[list[Counter], list[str]]:
+    return ([parse_counter_key(key) for key in reservation.counter_keys.split(";") if key],
+            [key for key in reservation.scope_keys.split(";") if key])
+
+
+def _moved_by(reservation: ResultRow) -> Any:
+    """`move`'s counters of a reservation, as a WHERE clause (see `_move_statement`)."""
+    c = _COUNTERS.c
+    named, scopes = _named_and_scopes(reservation)
+    return or_(tuple_(*_KEY_ORDER).in_(named) if named else false(),
+               and_(c.scope_key.in_(scopes), c.opened_through >= reservation.id,
+                    c.period_start <= reservation.created_at) if scopes else false())
 
 
 def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
@@ -185,42 +278,61 @@ class _Statements:
     read: Precompiled
     locked: Precompiled
     adjust: Precompiled
-    adjust_returning: Precompiled
     reserve_if_room: Precompiled
     insert_and_reserve: Precompiled  # PostgreSQL only: a reservation row and reserve_if_room in one statement
+
+
+_KEY_ORDER = (_COUNTERS.c.scope_key, _COUNTERS.c.period, _COUNTERS.c.period_start)
+# The counter's scope key spelled with its table: SQLite's RETURNING drops the qualifier of a Column, and an
+# unqualified `scope_key` inside a subquery of budget rows is the budgets' own (every budget row would match).
+_OUTER_SCOPE_KEY = literal_column(f"{_COUNTERS.name}.{_COUNTERS.c.scope_key.name}", _COUNTERS.c.scope_key.type)
+# A reservation row is given every column (`reserve_if_room`'s `reservation`) but its id, the database's.
+_INSERTED = insert(_RESERVATIONS).values(
+    {column.key: bindparam(f"r_{column.key}", type_=column.type) for column in _RESERVATIONS.c
+     if not column.primary_key}).returning(_RESERVATIONS.c.id).cte("inserted")
 
 
 @functools.cache
 def _statements(n: int, *, lock_first: bool) -> _Statements:
     c = _COUNTERS.c
-    key = tuple_(c.scope_key, c.period, c.period_start)
     where = _counter_in(n)
-    read = select(c.scope_key, c.spent_nanos, c.reserved_nanos).where(where).order_by(c.scope_key)
-    changed = key.in_(select(c.scope_key, c.period, c.period_start).where(where).order_by(c.scope_key)
-                      .with_for_update()) if lock_first else where
+    read = select(*_KEY_ORDER, c.spent_nanos, c.reserved_nanos).where(where).order_by(*_KEY_ORDER)
+    changed = tuple_(*_KEY_ORDER).in_(select(*_KEY_ORDER).where(where).order_by(*_KEY_ORDER)
+                                      .with_for_update()) if lock_first else where
     change = update(_COUNTERS).where(changed).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
                                                    spent_nanos=c.spent_nanos + bindparam("d_spent"))
-    limit = case(*((c.scope_key == bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"c{i}", type_=BigInteger))
+    limit = case(*((and_(c.scope_key == bindparam(f"s{i}", type_=c.scope_key.type),
+                         c.period == bindparam(f"p{i}", type_=c.period.type)), bindparam(f"c{i}", type_=BigInteger))
                    for i in range(n)))
     has_room = or_(limit.is_(None), c.spent_nanos + c.reserved_nanos + bindparam("d_reserved") <= limit)
-    budget = _BUDGETS.c
-    # The counter's scope key spelled with its table: SQLite's RETURNING drops the qualifier of a Column, and
-    # an unqualified `scope_key` inside the subquery is the budgets' own (every budget row would match).
-    outer_key = literal_column(f"{_COUNTERS.name}.{c.scope_key.name}", c.scope_key.type)
-    own = _BUDGETS.select().where(budget.scope_key == outer_key)
-    raise_if_room = change.where(has_room).returning(c.scope_key)
+    raise_if_room = change.where(has_room).returning(*_KEY_ORDER)
     raised = raise_if_room.cte("raised")
-    # A reservation row is given every column (`reserve_if_room`'s `reservation`) but its id, the database's.
-    inserted = insert(_RESERVATIONS).values(
-        {column.key: bindparam(f"r_{column.key}", type_=column.type) for column in _RESERVATIONS.c
-         if not column.primary_key}).returning(_RESERVATIONS.c.id).cte("inserted")
     return _Statements(Precompiled(read), Precompiled(read.with_for_update()), Precompiled(change),
-                       Precompiled(change.returning(
-                           c.scope_key, c.spent_nanos, c.reserved_nanos,
-                           own.with_only_columns(budget.limit_nanos).scalar_subquery().label("limit_nanos"),
-                           own.with_only_columns(budget.period).scalar_subquery().label("limit_period"))),
                        Precompiled(raise_if_room), Precompiled(
-                           select(inserted.c.id, raised.c.scope_key).select_from(inserted.outerjoin(raised, true()))))
+                           select(_INSERTED.c.id, *raised.c).select_from(_INSERTED.outerjoin(raised, true()))))
+
+
+@functools.cache
+def _move_statement(n_named: int, n_scopes: int, *, lock_first: bool, returning: bool) -> Precompiled:
+    """`move`'s UPDATE for a reservation naming n counters (parameters s0, p0, t0, ...) of n_scopes scopes
+    (q0, q1, ...; its id r_id, made at r_created), adding d_reserved and d_spent."""
+    c = _COUNTERS.c
+    opened_counting_it = and_(c.scope_key.in_([bindparam(f"q{i}", type_=c.scope_key.type) for i in range(n_scopes)]),
+                              c.opened_through >= bindparam("r_id", type_=BigInteger),
+                              c.period_start <= bindparam("r_created", type_=c.period_start.type))
+    moved = or_(_counter_in(n_named) if n_named else false(), opened_counting_it if n_scopes else false())
+    if lock_first:
+        moved = tuple_(*_KEY_ORDER).in_(select(*_KEY_ORDER).where(moved).order_by(*_KEY_ORDER).with_for_update())
+    change = update(_COUNTERS).where(moved).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
+                                                   spent_nanos=c.spent_nanos + bindparam("d_spent"))
+    if not returning:
+        return Precompiled(change)
+    budget = _BUDGETS.c
+    own = _BUDGETS.select().where(budget.scope_key == _OUTER_SCOPE_KEY)
+    return Precompiled(change.returning(
+        *_KEY_ORDER, c.spent_nanos, c.reserved_nanos,
+        own.with_only_columns(budget.limit_nanos).scalar_subquery().label("limit_nanos"),
+        own.with_only_columns(budget.period).scalar_subquery().label("limit_period")))
 
 
 def _counter_in(n: int) -> Any:

@@ -9,17 +9,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.budget.limits import BudgetLimit, Period, parse_budget
-from bot.budget.periods import period_bounds
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.precompiled import Precompiled, ResultRow
-from bot.storage.tables import Budget, BudgetChange, BudgetCounter
+from bot.storage.tables import Budget, BudgetChange
 
 _BUDGETS = Budget.__table__
 
@@ -106,18 +105,6 @@ class LimitStore:
             row.updated_at = self._clock()
             session.add(BudgetChange(scope_key=scope_key, changed_by=changed_by, old_value=old.describe(),
                                      new_value=limit.describe(), changed_at=self._clock()))
-            if old.period != limit.period:
-                # A counter left from an earlier stint in this period missed what was spent meanwhile:
-                # drop it, and the next use reopens it from the ledger (see _scope_states). A channel's `*` row
-                # is the limit of everyone there without a row of their own: their counters go too.
-                start, _ = period_bounds(limit.period, self._clock(), self._settings.tz)
-                person = split_person_scope(scope_key)
-                counters = BudgetCounter.scope_key == scope_key
-                if person is not None and person[0] == EVERYONE:
-                    counters = or_(counters, and_(BudgetCounter.scope_key.endswith(f"@{person[1]}", autoescape=True),
-                                                  BudgetCounter.scope_key.not_in(select(Budget.scope_key))))
-                session.execute(delete(BudgetCounter).where(
-                    counters, BudgetCounter.period == limit.period.value, BudgetCounter.period_start == start))
             return old.describe(), limit.describe()
 
         return await self._db.run(work)

@@ -18,6 +18,9 @@ class Grant:
     thinking: bool = True
     # The scope whose nearly spent budget turned web search or thinking off, if any.
     degraded_by: str | None = None
+    # The channel had no limit when the call was reserved: a settlement that finds no counter of the channel to
+    # move has no position to show in the footer, instead of reading it from the books.
+    channel_unlimited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,37 +2,45 @@
 
 A reservation adds its call's worst case to the counter rows of its scopes with one UPDATE that holds only
 where every limited row still has room, checked under the row's lock on its latest version (rows locked in
-scope-key order on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so concurrent
-reservers in any number of processes never pass a limit. That UPDATE is the transaction's last statement, as
-settling's counter UPDATE is: the rows every answer shares stay locked for one statement and the COMMIT. The hot
-path is Core statements on the transaction's `Connection` (`Database.run_core`), each for all of a call's scopes
-at once: one read of their limits and counters, then the reservation row and the checked update (one statement
-on PostgreSQL); settling closes the reservation and writes its ledger row (one statement on PostgreSQL,
-`bot.budget.ledger`), then moves the counters. Limits themselves are `bot.budget.limit_store`'s.
+key order on PostgreSQL; SQLite transactions begin IMMEDIATE, see bot.storage.engine), so concurrent reservers
+in any number of processes never pass a limit. Only limited scopes need a counter (which ones exist, and how
+each stays exact, is `bot.budget.counters`'s docstring). That UPDATE is the transaction's last statement, as
+settling's counter UPDATE is: the rows every answer of a channel shares stay locked for one statement and the
+COMMIT. The hot path is Core statements on the transaction's `Connection` (`Database.run_core`), each for all
+of a call's scopes at once: one read of their limits and counters, then the reservation row and the checked
+update (one statement on PostgreSQL); settling closes the reservation and writes its ledger row (one statement
+on PostgreSQL, `bot.budget.ledger`), then moves the counters. Limits themselves are `bot.budget.limit_store`'s.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.counters import (
     RESERVE,
+    Counter,
+    CounterNotOpen,
     active_reserved,
     adjust,
     channel_scope_of,
     counter_key,
     ledger_spent,
-    lock_counters,
+    lock_counters_of,
+    move,
     move_to_spent,
+    open_counters,
+    parse_counter_key,
     read_counters,
     read_limits_and_counters,
     reserve_if_room,
+    share_books,
 )
 from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
 from bot.budget.limit_store import LimitStore, budget_row_keys
@@ -56,6 +64,9 @@ log = logging.getLogger(__name__)
 
 
 AlsoInTransaction = Callable[[Connection], None]
+T = TypeVar("T")
+# How often a transaction that reserves runs, opening the counters it found missing in between.
+_OPEN_ATTEMPTS = 3
 
 # Built once: each runs for every call, and building a statement costs more than running it.
 _COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
@@ -82,10 +93,29 @@ class BudgetManager:
         """Hold the worst case of one call in the channel's, the person's and the global budget at
         once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE.
         A Grant is kept alive by the heartbeat until settled."""
-        granted = await self._db.run_core(lambda connection: self.reserve_in(connection, **call))
+        def work(connection: Connection) -> Grant | Denial:
+            share_books(connection)
+            return self.reserve_in(connection, **call)
+
+        granted = await self.reserving(lambda: self._db.run_core(work))
         if isinstance(granted, Grant):
             self.hold(granted)
         return granted
+
+    async def reserving(self, transaction: Callable[[], Awaitable[T]]) -> T:
+        """Run `transaction`, one that reserves (`reserve_in`, after `share_books` as its first statement). Where it
+        met a limited scope whose counter for the period is not open yet, it rolled back (`CounterNotOpen`): the
+        counters open in a transaction of their own and it runs again. Raises `CounterNotOpen` if that happens
+        three times running (a period turning at each attempt), and whatever `transaction` raises."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                return await transaction()
+            except CounterNotOpen as missing:
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+                await self._db.run_core(lambda connection, counters=missing.counters: open_counters(
+                    connection, counters))
+        raise AssertionError("unreachable")
 
     def hold(self, grant: Grant) -> None:
         """Keep a grant reserved (`reserve_in`'s, once its transaction committed) alive until it is settled."""
@@ -98,23 +128,26 @@ class BudgetManager:
         amounts), for a caller that claims a message and reserves its call in one transaction; the caller
         passes a Grant to `hold` once that transaction committed. A Denial writes a refusal row."""
         now = self._clock()
-        keys = [scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE]
+        keys = sorted([scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE])
         size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
         row = dict(channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind, status="active",
-                   created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds))
-        # Planned on an unlocked read, the counters locked by the last statement (on PostgreSQL every answer shares
-        # the global scope's row). Planned on locked rows: a call that does not fit whole or no longer fits once
-        # locked, one with web search (the checked UPDATE has no nearly-spent rule), and a period's first call.
-        scopes = [] if web_search else self._unlocked_states(connection, keys, now)
-        plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
-        if scopes and plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking):
-            counters = [(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
-            reservation_id = reserve_if_room(connection, counters, [s.limit.limit_nanos for s in scopes], row | dict(
-                counter_keys=";".join(counter_key(*counter) for counter in counters), amount_nanos=plan.amount_nanos))
+                   created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
+                   scope_keys=";".join(keys))
+        # Planned on an unlocked read, the counters locked by the last statement (every answer of a channel with a
+        # limit shares its row). Planned on locked rows: a call that does not fit whole or no longer fits once
+        # locked, and one with web search (the checked UPDATE has no nearly-spent rule).
+        books = None if web_search else self._books(connection, scope_key, keys, now, lock=False)
+        plan = None if books is None else plan_for(self._prices, books.states, size, thinking=thinking,
+                                                   degrade=self._settings.degrade)
+        if books and plan and plan.fits and (plan.max_tokens, plan.thinking) == (wanted_max_tokens, thinking):
+            named = ";".join(counter_key(*counter) for counter in books.named)
+            reservation_id = reserve_if_room(connection, books.named, books.limits,
+                                             row | dict(counter_keys=named, amount_nanos=plan.amount_nanos))
             if reservation_id is not None:
-                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, False, thinking, None)
-        scopes = self._scope_states(connection, keys, now, lock=True)
-        plan = plan_for(self._prices, scopes, size, thinking=thinking, degrade=self._settings.degrade)
+                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, False, thinking, None,
+                             books.channel_unlimited)
+        books = self._books(connection, scope_key, keys, now, lock=True)
+        plan = plan_for(self._prices, books.states, size, thinking=thinking, degrade=self._settings.degrade)
         if not plan.fits:
             binding = plan.binding_scope
             assert binding is not None and binding.limit.limit_nanos is not None
@@ -123,12 +156,14 @@ class BudgetManager:
                 needed_nanos=plan.amount_nanos, available_nanos=binding.available_nanos or 0, created_at=now))
             return Denial(binding.scope_key, binding.spent_nanos + binding.reserved_nanos,
                           binding.limit.limit_nanos, binding.period_end, plan.amount_nanos)
-        counter_keys = [counter_key(s.scope_key, s.limit.period.value, s.period_start) for s in scopes]
-        adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
+        counter_keys = [counter_key(*counter) for counter in books.named]
+        if counter_keys:
+            adjust(connection, counter_keys, reserved=plan.amount_nanos, locked=True)
         reservation_id = RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
                                                                amount_nanos=plan.amount_nanos))
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
-                     plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key)
+                     plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key,
+                     books.channel_unlimited)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
         """End a reservation at the call's exact cost (0 releases it) and write its ledger row. Returns the
@@ -151,7 +186,7 @@ class BudgetManager:
             # The shared counters last: on PostgreSQL every answer of the channel, and of the deployment (the
             # global scope), waits for their row locks, which are then held for this statement and COMMIT only.
             counters = {} if closed is None else move_to_spent(connection, closed, outcome.cost_nanos, returning=True)
-            return self._remaining_after(connection, reservation, counters)
+            return self._remaining_after(connection, grant, reservation, counters)
 
         try:
             return await self._db.run_core(work)
@@ -192,8 +227,9 @@ class BudgetManager:
                  .order_by(_RESERVATIONS.c.id).with_for_update(skip_locked=not self._db.is_sqlite))
 
         def work(connection: Connection) -> Any:
+            share_books(connection)
             stale = connection.execute(query).all()
-            lock_counters(connection, (key for reservation in stale for key in reservation.counter_keys.split(";")))
+            lock_counters_of(connection, stale)
             for reservation in stale:
                 connection.execute(CLOSE, {"r_id": reservation.id, "r_status": "expired"})
                 write_ledger_row(connection, reservation, Settlement(
@@ -215,7 +251,7 @@ class BudgetManager:
         """A scope's period at `at` (default now), read without taking a reservation."""
         moment = at or self._clock()
         return await self._db.run_core(
-            lambda connection: self._scope_states(connection, [scope_key], moment, lock=False)[0])
+            lambda connection: self._scope_states(connection, [scope_key], moment)[0])
 
     # -- internals --
 
@@ -228,7 +264,7 @@ class BudgetManager:
             log.error("expired reservation %s has no ledger row; settlement dropped", reservation.id)
             return
         difference = outcome.cost_nanos - entry.cost_nanos
-        adjust(connection, reservation.counter_keys.split(";"), spent=difference)
+        move(connection, reservation, reserved=0, spent=difference)
         connection.execute(CLOSE, {"r_id": reservation.id, "r_status": _closed_status(outcome)})
         corrected = {name: getattr(outcome, name) for name in (
             "model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "web_searches",
@@ -238,72 +274,95 @@ class BudgetManager:
         log.warning("reservation %s settled after it expired; its ledger row corrected by %d nanos",
                     reservation.id, difference)
 
-    def _unlocked_states(self, connection: Connection, scope_keys: list[str], now: datetime) -> list[ScopeState]:
-        """The scopes' periods at `now`, in scope-key order, from one unlocked read of their limits and of every
-        period's counter of each; none where a counter is not opened yet (opened before the other counters are
-        locked, it deadlocked with a settlement holding them, on PostgreSQL: `_scope_states` opens it)."""
-        keys = sorted(scope_keys)
+    def _books(self, connection: Connection, channel_key: str, scope_keys: list[str], now: datetime, *,
+               lock: bool) -> _Books:
+        """What reserving a call of these scopes (sorted, the channel's among them) at `now` works from: each
+        scope's limit and position, and every counter of theirs open for the current periods, with their limits
+        (see `_Books`). One read of the budget rows and every period's counter of each scope: unlocked, or with
+        the counters locked FOR UPDATE in key order. Raises `CounterNotOpen` for a limited scope whose period has
+        no counter yet."""
         bounds = {period: period_bounds(period, now, self._settings.tz) for period in Period}
-        rows, counters = read_limits_and_counters(connection, budget_row_keys(keys), [
-            (key, period.value, start) for key in keys for period, (start, _) in bounds.items()])
-        limits = self.limits.from_rows(keys, rows)
-        found = {key: counters[key, limits[key].period.value] for key in keys
-                 if (key, limits[key].period.value) in counters}
-        if len(found) < len(keys):
-            return []
-        return [ScopeState(key, limits[key], *bounds[limits[key].period], found[key].spent_nanos,
-                           found[key].reserved_nanos) for key in keys]
+        candidates = [(key, period.value, start) for key in scope_keys for period, (start, _) in bounds.items()]
+        if lock:
+            limits = self.limits.limits(connection, scope_keys)
+            found = read_counters(connection, candidates, lock=True)
+        else:
+            rows, found = read_limits_and_counters(connection, budget_row_keys(scope_keys), candidates)
+            limits = self.limits.from_rows(scope_keys, rows)
+        states, limit_of, missing = [], {}, []
+        for key in scope_keys:
+            limit = limits[key]
+            start, end = bounds[limit.period]
+            own = counter_key(key, limit.period.value, start)
+            counter = found.get(own)
+            if limit.limit_nanos is not None:
+                if counter is None:
+                    missing.append(((key, limit.period.value, start), end))
+                    continue
+                limit_of[own] = limit.limit_nanos
+            states.append(ScopeState(key, limit, start, end, counter.spent_nanos if counter else 0,
+                                     counter.reserved_nanos if counter else 0))
+        if missing:
+            raise CounterNotOpen(missing)
+        named = sorted(parse_counter_key(key) for key in found)
+        return _Books(states, named, [limit_of.get(counter_key(*counter)) for counter in named],
+                      limits[channel_key].limit_nanos is None)
 
-    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime, *,
-                      lock: bool) -> list[ScopeState]:
-        """The scopes' periods at `now`, in scope-key order, their counter rows locked if `lock`. A counter not
-        used yet this period is what the books say (the ledger since the period began, and the active
-        reservations made in it: a budget set mid-period counts it all). Only a reservation (`lock`) opens it so,
-        in key order once the rows that exist are locked: on PostgreSQL an INSERT waits for another transaction's
-        INSERT of the same key like a lock, and reads that opened counters (the footer's, after a settlement had
-        locked its own) deadlocked with reservers opening the same ones."""
+    def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime) -> list[ScopeState]:
+        """The scopes' positions at `now`, in scope-key order, read without locking or writing: from each one's
+        counter, or what the books say where it has none (the ledger since the period began, and the active
+        reservations made in it). Only a reservation opens a counter (`open_counters`)."""
         keys = sorted(scope_keys)
         limits = self.limits.limits(connection, keys)
         bounds = {key: period_bounds(limits[key].period, now, self._settings.tz) for key in keys}
         wanted = [(key, limits[key].period.value, bounds[key][0]) for key in keys]
-        # One row per scope key at most: the tuple names its period and start.
-        found = read_counters(connection, wanted, lock=lock)
-        positions = {key: (row.spent_nanos, row.reserved_nanos) for key, row in found.items()}
+        found = read_counters(connection, wanted, lock=False)
+        states = []
         for scope_key, period, start in wanted:
-            if scope_key in positions:
-                continue
-            books = (ledger_spent(connection, scope_key, start, bounds[scope_key][1]),
-                     active_reserved(connection, scope_key, start))
-            if lock:  # the period's first use: its counter opens from the books
-                connection.execute(self._db.insert(_COUNTERS).values(
-                    scope_key=scope_key, period=period, period_start=start, spent_nanos=books[0],
-                    reserved_nanos=books[1]).on_conflict_do_nothing())
-                row = read_counters(connection, [(scope_key, period, start)], lock=True)[scope_key]
-                books = row.spent_nanos, row.reserved_nanos
-            positions[scope_key] = books
-        return [ScopeState(key, limits[key], *bounds[key], *positions[key]) for key in keys]
+            counter = found.get(counter_key(scope_key, period, start))
+            position = ((counter.spent_nanos, counter.reserved_nanos) if counter is not None else
+                        (ledger_spent(connection, scope_key, start, bounds[scope_key][1]),
+                         active_reserved(connection, scope_key, start)))
+            states.append(ScopeState(scope_key, limits[scope_key], *bounds[scope_key], *position))
+        return states
 
     def _remaining(self, connection: Connection, scope_key: str) -> Remaining:
-        return _remaining_of(self._scope_states(connection, [scope_key], self._clock(), lock=False)[0])
+        return _remaining_of(self._scope_states(connection, [scope_key], self._clock())[0])
 
-    def _remaining_after(self, connection: Connection, reservation: ResultRow | None,
+    def _remaining_after(self, connection: Connection, grant: Grant, reservation: ResultRow | None,
                          counters: dict[str, ResultRow]) -> Remaining:
-        """The channel's position after a settlement: from the counter the settlement just updated when
-        that is still the channel's counter now, else read again (the period turned, or the limit's
-        period changed, while the call ran)."""
-        scope_key = channel_scope_of(reservation.counter_keys) if reservation is not None else None
-        if scope_key is None or reservation is None:
+        """The channel's position after a settlement: from the channel's counter the settlement just moved when
+        that is still the channel's counter now, else read again (the period turned, or the limit's period
+        changed, while the call ran); nothing where the channel had no limit and still has no counter."""
+        scope_key = channel_scope_of(reservation) if reservation is not None else None
+        if scope_key is None:
             return Remaining(None, None)
-        counter = counters.get(scope_key)
-        if counter is None:
+        moved = [row for row in counters.values() if row.scope_key == scope_key]
+        if not moved and grant.channel_unlimited:
+            return Remaining(None, None, scope_key)
+        if not moved:
             return self._remaining(connection, scope_key)
         # The settlement's own statement read the channel's budget row (a channel's limit has no other source).
-        limit = (BudgetLimit(counter.limit_nanos, Period(counter.limit_period)) if counter.limit_period is not None
-                 else self.limits.resolve(scope_key, {}))
+        limit = (BudgetLimit(moved[0].limit_nanos, Period(moved[0].limit_period))
+                 if moved[0].limit_period is not None else self.limits.resolve(scope_key, {}))
         start, end = period_bounds(limit.period, self._clock(), self._settings.tz)
-        if counter_key(scope_key, limit.period.value, start) not in reservation.counter_keys.split(";"):
+        counter = counters.get(counter_key(scope_key, limit.period.value, start))
+        if counter is None:
             return self._remaining(connection, scope_key)
         return _remaining_of(ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos))
+
+
+@dataclass(frozen=True, slots=True)
+class _Books:
+    """`BudgetManager._books`: each scope's position (limited ones from their counter, the others from theirs or
+    none), every counter of the scopes open for the current periods (`named`, in key order: a reservation names
+    and moves them all, so that each stays exact whatever its scope's limit becomes), each one's limit (None
+    where it is not its limited scope's counter for the limit's period), and whether the channel has no limit."""
+
+    states: list[ScopeState]
+    named: list[Counter]
+    limits: list[int | None]
+    channel_unlimited: bool
 
 
 def _closed_status(outcome: Settlement) -> str:

@@ -100,11 +100,15 @@ class ConversationStore:
         return await self._db.run_core(lambda connection: self._claim(connection, incoming, text, token_estimate))
 
     async def claim_then(self, incoming: Incoming, text: str, token_estimate: int,
-                         then: Callable[[Connection, Claimed], T]) -> tuple[Claimed, T] | None:
+                         then: Callable[[Connection, Claimed], T], *,
+                         first: Callable[[Connection], None] | None = None) -> tuple[Claimed, T] | None:
         """`claim`, and if the message is this process's to answer, `then(connection, claimed)` in the same
-        transaction (an answer's reservation: one transaction where there were two). None for a message seen
-        before; whatever `then` raises rolls the claim back too."""
+        transaction (an answer's reservation: one transaction where there were two), after `first(connection)`
+        if given (a lock the transaction must take before any other). None for a message seen before; whatever
+        `then` raises rolls the claim back too."""
         def work(connection: Connection) -> tuple[Claimed, T] | None:
+            if first is not None:
+                first(connection)
             claimed = self._claim(connection, incoming, text, token_estimate)
             return None if claimed is None else (claimed, then(connection, claimed))
 

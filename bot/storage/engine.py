@@ -79,6 +79,11 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def dialect_insert(dialect_name: str, table: Any) -> Any:
+    """The INSERT of a dialect by name ("sqlite", "postgresql"): one that supports ON CONFLICT DO NOTHING."""
+    return (sqlite if dialect_name == "sqlite" else postgresql).insert(table)
+
+
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
     return url.startswith("sqlite")
@@ -282,8 +287,7 @@ class Database:
 
     def insert(self, table: Any) -> Any:
         """A dialect INSERT supporting ON CONFLICT DO NOTHING on both backends."""
-        dialect = sqlite if self.is_sqlite else postgresql
-        return dialect.insert(table)
+        return dialect_insert("sqlite" if self.is_sqlite else "postgresql", table)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

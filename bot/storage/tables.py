@@ -168,6 +168,9 @@ class BudgetCounter(Base):
     period_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     reserved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The highest reservation id there was when this counter opened from the books: an active reservation up to
+    # it was counted in reserved then, though it names no counter of this one's (bot.budget.counters).
+    opened_through: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Reservation(Base):
@@ -180,7 +183,9 @@ class Reservation(Base):
     user_id: Mapped[str] = mapped_column(String(64), default="")
     kind: Mapped[str] = mapped_column(String(16), default="chat")
     # The counters this reservation holds money in, as "scope|period|iso start" joined by ";".
-    counter_keys: Mapped[str] = mapped_column(String(400))
+    counter_keys: Mapped[str] = mapped_column(Text)
+    # The call's budget scopes (channel, person, global) joined by ";", limited or not.
+    scope_keys: Mapped[str] = mapped_column(Text, default="", server_default="")
     amount_nanos: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

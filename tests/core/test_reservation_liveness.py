@@ -103,8 +103,9 @@ async def test_expiring_several_reservations_beside_a_settlement_does_not_deadlo
     """`expire_stale` closes dead reservations in id order. It used to lock each one's counters as it moved
     them, so a Slack reservation's (global, slack:…) and then a Discord one's (discord:…, global…), while a live
     Discord call's settlement locked discord:… then global: a cycle, and PostgreSQL killed the expiry. It now
-    locks all their counters first, in the key order every transaction uses."""
-    core = await core_for(postgres_url)
+    locks all their counters first, in the key order every transaction uses. (A global limit, so that the global
+    scope has a counter.)"""
+    core = await core_for(postgres_url, SEEDBOT_GLOBAL_BUDGET="100/day")
 
     async def reserve(platform: Platform, channel: str, user: str) -> Grant:
         claimed = await core.store.claim(incoming("q", platform=platform, channel=channel, user=user), "", 0)
@@ -121,16 +122,16 @@ async def test_expiring_several_reservations_beside_a_settlement_does_not_deadlo
     await core.db.run(lambda session: session.execute(text(
         f"UPDATE budget_reservations SET expires_at = now() + interval '1 day' WHERE id = {live.reservation_id}")))
     first_moved, expiring = asyncio.Event(), contextvars.ContextVar("expiring", default=False)
-    adjust = counters.adjust
+    move = counters.move
 
     def pausing(connection: Any, *args: Any, **kwargs: Any) -> Any:
-        moved = adjust(connection, *args, **kwargs)
+        moved = move(connection, *args, **kwargs)
         if expiring.get() and not first_moved.is_set():
             first_moved.set()  # the first dead reservation's counters are moved; let the settlement start
             await_only(asyncio.sleep(0.5))
         return moved
 
-    monkeypatch.setattr(counters, "adjust", pausing)
+    monkeypatch.setattr(counters, "move", pausing)
 
     async def expire() -> int:
         expiring.set(True)

@@ -1,0 +1,133 @@
+"""Counters exist only where a limit is (bot.budget.counters): a scope without one has no counter, and a counter
+that opens while calls are running counts them and is released by them, whatever they named."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+from sqlalchemy.util import await_only
+
+from bot.budget import reservations
+from bot.budget.counters import counter_key
+from bot.budget.outcomes import Grant, Settlement
+from bot.budget.scopes import GLOBAL_SCOPE, channel_scope
+from bot.domain import NANOS_PER_USD
+from tests.books import read_books
+from tests.factories import incoming
+
+SCOPE = channel_scope("slack", "C1")
+CALL: Any = dict(channel_pk=1, scope_key=SCOPE, thread_pk=None, user_id="U1", kind="chat",
+                 estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+
+
+async def reserve(core) -> Grant:  # noqa: ANN001
+    grant = await core.budget.reserve(**CALL)
+    assert isinstance(grant, Grant)
+    return grant
+
+
+async def test_no_limit_no_counter_and_a_global_limit_set_mid_call_is_released_by_that_call(
+        core_for, database_url: str) -> None:
+    """Without a global limit no answer touches a global counter. A call reserved then is counted when a limit
+    appears (the counter opens from the books, counting it as reserved) and, though it names no global counter,
+    moves it when it settles: without that the counter kept its amount reserved until the day ended."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    await core.budget.settle(await reserve(core), Settlement(status="ok", cost_nanos=2 * NANOS_PER_USD))
+    running = await reserve(core)
+    assert (await read_books(core.db)).counters == []
+    await core.budget.limits.set_limit(GLOBAL_SCOPE, "10/day", "test")
+    after = await reserve(core)  # opens the global counter: $2 spent, `running` reserved
+    books = await read_books(core.db)
+    (counter,) = books.counters
+    assert (counter.scope_key, counter.spent_nanos) == (GLOBAL_SCOPE, 2 * NANOS_PER_USD)
+    assert counter.reserved_nanos == running.amount_nanos + after.amount_nanos
+    assert [r.counter_keys for r in books.reservations] == ["", "", counter_key(
+        GLOBAL_SCOPE, "day", counter.period_start)]
+    await core.budget.settle(running, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    await core.budget.settle(after, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    books = await read_books(core.db)
+    assert books.counter(GLOBAL_SCOPE).spent_nanos == 4 * NANOS_PER_USD and books.balanced()
+    assert (await core.budget.scope_state(GLOBAL_SCOPE)).available_nanos == 6 * NANOS_PER_USD
+
+
+async def test_a_call_running_across_its_channels_period_change_releases_the_new_periods_counter(
+        core_for, database_url: str) -> None:
+    """Reserved under a daily limit, settled after an admin made it weekly and another call opened the week's
+    counter (counting the first as reserved): its settlement moves the week's counter too, so nothing stays
+    reserved there (before, it stayed until the week ended). Switching back to daily finds the day's counter
+    exact: every call named it meanwhile."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="5/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    running = await reserve(core)
+    await core.budget.limits.set_limit(SCOPE, "20/week", "test")
+    other = await reserve(core)
+    await core.budget.settle(running, Settlement(status="ok", cost_nanos=2 * NANOS_PER_USD))
+    await core.budget.settle(other, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    books = await read_books(core.db)
+    assert sorted((c.period, c.spent_nanos, c.reserved_nanos) for c in books.counters) == [
+        ("day", 3 * NANOS_PER_USD, 0), ("week", 3 * NANOS_PER_USD, 0)] and books.balanced()
+    await core.budget.limits.set_limit(SCOPE, "5/day", "test")
+    assert (await core.budget.scope_state(SCOPE)).available_nanos == 2 * NANOS_PER_USD
+
+
+async def test_a_global_limit_set_while_many_calls_run_keeps_the_books_exact(core_for, database_url: str) -> None:
+    """Sixty calls reserved and settled concurrently while an admin sets, removes and sets again a global limit:
+    every counter that opened, opened while others reserved and settled, and ends exact (spent equal to the
+    ledger, nothing reserved). On PostgreSQL this is what the books lock is for: without it a call planned
+    before a counter opened and committed after escaped it."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none", SEEDBOT_GLOBAL_BUDGET="none")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    rng = random.Random(7)
+
+    async def call(n: int) -> None:
+        await asyncio.sleep(rng.random() / 10)
+        grant = await reserve(core)
+        await asyncio.sleep(rng.random() / 50)
+        await core.budget.settle(grant, Settlement(status="ok", cost_nanos=1_000 + n))
+
+    async def admin() -> None:
+        for value in ("100/day", "none", "100/day"):
+            await asyncio.sleep(0.025)
+            await core.budget.limits.set_limit(GLOBAL_SCOPE, value, "test")
+
+    await asyncio.gather(admin(), *(call(n) for n in range(60)))
+    books = await read_books(core.db)
+    assert len(books.ledger) == 60 and not books.active_reservations
+    assert [c.scope_key for c in books.counters] == [GLOBAL_SCOPE] and books.balanced()
+
+
+async def test_a_counter_opens_only_once_the_reservations_planned_without_it_are_committed(
+        core_for, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation planned while the global scope had no limit is held between its read and its INSERT; an
+    admin sets a global limit and the next call must open the counter. Opening takes the books exclusively, so
+    it waits for the held reservation, then counts it; without the lock the counter opened first, the held
+    reservation committed naming no counter and with an id above `opened_through`, and escaped the limit."""
+    core = await core_for(postgres_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    planned, release = asyncio.Event(), asyncio.Event()
+    reserve_if_room = reservations.reserve_if_room
+
+    def held(connection: Any, *args: Any) -> int | None:
+        if not planned.is_set():
+            planned.set()
+            await_only(release.wait())
+        return reserve_if_room(connection, *args)
+
+    monkeypatch.setattr(reservations, "reserve_if_room", held)
+    slow = asyncio.create_task(core.budget.reserve(**CALL))
+    await planned.wait()
+    await core.budget.limits.set_limit(GLOBAL_SCOPE, "10/day", "test")
+    opening = asyncio.create_task(core.budget.reserve(**CALL))
+    await asyncio.sleep(0.3)
+    assert not opening.done()  # waiting for the books
+    release.set()
+    grants = [await slow, await opening]
+    for grant in grants:
+        assert isinstance(grant, Grant)
+        await core.budget.settle(grant, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    books = await read_books(core.db)
+    assert books.counter(GLOBAL_SCOPE).spent_nanos == 2 * NANOS_PER_USD and books.balanced()
