@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from bot.storage.engine import Database
 from bot.budget.scopes import GLOBAL_SCOPE, split_person_scope
+from bot.storage.engine import Database
 from bot.storage.tables import BudgetCounter, Channel, Message, Reservation, UsageEntry
 
 
