@@ -9,8 +9,9 @@ Once open, a counter stays exact for its period, whatever its scope's limit beco
   `scope|period|start`, start naive UTC), limited or not, and moves them when it settles or expires.
 - A counter that opened while a reservation was active counted it from the books without being named by it.
   It records the highest reservation id there was (`opened_through`), and a reservation moves, beside the
-  counters it names, every counter of its scopes (`scope_keys`) that opened through its id, in a period that
-  began before the reservation was made (`_moved_by`).
+  counters it names, every counter of its scopes (`scope_keys`) that opened through its id, in a period the
+  reservation was made in (`_moved_by`). A reservation made before reservations kept their scopes moves the
+  counters of the scopes it names.
 - That needs every reservation made before a counter opened to be committed when it opens, and none made after
   to have planned without it: on PostgreSQL each transaction that reserves or settles holds a shared advisory
   lock from its first statement (`share_books`), and opening takes it exclusively (`open_counters`); on SQLite
@@ -78,7 +79,7 @@ def parse_counter_key(key: str) -> Counter:
 def channel_scope_of(reservation: ResultRow) -> str | None:
     """The channel scope of a reservation (a budget_reservations row), if it has one: among its `scope_keys`, or
     its counters' for one made before reservations kept their scopes."""
-    scopes = _named_and_scopes(reservation)[1] or [key[0] for key in _named_and_scopes(reservation)[0]]
+    scopes = _named_and_scopes(reservation)[1]
     return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
 
 
@@ -110,10 +111,10 @@ def share_books(connection: Connection) -> None:
 
 
 def open_counters(connection: Connection, counters: list[tuple[Counter, datetime]]) -> None:
-    """Open each of `counters` ((scope key, period, start), the period's end) that does not exist yet, from the
-    books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched by
-    their `scope_keys`, as `_moved_by` matches them back), and `opened_through` the highest reservation id there
-    is. In a transaction of its own, whose first statement this is: on PostgreSQL it takes the books
+    """Open each of `counters` ((scope key, period, start), the period's end; naive UTC) that does not exist yet,
+    from the books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched
+    by their `scope_keys`, as `_moved_by` matches them back), and `opened_through` the highest reservation id
+    there is. In a transaction of its own, whose first statement this is: on PostgreSQL it takes the books
     exclusively, so every reservation up to that id is committed and none after it planned without the counter."""
     if connection.dialect.name == "postgresql":
         _TAKE_BOOKS.run(connection, {})
@@ -121,10 +122,10 @@ def open_counters(connection: Connection, counters: list[tuple[Counter, datetime
     opened_through = connection.scalar(select(func.max(r.id)))
     for (scope_key, period, start), end in counters:
         reserved = connection.scalar(select(func.coalesce(func.sum(r.amount_nanos), 0)).where(
-            r.status == "active", r.created_at >= start,
+            r.status == "active", r.created_at >= start, r.created_at < end,
             (literal(";") + r.scope_keys + literal(";")).contains(f";{scope_key};", autoescape=True)))
         connection.execute(dialect_insert(connection.dialect.name, _COUNTERS).values(
-            scope_key=scope_key, period=period, period_start=start, spent_nanos=ledger_spent(
+            scope_key=scope_key, period=period, period_start=start, period_end=end, spent_nanos=ledger_spent(
                 connection, scope_key, start, end), reserved_nanos=int(reserved or 0), opened_through=opened_through,
         ).on_conflict_do_nothing())
 
@@ -241,8 +242,10 @@ def move_to_spent(connection: Connection, reservation: ResultRow, cost_nanos: in
 
 
 def _named_and_scopes(reservation: ResultRow) -> tuple[list[Counter], list[str]]:
-    return ([parse_counter_key(key) for key in reservation.counter_keys.split(";") if key],
-            [key for key in reservation.scope_keys.split(";") if key])
+    """A reservation's named counters and its scopes (those of its counters, for one made before reservations
+    kept their scopes: each named a counter of every scope then)."""
+    named = [parse_counter_key(key) for key in reservation.counter_keys.split(";") if key]
+    return named, [key for key in reservation.scope_keys.split(";") if key] or sorted({key[0] for key in named})
 
 
 def _moved_by(reservation: ResultRow) -> Any:
@@ -251,7 +254,8 @@ def _moved_by(reservation: ResultRow) -> Any:
     named, scopes = _named_and_scopes(reservation)
     return or_(tuple_(*_KEY_ORDER).in_(named) if named else false(),
                and_(c.scope_key.in_(scopes), c.opened_through >= reservation.id,
-                    c.period_start <= reservation.created_at) if scopes else false())
+                    c.period_start <= reservation.created_at, c.period_end > reservation.created_at)
+               if scopes else false())
 
 
 def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
@@ -317,9 +321,10 @@ def _move_statement(n_named: int, n_scopes: int, *, lock_first: bool, returning:
     """`move`'s UPDATE for a reservation naming n counters (parameters s0, p0, t0, ...) of n_scopes scopes
     (q0, q1, ...; its id r_id, made at r_created), adding d_reserved and d_spent."""
     c = _COUNTERS.c
+    created = bindparam("r_created", type_=c.period_start.type)
     opened_counting_it = and_(c.scope_key.in_([bindparam(f"q{i}", type_=c.scope_key.type) for i in range(n_scopes)]),
-                              c.opened_through >= bindparam("r_id", type_=BigInteger),
-                              c.period_start <= bindparam("r_created", type_=c.period_start.type))
+                              c.opened_through >= bindparam("r_id", type_=BigInteger), c.period_start <= created,
+                              c.period_end > created)
     moved = or_(_counter_in(n_named) if n_named else false(), opened_counting_it if n_scopes else false())
     if lock_first:
         moved = tuple_(*_KEY_ORDER).in_(select(*_KEY_ORDER).where(moved).order_by(*_KEY_ORDER).with_for_update())

@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 AlsoInTransaction = Callable[[Connection], None]
 T = TypeVar("T")
 # How often a transaction that reserves runs, opening the counters it found missing in between.
-_OPEN_ATTEMPTS = 3
+_OPEN_ATTEMPTS = 5
 
 # Built once: each runs for every call, and building a statement costs more than running it.
 _COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
@@ -106,7 +106,7 @@ class BudgetManager:
         """Run `transaction`, one that reserves (`reserve_in`, after `share_books` as its first statement). Where it
         met a limited scope whose counter for the period is not open yet, it rolled back (`CounterNotOpen`): the
         counters open in a transaction of their own and it runs again. Raises `CounterNotOpen` if that happens
-        three times running (a period turning at each attempt), and whatever `transaction` raises."""
+        five times running (limits changing faster than a call reserves), and whatever `transaction` raises."""
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 return await transaction()

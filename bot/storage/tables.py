@@ -171,6 +171,8 @@ class BudgetCounter(Base):
     # The highest reservation id there was when this counter opened from the books: an active reservation up to
     # it was counted in reserved then, though it names no counter of this one's (bot.budget.counters).
     opened_through: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # When the period ends (naive UTC), for the same rule: a reservation made after it was not counted here.
+    period_end: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
 
 class Reservation(Base):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.util import await_only
 
 from bot.budget import reservations
-from bot.budget.counters import counter_key
+from bot.budget.counters import counter_key, open_counters
 from bot.budget.outcomes import Grant, Settlement
+from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import GLOBAL_SCOPE, channel_scope
 from bot.domain import NANOS_PER_USD
 from tests.books import read_books
@@ -131,3 +133,24 @@ async def test_a_counter_opens_only_once_the_reservations_planned_without_it_are
         await core.budget.settle(grant, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
     books = await read_books(core.db)
     assert books.counter(GLOBAL_SCOPE).spent_nanos == 2 * NANOS_PER_USD and books.balanced()
+
+
+async def test_a_counter_opened_after_its_period_ended_takes_none_of_the_next_periods_calls(
+        core_for, database_url: str) -> None:
+    """A reservation attempt just before midnight finds day D's counter not open; the counter opens only after
+    midnight, when a call of day D+1 is running. D's counter counts only D's calls, and that call's settlement
+    moves D+1's counter, not D's: the daily report of D reads D's counter (found by a break-it review)."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="5/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    day = datetime(2030, 1, 9)
+    now = [day + timedelta(days=1, seconds=1)]
+    budget = BudgetManager(core.db, core.settings, core.prices, clock=lambda: now[0])
+    running = await budget.reserve(**CALL)
+    await core.db.run_core(lambda connection: open_counters(connection, [((SCOPE, "day", day), day + timedelta(1))]))
+    await budget.settle(running, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    state = await budget.scope_state(SCOPE, at=day + timedelta(hours=23))
+    assert (state.spent_nanos, state.reserved_nanos) == (0, 0)
+    assert (await budget.scope_state(SCOPE)).spent_nanos == NANOS_PER_USD
+    books = await read_books(core.db)
+    assert sorted((c.period_start, c.spent_nanos, c.reserved_nanos) for c in books.counters) == [
+        (day, 0, 0), (day + timedelta(1), NANOS_PER_USD, 0)]

@@ -49,3 +49,25 @@ async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: 
             raise AssertionError("an unmigrated PostgreSQL database must not be used")
     finally:
         await db.dispose()
+
+
+def test_upgrading_to_0008_gives_running_reservations_the_scopes_of_their_counters(tmp_path: Path) -> None:
+    """Before 0008 a reservation named a counter of each of its scopes and did not keep its scopes. A running one
+    gets them from its counters, so that a counter opening after the upgrade counts it and it moves that counter
+    (bot.budget.counters); without them, a counter opened before it settled missed its cost."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    migrate.upgrade(url, "0007")
+    keys = "global|day|2026-12-01T00:00:00;slack:C1|day|2026-12-01T00:00:00;slack:U1@slack:C1|month|2026-12-01T00:00:00"
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("INSERT INTO channels (id, platform, workspace_id, channel_id, name, web_search, created_at) "
+                     "VALUES (1, 'slack', '', 'C1', 'c', 0, '2026-12-01 00:00:00')")
+        for status in ("active", "settled"):
+            conn.execute("INSERT INTO budget_reservations (channel_pk, user_id, kind, counter_keys, amount_nanos, "
+                         "status, created_at, expires_at) VALUES (1, 'U1', 'chat', ?, 5, ?, '2026-12-01 10:00:00', "
+                         "'2026-12-01 10:10:00')", (keys, status))
+    migrate.upgrade(url)
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        rows = conn.execute("SELECT status, scope_keys FROM budget_reservations ORDER BY id").fetchall()
+    assert rows == [("active", "global;slack:C1;slack:U1@slack:C1"), ("settled", "")]
