@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, Unpack
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.counters import (
+    BOOKS_SHARED,
     RESERVE,
     Counter,
     CounterNotOpen,
@@ -102,8 +103,16 @@ class BudgetManager:
             self.hold(granted)
         return granted
 
+    @property
+    def books_lock(self) -> Select | None:
+        """The books' shared lock as a one-row select, for a transaction that reserves to run inside its first
+        statement (`ConversationStore.claim_then(first=…)`; `share_books` is the same as a statement of its
+        own). None on SQLite, where a write transaction holds the whole database."""
+        return None if self._db.is_sqlite else BOOKS_SHARED
+
     async def reserving(self, transaction: Callable[[], Awaitable[T]]) -> T:
-        """Run `transaction`, one that reserves (`reserve_in`, after `share_books` as its first statement). Where it
+        """Run `transaction`, one that reserves (`reserve_in`), having taken the books shared first (`share_books`,
+        or `books_lock` inside its first statement). Where it
         met a limited scope whose counter for the period is not open yet, it rolled back (`CounterNotOpen`): the
         counters open in a transaction of their own and it runs again. Raises `CounterNotOpen` if that happens
         five times running (limits changing faster than a call reserves), and whatever `transaction` raises."""

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection
 
 from bot.budget.cost_rule import Basis, call_charge, stopped_call_charge
-from bot.budget.counters import share_books
 from bot.budget.outcomes import Denial, Grant, Remaining, Settlement
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
@@ -136,7 +135,7 @@ class ChatService:
             both = await self.budget.reserving(lambda: self.store.claim_then(
                 incoming, turn.text, turn_tokens, lambda connection, claimed: plan_answer(
                     connection, claimed, incoming, options, turn_tokens + self._system_tokens, self.settings,
-                    self.budget), first=share_books))
+                    self.budget), first=self.budget.books_lock))
             claimed, planned = both if both is not None else (None, None)
         platform = incoming.platform.value
         if claimed is None:

@@ -3,11 +3,12 @@ no platform history API is ever asked."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import channel_scope
@@ -24,7 +25,7 @@ HISTORY_STATUSES = ("ok", "cut", "stopped")
 
 _CHANNELS, _THREADS, _MESSAGES = Channel.__table__, Thread.__table__, Message.__table__
 # A channel and, if the bot has one there, the thread: one statement for the usual claim.
-_PLACE = Precompiled(
+_PLACE_QUERY = (
     select(_CHANNELS.c.id.label("channel_pk"), _CHANNELS.c.web_search, _CHANNELS.c.reasoning_effort,
            _THREADS.c.id.label("thread_pk"), _THREADS.c.history_floor_message_pk.label("floor_pk"),
            _THREADS.c.last_prompt_estimate, _THREADS.c.last_prompt_actual)
@@ -33,6 +34,17 @@ _PLACE = Precompiled(
     .where(_CHANNELS.c.platform == bindparam("platform"), _CHANNELS.c.workspace_id == bindparam("workspace_id"),
            _CHANNELS.c.channel_id == bindparam("channel_id"))
 )
+_PLACE = Precompiled(_PLACE_QUERY)
+
+
+@functools.cache
+def _place_after(first: Select) -> Precompiled:
+    """`_PLACE` run after `first` (a one-row select) in one statement: `first` on the left of a LEFT JOIN, so
+    it runs whether or not the place exists (then every column is NULL)."""
+    found = _PLACE_QUERY.subquery("found")
+    return Precompiled(select(*found.c).select_from(first.cte("first").outerjoin(found, true())))
+
+
 _SET_STATUS = Precompiled(update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m_id"))
                           .values(status=bindparam("m_status")))
 _ADD_MESSAGE = Precompiled(insert(_MESSAGES))
@@ -101,27 +113,26 @@ class ConversationStore:
 
     async def claim_then(self, incoming: Incoming, text: str, token_estimate: int,
                          then: Callable[[Connection, Claimed], T], *,
-                         first: Callable[[Connection], None] | None = None) -> tuple[Claimed, T] | None:
+                         first: Select | None = None) -> tuple[Claimed, T] | None:
         """`claim`, and if the message is this process's to answer, `then(connection, claimed)` in the same
-        transaction (an answer's reservation: one transaction where there were two), after `first(connection)`
-        if given (a lock the transaction must take before any other). None for a message seen before; whatever
-        `then` raises rolls the claim back too."""
+        transaction (an answer's reservation: one transaction where there were two). `first`, a one-row select
+        (a lock the transaction must take before any other), runs inside the transaction's first statement. None
+        for a message seen before; whatever `then` raises rolls the claim back too."""
         def work(connection: Connection) -> tuple[Claimed, T] | None:
-            if first is not None:
-                first(connection)
-            claimed = self._claim(connection, incoming, text, token_estimate)
+            claimed = self._claim(connection, incoming, text, token_estimate, first)
             return None if claimed is None else (claimed, then(connection, claimed))
 
         return await self._db.run_core(work)
 
-    def _claim(self, connection: Connection, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
+    def _claim(self, connection: Connection, incoming: Incoming, text: str, token_estimate: int,
+               first: Select | None = None) -> Claimed | None:
         # Core statements: the hot path needs rows, not ORM entities (identity map, unit of work), and
         # each statement here runs once per answer.
         key = incoming.thread
         where = {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
                  "thread_id": key.thread_id}
-        found = _PLACE.first(connection, where)
-        if found is None:
+        found = (_PLACE if first is None else _place_after(first)).first(connection, where)
+        if found is None or found.channel_pk is None:
             connection.execute(self._db.insert(_CHANNELS).values(
                 platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
                 name=incoming.channel_name, web_search=False, created_at=utcnow(),

@@ -188,14 +188,14 @@ async def test_a_periods_first_call_opens_its_counter_first_and_a_web_search_cal
     assert checked == [first.amount_nanos, second.amount_nanos]
 
 
-async def test_an_answer_runs_twelve_statements_on_sqlite_and_eleven_on_postgresql(
+async def test_an_answer_runs_twelve_statements_on_sqlite_and_ten_on_postgresql(
         core_for, database_url: str, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each statement is a round trip to PostgreSQL. Claim 3 (channel and thread, the message, the history),
-    after taking the books shared on PostgreSQL (`counters.share_books`, a statement of its own there: it must
-    come first); reserve 2 (limits and counters in one read, then the reservation row and its counters' UPDATE:
-    two statements on SQLite, one data-modifying CTE on PostgreSQL), settle 5 (the reservation closed with its
-    ledger row, likewise two on SQLite and on PostgreSQL one that also takes the books shared, the answer's three
-    statements, the counters); BEGIN and COMMIT aside."""
+    """Each statement is a round trip to PostgreSQL. Claim 3 (channel and thread, the message, the history; on
+    PostgreSQL the first also takes the books shared, `BudgetManager.books_lock`), reserve 2 (limits and counters
+    in one read, then the reservation row and its counters' UPDATE: two statements on SQLite, one data-modifying
+    CTE on PostgreSQL), settle 5 (the reservation closed with its ledger row, likewise two on SQLite and on
+    PostgreSQL one that also takes the books shared, the answer's three statements, the counters); BEGIN and
+    COMMIT aside."""
     core = await core_for(database_url)
     fake_seed.script(Reply(content="Opened."), Reply(content="Sorted."))
     # The day's first answer opens its counters; the second is the usual one.
@@ -203,11 +203,11 @@ async def test_an_answer_runs_twelve_statements_on_sqlite_and_eleven_on_postgres
     statements: list[str] = []
     execute = Precompiled._execute
     monkeypatch.setattr(Precompiled, "_execute", lambda self, connection, rendered, params: (
-        statements.append(rendered.sql.split()[0]), execute(self, connection, rendered, params))[1])
+        statements.append(rendered.sql), execute(self, connection, rendered, params))[1])
 
     def noted(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.split()[0] not in ("BEGIN", "COMMIT"):  # SQLite's writer begins IMMEDIATE by statement
-            statements.append(statement.split()[0])
+            statements.append(statement)
 
     event.listen(Engine, "before_cursor_execute", noted)
     try:
@@ -215,6 +215,9 @@ async def test_an_answer_runs_twelve_statements_on_sqlite_and_eleven_on_postgres
     finally:
         event.remove(Engine, "before_cursor_execute", noted)
     assert answer is not None and answer.status == "ok"
-    assert len(statements) == (12 if core.db.is_sqlite else 11), statements
+    assert len(statements) == (12 if core.db.is_sqlite else 10), [sql.split()[0] for sql in statements]
     if not core.db.is_sqlite:
-        assert statements.count("WITH") == 2
+        assert [sql.split()[0] for sql in statements].count("WITH") == 3
+        # Each transaction takes the books shared with its first statement: the claim's and the settlement's.
+        locking = [i for i, sql in enumerate(statements) if "pg_advisory_xact_lock_shared" in sql]
+        assert len(locking) == 2 and locking[0] == 0 and "UPDATE budget_reservations" in statements[locking[1]]
