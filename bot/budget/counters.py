@@ -14,8 +14,8 @@ Once open, a counter stays exact for its period, whatever its scope's limit beco
   counters of the scopes it names.
 - That needs every reservation made before a counter opened to be committed when it opens, and none made after
   to have planned without it: on PostgreSQL each transaction that reserves or settles holds a shared advisory
-  lock from its first statement (`share_books`), and opening takes it exclusively (`open_counters`); on SQLite
-  a transaction holds the whole database already.
+  lock from its first statement (`share_books`, or `BOOKS_SHARED` inside that statement), and opening takes it
+  exclusively (`open_counters`); on SQLite a transaction holds the whole database already.
 
 Each function here works on all of a call's counters at once, on the transaction's `Connection`, in one
 statement; `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same statement) and, where
