@@ -84,11 +84,12 @@ def channel_scope_of(reservation: ResultRow) -> str | None:
 
 
 class CounterNotOpen(Exception):  # noqa: N818 - a signal to open, not a failure
-    """A limited scope's counter for the current period does not exist yet (`counters`: their keys). Raised
-    inside a transaction that reserves, which then rolls back: opening takes the books exclusively, which a
-    transaction holding them shared cannot (`BudgetManager` opens them and runs the transaction again)."""
+    """A limited scope's counter for the current period does not exist yet (`counters`: each one's key, and
+    its period's end, naive UTC). Raised inside a transaction that reserves, which then rolls back: opening takes
+    the books exclusively, which a transaction holding them shared cannot (`BudgetManager.reserving` opens them
+    and runs the transaction again)."""
 
-    def __init__(self, counters: list[Counter]) -> None:
+    def __init__(self, counters: list[tuple[Counter, datetime]]) -> None:
         super().__init__(f"counters not open yet: {counters}")
         self.counters = counters
 

@@ -112,10 +112,10 @@ class BudgetManager:
 
     async def reserving(self, transaction: Callable[[], Awaitable[T]]) -> T:
         """Run `transaction`, one that reserves (`reserve_in`), having taken the books shared first (`share_books`,
-        or `books_lock` inside its first statement). Where it
-        met a limited scope whose counter for the period is not open yet, it rolled back (`CounterNotOpen`): the
-        counters open in a transaction of their own and it runs again. Raises `CounterNotOpen` if that happens
-        five times running (limits changing faster than a call reserves), and whatever `transaction` raises."""
+        or `books_lock` inside its first statement). Where it met a limited scope whose counter for the period is
+        not open yet, it rolled back (`CounterNotOpen`): the counters open in a transaction of their own and it
+        runs again. Raises `CounterNotOpen` if that happens five times running (limits changing faster than a call
+        reserves), and whatever `transaction` raises."""
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 return await transaction()
@@ -192,8 +192,8 @@ class BudgetManager:
                                 grant.reservation_id, reservation.status if reservation else "missing")
             if also is not None:
                 also(connection)
-            # The shared counters last: on PostgreSQL every answer of the channel, and of the deployment (the
-            # global scope), waits for their row locks, which are then held for this statement and COMMIT only.
+            # The shared counters last: on PostgreSQL every answer of a limited channel (and of the deployment,
+            # where a global limit is set) waits for their row locks, then held for this statement and COMMIT only.
             counters = {} if closed is None else move_to_spent(connection, closed, outcome.cost_nanos, returning=True)
             return self._remaining_after(connection, grant, reservation, counters)
 
