@@ -97,6 +97,9 @@ async def test_review_command_hands_the_core_a_forced_review_with_the_attached_d
         "review", fake.alice, fake.channel, [{"name": "file", "type": 11, "value": attachment["id"]}])
     payload["data"]["resolved"] = {"attachments": {attachment["id"]: attachment}}
     await fake.dispatch("INTERACTION_CREATE", payload, guild_id=fake.guild.id)
+    # The interaction's deferral is in the channel before the core is handed the review: wait for the hand-over
+    # first, or a slow machine finds that message with no task running yet and reads the answer too early.
+    await fake.wait_until(lambda: bool(received))
     (response,) = await bot.answer_in(fake.channel)
 
     (incoming,) = received
