@@ -37,8 +37,10 @@ class TimedSink(RecordingSink):
 
 
 async def run(messages: int = 2000, concurrency: int = 50, database_url: str | None = None,
-              one_way_ms: float | None = None) -> list[Figure]:
-    """With `one_way_ms`, PostgreSQL is reached through `bench.delay_proxy`, each direction delayed that long."""
+              one_way_ms: float | None = None, channel_budget: str = "none") -> list[Figure]:
+    """With `one_way_ms`, PostgreSQL is reached through `bench.delay_proxy`, each direction delayed that long.
+    `channel_budget` is every channel's limit (SEEDBOT_DEFAULT_CHANNEL_BUDGET: "none", or "1000/day" to give each
+    channel a counter row without refusing any answer)."""
     async with contextlib.AsyncExitStack() as stack:
         base_url = await stack.enter_async_context(fake_seed_process())
         backend = "PostgreSQL" if database_url else "SQLite"
@@ -52,7 +54,7 @@ async def run(messages: int = 2000, concurrency: int = 50, database_url: str | N
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
                                  DATABASE_URL=database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
-                                 SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+                                 SEEDBOT_DEFAULT_CHANNEL_BUDGET=channel_budget)
         core = await build_core(settings)
         try:
             return await measure(core, messages, concurrency, backend)
@@ -68,6 +70,7 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
     checkpoints: list[tuple[int, float]] = []
+    not_ok: list[str] = []
 
     async def one(i: int) -> None:
         async with semaphore:
@@ -75,7 +78,10 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
                                channel=f"C{i % 20}", message_id=f"bench-{i}")
             sink = TimedSink()
             received = time.monotonic()
-            await core.service.handle(message, sink)
+            answer = await core.service.handle(message, sink)
+            if answer is None or answer.status != "ok":
+                not_ok.append(answer.status if answer else "none")
+                return
             latencies.append((sink.started_at - received) * 1000)
             if (i + 1) % max(1, messages // 5) == 0:
                 checkpoints.append((i + 1, rss_mib()))
@@ -85,7 +91,8 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
     elapsed, cpu_ms = time.monotonic() - started, (time.process_time() - cpu_started) * 1000 / messages
     gc.collect()
     rate, p50, p99 = messages / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
-    print(f"messages answered:                  {messages:,} at concurrency {concurrency}")
+    print(f"messages answered:                  {messages - len(not_ok):,} at concurrency {concurrency}"
+          + (f" ({len(not_ok):,} not ok: {', '.join(sorted(set(not_ok)))})" if not_ok else ""))
     print(f"answers per second (200-token):     {rate:,.0f}")
     print(f"event -> model request p50 / p99:   {p50:.1f} ms / {p99:.1f} ms")
     # CPU time (all threads) is what a loaded, shared machine distorts least; its inverse is the rate
@@ -107,8 +114,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--database-url", help="an empty, migrated database (default: a new SQLite file)")
     parser.add_argument("--one-way-ms", type=float, help="PostgreSQL through a proxy delaying each direction")
+    parser.add_argument("--channel-budget", default="none", help="every channel's limit, e.g. 1000/day")
     args = parser.parse_args()
-    run_like_seedbot(run(args.messages, args.concurrency, args.database_url, args.one_way_ms))
+    run_like_seedbot(run(args.messages, args.concurrency, args.database_url, args.one_way_ms, args.channel_budget))
 
 
 if __name__ == "__main__":
