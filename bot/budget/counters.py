@@ -79,7 +79,7 @@ def parse_counter_key(key: str) -> Counter:
 def channel_scope_of(reservation: ResultRow) -> str | None:
     """The channel scope of a reservation (a budget_reservations row), if it has one: among its `scope_keys`, or
     its counters' for one made before reservations kept their scopes."""
-    scopes = _named_and_scopes(reservation)[1]
+    scopes = _scopes_of(reservation)
     return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
 
 
@@ -159,9 +159,13 @@ def _read_both(n_budgets: int, n_counters: int) -> Precompiled:
     counters = select(c.scope_key, c.period, c.period_start, c.spent_nanos, c.reserved_nanos,
                       cast(null(), BigInteger).label("limit_nanos")).where(_counter_in(n_counters))
     budgets = select(budget.scope_key, budget.period, cast(null(), c.period_start.type), cast(null(), BigInteger),
-                     cast(null(), BigInteger), budget.limit_nanos).where(
-        budget.scope_key.in_([bindparam(f"k{i}", type_=budget.scope_key.type) for i in range(n_budgets)]))
+                     cast(null(), BigInteger), budget.limit_nanos).where(budget_keys_in(n_budgets))
     return Precompiled(union_all(counters, budgets))
+
+
+def budget_keys_in(n: int) -> Any:
+    """The budget rows of n scope keys (parameters k0, k1, ...), as a WHERE clause."""
+    return _BUDGETS.c.scope_key.in_([bindparam(f"k{i}", type_=_BUDGETS.c.scope_key.type) for i in range(n)])
 
 
 def adjust(connection: Connection, counter_keys: list[str], *, reserved: int = 0, spent: int = 0,
@@ -215,7 +219,7 @@ def lock_counters_of(connection: Connection, reservations: list[ResultRow]) -> N
     if reservations and connection.dialect.name != "sqlite":
         c = _COUNTERS.c
         connection.execute(select(c.scope_key).where(or_(*(_moved_by(r) for r in reservations)))
-                           .order_by(c.scope_key, c.period, c.period_start).with_for_update())
+                           .order_by(*_KEY_ORDER).with_for_update())
 
 
 def move(connection: Connection, reservation: ResultRow, *, reserved: int, spent: int,
@@ -225,7 +229,7 @@ def move(connection: Connection, reservation: ResultRow, *, reserved: int, spent
     key order first on PostgreSQL; one statement. With `returning`, the counters after the change (by
     `counter_key`, rows as `read_counters` gives them) and, read in the same statement, each one's scope's own
     budget row (`limit_nanos`, `limit_period`; both None where the scope has none and a default applies)."""
-    named, scopes = _named_and_scopes(reservation)
+    named, scopes = _named(reservation), _scopes_of(reservation)
     statement = _move_statement(len(named), len(scopes), lock_first=connection.dialect.name != "sqlite",
                                 returning=returning)
     params = _params(named) | {f"q{i}": scope for i, scope in enumerate(scopes)} | {
@@ -242,21 +246,31 @@ def move_to_spent(connection: Connection, reservation: ResultRow, cost_nanos: in
     return move(connection, reservation, reserved=-reservation.amount_nanos, spent=cost_nanos, returning=returning)
 
 
-def _named_and_scopes(reservation: ResultRow) -> tuple[list[Counter], list[str]]:
-    """A reservation's named counters and its scopes (those of its counters, for one made before reservations
-    kept their scopes: each named a counter of every scope then)."""
-    named = [parse_counter_key(key) for key in reservation.counter_keys.split(";") if key]
-    return named, [key for key in reservation.scope_keys.split(";") if key] or sorted({key[0] for key in named})
+def _named(reservation: ResultRow) -> list[Counter]:
+    return [parse_counter_key(key) for key in reservation.counter_keys.split(";") if key]
+
+
+def _scopes_of(reservation: ResultRow) -> list[str]:
+    """A reservation's scopes: its `scope_keys`, or its counters' for one made before reservations kept their
+    scopes (each named a counter of every scope then)."""
+    return ([key for key in reservation.scope_keys.split(";") if key]
+            or sorted({key.split("|")[0] for key in reservation.counter_keys.split(";") if key}))
+
+
+def _held_in(named: Any, scopes: Any, reservation_id: Any, created: Any) -> Any:
+    """The WHERE clause of the counters a reservation holds money in (see the module's docstring): `named`, the
+    clause of those it names, or those of its `scopes` (a clause on the scope key) that opened through its id
+    in a period it was made in."""
+    c = _COUNTERS.c
+    return or_(named, and_(scopes, c.opened_through >= reservation_id, c.period_start <= created,
+                           c.period_end > created))
 
 
 def _moved_by(reservation: ResultRow) -> Any:
-    """`move`'s counters of a reservation, as a WHERE clause (see `_move_statement`)."""
-    c = _COUNTERS.c
-    named, scopes = _named_and_scopes(reservation)
-    return or_(tuple_(*_KEY_ORDER).in_(named) if named else false(),
-               and_(c.scope_key.in_(scopes), c.opened_through >= reservation.id,
-                    c.period_start <= reservation.created_at, c.period_end > reservation.created_at)
-               if scopes else false())
+    """`move`'s counters of a reservation, as a WHERE clause of its values (`_move_statement` binds them)."""
+    named, scopes = _named(reservation), _scopes_of(reservation)
+    return _held_in(tuple_(*_KEY_ORDER).in_(named) if named else false(),
+                    _COUNTERS.c.scope_key.in_(scopes) if scopes else false(), reservation.id, reservation.created_at)
 
 
 def ledger_spent(connection: Connection, scope_key: str, since: datetime, until: datetime | None = None) -> int:
@@ -322,11 +336,10 @@ def _move_statement(n_named: int, n_scopes: int, *, lock_first: bool, returning:
     """`move`'s UPDATE for a reservation naming n counters (parameters s0, p0, t0, ...) of n_scopes scopes
     (q0, q1, ...; its id r_id, made at r_created), adding d_reserved and d_spent."""
     c = _COUNTERS.c
-    created = bindparam("r_created", type_=c.period_start.type)
-    opened_counting_it = and_(c.scope_key.in_([bindparam(f"q{i}", type_=c.scope_key.type) for i in range(n_scopes)]),
-                              c.opened_through >= bindparam("r_id", type_=BigInteger), c.period_start <= created,
-                              c.period_end > created)
-    moved = or_(_counter_in(n_named) if n_named else false(), opened_counting_it if n_scopes else false())
+    moved = _held_in(_counter_in(n_named) if n_named else false(),
+                     c.scope_key.in_([bindparam(f"q{i}", type_=c.scope_key.type) for i in range(n_scopes)])
+                     if n_scopes else false(),
+                     bindparam("r_id", type_=BigInteger), bindparam("r_created", type_=c.period_start.type))
     if lock_first:
         moved = tuple_(*_KEY_ORDER).in_(select(*_KEY_ORDER).where(moved).order_by(*_KEY_ORDER).with_for_update())
     change = update(_COUNTERS).where(moved).values(reserved_nanos=c.reserved_nanos + bindparam("d_reserved"),
@@ -344,7 +357,7 @@ def _move_statement(n_named: int, n_scopes: int, *, lock_first: bool, returning:
 def _counter_in(n: int) -> Any:
     """The counter rows of n keys (parameters s0, p0, t0, s1, ...)."""
     c = _COUNTERS.c
-    return tuple_(c.scope_key, c.period, c.period_start).in_([
+    return tuple_(*_KEY_ORDER).in_([
         tuple_(bindparam(f"s{i}", type_=c.scope_key.type), bindparam(f"p{i}", type_=c.period.type),
                bindparam(f"t{i}", type_=c.period_start.type)) for i in range(n)])
 

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from bot.budget.counters import budget_keys_in
 from bot.budget.limits import BudgetLimit, Period, parse_budget
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
@@ -27,7 +28,7 @@ _BUDGETS = Budget.__table__
 def _limits_of(n: int) -> Precompiled:
     """The budget rows of n scope keys (parameters k0, k1, ...): one shape per n, compiled once."""
     return Precompiled(select(_BUDGETS.c.scope_key, _BUDGETS.c.limit_nanos, _BUDGETS.c.period).where(
-        _BUDGETS.c.scope_key.in_([bindparam(f"k{i}") for i in range(n)])))
+        budget_keys_in(n)))
 
 
 def budget_row_keys(scope_keys: Iterable[str]) -> list[str]:

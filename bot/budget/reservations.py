@@ -116,15 +116,13 @@ class BudgetManager:
         not open yet, it rolled back (`CounterNotOpen`): the counters open in a transaction of their own and it
         runs again. Raises `CounterNotOpen` if that happens five times running (limits changing faster than a call
         reserves), and whatever `transaction` raises."""
-        for attempt in range(_OPEN_ATTEMPTS):
+        for _ in range(_OPEN_ATTEMPTS - 1):
             try:
                 return await transaction()
             except CounterNotOpen as missing:
-                if attempt == _OPEN_ATTEMPTS - 1:
-                    raise
                 await self._db.run_core(lambda connection, counters=missing.counters: open_counters(
                     connection, counters))
-        raise AssertionError("unreachable")
+        return await transaction()
 
     def hold(self, grant: Grant) -> None:
         """Keep a grant reserved (`reserve_in`'s, once its transaction committed) alive until it is settled."""
