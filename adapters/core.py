@@ -56,7 +56,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     mapping its platform adapters fill as they are built, one-off commands pass none (no alerts).
     `require_model_key=False` is for admin commands, which never call the model. Raises ConfigError
     for a missing key or a database schema that is behind (see bot.storage.migrate.ensure_schema)."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         await ensure_schema(db, upgrade_sqlite=migrate_sqlite)
         llm = llm or SeedClient.from_settings(settings, require_key=require_model_key)

@@ -1,10 +1,11 @@
 """Core benchmark: ChatService against an instant fake Seed model running in another process.
 
-Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, the CPU
-time per answer, and RSS before and after, for one bot process on SQLite (or the PostgreSQL database
-given).
+Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, the database
+connections the pool opened during the run, the CPU time per answer, and RSS before and after, for one bot
+process on SQLite (or the PostgreSQL database given).
 Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50] [--database-url URL]
      [--one-way-ms 0.5] (PostgreSQL through bench.delay_proxy: a network's round trip on loopback)
+     [--channel-budget 1000/day] (every channel limited, so each has a counter row to open and lock)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import gc
 import tempfile
 import time
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from adapters.core import build_core
@@ -71,6 +73,9 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
     semaphore = asyncio.Semaphore(concurrency)
     checkpoints: list[tuple[int, float]] = []
     not_ok: list[str] = []
+    # Connections the pool opens past its warm set: each costs a login and, on PostgreSQL, statements prepared anew.
+    connects = [0]
+    event.listen(core.db.engine.sync_engine.pool, "connect", lambda *_: connects.__setitem__(0, connects[0] + 1))
 
     async def one(i: int) -> None:
         async with semaphore:
@@ -95,6 +100,7 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
           + (f" ({len(not_ok):,} not ok: {', '.join(sorted(set(not_ok)))})" if not_ok else ""))
     print(f"answers per second (200-token):     {rate:,.0f}")
     print(f"event -> model request p50 / p99:   {p50:.1f} ms / {p99:.1f} ms")
+    print(f"database connections opened:        {connects[0]:,}")
     # CPU time (all threads) is what a loaded, shared machine distorts least; its inverse is the rate
     # one otherwise idle core would sustain, the GIL serialising the loop and the writer thread.
     print(f"CPU per answer (all threads):       {cpu_ms:.2f} ms (one idle core: ~{1000 / cpu_ms:,.0f} answers/s)")

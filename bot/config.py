@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
 from bot.domain import Address, Effort
-from bot.storage.engine import ASYNC_DRIVERS, normalise_url
+from bot.storage.engine import ASYNC_DRIVERS, POOL_SIZE, normalise_url
 
 
 class ConfigError(Exception):
@@ -129,6 +129,8 @@ class Settings(BaseSettings):
 
     # Storage
     database_url: DatabaseUrl = Field(default="sqlite+aiosqlite:///seedbot.db", alias="DATABASE_URL")
+    # PostgreSQL connections one process keeps (bot.storage.engine.POOL_SIZE); SQLite has no pool to size.
+    database_pool_size: int = Field(default=POOL_SIZE, ge=1, le=1000, alias="SEEDBOT_DATABASE_POOL_SIZE")
 
     # Conversation
     context_tokens: int = Field(default=120_000, ge=2_000, alias="SEEDBOT_CONTEXT_TOKENS")

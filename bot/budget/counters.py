@@ -1,6 +1,6 @@
 """Budget counter rows: one per scope and period, holding what is spent and reserved there (nano-dollars).
 
-A counter exists only where it is needed: it opens (`open_counters`) when a limited scope is first reserved in
+A counter exists only where it is needed: it opens (`open_counter`) when a limited scope is first reserved in
 a period, from the books (the ledger since the period began, and the active reservations made in it); a scope
 with no limit has none, so that the answers of a deployment without a global limit do not all queue for one row.
 Once open, a counter stays exact for its period, whatever its scope's limit becomes meanwhile:
@@ -13,26 +13,32 @@ Once open, a counter stays exact for its period, whatever its scope's limit beco
   reservation was made in (`_moved_by`). A reservation made before reservations kept their scopes moves the
   counters of the scopes it names.
 - That needs every reservation made before a counter opened to be committed when it opens, and none made after
-  to have planned without it: on PostgreSQL each transaction that reserves or settles holds a shared advisory
-  lock from its first statement (`share_books`, or `BOOKS_SHARED` inside that statement), and opening takes it
-  exclusively (`open_counters`); on SQLite a transaction holds the whole database already.
+  to have planned without it. On PostgreSQL each scope's books have an advisory lock (`scope_lock`): each
+  transaction that reserves or settles holds its scopes' shared from its first statement (`share_scopes`, or
+  `scopes_shared` inside that statement), and opening a counter takes its scope's exclusively
+  (`open_counter`), so it waits for that scope's calls only. On SQLite a transaction holds the whole
+  database already.
 
-Each function here works on all of a call's counters at once, on the transaction's `Connection`, in one
-statement; `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same statement) and, where
-a counter lacked room, undoes both with up to two more. The statements have one fixed shape per number of
-counters (parameters s0, p0, t0, s1, ...), so SQLAlchemy compiles each shape once: an expanding IN would be
-rendered anew at every execution, which cost more than running it.
+Each function here but `open_counter` works on all of a call's counters at once, on the transaction's
+`Connection`, in one statement; `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same
+statement) and, where a counter lacked room, undoes both with up to two more. The statements have one fixed
+shape per number of counters (parameters s0, p0, t0, s1, ...), so SQLAlchemy compiles each shape once: an
+expanding IN would be rendered anew at every execution, which cost more than running it.
 """
 
 from __future__ import annotations
 
 import functools
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
+    Select,
     and_,
     bindparam,
     case,
@@ -55,7 +61,7 @@ from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
 from bot.storage.engine import dialect_insert
-from bot.storage.precompiled import Precompiled, ResultRow
+from bot.storage.precompiled import Precompiled, Prelude, ResultRow
 from bot.storage.tables import Budget, BudgetCounter, Reservation, UsageEntry
 
 Counter = tuple[str, str, datetime]  # (scope key, period, period start): a counter row's primary key
@@ -79,56 +85,86 @@ def parse_counter_key(key: str) -> Counter:
 def channel_scope_of(reservation: ResultRow) -> str | None:
     """The channel scope of a reservation (a budget_reservations row), if it has one: among its `scope_keys`, or
     its counters' for one made before reservations kept their scopes."""
-    scopes = _scopes_of(reservation)
+    scopes = scopes_of(reservation)
     return next((scope for scope in scopes if scope != GLOBAL_SCOPE and split_person_scope(scope) is None), None)
 
 
 class CounterNotOpen(Exception):  # noqa: N818 - a signal to open, not a failure
     """A limited scope's counter for the current period does not exist yet (`counters`: each one's key, and
-    its period's end, naive UTC). Raised inside a transaction that reserves, which then rolls back: opening takes
-    the books exclusively, which a transaction holding them shared cannot (`BudgetManager.reserving` opens them
-    and runs the transaction again)."""
+    its period's end, naive UTC; one per scope). Raised inside a transaction that reserves, which then rolls back:
+    opening takes the scope's books exclusively, which a transaction holding them shared cannot
+    (`BudgetManager.reserving` opens them and runs the transaction again)."""
 
     def __init__(self, counters: list[tuple[Counter, datetime]]) -> None:
         super().__init__(f"counters not open yet: {counters}")
         self.counters = counters
 
 
-# An arbitrary 64-bit key naming seedbot's budget books among the database's advisory locks.
-_BOOKS_LOCK = 0x5EED_B00C
-# PostgreSQL's shared advisory lock on the books, as a one-row select (see `share_books`).
-BOOKS_SHARED = select(func.pg_advisory_xact_lock_shared(literal(_BOOKS_LOCK, BigInteger)).label("held"))
-_SHARE_BOOKS = Precompiled(BOOKS_SHARED)
-_TAKE_BOOKS = Precompiled(select(func.pg_advisory_xact_lock(literal(_BOOKS_LOCK, BigInteger)).label("held")))
+# Advisory locks in their two-key form: this class (an arbitrary number naming seedbot's budget books among the
+# database's advisory locks), then a scope key's hash (`scope_lock`).
+_BOOKS_LOCK_CLASS = 0x5EED_B00C
 
 
-def share_books(connection: Connection) -> None:
-    """On PostgreSQL, hold the budget books shared until the transaction ends (an advisory lock): the first
-    statement of every transaction that reserves or settles, so that no counter opens while one runs (see the
-    module's docstring). Taken first, it waits while holding no row lock another transaction could wait for.
+def scope_lock(scope_key: str) -> int:
+    """A scope's advisory lock key: the CRC-32 of its key as a signed 32-bit integer (PostgreSQL's int4). Two
+    scopes may share one; then opening the counter of one also waits for the other's calls, which costs time, not
+    exactness."""
+    crc = zlib.crc32(scope_key.encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+@functools.cache
+def _scope_locks(n: int, *, shared: bool) -> Select:
+    """One row taking the advisory locks of n scopes (parameters l0, l1, ...; in that order, which PostgreSQL
+    follows for a select list), shared or exclusive, until the transaction ends."""
+    take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
+    return select(*(take(literal(_BOOKS_LOCK_CLASS, Integer), cast(bindparam(f"l{i}"), Integer)).label(f"held{i}")
+                    for i in range(n)))
+
+
+@functools.cache
+def _scope_locks_run(n: int, *, shared: bool) -> Precompiled:
+    return Precompiled(_scope_locks(n, shared=shared))
+
+
+def scopes_shared(scope_keys: Iterable[str]) -> Prelude:
+    """The shared advisory locks of `scope_keys`' books (`scope_lock`), as a `Prelude` for a transaction's first
+    statement: what a transaction that reserves or settles in those scopes takes before anything else, so that
+    no counter of theirs opens while it runs (see the module's docstring). PostgreSQL only."""
+    locks = sorted({scope_lock(key) for key in scope_keys})
+    return Prelude(_scope_locks(len(locks), shared=True), {f"l{i}": lock for i, lock in enumerate(locks)})
+
+
+def share_scopes(connection: Connection, scope_keys: Iterable[str]) -> None:
+    """On PostgreSQL, hold the books of `scope_keys` shared until the transaction ends (`scopes_shared` as a
+    statement of its own). Taken first, it waits while holding no row lock another transaction could wait for.
     Nothing on SQLite, where a write transaction holds the whole database."""
     if connection.dialect.name == "postgresql":
-        _SHARE_BOOKS.run(connection, {})
+        prelude = scopes_shared(scope_keys)
+        if prelude.params:
+            _scope_locks_run(len(prelude.params), shared=True).run(connection, prelude.params)
 
 
-def open_counters(connection: Connection, counters: list[tuple[Counter, datetime]]) -> None:
-    """Open each of `counters` ((scope key, period, start), the period's end; naive UTC) that does not exist yet,
-    from the books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched
-    by their `scope_keys`, as `_moved_by` matches them back), and `opened_through` the highest reservation id
-    there is. In a transaction of its own, whose first statement this is: on PostgreSQL it takes the books
-    exclusively, so every reservation up to that id is committed and none after it planned without the counter."""
+def open_counter(connection: Connection, counter: Counter, period_end: datetime) -> None:
+    """Open `counter` ((scope key, period, start), its period's end; naive UTC) if it does not exist yet, from
+    the books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched by
+    their `scope_keys`, as `_moved_by` matches them back), and `opened_through` the highest reservation id there
+    is. In a transaction of its own, whose first statement this is: on PostgreSQL it takes the scope's books
+    exclusively, so every reservation of the scope up to that id is committed and none after it planned
+    without the counter. One counter per transaction: holding one exclusive lock, an opener can be in no cycle of
+    waits with the transactions that hold several shared."""
+    scope_key, period, start = counter
     if connection.dialect.name == "postgresql":
-        _TAKE_BOOKS.run(connection, {})
+        _scope_locks_run(1, shared=False).run(connection, {"l0": scope_lock(scope_key)})
     r = _RESERVATIONS.c
-    opened_through = connection.scalar(select(func.max(r.id)))
-    for (scope_key, period, start), end in counters:
-        reserved = connection.scalar(select(func.coalesce(func.sum(r.amount_nanos), 0)).where(
-            r.status == "active", r.created_at >= start, r.created_at < end,
-            (literal(";") + r.scope_keys + literal(";")).contains(f";{scope_key};", autoescape=True)))
-        connection.execute(dialect_insert(connection.dialect.name, _COUNTERS).values(
-            scope_key=scope_key, period=period, period_start=start, period_end=end, spent_nanos=ledger_spent(
-                connection, scope_key, start, end), reserved_nanos=int(reserved or 0), opened_through=opened_through,
-        ).on_conflict_do_nothing())
+    reserved = connection.scalar(select(func.coalesce(func.sum(r.amount_nanos), 0)).where(
+        r.status == "active", r.created_at >= start, r.created_at < period_end,
+        (literal(";") + r.scope_keys + literal(";")).contains(f";{scope_key};", autoescape=True)))
+    connection.execute(dialect_insert(connection.dialect.name, _COUNTERS).values(
+        scope_key=scope_key, period=period, period_start=start, period_end=period_end,
+        spent_nanos=ledger_spent(connection, scope_key, start, period_end), reserved_nanos=int(reserved or 0),
+        opened_through=connection.scalar(select(func.max(r.id))),
+    ).on_conflict_do_nothing())
 
 
 def read_counters(connection: Connection, counters: list[Counter], *, lock: bool) -> dict[str, ResultRow]:
@@ -229,7 +265,7 @@ def move(connection: Connection, reservation: ResultRow, *, reserved: int, spent
     key order first on PostgreSQL; one statement. With `returning`, the counters after the change (by
     `counter_key`, rows as `read_counters` gives them) and, read in the same statement, each one's scope's own
     budget row (`limit_nanos`, `limit_period`; both None where the scope has none and a default applies)."""
-    named, scopes = _named(reservation), _scopes_of(reservation)
+    named, scopes = _named(reservation), scopes_of(reservation)
     statement = _move_statement(len(named), len(scopes), lock_first=connection.dialect.name != "sqlite",
                                 returning=returning)
     params = _params(named) | {f"q{i}": scope for i, scope in enumerate(scopes)} | {
@@ -250,7 +286,7 @@ def _named(reservation: ResultRow) -> list[Counter]:
     return [parse_counter_key(key) for key in reservation.counter_keys.split(";") if key]
 
 
-def _scopes_of(reservation: ResultRow) -> list[str]:
+def scopes_of(reservation: ResultRow) -> list[str]:
     """A reservation's scopes: its `scope_keys`, or its counters' for one made before reservations kept their
     scopes (each named a counter of every scope then)."""
     return ([key for key in reservation.scope_keys.split(";") if key]
@@ -268,7 +304,7 @@ def _held_in(named: Any, scopes: Any, reservation_id: Any, created: Any) -> Any:
 
 def _moved_by(reservation: ResultRow) -> Any:
     """`move`'s counters of a reservation, as a WHERE clause of its values (`_move_statement` binds them)."""
-    named, scopes = _named(reservation), _scopes_of(reservation)
+    named, scopes = _named(reservation), scopes_of(reservation)
     return _held_in(tuple_(*_KEY_ORDER).in_(named) if named else false(),
                     _COUNTERS.c.scope_key.in_(scopes) if scopes else false(), reservation.id, reservation.created_at)
 

@@ -3,19 +3,21 @@ and the provider's usage (OpenAI's usage fields), whatever happened to the call.
 
 On PostgreSQL both are one statement: the reservation's `UPDATE … RETURNING` is a data-modifying CTE that the
 ledger's `INSERT … SELECT` reads (postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING), so a
-settlement costs one round trip fewer; the same statement takes the books shared (`counters.share_books`), a
-settlement's first. SQLite has no data-modifying CTEs; there they are two statements, which
-cost no round trip (the database is in the process).
+settlement costs one round trip fewer; the same statement takes the books of the reservation's scopes shared
+(`counters.scopes_shared`), a settlement's first. SQLite has no data-modifying CTEs; there they are two
+statements, which cost no round trip (the database is in the process).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import fields
 
-from sqlalchemy import bindparam, insert, select, true, update
+from sqlalchemy import Select, bindparam, insert, select, true, update
 from sqlalchemy.engine import Connection
 
-from bot.budget.counters import BOOKS_SHARED
+from bot.budget.counters import scopes_shared
 from bot.budget.outcomes import Settlement
 from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import Reservation, UsageEntry
@@ -31,29 +33,33 @@ _FROM_RESERVATION = {"channel_pk": "channel_pk", "thread_pk": "thread_pk", "rese
                      "user_id": "user_id", "kind": "kind", "reserved_nanos": "amount_nanos", "started_at": "created_at"}
 
 
-def _close_and_book() -> Precompiled:
+@functools.cache
+def _close_and_book(held: Select) -> Precompiled:
     closed = _CLOSE_ACTIVE.cte("closed")
     values = {column: closed.c[source] for column, source in _FROM_RESERVATION.items()} | {
         name: bindparam(f"o_{name}", type_=_LEDGER.c[name].type) for name in _OUTCOME}
     booked = insert(_LEDGER).from_select(list(values), select(*values.values())).cte("booked")
-    # The lock's one row on the left of a LEFT JOIN: it is read, and the lock taken, whatever `closed` holds.
-    held = BOOKS_SHARED.cte("held")
-    return Precompiled(select(closed).select_from(held.outerjoin(closed, true())).add_cte(booked))
+    # The locks' one row on the left of a LEFT JOIN: it is read, and the locks taken, whatever `closed` holds.
+    locks = held.cte("held")
+    return Precompiled(select(closed).select_from(locks.outerjoin(closed, true())).add_cte(booked))
 
 
-_CLOSE_ACTIVE_ONLY, _CLOSE_AND_BOOK, _LEDGER_ROW = (Precompiled(_CLOSE_ACTIVE), _close_and_book(),
-                                                     Precompiled(insert(_LEDGER)))
+_CLOSE_ACTIVE_ONLY, _LEDGER_ROW = Precompiled(_CLOSE_ACTIVE), Precompiled(insert(_LEDGER))
 
 
-def close_and_book(connection: Connection, reservation_id: int, status: str, outcome: Settlement) -> ResultRow | None:
-    """Give an active reservation its closing `status` and write its call's ledger row from `outcome`, in the
-    caller's transaction. Returns the reservation as it was read while closing, or None (and nothing written)
-    where it was not active. Raises `sqlalchemy.exc.IntegrityError` where its ledger row exists already (the
-    ledger's `reservation_pk` is unique), which cannot happen while only an active reservation is booked.
-    On PostgreSQL the same statement takes the books shared first (`counters.share_books`)."""
+def close_and_book(connection: Connection, reservation_id: int, scope_keys: Iterable[str], status: str,
+                   outcome: Settlement) -> ResultRow | None:
+    """Give an active reservation (of `scope_keys`) its closing `status` and write its call's ledger row from
+    `outcome`, in the caller's transaction. Returns the reservation as it was read while closing, or None (and
+    nothing written) where it was not active. Raises `sqlalchemy.exc.IntegrityError` where its ledger row exists
+    already (the ledger's `reservation_pk` is unique), which cannot happen while only an active reservation is
+    booked. On PostgreSQL the same statement takes the books of `scope_keys` shared first
+    (`counters.scopes_shared`)."""
     close = {"r_id": reservation_id, "r_status": status}
     if connection.dialect.name == "postgresql":
-        row = _CLOSE_AND_BOOK.first(connection, close | {f"o_{name}": getattr(outcome, name) for name in _OUTCOME})
+        held = scopes_shared(scope_keys)
+        row = _close_and_book(held.statement).first(connection, close | dict(held.params) | {
+            f"o_{name}": getattr(outcome, name) for name in _OUTCOME})
         return None if row is None or row.id is None else row
     closed = _CLOSE_ACTIVE_ONLY.first(connection, close)
     if closed is not None:

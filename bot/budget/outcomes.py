@@ -14,6 +14,8 @@ class Grant:
     amount_nanos: int
     max_tokens: int
     shrunk: bool
+    # The scopes the call reserved in (`scopes.call_scopes`): settling takes their books shared.
+    scope_keys: tuple[str, ...]
     web_search: bool = False
     thinking: bool = True
     # The scope whose nearly spent budget turned web search or thinking off, if any.

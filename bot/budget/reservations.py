@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, Unpack
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.counters import (
-    BOOKS_SHARED,
     RESERVE,
     Counter,
     CounterNotOpen,
@@ -36,12 +35,14 @@ from bot.budget.counters import (
     lock_counters_of,
     move,
     move_to_spent,
-    open_counters,
+    open_counter,
     parse_counter_key,
     read_counters,
     read_limits_and_counters,
     reserve_if_room,
-    share_books,
+    scopes_of,
+    scopes_shared,
+    share_scopes,
 )
 from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
 from bot.budget.limit_store import LimitStore, budget_row_keys
@@ -49,10 +50,10 @@ from bot.budget.limits import BudgetLimit, Period
 from bot.budget.outcomes import CallToReserve, Denial, Grant, Remaining, Settlement
 from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_for
 from bot.budget.pricing import PriceBook
-from bot.budget.scopes import GLOBAL_SCOPE, person_scope
+from bot.budget.scopes import call_scopes
 from bot.config import Settings
 from bot.storage.engine import Database
-from bot.storage.precompiled import ResultRow
+from bot.storage.precompiled import Prelude, ResultRow
 from bot.storage.tables import (
     BudgetCounter,
     Refusal,
@@ -95,7 +96,7 @@ class BudgetManager:
         once (one transaction, counter rows locked), degrading the call first if SEEDBOT_DEGRADE.
         A Grant is kept alive by the heartbeat until settled."""
         def work(connection: Connection) -> Grant | Denial:
-            share_books(connection)
+            share_scopes(connection, call_scopes(call["scope_key"], call["user_id"]))
             return self.reserve_in(connection, **call)
 
         granted = await self.reserving(lambda: self._db.run_core(work))
@@ -103,25 +104,26 @@ class BudgetManager:
             self.hold(granted)
         return granted
 
-    @property
-    def books_lock(self) -> Select | None:
-        """The books' shared lock as a one-row select, for a transaction that reserves to run inside its first
-        statement (`ConversationStore.claim_then(first=…)`; `share_books` is the same as a statement of its
-        own). None on SQLite, where a write transaction holds the whole database."""
-        return None if self._db.is_sqlite else BOOKS_SHARED
+    def scope_locks(self, scope_key: str, user_id: str) -> Prelude | None:
+        """The shared locks of the books a call of this person (`user_id`) in this channel (`scope_key`) reserves
+        in (`call_scopes`), as a one-row select for a transaction that reserves to run inside its first statement
+        (`ConversationStore.claim_then(first=…)`; `share_scopes` is the same as a statement of its own). None on
+        SQLite, where a write transaction holds the whole database."""
+        return None if self._db.is_sqlite else scopes_shared(call_scopes(scope_key, user_id))
 
     async def reserving(self, transaction: Callable[[], Awaitable[T]]) -> T:
-        """Run `transaction`, one that reserves (`reserve_in`), having taken the books shared first (`share_books`,
-        or `books_lock` inside its first statement). Where it met a limited scope whose counter for the period is
-        not open yet, it rolled back (`CounterNotOpen`): the counters open in a transaction of their own and it
-        runs again. Raises `CounterNotOpen` if that happens five times running (limits changing faster than a call
-        reserves), and whatever `transaction` raises."""
+        """Run `transaction`, one that reserves (`reserve_in`), having taken its scopes' books shared first
+        (`share_scopes`, or `scope_locks` inside its first statement). Where it met a limited scope whose counter
+        for the period is not open yet, it rolled back (`CounterNotOpen`): each counter opens in a transaction of
+        its own and it runs again. Raises `CounterNotOpen` if that happens five times running (limits changing
+        faster than a call reserves), and whatever `transaction` raises."""
         for _ in range(_OPEN_ATTEMPTS - 1):
             try:
                 return await transaction()
             except CounterNotOpen as missing:
-                await self._db.run_core(lambda connection, counters=missing.counters: open_counters(
-                    connection, counters))
+                for counter, period_end in missing.counters:
+                    await self._db.run_core(lambda connection, counter=counter, end=period_end: open_counter(
+                        connection, counter, end))
         return await transaction()
 
     def hold(self, grant: Grant) -> None:
@@ -135,7 +137,7 @@ class BudgetManager:
         amounts), for a caller that claims a message and reserves its call in one transaction; the caller
         passes a Grant to `hold` once that transaction committed. A Denial writes a refusal row."""
         now = self._clock()
-        keys = sorted([scope_key, person_scope(scope_key, user_id), GLOBAL_SCOPE])
+        keys = call_scopes(scope_key, user_id)
         size = CallSize(estimated_prompt_tokens, wanted_max_tokens, self._settings.min_answer_tokens, web_search)
         row = dict(channel_pk=channel_pk, thread_pk=thread_pk, user_id=user_id, kind=kind, status="active",
                    created_at=now, expires_at=now + timedelta(seconds=self._settings.reservation_ttl_seconds),
@@ -151,8 +153,8 @@ class BudgetManager:
             reservation_id = reserve_if_room(connection, books.named, books.limits,
                                              row | dict(counter_keys=named, amount_nanos=plan.amount_nanos))
             if reservation_id is not None:
-                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, False, thinking, None,
-                             books.channel_unlimited)
+                return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, False, tuple(keys), False, thinking,
+                             None, books.channel_unlimited)
         books = self._books(connection, scope_key, keys, now, lock=True)
         plan = plan_for(self._prices, books.states, size, thinking=thinking, degrade=self._settings.degrade)
         if not plan.fits:
@@ -169,7 +171,7 @@ class BudgetManager:
         reservation_id = RESERVE.scalar(connection, row | dict(counter_keys=";".join(counter_keys),
                                                                amount_nanos=plan.amount_nanos))
         return Grant(reservation_id, plan.amount_nanos, plan.max_tokens, plan.max_tokens < wanted_max_tokens,
-                     plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key,
+                     tuple(keys), plan.web_search, plan.thinking, plan.degraded_by and plan.degraded_by.scope_key,
                      books.channel_unlimited)
 
     async def settle(self, grant: Grant, outcome: Settlement, *, also: AlsoInTransaction | None = None) -> Remaining:
@@ -180,7 +182,8 @@ class BudgetManager:
         """
 
         def work(connection: Connection) -> Any:
-            reservation = closed = close_and_book(connection, grant.reservation_id, _closed_status(outcome), outcome)
+            reservation = closed = close_and_book(connection, grant.reservation_id, grant.scope_keys,
+                                                 _closed_status(outcome), outcome)
             if closed is None:
                 reservation = connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
                 if reservation is not None and reservation.status == "expired":
@@ -230,12 +233,20 @@ class BudgetManager:
     async def expire_stale(self, now: datetime | None = None) -> int:
         """Settle reservations whose process died, at their reserved amount. Returns how many."""
         now = now or self._clock()
-        query = (select(_RESERVATIONS).where(_RESERVATIONS.c.status == "active", _RESERVATIONS.c.expires_at < now)
-                 .order_by(_RESERVATIONS.c.id).with_for_update(skip_locked=not self._db.is_sqlite))
+        stale_now = (_RESERVATIONS.c.status == "active", _RESERVATIONS.c.expires_at < now)
+        seen = select(_RESERVATIONS.c.id, _RESERVATIONS.c.scope_keys, _RESERVATIONS.c.counter_keys).where(*stale_now)
 
         def work(connection: Connection) -> Any:
-            share_books(connection)
-            stale = connection.execute(query).all()
+            # The books of their scopes shared before any row is locked, as every transaction that settles takes
+            # them: a counter that opens after waits, one that opened before is visible to the next statements
+            # (PostgreSQL gives each statement its own snapshot).
+            found = connection.execute(seen).all()
+            if not found:
+                return 0
+            share_scopes(connection, {scope for reservation in found for scope in scopes_of(reservation)})
+            stale = connection.execute(
+                select(_RESERVATIONS).where(*stale_now, _RESERVATIONS.c.id.in_([r.id for r in found]))
+                .order_by(_RESERVATIONS.c.id).with_for_update(skip_locked=not self._db.is_sqlite)).all()
             lock_counters_of(connection, stale)
             for reservation in stale:
                 connection.execute(CLOSE, {"r_id": reservation.id, "r_status": "expired"})
@@ -318,7 +329,7 @@ class BudgetManager:
     def _scope_states(self, connection: Connection, scope_keys: list[str], now: datetime) -> list[ScopeState]:
         """The scopes' positions at `now`, in scope-key order, read without locking or writing: from each one's
         counter, or what the books say where it has none (the ledger since the period began, and the active
-        reservations made in it). Only a reservation opens a counter (`open_counters`)."""
+        reservations made in it). Only a reservation opens a counter (`open_counter`)."""
         keys = sorted(scope_keys)
         limits = self.limits.limits(connection, keys)
         bounds = {key: period_bounds(limits[key].period, now, self._settings.tz) for key in keys}

@@ -47,6 +47,12 @@ def person_scope(channel_scope_key: str, user_id: str) -> str:
     return f"{platform}:{user_id}@{channel_scope_key}"
 
 
+def call_scopes(channel_scope_key: str, user_id: str) -> list[str]:
+    """The scopes a call of this person in this channel reserves in, sorted: the channel's, the person's there
+    (`person_scope`), and `global`."""
+    return sorted([channel_scope_key, person_scope(channel_scope_key, user_id), GLOBAL_SCOPE])
+
+
 def split_person_scope(scope_key: str) -> tuple[str, str] | None:
     """`slack:U0456@slack:C0123` -> ("U0456", "slack:C0123"); None for a channel or global key."""
     person, at, channel = scope_key.partition("@")

@@ -132,10 +132,11 @@ class ChatService:
         if empty or wanted is not None:
             claimed = await self.store.claim(incoming, turn.text, turn_tokens)
         else:  # a question: the message claimed and its call reserved in one transaction
+            books = self.budget.scope_locks(self.store.channel_scope_of(incoming.thread), incoming.user_id)
             both = await self.budget.reserving(lambda: self.store.claim_then(
                 incoming, turn.text, turn_tokens, lambda connection, claimed: plan_answer(
                     connection, claimed, incoming, options, turn_tokens + self._system_tokens, self.settings,
-                    self.budget), first=self.budget.books_lock))
+                    self.budget), first=books))
             claimed, planned = both if both is not None else (None, None)
         platform = incoming.platform.value
         if claimed is None:

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import channel_scope
 from bot.chat.prompt import HistoryTurn
-from bot.domain import Incoming
+from bot.domain import Incoming, ThreadKey
 from bot.storage.engine import Database
-from bot.storage.precompiled import Precompiled
+from bot.storage.precompiled import Precompiled, Prelude
 from bot.storage.tables import Channel, Message, Thread, utcnow
 
 T = TypeVar("T")
@@ -39,8 +39,8 @@ _PLACE = Precompiled(_PLACE_QUERY)
 
 @functools.cache
 def _place_after(first: Select) -> Precompiled:
-    """`_PLACE` run after `first` (a one-row select) in one statement: `first` on the left of a LEFT JOIN, so
-    it runs whether or not the place exists (then every column is NULL)."""
+    """`_PLACE` run after `first` (a one-row select; its parameters given with the place's) in one statement:
+    `first` on the left of a LEFT JOIN, so it runs whether or not the place exists (then every column is NULL)."""
     found = _PLACE_QUERY.subquery("found")
     return Precompiled(select(*found.c).select_from(first.cte("first").outerjoin(found, true())))
 
@@ -106,6 +106,15 @@ class ConversationStore:
         # Most messages open a thread (a Slack mention in a channel, a Discord mention), so this is hot too.
         self._add_thread = Precompiled(db.insert(_THREADS).on_conflict_do_nothing().returning(_THREADS.c.id))
 
+    def channel_scope_of(self, key: ThreadKey) -> str:
+        """The budget key of the channel `key`'s thread is in (`scopes.channel_scope`; with the workspace where
+        this deployment keys its platform's budgets by workspace), as a claim of it gives it in
+        `ChannelInfo.scope_key`."""
+        return channel_scope(key.platform.value, key.channel_id, self._budget_workspace(key))
+
+    def _budget_workspace(self, key: ThreadKey) -> str | None:
+        return key.workspace_id if key.platform.value in self._workspace_scoped else None
+
     async def claim(self, incoming: Incoming, text: str, token_estimate: int) -> Claimed | None:
         """Record the user's message, or return None if this message was seen before (a retry, a
         replay, another replica). One transaction: the unique dedup key decides."""
@@ -113,11 +122,11 @@ class ConversationStore:
 
     async def claim_then(self, incoming: Incoming, text: str, token_estimate: int,
                          then: Callable[[Connection, Claimed], T], *,
-                         first: Select | None = None) -> tuple[Claimed, T] | None:
+                         first: Prelude | None = None) -> tuple[Claimed, T] | None:
         """`claim`, and if the message is this process's to answer, `then(connection, claimed)` in the same
         transaction (an answer's reservation: one transaction where there were two). `first`, a one-row select
-        (a lock the transaction must take before any other), runs inside the transaction's first statement. None
-        for a message seen before; whatever `then` raises rolls the claim back too."""
+        and its parameters (locks the transaction must take before any other), runs inside the transaction's
+        first statement. None for a message seen before; whatever `then` raises rolls the claim back too."""
         def work(connection: Connection) -> tuple[Claimed, T] | None:
             claimed = self._claim(connection, incoming, text, token_estimate, first)
             return None if claimed is None else (claimed, then(connection, claimed))
@@ -125,13 +134,14 @@ class ConversationStore:
         return await self._db.run_core(work)
 
     def _claim(self, connection: Connection, incoming: Incoming, text: str, token_estimate: int,
-               first: Select | None = None) -> Claimed | None:
+               first: Prelude | None = None) -> Claimed | None:
         # Core statements: the hot path needs rows, not ORM entities (identity map, unit of work), and
         # each statement here runs once per answer.
         key = incoming.thread
         where = {"platform": key.platform.value, "workspace_id": key.workspace_id, "channel_id": key.channel_id,
                  "thread_id": key.thread_id}
-        found = (_PLACE if first is None else _place_after(first)).first(connection, where)
+        found = (_PLACE.first(connection, where) if first is None else
+                 _place_after(first.statement).first(connection, where | dict(first.params)))
         if found is None or found.channel_pk is None:
             connection.execute(self._db.insert(_CHANNELS).values(
                 platform=key.platform.value, workspace_id=key.workspace_id, channel_id=key.channel_id,
@@ -168,8 +178,7 @@ class ConversationStore:
             connection, {"thread_pk": place["thread_pk"], "floor_pk": place["floor_pk"], "before_pk": message_pk})]
         return Claimed(
             ChannelInfo(place["channel_pk"], key.platform.value, key.channel_id, place["web_search"],
-                        place["reasoning_effort"],
-                        key.workspace_id if key.platform.value in self._workspace_scoped else None),
+                        place["reasoning_effort"], self._budget_workspace(key)),
             ThreadInfo(place["thread_pk"], place["floor_pk"], place["last_prompt_estimate"],
                        place["last_prompt_actual"]),
             message_pk, history,

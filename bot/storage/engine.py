@@ -89,12 +89,21 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, sqlite_query_only: bool = False,
-                  **kw: Any) -> AsyncEngine:
+# Most PostgreSQL connections one process's pool holds, all kept once made. A pool of 10 with 20 of "overflow"
+# (SQLAlchemy's default shape) reaches the same 30, but closes an overflow connection as soon as it comes back
+# while 10 wait idle: under load it opened one connection per 5 answers, each a login and every statement
+# prepared again (docs/BENCHMARKS.md, ninth session).
+POOL_SIZE = 30
+
+
+def create_engine(url: str, *, pool_size: int = POOL_SIZE, ping_after_idle_seconds: float | None = None,
+                  sqlite_query_only: bool = False, **kw: Any) -> AsyncEngine:
     """An async engine for `url` (see `normalise_url`); `kw` goes to SQLAlchemy's `create_async_engine`. A
-    PostgreSQL pool pings a connection idle `ping_after_idle_seconds` or more (default PING_AFTER_IDLE_SECONDS)
-    before handing it out; SQLite has no connection to lose. With `sqlite_query_only`, a SQLite engine's
-    connections refuse writes (`PRAGMA query_only`) and begin deferred, so WAL lets them read beside the writer."""
+    PostgreSQL pool keeps up to `pool_size` connections open (none beyond: a transaction past them waits for one,
+    up to SQLAlchemy's `pool_timeout`, 30 s) and pings a connection idle `ping_after_idle_seconds` or more
+    (default PING_AFTER_IDLE_SECONDS) before handing it out; SQLite has no connection to lose. With
+    `sqlite_query_only`, a SQLite engine's connections refuse writes (`PRAGMA query_only`) and begin deferred, so
+    WAL lets them read beside the writer."""
     url = normalise_url(url)
     if is_sqlite(url):
         # A connection goes back to the pool rolled back (SQLAlchemy's default): a session cancelled between
@@ -103,9 +112,7 @@ def create_engine(url: str, *, ping_after_idle_seconds: float | None = None, sql
         engine = create_async_engine(url, connect_args=_SQLITE_CONNECT_ARGS, **kw)
         _configure_sqlite(engine, query_only=sqlite_query_only)
         return engine
-    kw.setdefault("pool_size", 10)
-    kw.setdefault("max_overflow", 20)
-    engine = create_async_engine(url, **kw)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, **kw)
     if not kw.get("pool_pre_ping"):
         _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS if ping_after_idle_seconds is None else ping_after_idle_seconds)
     return engine

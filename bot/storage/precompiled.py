@@ -21,15 +21,23 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, exc
+from sqlalchemy import Insert, Select, exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
 Processor = Callable[[Any], Any] | None
 # A result row read by column name (`row.status`): SQLAlchemy's Row, or the named tuple `Precompiled` returns.
 ResultRow = Any
+
+
+class Prelude(NamedTuple):
+    """A one-row select for a transaction to run inside its first statement (locks it must take before any
+    other), and its parameters."""
+
+    statement: Select
+    params: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

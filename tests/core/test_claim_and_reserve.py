@@ -191,11 +191,11 @@ async def test_a_periods_first_call_opens_its_counter_first_and_a_web_search_cal
 async def test_an_answer_runs_twelve_statements_on_sqlite_and_ten_on_postgresql(
         core_for, database_url: str, fake_seed: FakeSeed, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each statement is a round trip to PostgreSQL. Claim 3 (channel and thread, the message, the history; on
-    PostgreSQL the first also takes the books shared, `BudgetManager.books_lock`), reserve 2 (limits and counters
-    in one read, then the reservation row and its counters' UPDATE: two statements on SQLite, one data-modifying
-    CTE on PostgreSQL), settle 5 (the reservation closed with its ledger row, likewise two on SQLite and on
-    PostgreSQL one that also takes the books shared, the answer's three statements, the counters); BEGIN and
-    COMMIT aside."""
+    PostgreSQL the first also takes the books of the call's scopes shared, `BudgetManager.scope_locks`), reserve
+    2 (limits and counters in one read, then the reservation row and its counters' UPDATE: two statements on
+    SQLite, one data-modifying CTE on PostgreSQL), settle 5 (the reservation closed with its ledger row, likewise
+    two on SQLite and on PostgreSQL one that also takes those books shared, the answer's three statements, the
+    counters); BEGIN and COMMIT aside."""
     core = await core_for(database_url)
     fake_seed.script(Reply(content="Opened."), Reply(content="Sorted."))
     # The day's first answer opens its counters; the second is the usual one.

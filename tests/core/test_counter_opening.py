@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.util import await_only
 
 from bot.budget import reservations
-from bot.budget.counters import counter_key, open_counters
+from bot.budget.counters import counter_key, open_counter, scope_lock
 from bot.budget.outcomes import Grant, Settlement
 from bot.budget.reservations import BudgetManager
-from bot.budget.scopes import GLOBAL_SCOPE, channel_scope
+from bot.budget.scopes import GLOBAL_SCOPE, call_scopes, channel_scope
 from bot.domain import NANOS_PER_USD
 from tests.books import read_books
 from tests.factories import incoming
@@ -79,7 +79,7 @@ async def test_a_call_running_across_its_channels_period_change_releases_the_new
 async def test_a_global_limit_set_while_many_calls_run_keeps_the_books_exact(core_for, database_url: str) -> None:
     """Sixty calls reserved and settled concurrently while an admin sets, removes and sets again a global limit:
     every counter that opened, opened while others reserved and settled, and ends exact (spent equal to the
-    ledger, nothing reserved). On PostgreSQL this is what the books lock is for: without it a call planned
+    ledger, nothing reserved). On PostgreSQL this is what the scopes' locks are for: without it a call planned
     before a counter opened and committed after escaped it."""
     core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none", SEEDBOT_GLOBAL_BUDGET="none")
     await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
@@ -135,6 +135,45 @@ async def test_a_counter_opens_only_once_the_reservations_planned_without_it_are
     assert books.counter(GLOBAL_SCOPE).spent_nanos == 2 * NANOS_PER_USD and books.balanced()
 
 
+async def test_opening_a_channels_counter_waits_for_that_channels_calls_only(
+        core_for, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scope's books have a lock of their own: while a call of channel 2 is held between its read and its
+    INSERT, channel 1's first call under a new limit opens channel 1's counter and is granted (with one lock for
+    all the books it waited for channel 2's call). A call of channel 1 held the same way makes the opener of its
+    week's counter wait, and is counted there."""
+    core = await core_for(postgres_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    for channel in ("C1", "C2"):
+        await core.store.claim(incoming("creates the channel", channel=channel, message_id=f"warm-{channel}"), "", 0)
+    other = CALL | dict(channel_pk=2, scope_key=channel_scope("slack", "C2"))
+    assert len({scope_lock(key) for key in call_scopes(SCOPE, "U1") + call_scopes(other["scope_key"], "U1")}) == 5
+    reserve_if_room = reservations.reserve_if_room
+    for held_call, limit, waits in ((other, "10/day", False), (CALL, "20/week", True)):
+        planned, release = asyncio.Event(), asyncio.Event()
+
+        def held(connection: Any, *args: Any, planned: asyncio.Event = planned, release: asyncio.Event = release
+                 ) -> int | None:
+            if not planned.is_set():
+                planned.set()
+                await_only(release.wait())
+            return reserve_if_room(connection, *args)
+
+        monkeypatch.setattr(reservations, "reserve_if_room", held)
+        slow = asyncio.create_task(core.budget.reserve(**held_call))
+        await planned.wait()
+        monkeypatch.setattr(reservations, "reserve_if_room", reserve_if_room)
+        await core.budget.limits.set_limit(SCOPE, limit, "test")
+        opening = asyncio.create_task(core.budget.reserve(**CALL))
+        done, _ = await asyncio.wait([opening], timeout=1.0)
+        assert (not done) == waits
+        release.set()
+        for grant in (await slow, await opening):
+            assert isinstance(grant, Grant)
+            await core.budget.settle(grant, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
+    books = await read_books(core.db)
+    assert sorted((c.scope_key, c.period, c.spent_nanos, c.reserved_nanos) for c in books.counters) == [
+        (SCOPE, "day", 3 * NANOS_PER_USD, 0), (SCOPE, "week", 3 * NANOS_PER_USD, 0)] and books.balanced()
+
+
 async def test_a_counter_opened_after_its_period_ended_takes_none_of_the_next_periods_calls(
         core_for, database_url: str) -> None:
     """A reservation attempt just before midnight finds day D's counter not open; the counter opens only after
@@ -146,7 +185,7 @@ async def test_a_counter_opened_after_its_period_ended_takes_none_of_the_next_pe
     now = [day + timedelta(days=1, seconds=1)]
     budget = BudgetManager(core.db, core.settings, core.prices, clock=lambda: now[0])
     running = await budget.reserve(**CALL)
-    await core.db.run_core(lambda connection: open_counters(connection, [((SCOPE, "day", day), day + timedelta(1))]))
+    await core.db.run_core(lambda connection: open_counter(connection, (SCOPE, "day", day), day + timedelta(1)))
     await budget.settle(running, Settlement(status="ok", cost_nanos=NANOS_PER_USD))
     state = await budget.scope_state(SCOPE, at=day + timedelta(hours=23))
     assert (state.spent_nanos, state.reserved_nanos) == (0, 0)

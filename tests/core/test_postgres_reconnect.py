@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -62,3 +62,19 @@ async def test_a_connection_lost_in_use_fails_once_and_the_pool_is_renewed(postg
             assert await db.run_core(lambda connection: _CHANNEL.rows(connection, {"pk": 1})) == []
     finally:
         await db.dispose()
+
+
+async def test_the_pool_keeps_the_connections_it_made_and_makes_no_more_than_its_size(
+        core_for, postgres_url: str) -> None:
+    """SEEDBOT_DATABASE_POOL_SIZE connections at most, each kept once made: three bursts of twelve transactions
+    through a pool of four open four connections in all. SQLAlchemy's default shape (a few kept, more made for a
+    burst and closed as each came back) opened connections for every burst."""
+    core = await core_for(postgres_url, SEEDBOT_DATABASE_POOL_SIZE="4")
+    db = core.db
+    connects = [0]
+    event.listen(db.engine.sync_engine.pool, "connect", lambda *_: connects.__setitem__(0, connects[0] + 1))
+    await db.engine.dispose()  # the connections build_core made are closed; the count starts at none
+    for _ in range(3):
+        await _fill_pool(db, 12)
+    assert connects[0] == 4
+    assert db.engine.sync_engine.pool.checkedin() == 4
