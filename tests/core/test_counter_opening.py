@@ -31,6 +31,22 @@ async def reserve(core) -> Grant:  # noqa: ANN001
     return grant
 
 
+def hold_the_next_reservation(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The next call to reserve stops between its read and its INSERT (`planned` is set then) until `release` is
+    set, holding its transaction and its locks; the calls after it run through."""
+    planned, release = asyncio.Event(), asyncio.Event()
+    reserve_if_room = reservations.reserve_if_room
+
+    def held(connection: Any, *args: Any) -> int | None:
+        if not planned.is_set():
+            planned.set()
+            await_only(release.wait())
+        return reserve_if_room(connection, *args)
+
+    monkeypatch.setattr(reservations, "reserve_if_room", held)
+    return planned, release
+
+
 async def test_no_limit_no_counter_and_a_global_limit_set_mid_call_is_released_by_that_call(
         core_for, database_url: str) -> None:
     """Without a global limit no answer touches a global counter. A call reserved then is counted when a limit
@@ -110,16 +126,7 @@ async def test_a_counter_opens_only_once_the_reservations_planned_without_it_are
     reservation committed naming no counter and with an id above `opened_through`, and escaped the limit."""
     core = await core_for(postgres_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
     await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
-    planned, release = asyncio.Event(), asyncio.Event()
-    reserve_if_room = reservations.reserve_if_room
-
-    def held(connection: Any, *args: Any) -> int | None:
-        if not planned.is_set():
-            planned.set()
-            await_only(release.wait())
-        return reserve_if_room(connection, *args)
-
-    monkeypatch.setattr(reservations, "reserve_if_room", held)
+    planned, release = hold_the_next_reservation(monkeypatch)
     slow = asyncio.create_task(core.budget.reserve(**CALL))
     await planned.wait()
     await core.budget.limits.set_limit(GLOBAL_SCOPE, "10/day", "test")
@@ -146,21 +153,10 @@ async def test_opening_a_channels_counter_waits_for_that_channels_calls_only(
         await core.store.claim(incoming("creates the channel", channel=channel, message_id=f"warm-{channel}"), "", 0)
     other = CALL | dict(channel_pk=2, scope_key=channel_scope("slack", "C2"))
     assert len({scope_lock(key) for key in call_scopes(SCOPE, "U1") + call_scopes(other["scope_key"], "U1")}) == 5
-    reserve_if_room = reservations.reserve_if_room
     for held_call, limit, waits in ((other, "10/day", False), (CALL, "20/week", True)):
-        planned, release = asyncio.Event(), asyncio.Event()
-
-        def held(connection: Any, *args: Any, planned: asyncio.Event = planned, release: asyncio.Event = release
-                 ) -> int | None:
-            if not planned.is_set():
-                planned.set()
-                await_only(release.wait())
-            return reserve_if_room(connection, *args)
-
-        monkeypatch.setattr(reservations, "reserve_if_room", held)
+        planned, release = hold_the_next_reservation(monkeypatch)
         slow = asyncio.create_task(core.budget.reserve(**held_call))
         await planned.wait()
-        monkeypatch.setattr(reservations, "reserve_if_room", reserve_if_room)
         await core.budget.limits.set_limit(SCOPE, limit, "test")
         opening = asyncio.create_task(core.budget.reserve(**CALL))
         done, _ = await asyncio.wait([opening], timeout=1.0)
