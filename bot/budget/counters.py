@@ -13,11 +13,10 @@ Once open, a counter stays exact for its period, whatever its scope's limit beco
   reservation was made in (`_moved_by`). A reservation made before reservations kept their scopes moves the
   counters of the scopes it names.
 - That needs every reservation made before a counter opened to be committed when it opens, and none made after
-  to have planned without it. On PostgreSQL each scope's books have an advisory lock (`scope_lock`): each
-  transaction that reserves or settles holds its scopes' shared from its first statement (`share_scopes`, or
-  `scopes_shared` inside that statement), and opening a counter takes its scope's exclusively
-  (`open_counter`), so it waits for that scope's calls only. On SQLite a transaction holds the whole
-  database already.
+  to have planned without it. On PostgreSQL each scope's books have an advisory lock (`bot.budget.locks`):
+  each transaction that reserves or settles holds its scopes' shared from its first statement, and opening a
+  counter takes its scope's exclusively (`open_counter`), so it waits for that scope's calls only. On SQLite a
+  transaction holds the whole database already.
 
 Each function here but `open_counter` works on all of a call's counters at once, on the transaction's
 `Connection`, in one statement; `reserve_if_room` also inserts the reservation row (on PostgreSQL in that same
@@ -29,16 +28,12 @@ expanding IN would be rendered anew at every execution, which cost more than run
 from __future__ import annotations
 
 import functools
-import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Integer,
-    Select,
     and_,
     bindparam,
     case,
@@ -59,9 +54,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from bot.budget.locks import take_scope
 from bot.budget.scopes import GLOBAL_SCOPE, scope_filter, split_person_scope
 from bot.storage.engine import dialect_insert
-from bot.storage.precompiled import Precompiled, Prelude, ResultRow
+from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import Budget, BudgetCounter, Reservation, UsageEntry
 
 Counter = tuple[str, str, datetime]  # (scope key, period, period start): a counter row's primary key
@@ -100,51 +96,6 @@ class CounterNotOpen(Exception):  # noqa: N818 - a signal to open, not a failure
         self.counters = counters
 
 
-# Advisory locks in their two-key form: this class (an arbitrary number naming seedbot's budget books among the
-# database's advisory locks), then a scope key's hash (`scope_lock`).
-_BOOKS_LOCK_CLASS = 0x5EED_B00C
-
-
-def scope_lock(scope_key: str) -> int:
-    """A scope's advisory lock key: the CRC-32 of its key as a signed 32-bit integer (PostgreSQL's int4). Two
-    scopes may share one; then opening the counter of one also waits for the other's calls, which costs time, not
-    exactness."""
-    crc = zlib.crc32(scope_key.encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-@functools.cache
-def _scope_locks(n: int, *, shared: bool) -> Select:
-    """One row taking the advisory locks of n scopes (parameters l0, l1, ...; in that order, which PostgreSQL
-    follows for a select list), shared or exclusive, until the transaction ends."""
-    take = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
-    return select(*(take(literal(_BOOKS_LOCK_CLASS, Integer), cast(bindparam(f"l{i}"), Integer)).label(f"held{i}")
-                    for i in range(n)))
-
-
-@functools.cache
-def _scope_locks_run(n: int, *, shared: bool) -> Precompiled:
-    return Precompiled(_scope_locks(n, shared=shared))
-
-
-def scopes_shared(scope_keys: Iterable[str]) -> Prelude:
-    """The shared advisory locks of `scope_keys`' books (`scope_lock`), as a `Prelude` for a transaction's first
-    statement: what a transaction that reserves or settles in those scopes takes before anything else, so that
-    no counter of theirs opens while it runs (see the module's docstring). PostgreSQL only."""
-    locks = sorted({scope_lock(key) for key in scope_keys})
-    return Prelude(_scope_locks(len(locks), shared=True), {f"l{i}": lock for i, lock in enumerate(locks)})
-
-
-def share_scopes(connection: Connection, scope_keys: Iterable[str]) -> None:
-    """On PostgreSQL, hold the books of `scope_keys` shared until the transaction ends (`scopes_shared` as a
-    statement of its own). Taken first, it waits while holding no row lock another transaction could wait for.
-    Nothing on SQLite, where a write transaction holds the whole database."""
-    if connection.dialect.name == "postgresql":
-        prelude = scopes_shared(scope_keys)
-        if prelude.params:
-            _scope_locks_run(len(prelude.params), shared=True).run(connection, prelude.params)
-
-
 def open_counter(connection: Connection, counter: Counter, period_end: datetime) -> None:
     """Open `counter` ((scope key, period, start), its period's end; naive UTC) if it does not exist yet, from
     the books: spent is the scope's ledger in the period, reserved its active reservations made in it (matched by
@@ -154,8 +105,7 @@ def open_counter(connection: Connection, counter: Counter, period_end: datetime)
     without the counter. One counter per transaction: holding one exclusive lock, an opener can be in no cycle of
     waits with the transactions that hold several shared."""
     scope_key, period, start = counter
-    if connection.dialect.name == "postgresql":
-        _scope_locks_run(1, shared=False).run(connection, {"l0": scope_lock(scope_key)})
+    take_scope(connection, scope_key)
     r = _RESERVATIONS.c
     reserved = connection.scalar(select(func.coalesce(func.sum(r.amount_nanos), 0)).where(
         r.status == "active", r.created_at >= start, r.created_at < period_end,

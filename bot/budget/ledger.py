@@ -17,7 +17,7 @@ from dataclasses import fields
 from sqlalchemy import Select, bindparam, insert, select, true, update
 from sqlalchemy.engine import Connection
 
-from bot.budget.counters import scopes_shared
+from bot.budget.locks import scopes_shared
 from bot.budget.outcomes import Settlement
 from bot.storage.precompiled import Precompiled, ResultRow
 from bot.storage.tables import Reservation, UsageEntry

@@ -41,12 +41,11 @@ from bot.budget.counters import (
     read_limits_and_counters,
     reserve_if_room,
     scopes_of,
-    scopes_shared,
-    share_scopes,
 )
 from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
 from bot.budget.limit_store import LimitStore, budget_row_keys
 from bot.budget.limits import BudgetLimit, Period
+from bot.budget.locks import scopes_shared, share_scopes
 from bot.budget.outcomes import CallToReserve, Denial, Grant, Remaining, Settlement
 from bot.budget.periods import CallSize, ScopeState, period_bounds, plan_for
 from bot.budget.pricing import PriceBook

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy.util import await_only
 
 from bot.budget import reservations
-from bot.budget.counters import counter_key, open_counter, scope_lock
+from bot.budget.counters import counter_key, open_counter
+from bot.budget.locks import scope_lock
 from bot.budget.outcomes import Grant, Settlement
 from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import GLOBAL_SCOPE, call_scopes, channel_scope
