@@ -113,6 +113,7 @@ class BotProcess:
             try:
                 await self.scheduler.tick()
                 await self.retention.tick()
+                await self.core.budget.prune_closed()
             except Exception:  # noqa: BLE001 - whatever failed is retried next interval
                 log.exception("maintenance tick failed")
             await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)

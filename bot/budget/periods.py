@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.budget.limits import BudgetLimit, Period
+from bot.budget.outcomes import Remaining
 from bot.budget.pricing import PriceBook
 
 
@@ -60,6 +61,11 @@ class ScopeState:
         if self.limit.limit_nanos is None:
             return False
         return self.spent_nanos >= self.limit.limit_nanos * NEARLY_SPENT_PERCENT // 100
+
+    def remaining(self) -> Remaining:
+        """The scope's position as the footer and `/seed budget` show it."""
+        return Remaining(self.available_nanos, self.limit.limit_nanos, self.scope_key, self.period_end,
+                         self.spent_nanos)
 
 
 @dataclass(frozen=True, slots=True)

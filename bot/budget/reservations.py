@@ -42,7 +42,7 @@ from bot.budget.counters import (
     reserve_if_room,
     scopes_of,
 )
-from bot.budget.ledger import CLOSE, close_and_book, write_ledger_row
+from bot.budget.ledger import CLOSE, PRUNE_BATCH, close_and_book, closed_status, prune_closed, write_ledger_row
 from bot.budget.limit_store import LimitStore, budget_row_keys
 from bot.budget.limits import BudgetLimit, Period
 from bot.budget.locks import scopes_shared, share_scopes
@@ -53,13 +53,7 @@ from bot.budget.scopes import call_scopes
 from bot.config import Settings
 from bot.storage.engine import Database
 from bot.storage.precompiled import Prelude, ResultRow
-from bot.storage.tables import (
-    BudgetCounter,
-    Refusal,
-    Reservation,
-    UsageEntry,
-    utcnow,
-)
+from bot.storage.tables import Refusal, Reservation, UsageEntry, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +62,12 @@ AlsoInTransaction = Callable[[Connection], None]
 T = TypeVar("T")
 # How often a transaction that reserves runs, opening the counters it found missing in between.
 _OPEN_ATTEMPTS = 5
+# How long a closed reservation is kept after its call was last known alive: a settlement that arrives after
+# its reservation expired corrects it (`_correct_expired`); nothing else reads a closed one.
+CLOSED_KEPT = timedelta(days=7)
 
 # Built once: each runs for every call, and building a statement costs more than running it.
-_COUNTERS, _RESERVATIONS, _LEDGER = BudgetCounter.__table__, Reservation.__table__, UsageEntry.__table__
+_RESERVATIONS, _LEDGER = Reservation.__table__, UsageEntry.__table__
 _RESERVATION_LOCKED = select(_RESERVATIONS).where(_RESERVATIONS.c.id == bindparam("r_id")).with_for_update()
 _REFUSAL = insert(Refusal.__table__)
 
@@ -182,7 +179,7 @@ class BudgetManager:
 
         def work(connection: Connection) -> Any:
             reservation = closed = close_and_book(connection, grant.reservation_id, grant.scope_keys,
-                                                 _closed_status(outcome), outcome)
+                                                 closed_status(outcome), outcome)
             if closed is None:
                 reservation = connection.execute(_RESERVATION_LOCKED, {"r_id": grant.reservation_id}).first()
                 if reservation is not None and reservation.status == "expired":
@@ -261,6 +258,16 @@ class BudgetManager:
             log.warning("settled %d stale reservations at their reserved amount", expired)
         return expired
 
+    async def prune_closed(self, *, batches: int = 10) -> int:
+        """Delete reservations closed and dead for CLOSED_KEPT (`ledger.prune_closed`), up to `batches`
+        transactions of PRUNE_BATCH; the maintenance loop's, every minute. Returns how many."""
+        before, pruned = self._clock() - CLOSED_KEPT, 0
+        for _ in range(batches):
+            pruned += (deleted := await self._db.run_core(lambda connection: prune_closed(connection, before)))
+            if deleted < PRUNE_BATCH:
+                break
+        return pruned
+
     async def remaining(self, scope_key: str) -> Remaining:
         return await self._db.run_core(lambda connection: self._remaining(connection, scope_key))
 
@@ -282,7 +289,7 @@ class BudgetManager:
             return
         difference = outcome.cost_nanos - entry.cost_nanos
         move(connection, reservation, reserved=0, spent=difference)
-        connection.execute(CLOSE, {"r_id": reservation.id, "r_status": _closed_status(outcome)})
+        connection.execute(CLOSE, {"r_id": reservation.id, "r_status": closed_status(outcome)})
         corrected = {name: getattr(outcome, name) for name in (
             "model", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "web_searches",
             "cost_nanos", "usage_known", "status", "first_token_ms", "duration_ms")}
@@ -344,7 +351,7 @@ class BudgetManager:
         return states
 
     def _remaining(self, connection: Connection, scope_key: str) -> Remaining:
-        return _remaining_of(self._scope_states(connection, [scope_key], self._clock())[0])
+        return self._scope_states(connection, [scope_key], self._clock())[0].remaining()
 
     def _remaining_after(self, connection: Connection, grant: Grant, reservation: ResultRow | None,
                          counters: dict[str, ResultRow]) -> Remaining:
@@ -366,7 +373,7 @@ class BudgetManager:
         counter = counters.get(counter_key(scope_key, limit.period.value, start))
         if counter is None:
             return self._remaining(connection, scope_key)
-        return _remaining_of(ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos))
+        return ScopeState(scope_key, limit, start, end, counter.spent_nanos, counter.reserved_nanos).remaining()
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,13 +387,3 @@ class _Books:
     named: list[Counter]
     limits: list[int | None]
     channel_unlimited: bool
-
-
-def _closed_status(outcome: Settlement) -> str:
-    """What a settled reservation's status becomes: nothing charged releases it."""
-    return "released" if outcome.cost_nanos == 0 else "settled"
-
-
-def _remaining_of(state: ScopeState) -> Remaining:
-    return Remaining(state.available_nanos, state.limit.limit_nanos, state.scope_key, state.period_end,
-                     state.spent_nanos)

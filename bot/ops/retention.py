@@ -4,7 +4,8 @@ What goes: threads and their messages (the text people wrote and the answers to 
 ledger, budget counters, refusals and deliveries, which hold ids and money but no text, so spend
 history and summaries stay exact after a thread is gone. A ledger row (and a reservation) loses
 only its reference to the deleted thread; the schema's ON DELETE SET NULL says the same, and the
-explicit UPDATE keeps it true where a connection runs without foreign-key enforcement.
+explicit UPDATE keeps it true where a connection runs without foreign-key enforcement. (A closed reservation
+itself goes a week after its call ended, whatever the retention: `BudgetManager.prune_closed`.)
 
 Deletions run in batches of `BATCH_SIZE` threads, one transaction each, so a large first sweep
 never holds the write lock (SQLite) or many row locks (PostgreSQL) for long.

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.util import await_only
 
 from bot.budget import counters
 from bot.budget.outcomes import Grant, Settlement
+from bot.budget.reservations import CLOSED_KEPT, BudgetManager
 from bot.config import Settings
 from bot.domain import Platform
-from bot.storage.tables import utcnow
+from bot.storage.tables import Reservation, utcnow
 from tests.books import read_books
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
@@ -145,3 +146,75 @@ async def test_expiring_several_reservations_beside_a_settlement_does_not_deadlo
     assert expired == 2
     books = await read_books(core.db)
     assert not books.active_reservations and books.balanced()
+
+
+async def test_closed_reservations_are_pruned_a_week_after_their_call_ended(core_for, database_url: str) -> None:
+    """A reservation closed (settled, released or expired) and dead for more than `CLOSED_KEPT` is deleted, oldest
+    first; its ledger row stays, and the books with it. An active one stays whatever its age, a recent closed one
+    stays, and so does the highest id (SQLite would give it again, and the ledger's reservation_pk is unique)."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="5/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    now = [datetime(2030, 1, 9, 10)]
+    budget = BudgetManager(core.db, core.settings, core.prices, clock=lambda: now[0])
+    call: Any = dict(channel_pk=1, scope_key="slack:C1", thread_pk=None, user_id="U1", kind="chat",
+                     estimated_prompt_tokens=10, wanted_max_tokens=10, web_search=False)
+
+    async def grant() -> Grant:
+        granted = await budget.reserve(**call)
+        assert isinstance(granted, Grant)
+        return granted
+
+    async def settled(cost_nanos: int) -> Grant:
+        granted = await grant()
+        await budget.settle(granted, Settlement(status="ok", cost_nanos=cost_nanos))
+        return granted
+
+    settled_long_ago, released, dead = await settled(1_000), await settled(0), await grant()
+    now[0] += timedelta(hours=1)
+    assert await budget.expire_stale() == 1
+    running = await grant()
+    budget._live.discard(running.reservation_id)  # left active past its expiry: only expire_stale closes it
+    newest = await settled(2_000)
+    now[0] += CLOSED_KEPT + timedelta(days=1)
+    assert await budget.prune_closed() == 3
+    books = await read_books(core.db)
+    assert [(r.id, r.status) for r in books.reservations] == [
+        (running.reservation_id, "active"), (newest.reservation_id, "settled")]
+    assert [row.reservation_pk for row in books.ledger] == [
+        settled_long_ago.reservation_id, released.reservation_id, dead.reservation_id, newest.reservation_id]
+    (counter,) = books.counters  # the day's: what its calls spent, and `running` still reserved
+    assert (counter.spent_nanos, counter.reserved_nanos) == (books.ledger_spent("slack:C1"), running.amount_nanos)
+    recent = await settled(3_000)  # now the highest id: `newest` may go, `recent` was alive a moment ago
+    assert await budget.prune_closed() == 1
+    assert [r.id for r in (await read_books(core.db)).reservations] == [running.reservation_id, recent.reservation_id]
+    assert await budget.prune_closed() == 0
+
+
+async def test_the_running_bot_prunes_closed_reservations_when_its_maintenance_starts(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    """Through `seedbot run`'s maintenance loop: two answers in Slack, the first one's reservation aged past
+    `CLOSED_KEPT`; the bot started again deletes it (its first maintenance tick runs at start), and keeps the
+    second one's and both ledger rows."""
+    fake_seed.default_reply = Reply(content="Answered.")
+    for question in ("first", "second"):
+        async with running_bot(slack, settings_for, tmp_path) as bot, slack.sender(bot.events_url) as sender:
+            mention = slack.events.app_mention(question)
+            await sender.post_event(mention)
+            await wait_for_answer(slack, "C1", mention["event"]["ts"])
+            await bot.idle(timeout=30)
+            assert bot.process.core is not None
+            first, *_ = (await read_books(bot.process.core.db)).reservations
+            if question == "second":
+                await bot.process.core.db.run(lambda session, pk=first.id: session.execute(
+                    update(Reservation).where(Reservation.id == pk)
+                    .values(expires_at=utcnow() - CLOSED_KEPT - timedelta(hours=1))))
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        assert bot.process.core is not None
+        core = bot.process.core
+
+        for _ in range(100):  # polled: the maintenance loop's first tick runs beside the start
+            if len((books := await read_books(core.db)).reservations) == 1:
+                break
+            await asyncio.sleep(0.1)
+    assert [r.status for r in books.reservations] == ["settled"] and books.reservations[0].id != first.id
+    assert len(books.ledger) == 2 and books.balanced()
