@@ -62,6 +62,10 @@ AlsoInTransaction = Callable[[Connection], None]
 T = TypeVar("T")
 # How often a transaction that reserves runs, opening the counters it found missing in between.
 _OPEN_ATTEMPTS = 5
+# Stale reservations expired per transaction: their scopes' locks (three each, at most) stay few, where one
+# statement can take no more than 1,664 (PostgreSQL's longest select list) and every lock takes a slot of the
+# server's shared lock table.
+_EXPIRE_BATCH = 50
 # How long a closed reservation is kept after its call was last known alive: a settlement that arrives after
 # its reservation expired corrects it (`_correct_expired`); nothing else reads a closed one.
 CLOSED_KEPT = timedelta(days=7)
@@ -227,18 +231,20 @@ class BudgetManager:
         return await self._db.run_core(lambda connection: connection.execute(statement).rowcount)
 
     async def expire_stale(self, now: datetime | None = None) -> int:
-        """Settle reservations whose process died, at their reserved amount. Returns how many."""
+        """Settle reservations whose process died, at their reserved amount, _EXPIRE_BATCH (oldest first) per
+        transaction. Returns how many."""
         now = now or self._clock()
         stale_now = (_RESERVATIONS.c.status == "active", _RESERVATIONS.c.expires_at < now)
-        seen = select(_RESERVATIONS.c.id, _RESERVATIONS.c.scope_keys, _RESERVATIONS.c.counter_keys).where(*stale_now)
+        seen = (select(_RESERVATIONS.c.id, _RESERVATIONS.c.scope_keys, _RESERVATIONS.c.counter_keys)
+                .where(*stale_now).order_by(_RESERVATIONS.c.id).limit(_EXPIRE_BATCH))
 
-        def work(connection: Connection) -> Any:
+        def work(connection: Connection) -> tuple[int, bool]:
             # The books of their scopes shared before any row is locked, as every transaction that settles takes
             # them: a counter that opens after waits, one that opened before is visible to the next statements
             # (PostgreSQL gives each statement its own snapshot).
             found = connection.execute(seen).all()
             if not found:
-                return 0
+                return 0, False
             share_scopes(connection, {scope for reservation in found for scope in scopes_of(reservation)})
             stale = connection.execute(
                 select(_RESERVATIONS).where(*stale_now, _RESERVATIONS.c.id.in_([r.id for r in found]))
@@ -251,9 +257,12 @@ class BudgetManager:
                     error="the process handling this call stopped before it settled",
                 ))
                 move_to_spent(connection, reservation, reservation.amount_nanos)
-            return len(stale)
+            return len(stale), len(found) == _EXPIRE_BATCH
 
-        expired = await self._db.run_core(work)
+        expired, more = 0, True
+        while more:  # until a batch comes short, or another replica holds the oldest (it is expiring them)
+            count, more = await self._db.run_core(work)
+            expired, more = expired + count, more and count > 0
         if expired:
             log.warning("settled %d stale reservations at their reserved amount", expired)
         return expired

@@ -218,3 +218,21 @@ async def test_the_running_bot_prunes_closed_reservations_when_its_maintenance_s
             await asyncio.sleep(0.1)
     assert [r.status for r in books.reservations] == ["settled"] and books.reservations[0].id != first.id
     assert len(books.ledger) == 2 and books.balanced()
+
+
+async def test_the_stale_reservations_of_many_people_expire_in_batches(core_for, postgres_url: str) -> None:
+    """A fleet down for longer than the TTL leaves the reservations of 1,700 people stale at once: they expire
+    and the books balance. Taken in one transaction, their 1,702 scopes' locks were one select list longer than
+    PostgreSQL takes (1,664 entries): nothing expired, ever, and no process could start (found by a break-it
+    review)."""
+    core = await core_for(postgres_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="100000/day")
+    await core.store.claim(incoming("creates channel 1", message_id="warm"), "", 0)
+    call: Any = dict(channel_pk=1, scope_key="slack:C1", thread_pk=None, kind="chat", estimated_prompt_tokens=10,
+                     wanted_max_tokens=10, web_search=False)
+    for start in range(0, 1_700, 50):
+        grants = await asyncio.gather(*(core.budget.reserve(**call, user_id=f"U{n}") for n in range(start, start + 50)))
+        assert all(isinstance(grant, Grant) for grant in grants)
+    core.budget._live.clear()  # their process died
+    assert await core.budget.expire_stale(utcnow() + timedelta(days=1)) == 1_700
+    books = await read_books(core.db)
+    assert not books.active_reservations and len(books.ledger) == 1_700 and books.balanced()
