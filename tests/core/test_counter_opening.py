@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy.util import await_only
 
 from bot.budget import reservations
-from bot.budget.counters import counter_key, open_counter
-from bot.budget.locks import scope_lock
+from bot.budget.counters import counter_key, open_counter, scopes_of
+from bot.budget.locks import scope_lock, scopes_shared
 from bot.budget.outcomes import Grant, Settlement
 from bot.budget.reservations import BudgetManager
 from bot.budget.scopes import GLOBAL_SCOPE, call_scopes, channel_scope
-from bot.domain import NANOS_PER_USD
+from bot.domain import NANOS_PER_USD, Incoming, Platform, ThreadKey
+from bot.storage.conversations import ConversationStore
+from bot.storage.tables import utcnow
 from tests.books import read_books
 from tests.factories import incoming
 
@@ -190,3 +192,74 @@ async def test_a_counter_opened_after_its_period_ended_takes_none_of_the_next_pe
     books = await read_books(core.db)
     assert sorted((c.period_start, c.spent_nanos, c.reserved_nanos) for c in books.counters) == [
         (day, 0, 0), (day + timedelta(1), NANOS_PER_USD, 0)]
+
+
+async def test_limits_changing_on_every_kind_of_scope_while_calls_reserve_settle_and_die(
+        core_for, database_url: str) -> None:
+    """150 calls in three channels by three people reserve and settle, and one in seven dies (expired by
+    `expire_stale`, now or a day on), while limits are set, changed and removed on channel, person, `*` and
+    global scopes: every counter that opened ends exact (from a break-it review of the locks per scope)."""
+    core = await core_for(database_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="none")
+    channels = ["C1", "C2", "C3"]
+    for channel in channels:
+        await core.store.claim(incoming("creates the channel", channel=channel, message_id=f"warm-{channel}"), "", 0)
+    rng = random.Random(11)
+    scopes = [GLOBAL_SCOPE, *(channel_scope("slack", c) for c in channels),
+              *(f"slack:U{u}@slack:{c}" for u in range(3) for c in channels), *(f"slack:*@slack:{c}" for c in channels)]
+
+    async def call(n: int) -> None:
+        await asyncio.sleep(rng.random() / 5)
+        c = rng.randrange(3)
+        grant = await core.budget.reserve(**CALL | dict(channel_pk=c + 1, scope_key=channel_scope("slack", channels[c]),
+                                                       user_id=f"U{rng.randrange(3)}"))
+        assert isinstance(grant, Grant)
+        await asyncio.sleep(rng.random() / 20)
+        if n % 7 == 0:
+            core.budget._live.discard(grant.reservation_id)  # its process died: left to expire_stale
+            return
+        await core.budget.settle(grant, Settlement(status="ok", cost_nanos=1_000 + n))
+
+    async def admin() -> None:
+        for _ in range(30):
+            await asyncio.sleep(rng.random() / 50)
+            await core.budget.limits.set_limit(rng.choice(scopes), rng.choice(["1000/day", "1000/week", "none"]),
+                                               "test")
+
+    async def expirer() -> None:
+        for _ in range(10):
+            await asyncio.sleep(0.03)
+            await core.budget.expire_stale(utcnow() + timedelta(days=1) if rng.random() < 0.5 else None)
+
+    await asyncio.gather(admin(), expirer(), *(call(n) for n in range(150)))
+    await core.budget.expire_stale(utcnow() + timedelta(days=1))
+    books = await read_books(core.db)
+    assert not books.active_reservations and len(books.ledger) == 150 and books.counters and books.balanced()
+
+
+@pytest.mark.parametrize("workspace_scoped", [frozenset(), frozenset({"slack"})])
+async def test_the_claim_locks_the_scopes_it_reserves_in(core_for, postgres_url: str,
+                                                         workspace_scoped: frozenset[str]) -> None:
+    """The locks a claim takes, computed from the thread key before the claim, are those of the scopes its
+    reservation records and its settlement takes again: Slack (workspace-scoped or not), Discord DMs and
+    guilds, the CLI."""
+    core = await core_for(postgres_url, SEEDBOT_DEFAULT_CHANNEL_BUDGET="1/day", SEEDBOT_DEFAULT_USER_BUDGET="1/day")
+    store = ConversationStore(core.db, workspace_scoped)
+    keys = [ThreadKey(Platform.SLACK, "T1", "C9", "t"), ThreadKey(Platform.SLACK, "", "C8", "t"),
+            ThreadKey(Platform.DISCORD, "dm", "123", "123"), ThreadKey(Platform.DISCORD, "55", "66", "77"),
+            ThreadKey(Platform.CLI, "local", "cli", "abc")]
+    for n, key in enumerate(keys):
+        message = Incoming(thread=key, message_id=f"m{n}", user_id=f"U-{n}_x", text="q").cleaned()
+        first = core.budget.scope_locks(store.channel_scope_of(message.thread), message.user_id)
+
+        def then(connection: Any, claimed: Any, message: Incoming = message) -> Any:
+            return core.budget.reserve_in(connection, channel_pk=claimed.channel.pk,
+                                          scope_key=claimed.channel.scope_key, thread_pk=claimed.thread.pk,
+                                          user_id=message.user_id, kind="chat", estimated_prompt_tokens=10,
+                                          wanted_max_tokens=10, web_search=False)
+
+        claimed = await core.budget.reserving(lambda message=message, first=first: store.claim_then(
+            message, "q", 1, then, first=first))
+        assert claimed is not None and isinstance(grant := claimed[1], Grant)
+        row = (await read_books(core.db)).reservations[-1]
+        assert first is not None and dict(first.params) == dict(scopes_shared(scopes_of(row)).params)
+        assert dict(scopes_shared(grant.scope_keys).params) == dict(first.params)
