@@ -20,7 +20,7 @@ from bot.ports import Notifier
 from bot.review.service import ReviewService
 from bot.storage.claimants import Claimants
 from bot.storage.conversations import ConversationStore
-from bot.storage.engine import Database
+from bot.storage.engine import Database, database_unreachable
 from bot.storage.migrate import ensure_schema
 from bot.storage.names import NameBook
 
@@ -58,7 +58,10 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     for a missing key or a database schema that is behind (see bot.storage.migrate.ensure_schema)."""
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     try:
-        await ensure_schema(db, upgrade_sqlite=migrate_sqlite)
+        try:
+            await ensure_schema(db, upgrade_sqlite=migrate_sqlite)
+        except OSError as exc:  # the first connection: say which service did not answer
+            raise database_unreachable(settings.database_url, exc) from None
         llm = llm or SeedClient.from_settings(settings, require_key=require_model_key)
     except BaseException:
         await db.dispose()

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import adapters.slack.install_tables  # noqa: F401 - slack-sdk's tables join the metadata
-from bot.storage.engine import create_engine
+from bot.storage.engine import create_engine, create_sqlite_sync_engine, is_sqlite
 from bot.storage.tables import Base
 
 config = context.config
@@ -31,8 +31,8 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_online() -> None:
-    engine = create_engine(_url())
+async def _run_online(url: str) -> None:
+    engine = create_engine(url)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
@@ -41,9 +41,23 @@ async def _run_online() -> None:
         await engine.dispose()
 
 
+def _run_sqlite(url: str) -> None:
+    # The sqlite3 module directly: aiosqlite's thread, left with a failed connection's last reply when the
+    # event loop had closed, printed a traceback after seedbot's one line.
+    engine = create_sqlite_sync_engine(url)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
 if context.is_offline_mode():
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
+elif is_sqlite(_url()):
+    _run_sqlite(_url())
 else:
-    asyncio.run(_run_online())
+    asyncio.run(_run_online(_url()))

@@ -23,12 +23,13 @@ from adapters.cli.common import die, last_words, settings_from_env
 from adapters.cli.install import discord_app, slack_app
 from adapters.core import Core, build_core
 from adapters.terminal.sink import TerminalSink
-from bot.budget.scopes import is_scope_key
+from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
 from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, format_usd
 from bot.ops.logs import TEXT_FORMAT
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
+from bot.storage.engine import database_unreachable
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -177,9 +178,9 @@ def budget_show(
         if channel is not None:
             return await core.admin.budget_show(channel)
         lines = [f"default for channels: {settings.default_budget.describe()}",
-                 f"global cap: {(await core.budget.limits.limit_for_scope('global')).describe()}"]
-        for scope_key, limit in await core.budget.limits.explicit_limits():
-            lines.append(f"{scope_key}: {limit.describe()}")
+                 f"global cap: {(await core.budget.limits.limit_for_scope(GLOBAL_SCOPE)).describe()}"]
+        lines += [f"{scope_key}: {limit.describe()}" for scope_key, limit in await core.budget.limits.explicit_limits()
+                  if scope_key != GLOBAL_SCOPE]  # said above, whether set or the default
         return "\n".join(lines)
 
     typer.echo(_with_core(settings, show))
@@ -360,8 +361,12 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     settings = settings_from_env()
     try:
         migrate.upgrade(settings.database_url, revision)
+    except DBAPIError:
+        raise  # main() words it, as for every command
+    except OSError as exc:
+        raise database_unreachable(settings.database_url, exc) from None
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
-        die(f"migration failed: {type(exc).__name__}: {exc}")
+        die(f"migration failed: {type(exc).__name__}: {_first_line(exc)}")
     typer.echo(f"database is at {revision}")
 
 

@@ -148,6 +148,16 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise
 
 
+def create_sqlite_sync_engine(url: str) -> Engine:
+    """A synchronous engine (the sqlite3 module itself, no aiosqlite thread) for a SQLite `url`, its connections
+    set up as every seedbot SQLite connection is (WAL, busy timeout, writes BEGIN IMMEDIATE): the group-commit
+    writer's, and the migrations'."""
+    engine = create_sync_engine(make_url(normalise_url(url)).set(drivername="sqlite"),
+                                connect_args=_SQLITE_CONNECT_ARGS, pool_reset_on_return=None)
+    _configure_sqlite(engine)
+    return engine
+
+
 def _configure_sqlite(engine: AsyncEngine | Engine, *, query_only: bool = False) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
@@ -169,6 +179,16 @@ def _configure_sqlite(engine: AsyncEngine | Engine, *, query_only: bool = False)
         # A writing transaction takes the write lock up front: a deferred transaction that reads and then
         # writes can fail with SQLITE_BUSY instead of waiting. One that cannot write has no lock to take.
         connection.exec_driver_sql("BEGIN" if query_only else "BEGIN IMMEDIATE")
+
+
+def database_unreachable(url: str, error: OSError) -> ConnectionError:
+    """What to raise when the first connection to `url` fails with `error` (refused, timed out, no such host):
+    a ConnectionError naming DATABASE_URL and where it points (host and port only, never the password), so
+    that one line tells an operator which service did not answer."""
+    parsed = make_url(normalise_url(url))
+    where = f" at {parsed.host}:{parsed.port or 5432}" if parsed.host else ""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return ConnectionError(f"the database (DATABASE_URL){where} cannot be reached: {reason}")
 
 
 class DatabaseUnhealthy(RuntimeError):
@@ -195,11 +215,8 @@ class Database:
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
         self._writer: GroupCommitWriter | None = None
         if self.is_sqlite:
-            sync_url = make_url(self.url).set(drivername="sqlite")
-            sync_engine = create_sync_engine(sync_url, connect_args=_SQLITE_CONNECT_ARGS, pool_reset_on_return=None)
-            _configure_sqlite(sync_engine)
             # One thread: SQLite has one writer anyway, and its connections stay in the thread that made them.
-            self._writer = GroupCommitWriter(sync_engine)
+            self._writer = GroupCommitWriter(create_sqlite_sync_engine(self.url))
         # SQLite only: the file this process writes (its inode, once seen), and why the last write failed
         # for good (None once a write succeeds again); ping reports both.
         self._sqlite_file: tuple[str, int | None] | None = None

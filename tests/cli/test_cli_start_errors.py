@@ -36,10 +36,11 @@ def test_a_malformed_or_unsupported_url_is_a_usage_error_naming_the_variable(
 
 @pytest.mark.parametrize(("url", "says"), [
     ("sqlite+aiosqlite:////nonexistent/dir/x.db", "seedbot: the database (DATABASE_URL) failed: unable to open"),
-    ("postgresql://postgres:hunter2@127.0.0.1:1/x", "seedbot: cannot connect: ConnectionRefusedError"),
+    ("postgresql://postgres:hunter2@127.0.0.1:1/x",
+     "seedbot: cannot connect: ConnectionError: the database (DATABASE_URL) at 127.0.0.1:1 cannot be reached:"),
 ])
 def test_a_database_that_cannot_be_reached_ends_a_command_in_one_line(tmp_path: Path, url: str, says: str) -> None:
-    for args in (("spend",), ("budget", "show", "slack:C1")):
+    for args in (("spend",), ("budget", "show", "slack:C1"), ("db", "upgrade")):
         code, err = seedbot(tmp_path, url, *args)
         assert code == 1
         assert len(err.strip().splitlines()) == 1 and err.startswith(says), err
@@ -76,5 +77,14 @@ def test_with_json_logs_the_last_words_of_seedbot_run_are_a_json_record(tmp_path
                              "SEEDBOT_HTTP_PORT": "0", "SEEDBOT_LOG_FORMAT": "json"})
     assert code == 1, err
     records = [json.loads(line) for line in err.strip().splitlines()]  # every line parses, or this raises
-    assert records[-1]["level"] == "CRITICAL" and records[-1]["message"].startswith("cannot connect:"), err
+    assert records[-1]["level"] == "CRITICAL" and records[-1]["message"].startswith(
+        "cannot connect: ConnectionError: the database (DATABASE_URL)"), err
     assert "hunter2" not in err and "Traceback" not in err
+
+
+def test_db_upgrade_of_a_database_that_does_not_exist_says_so_in_one_line(tmp_path: Path) -> None:
+    """Found by a new user's trial of the README: it printed SQLAlchemy's type and its "Background on this
+    error" link on a second line."""
+    code, err = seedbot(tmp_path, "postgresql://postgres:hunter2@127.0.0.1:5432/seedbot_no_such_db", "db", "upgrade")
+    assert code == 1
+    assert err.strip() == 'seedbot: the database (DATABASE_URL) failed: database "seedbot_no_such_db" does not exist'

@@ -179,6 +179,12 @@ async def test_cli_spend_json_and_report_equal_the_ledger(core_for, database_url
     assert "slack:C0: $5/day → $2.5/week" in out
     code, out, err = await run_cli(tmp_path, database_url, "budget", "show", "slack:C0")
     assert code == 0 and "$2.5/week" in out and "cli:" in out
+    code, out, err = await run_cli(tmp_path, database_url, "budget", "set", "global", "100/month")
+    assert code == 0, err
+    code, out, err = await run_cli(tmp_path, database_url, "budget", "show")
+    assert code == 0, err  # every budget, the global cap once (a new user's trial found it listed twice)
+    assert [line for line in out.splitlines() if "global" in line] == ["global cap: $100/month"]
+    assert "slack:C0: $2.5/week" in out.splitlines()
     code, _, err = await run_cli(tmp_path, database_url, "budget", "set", "C0", "5/day")
     assert code == 2 and "platform:channel" in err
 
