@@ -320,6 +320,8 @@ class ChatService:
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         # An answer of only white space shows nothing: it ends like an empty one, with a sentence.
         answer_text = call.text if call.text.strip() else ""
+        if not answer_text and status == "ok":  # the ledger and the message say what the person saw
+            status = "empty_answer"
         # Counted before the transaction: the SQLite writer thread serves every answer in turn.
         answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = call.failure
@@ -348,7 +350,7 @@ class ChatService:
             reason = f"Stopped by @{call.stopper.name} before any answer was written." if call.stopper \
                 else failure_sentence(call)
             await sink.fail(reason)  # a lost sink only closes: it posts nothing where it was refused
-            failed = Answer(status if status != "ok" else "empty_answer", answer_text, usage, cost, reason=reason)
+            failed = Answer(status, answer_text, usage, cost, reason=reason)
             return failed, remaining
         footer = Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                         budget_left_nanos=remaining.left_nanos, notes=tuple(notes),

@@ -29,7 +29,7 @@ from bot.storage.tables import Channel, Refusal, UsageEntry
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FAILED_STATUSES = ("failed", "cut", "expired")
+FAILED_STATUSES = ("failed", "cut", "expired", "empty_answer")
 TOP_USERS = 5
 CHART_DAYS = 14
 

@@ -123,6 +123,10 @@ async def test_an_answer_of_only_white_space_ends_with_a_sentence_not_a_bare_foo
     assert sink.failure is not None and "empty answer" in sink.failure
     row = await only_ledger_row(core)
     assert row.cost_nanos == core.prices.cost_nanos(answer.usage) > 0  # the model's tokens are still paid
+    # Booked as what the person saw, and counted as a failure, not an answer (a new user's trial found "ok").
+    assert row.status == "empty_answer"
+    report = await core.reports.spend(utcnow() - timedelta(days=1), utcnow() + timedelta(days=1))
+    assert (report.answers, report.failures) == (0, 1)
 
 
 async def test_a_reservation_whose_process_died_is_settled_after_the_ttl(core_for, database_url: str,
