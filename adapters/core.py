@@ -72,7 +72,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     claimants = Claimants(db, settings.reservation_ttl_seconds)
     await claimants.register()
     store = ConversationStore(db, settings.workspace_scoped_platforms, claimant=claimants.id)
-    metrics = metrics or Metrics(malformed_chunks=lambda: llm.malformed_chunks)
+    metrics = metrics or Metrics(malformed_chunks=lambda: llm.malformed_chunks, connections=db.connections)
     names = NameBook(db)
     reports = Reports(db, settings, prices, budget, names)
     alerts = None if notifiers is None else BudgetAlerts(settings, Deliveries(db), notifiers, reports)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from bot.storage.engine import ConnectionCounts
 
 
 class _CountRead(Collector):
@@ -20,13 +22,33 @@ class _CountRead(Collector):
         yield CounterMetricFamily(self._name, self._documentation, value=self._read())
 
 
+class _Connections(Collector):
+    """The database pool's connections, read when /metrics is scraped (`Database.connections`): in use and idle
+    (a gauge), and opened since start (a counter: a pool that keeps opening them is churning)."""
+
+    def __init__(self, read: Callable[[], ConnectionCounts]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        counts = self._read()
+        now = GaugeMetricFamily("seedbot_database_connections", "Database connections of the pool, by state",
+                                labels=["state"])
+        now.add_metric(["in_use"], counts.in_use)
+        now.add_metric(["idle"], counts.idle)
+        yield now
+        yield CounterMetricFamily("seedbot_database_connections_opened", "Database connections opened since start",
+                                  value=counts.opened)
+
+
 class Metrics:
     """Every figure /metrics shows, and the process's own (`process_*`, `python_*`: memory, CPU, open
     files, collections). `malformed_chunks` reads the model client's own count of stream chunks of the
-    wrong shape it skipped (bot.llm.SeedClient.malformed_chunks) when /metrics is read."""
+    wrong shape it skipped (bot.llm.SeedClient.malformed_chunks), and `connections` the database pool's
+    (bot.storage.engine.Database.connections), when /metrics is read."""
 
     def __init__(self, registry: CollectorRegistry | None = None,
-                 malformed_chunks: Callable[[], int] | None = None) -> None:
+                 malformed_chunks: Callable[[], int] | None = None,
+                 connections: Callable[[], ConnectionCounts] | None = None) -> None:
         if registry is None:
             registry = CollectorRegistry()
             for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -48,3 +70,5 @@ class Metrics:
             self.registry.register(_CountRead("seedbot_malformed_chunks",
                                               "Model stream chunks of the wrong shape, skipped since start",
                                               malformed_chunks))
+        if connections is not None:
+            self.registry.register(_Connections(connections))

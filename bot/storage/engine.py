@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from bot.storage.sqlite_writer import GroupCommitWriter
 
@@ -197,6 +198,14 @@ class DatabaseUnhealthy(RuntimeError):
     permission or a broken disk (the message says which)."""
 
 
+class ConnectionCounts(NamedTuple):
+    """`Database.connections`: connections in use and idle now, and opened since start."""
+
+    in_use: int
+    idle: int
+    opened: int
+
+
 class Database:
     """The engine and its session factory; `session()` is one transaction."""
 
@@ -223,6 +232,21 @@ class Database:
         if self.is_sqlite and (path := make_url(self.url).database) and path != ":memory:":
             self._sqlite_file = (os.path.abspath(path), None)
         self._write_failure: str | None = None
+        # Connections the pool made since start (its "connect" events, kept across a dispose), for /metrics.
+        self._opened = 0
+        event.listen(self.engine.sync_engine, "connect", self._connected)
+
+    def _connected(self, *_: Any) -> None:
+        self._opened += 1
+
+    def connections(self) -> ConnectionCounts:
+        """The pool's connections now (`in_use` by a transaction, `idle` in the pool) and those it `opened`
+        since start. On SQLite the pool is the readers' and the async sessions'; writes go through the
+        group-commit writer's one connection, not counted."""
+        pool = self.engine.sync_engine.pool
+        in_use, idle = ((pool.checkedout(), pool.checkedin())
+                        if isinstance(pool, QueuePool) else (0, 0))
+        return ConnectionCounts(in_use, idle, self._opened)
 
     @property
     def is_sqlite(self) -> bool:

@@ -29,6 +29,11 @@ async def test_healthz_and_metrics_report_what_happened(core_for, sqlite_url: st
     assert float(cost.split()[-1]) > 0
     assert fake_seed.api_key not in metrics
     assert "process_resident_memory_bytes" in metrics and "python_gc_collections_total" in metrics
+    figures = {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in metrics.splitlines()
+               if line.startswith("seedbot_database_connections")}
+    assert figures['seedbot_database_connections{state="in_use"}'] == 0  # nothing runs while /metrics is read
+    assert figures['seedbot_database_connections{state="idle"}'] >= 1
+    assert figures["seedbot_database_connections_opened_total"] >= figures['seedbot_database_connections{state="idle"}']
 
 
 async def test_healthz_is_unhealthy_without_a_database(core_for, sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
