@@ -212,7 +212,7 @@ async def test_the_running_bot_prunes_closed_reservations_when_its_maintenance_s
         assert bot.process.core is not None
         core = bot.process.core
 
-        for _ in range(100):  # polled: the maintenance loop's first tick runs beside the start
+        for _ in range(300):  # polled: the maintenance loop's first tick runs beside the start
             if len((books := await read_books(core.db)).reservations) == 1:
                 break
             await asyncio.sleep(0.1)
