@@ -5,7 +5,7 @@ reservation goes (`prune_closed`); the ledger row stays.
 On PostgreSQL both are one statement: the reservation's `UPDATE … RETURNING` is a data-modifying CTE that the
 ledger's `INSERT … SELECT` reads (postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING), so a
 settlement costs one round trip fewer; the same statement takes the books of the reservation's scopes shared
-(`counters.scopes_shared`), a settlement's first. SQLite has no data-modifying CTEs; there they are two
+(`locks.scopes_shared`), a settlement's first. SQLite has no data-modifying CTEs; there they are two
 statements, which cost no round trip (the database is in the process).
 """
 
@@ -56,7 +56,7 @@ def close_and_book(connection: Connection, reservation_id: int, scope_keys: Iter
     nothing written) where it was not active. Raises `sqlalchemy.exc.IntegrityError` where its ledger row exists
     already (the ledger's `reservation_pk` is unique), which cannot happen while only an active reservation is
     booked. On PostgreSQL the same statement takes the books of `scope_keys` shared first
-    (`counters.scopes_shared`)."""
+    (`locks.scopes_shared`)."""
     close = {"r_id": reservation_id, "r_status": status}
     if connection.dialect.name == "postgresql":
         held = scopes_shared(scope_keys)
