@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot.budget.limits import BudgetLimit, parse_budget
 from bot.domain import Address, Effort
-from bot.storage.engine import ASYNC_DRIVERS, POOL_SIZE, normalise_url
+from bot.storage.engine import ASYNC_DRIVERS, ASYNCPG_URL_PARAMETERS, POOL_SIZE, normalise_url
 
 
 class ConfigError(Exception):
@@ -73,6 +73,9 @@ def _database_url(value: object) -> object:
         raise ValueError(f"{url.drivername!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"port {port} is not a TCP port (1-65535)")
+    if url.drivername == ASYNC_DRIVERS["postgresql"] and (unknown := sorted(set(url.query) - ASYNCPG_URL_PARAMETERS)):
+        raise ValueError(f"{', '.join(unknown)}: seedbot reaches PostgreSQL through asyncpg, whose URL takes "
+                         f"{', '.join(sorted(ASYNCPG_URL_PARAMETERS))} (and libpq's sslmode)")
     return value
 
 

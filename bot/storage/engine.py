@@ -68,15 +68,27 @@ _SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000
 ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
+# The query parameters a PostgreSQL URL may carry: those SQLAlchemy hands to asyncpg.connect as they are
+# (magicstack.github.io/asyncpg/current/api/index.html#connection); libpq's `sslmode` is taken as asyncpg's `ssl`,
+# which has the same values (disable, allow, prefer, require, verify-ca, verify-full).
+ASYNCPG_URL_PARAMETERS = frozenset({"ssl", "command_timeout", "target_session_attrs", "prepared_statement_cache_size",
+                                    "passfile"})
+
+
 def normalise_url(url: str) -> str:
-    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers.
-    Raises sqlalchemy's ArgumentError for text that is not a database URL."""
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite:///, libpq's `sslmode=`) and pick async
+    drivers. Raises sqlalchemy's ArgumentError for text that is not a database URL."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
     driver = ASYNC_DRIVERS.get(parsed.drivername)
     if driver:
         parsed = parsed.set(drivername=driver)
+    if parsed.drivername == ASYNC_DRIVERS["postgresql"] and "sslmode" in parsed.query:
+        mode = parsed.query["sslmode"]
+        parsed = parsed.difference_update_query(["sslmode"])
+        if "ssl" not in parsed.query:
+            parsed = parsed.update_query_dict({"ssl": mode})
     return parsed.render_as_string(hide_password=False)
 
 
@@ -241,8 +253,8 @@ class Database:
 
     def connections(self) -> ConnectionCounts:
         """The pool's connections now (`in_use` by a transaction, `idle` in the pool) and those it `opened`
-        since start. On SQLite the pool is the readers' and the async sessions'; writes go through the
-        group-commit writer's one connection, not counted."""
+        since start. On SQLite, only the async sessions' pool: the readers' engine (`read`) and the
+        group-commit writer's one connection are not counted."""
         pool = self.engine.sync_engine.pool
         in_use, idle = ((pool.checkedout(), pool.checkedin())
                         if isinstance(pool, QueuePool) else (0, 0))

@@ -88,3 +88,18 @@ def test_db_upgrade_of_a_database_that_does_not_exist_says_so_in_one_line(tmp_pa
     code, err = seedbot(tmp_path, "postgresql://postgres:hunter2@127.0.0.1:5432/seedbot_no_such_db", "db", "upgrade")
     assert code == 1
     assert err.strip() == 'seedbot: the database (DATABASE_URL) failed: database "seedbot_no_such_db" does not exist'
+
+
+def test_libpq_sslmode_in_database_url_is_taken_and_its_other_parameters_refused_in_one_line(
+        tmp_path: Path, postgres_url: str) -> None:
+    """Managed PostgreSQL hands out URLs with libpq's `?sslmode=`: it is asyncpg's `ssl`, with the same values.
+    A libpq parameter asyncpg has no word for (application_name, connect_timeout) is a settings error naming it;
+    before, both ended every command in asyncpg's TypeError and a traceback (a break-it review)."""
+    code, err = seedbot(tmp_path, f"{postgres_url}?sslmode=disable", "spend")
+    assert code == 0, err
+    code, err = seedbot(tmp_path, f"{postgres_url}?sslmode=disable&application_name=seedbot&connect_timeout=5",
+                        "spend")
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip() == ("seedbot: DATABASE_URL: application_name, connect_timeout: seedbot reaches PostgreSQL "
+                           "through asyncpg, whose URL takes command_timeout, passfile, prepared_statement_cache_size, "
+                           "ssl, target_session_attrs (and libpq's sslmode)"), err
