@@ -17,7 +17,6 @@ import gc
 import tempfile
 import time
 
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from adapters.core import build_core
@@ -74,8 +73,7 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
     checkpoints: list[tuple[int, float]] = []
     not_ok: list[str] = []
     # Connections the pool opens past its warm set: each costs a login and, on PostgreSQL, statements prepared anew.
-    connects = [0]
-    event.listen(core.db.engine.sync_engine.pool, "connect", lambda *_: connects.__setitem__(0, connects[0] + 1))
+    opened_before = core.db.connections().opened
 
     async def one(i: int) -> None:
         async with semaphore:
@@ -100,7 +98,7 @@ async def measure(core, messages: int, concurrency: int, backend: str) -> list[F
           + (f" ({len(not_ok):,} not ok: {', '.join(sorted(set(not_ok)))})" if not_ok else ""))
     print(f"answers per second (200-token):     {rate:,.0f}")
     print(f"event -> model request p50 / p99:   {p50:.1f} ms / {p99:.1f} ms")
-    print(f"database connections opened:        {connects[0]:,}")
+    print(f"database connections opened:        {core.db.connections().opened - opened_before:,}")
     # CPU time (all threads) is what a loaded, shared machine distorts least; its inverse is the rate
     # one otherwise idle core would sustain, the GIL serialising the loop and the writer thread.
     print(f"CPU per answer (all threads):       {cpu_ms:.2f} ms (one idle core: ~{1000 / cpu_ms:,.0f} answers/s)")

@@ -172,6 +172,12 @@ def counted(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message, first line only, or its class name where it has none: what a report of it in
+    one line shows ("database \"x\" does not exist", "ConnectionRefusedError")."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Footer:
     """What the last message of an answer says about itself. `usage_known` is False when the provider

@@ -53,11 +53,12 @@ def _run_sqlite(url: str) -> None:
         engine.dispose()
 
 
+url = _url()  # read once: without the main option it loads the settings
 if context.is_offline_mode():
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
-elif is_sqlite(_url()):
-    _run_sqlite(_url())
+elif is_sqlite(url):
+    _run_sqlite(url)
 else:
-    asyncio.run(_run_online(_url()))
+    asyncio.run(_run_online(url))

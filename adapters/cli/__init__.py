@@ -26,7 +26,7 @@ from adapters.terminal.sink import TerminalSink
 from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
 from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
-from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, format_usd
+from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, first_line, format_usd
 from bot.ops.logs import TEXT_FORMAT
 from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
 from bot.storage.engine import database_unreachable
@@ -366,7 +366,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     except OSError as exc:
         raise database_unreachable(settings.database_url, exc) from None
     except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
-        die(f"migration failed: {type(exc).__name__}: {_first_line(exc)}")
+        die(f"migration failed: {type(exc).__name__}: {first_line(exc)}")
     typer.echo(f"database is at {revision}")
 
 
@@ -377,16 +377,12 @@ def main() -> None:
     try:
         app()
     except DBAPIError as exc:
-        last_words(f"the database (DATABASE_URL) failed: {_first_line(exc.orig or exc)}")
+        last_words(f"the database (DATABASE_URL) failed: {first_line(exc.orig or exc)}")
         sys.exit(1)
     except OSError as exc:  # TimeoutError included
         if exc.errno == errno.EADDRINUSE:  # the HTTP server's port, not a service we failed to reach
-            last_words(f"cannot listen: {_first_line(exc)} (set SEEDBOT_HTTP_PORT to a free port)")
+            last_words(f"cannot listen: {first_line(exc)} (set SEEDBOT_HTTP_PORT to a free port)")
         else:
-            last_words(f"cannot connect: {type(exc).__name__}: {_first_line(exc)}")
+            last_words(f"cannot connect: {type(exc).__name__}: {first_line(exc)}")
         sys.exit(1)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

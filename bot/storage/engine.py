@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
+from bot.domain import first_line
 from bot.storage.sqlite_writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -200,8 +201,7 @@ def database_unreachable(url: str, error: OSError) -> ConnectionError:
     that one line tells an operator which service did not answer."""
     parsed = make_url(normalise_url(url))
     where = f" at {parsed.host}:{parsed.port or 5432}" if parsed.host else ""
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return ConnectionError(f"the database (DATABASE_URL){where} cannot be reached: {reason}")
+    return ConnectionError(f"the database (DATABASE_URL){where} cannot be reached: {first_line(error)}")
 
 
 class DatabaseUnhealthy(RuntimeError):
