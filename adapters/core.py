@@ -21,8 +21,8 @@ from bot.review.service import ReviewService
 from bot.storage.claimants import Claimants
 from bot.storage.conversations import ConversationStore
 from bot.storage.engine import Database, database_unreachable
-from bot.storage.migrate import ensure_schema
 from bot.storage.names import NameBook
+from bot.storage.revision import ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ async def build_core(settings: Settings, *, llm: SeedClient | None = None, metri
     `notifiers` (platform name -> Notifier) is how budget alerts reach admins; `seedbot run` passes the
     mapping its platform adapters fill as they are built, one-off commands pass none (no alerts).
     `require_model_key=False` is for admin commands, which never call the model. Raises ConfigError
-    for a missing key or a database schema that is behind (see bot.storage.migrate.ensure_schema)."""
+    for a missing key or a database schema that is behind (see bot.storage.revision.ensure_schema)."""
     db = Database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         try:

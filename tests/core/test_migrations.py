@@ -8,15 +8,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+
+import migrations
 from bot.config import ConfigError
 from bot.storage import migrate
 from bot.storage.engine import Database
+from bot.storage.revision import ensure_schema
 
 
 async def test_alembic_check_reports_no_drift(database_url: str) -> None:
     # The PostgreSQL fixture has already upgraded; upgrading again must be a no-op.
     await asyncio.to_thread(migrate.upgrade, database_url)
     await asyncio.to_thread(migrate.check, database_url)
+
+
+def test_migrations_head_names_the_newest_revision() -> None:
+    # bot.storage.revision compares databases with migrations.HEAD, not with Alembic's reading of versions/.
+    assert migrations.HEAD == ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+
+
+def test_a_process_whose_database_is_current_never_loads_alembic(tmp_path: Path) -> None:
+    """A database already at head is checked by reading alembic_version (bot.storage.revision); Alembic is
+    loaded only to upgrade one that is behind (and then stays resident, ~9 MiB)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    script = (
+        "import asyncio, sys\n"
+        "from bot.storage.engine import Database\n"
+        "from bot.storage.revision import ensure_schema\n"
+        "async def main():\n"
+        "    db = Database(sys.argv[1])\n"
+        "    await ensure_schema(db)\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n")
+    runs = [subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert [r.stdout.strip() for r in runs] == ["['alembic', 'mako']", "[]"]  # a new file upgraded; then current
 
 
 def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
@@ -35,8 +64,6 @@ def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 
 async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: str) -> None:
-    from bot.storage.migrate import ensure_schema
-
     db = Database(postgres_url)
     try:
         async with db.engine.begin() as conn:
