@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -37,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.slack.files import FileFetcher
-from adapters.slack.http_edge import decode_body, examine_payload, header_problem, needs_bolt
+from adapters.slack.http_edge import decode_body, event_callback_problem, examine_payload, header_problem, needs_bolt
 from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.routing import BotIdentity
@@ -207,16 +207,10 @@ class SlackAdapter:
             log.warning("signed Slack request ignored: %s", payload.problem)
             return web.Response(status=200)
         if (envelope := payload.envelope) is not None:
-            # What the dispatch costs (Bolt parses the body again, runs its middleware and listeners) waits
-            # until after the ack, and until the acks of a burst are out. A mention or a channel message of
-            # the one workspace needs none of Bolt's middleware: it goes straight to the router.
-            single = self.workspaces.single
-            if single is not None and not needs_bolt(envelope):
-                dispatch = functools.partial(self._route, envelope, single)
-            else:
-                dispatch = functools.partial(self._dispatch_acknowledged, body, request.query_string,
-                                             dict(request.headers))
-            self._ack_first.dispatch_later(dispatch)
+            # What the dispatch costs (the fields' check, Bolt's second parse, its middleware and listeners)
+            # waits until after the ack, and until the acks of a burst are out.
+            self._ack_first.dispatch_later(functools.partial(self._dispatch_event, envelope, body,
+                                                             request.query_string, request.headers))
             return web.Response(status=200)
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         try:
@@ -249,9 +243,19 @@ class SlackAdapter:
                 log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
 
-    async def _route(self, envelope: dict[str, Any], workspace: SlackWorkspace) -> None:
+    async def _dispatch_event(self, envelope: dict[str, Any], body: str, query: str,
+                              headers: Mapping[str, str]) -> None:
+        """An acknowledged event_callback, checked (`event_callback_problem`), then dispatched. A mention or a
+        channel message of the one workspace needs none of Bolt's middleware: it goes straight to the router."""
+        if problem := event_callback_problem(envelope):
+            log.warning("signed Slack request ignored: %s", problem)
+            return
+        single = self.workspaces.single
+        if single is None or needs_bolt(envelope):
+            await self._dispatch_acknowledged(body, query, dict(headers))
+            return
         try:
-            self.handlers.route(envelope, workspace, assistant=False)
+            self.handlers.route(envelope, single, assistant=False)
         except Exception:  # noqa: BLE001 - already acknowledged: nothing to answer, only to log
             log.exception("Slack event acknowledged early, then routing it failed")
 

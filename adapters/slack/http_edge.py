@@ -6,8 +6,12 @@ traceback. Pure checks, applied in this order by SlackAdapter.handle_http:
 2. The body is UTF-8 (Slack sends nothing else, whatever a Content-Type claims); otherwise 400.
 3. After the signature is verified: the payload has the shape Slack documents for its kind (an
    Events API JSON object, a slash command or interactivity form). A signed payload of another shape
-   is answered 200, so Slack does not retry it, and ignored with one WARNING line.
-4. A well-formed `event_callback` is acknowledged before Bolt dispatches it. Slack wants every event
+   is answered 200, so Slack does not retry it, and ignored with one WARNING line. An `event_callback`
+   is answered 200 whatever its fields hold, so only its outline (an object with a `type`, an `event`
+   object with a `type`) is checked before the ack, and the JSON types of its fields after it
+   (`event_callback_problem`), by the dispatch: a hundred events at once each wait for the checks of
+   the ones before them.
+4. An `event_callback` is acknowledged before Bolt dispatches it. Slack wants every event
    acknowledged within 3 s, and an event_callback with an empty 200 whatever the app does with it
    (Slack's Events API documentation: "respond with an HTTP 200 OK"); Bolt would first parse, run its
    middleware and match listeners, so with a hundred events at once each would wait for the others
@@ -77,7 +81,8 @@ class SignedPayload:
 
 
 def examine_payload(body: str, content_type: str) -> SignedPayload:
-    """The body (parsed once) judged against the shapes Slack documents for its kind."""
+    """The body (parsed once) judged against the shapes Slack documents for its kind; an `event_callback`
+    only by its outline (its fields: `event_callback_problem`, after the ack)."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/x-www-form-urlencoded":
         return SignedPayload(_form_problem(body))
@@ -85,9 +90,24 @@ def examine_payload(body: str, content_type: str) -> SignedPayload:
         payload = json.loads(body)
     except ValueError:
         return SignedPayload("body is not JSON")
-    problem = _envelope_problem(payload)
-    event_callback = problem is None and media == "application/json" and payload["type"] == "event_callback"
-    return SignedPayload(problem, payload if event_callback else None)
+    if problem := _outline_problem(payload):
+        return SignedPayload(problem)
+    if payload["type"] != "event_callback":
+        return SignedPayload(_envelope_fields_problem(payload))
+    if media == "application/json":
+        return SignedPayload(None, payload)
+    return SignedPayload(event_callback_problem(payload))  # Bolt's to answer: checked whole now
+
+
+def event_callback_problem(envelope: dict[str, Any]) -> str | None:
+    """Why an acknowledged event_callback (`SignedPayload.envelope`) is not one Slack sends: a field of the
+    envelope or of its event with another JSON type than Slack documents; None when it is one."""
+    event = envelope["event"]
+    if problem := _envelope_fields_problem(envelope) or _fields_problem(event, _EVENT_FIELDS, "event"):
+        return problem
+    if any(not isinstance(f, dict) for f in event.get("files") or ()):
+        return "event.files are not objects"
+    return None
 
 
 def needs_bolt(envelope: dict[str, Any]) -> bool:
@@ -114,29 +134,29 @@ def _form_problem(body: str) -> str | None:
     return None
 
 
-def _envelope_problem(payload: Any) -> str | None:
+def _outline_problem(payload: Any) -> str | None:
     if not isinstance(payload, dict):
         return f"payload is {type(payload).__name__}, not an object"
     if not isinstance(payload.get("type"), str):
         return "payload has no type"
-    if problem := _fields_problem(payload, _ENVELOPE_FIELDS, "payload"):
-        return problem
-    if any(not isinstance(a, dict) for a in payload.get("authorizations") or ()):
-        return "authorizations are not objects"
     if payload["type"] != "event_callback":
         return None
     event = payload.get("event")
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return "event_callback without an event object"
-    if problem := _fields_problem(event, _EVENT_FIELDS, "event"):
+    return None
+
+
+def _envelope_fields_problem(payload: dict[str, Any]) -> str | None:
+    if problem := _fields_problem(payload, _ENVELOPE_FIELDS, "payload"):
         return problem
-    if any(not isinstance(f, dict) for f in event.get("files") or ()):
-        return "event.files are not objects"
+    if any(not isinstance(a, dict) for a in payload.get("authorizations") or ()):
+        return "authorizations are not objects"
     return None
 
 
 def _fields_problem(obj: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str) -> str | None:
-    # Over the fields the object has (a dozen), not every field the table knows: this runs before each ack.
+    # Over the fields the object has (a dozen), not every field the table knows: this runs for every event.
     for name, value in obj.items():
         types = fields.get(name)
         if types is not None and value is not None and not isinstance(value, types):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from adapters.slack.http_edge import examine_payload, header_problem, needs_bolt
+from adapters.slack.http_edge import event_callback_problem, examine_payload, header_problem, needs_bolt
 from bot.config import Settings
 from bot.storage.tables import BudgetChange
 from tests.books import read_books
@@ -34,12 +34,19 @@ def test_header_checks() -> None:
 
 def test_payload_shapes() -> None:
     good = {"type": "event_callback", "event": {"type": "app_mention", "text": "hi"}}
-    assert examine_payload(json.dumps(good), "application/json").problem is None
+    examined = examine_payload(json.dumps(good), "application/json")
+    assert examined.problem is None and examined.envelope == good and event_callback_problem(good) is None
     assert examine_payload("command=%2Fseed&text=spend", "application/x-www-form-urlencoded").problem is None
-    for bad in ("[1,2,3]", '"x"', "null", "{{", json.dumps({**good, "event": "abc"}),
-                json.dumps({**good, "authorizations": "x"}), json.dumps({"type": 5}),
-                json.dumps({**good, "event": {"type": "message", "files": ["x"]}})):
+    for bad in ("[1,2,3]", '"x"', "null", "{{", json.dumps({**good, "event": "abc"}), json.dumps({"type": 5})):
         assert examine_payload(bad, "application/json").problem, bad
+    # An event_callback's fields are checked after its ack, where Bolt would read it whole: before.
+    for fields in ({"authorizations": "x"}, {"event": {"type": "message", "files": ["x"]}},
+                   {"event": {"type": "message", "ts": 5}}, {"team_id": 7}):
+        bad = {**good, **fields}
+        examined = examine_payload(json.dumps(bad), "application/json")
+        assert examined.problem is None and event_callback_problem(bad), fields
+        assert examine_payload(json.dumps(bad), "text/plain").problem, fields
+    assert examine_payload(json.dumps({"type": "url_verification", "challenge": 5}), "application/json").problem
     assert examine_payload("%%%===", "application/x-www-form-urlencoded").problem
     assert examine_payload("payload=%7B%7B", "application/x-www-form-urlencoded").problem
 
