@@ -54,8 +54,9 @@ async def run(messages: int = 2000, concurrency: int = 50, database_url: str | N
             print(f"round trip to PostgreSQL:           {rtt:.2f} ms (median of SELECT 1 through the proxy)")
             backend = f"PostgreSQL at {rtt:.1f} ms a round trip"
         if database_url is None:
-            database_url = f"sqlite+aiosqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/bench.db"
-            await migrate_first(database_url)
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            database_url = f"sqlite+aiosqlite:///{folder}/bench.db"
+            await migrate_first(database_url, folder)
         settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
                                  DATABASE_URL=database_url,
                                  SEEDBOT_DEFAULT_CHANNEL_BUDGET=channel_budget)

@@ -39,13 +39,19 @@ def rss_mib(pid: int | str = "self") -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
 
 
-async def migrate_first(database_url: str) -> None:
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any setting of seedbot's (SEED*, SLACK*, DISCORD*, DATABASE*)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
+
+
+async def migrate_first(database_url: str, cwd: str) -> None:
     """`seedbot db upgrade` on `database_url` in a child process, before the measured process starts: a process
     that finds its database current never loads Alembic (bot.storage.revision), as in every start of a deployment
-    after its first, so the figures are a running deployment's, not its first start's (~13 MiB more RSS)."""
-    env = {**os.environ, "DATABASE_URL": database_url}
+    after its first, so the figures are a running deployment's, not its first start's (~13 MiB more RSS). The
+    child gets `clean_environment` and runs in `cwd`, where no .env is, like the bot."""
+    env = clean_environment() | {"DATABASE_URL": database_url}
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "db", "upgrade", env=env,
-                                                 stdout=asyncio.subprocess.DEVNULL)
+                                                 cwd=cwd, stdout=asyncio.subprocess.DEVNULL)
     if await child.wait() != 0:
         raise RuntimeError(f"seedbot db upgrade failed on {database_url}")
 
@@ -89,11 +95,10 @@ async def seedbot_run(env: dict[str, str], database_dir: str) -> AsyncIterator[B
     """`seedbot run` (python -m adapters.cli run) in a child process with `env` on top of a clean environment,
     SQLite in `database_dir` (migrated first: `migrate_first`); yields once /healthz answers."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
-    clean |= {"SEEDBOT_HTTP_HOST": "127.0.0.1", "SEEDBOT_HTTP_PORT": str(port),
-              "DATABASE_URL": f"sqlite+aiosqlite:///{database_dir}/bench.db",
-              "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"} | env
-    await migrate_first(clean["DATABASE_URL"])
+    clean = clean_environment() | {"SEEDBOT_HTTP_HOST": "127.0.0.1", "SEEDBOT_HTTP_PORT": str(port),
+                                   "DATABASE_URL": f"sqlite+aiosqlite:///{database_dir}/bench.db",
+                                   "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"} | env
+    await migrate_first(clean["DATABASE_URL"], database_dir)
     bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=clean, cwd=database_dir)
     try:
         base_url = f"http://127.0.0.1:{port}"

@@ -364,7 +364,8 @@ class AckFirst:
         while self._queued:
             seen = self._arrivals
             await asyncio.sleep(0)  # one turn of the loop: the requests read meanwhile are acknowledged
-            if self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
+            # release_now may have emptied the queue meanwhile (a shutdown while requests still arrive).
+            if self._queued and self._arrivals != seen and time.monotonic() - self._queued[0][0] < self._hold:
                 continue
             self.release_now()
 

@@ -68,15 +68,15 @@ def decode_body(raw: bytes) -> str | None:
 @dataclass(frozen=True, slots=True)
 class SignedPayload:
     """What a signed body is: `problem` says why it is not a payload Slack sends (None when it is one);
-    `envelope` is a well-formed Events API event_callback as parsed (step 4 above), so that nothing parses
-    the body again, and None for any other payload."""
+    `envelope` is an Events API event_callback as parsed, its outline checked (step 3 above) and its fields
+    not yet, so that nothing parses the body again; None for any other payload."""
 
     problem: str | None
     envelope: dict[str, Any] | None = None
 
     @property
     def event_callback(self) -> bool:
-        """Whether the payload is a well-formed event_callback."""
+        """Whether the payload is an event_callback, to be acknowledged before its fields are checked."""
         return self.envelope is not None
 
 
@@ -88,7 +88,7 @@ def examine_payload(body: str, content_type: str) -> SignedPayload:
         return SignedPayload(_form_problem(body))
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's stack
         return SignedPayload("body is not JSON")
     if problem := _outline_problem(payload):
         return SignedPayload(problem)
@@ -124,7 +124,7 @@ def _form_problem(body: str) -> str | None:
     if "payload" in form:  # interactivity: one JSON object
         try:
             payload = json.loads(form["payload"][0])
-        except ValueError:
+        except (ValueError, RecursionError):
             return "interactivity payload is not JSON"
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             return "interactivity payload has no type"
@@ -139,9 +139,9 @@ def _outline_problem(payload: Any) -> str | None:
         return f"payload is {type(payload).__name__}, not an object"
     if not isinstance(payload.get("type"), str):
         return "payload has no type"
-    if payload["type"] != "event_callback":
-        return None
     event = payload.get("event")
+    if payload["type"] != "event_callback":
+        return None if event is None or isinstance(event, dict) else "event is not an object"
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return "event_callback without an event object"
     return None

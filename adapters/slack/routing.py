@@ -186,7 +186,8 @@ def viewing_context(context: JSON) -> str:
     (https://docs.slack.dev/reference/events/app_context_changed); unknown kinds are skipped, and
     only ids that look like Slack ids are passed on."""
     seen: list[str] = []
-    for entity in context.get("entities") or ():
+    entities = context.get("entities")
+    for entity in entities if isinstance(entities, list) else ():
         if not isinstance(entity, dict):
             continue
         kind, value = entity.get("type"), entity.get("value")

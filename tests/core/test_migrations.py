@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 
 import migrations
@@ -23,9 +25,11 @@ async def test_alembic_check_reports_no_drift(database_url: str) -> None:
     await asyncio.to_thread(migrate.check, database_url)
 
 
-def test_migrations_head_names_the_newest_revision() -> None:
-    # bot.storage.revision compares databases with migrations.HEAD, not with Alembic's reading of versions/.
-    assert migrations.HEAD == ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+def test_migrations_revisions_name_alembics_history_oldest_first() -> None:
+    # bot.storage.revision compares databases with migrations.REVISIONS, not with Alembic's reading of versions/.
+    scripts = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    history = [script.revision for script in scripts.walk_revisions("base", "heads")][::-1]
+    assert list(migrations.REVISIONS) == history and migrations.HEAD == scripts.get_current_head()
 
 
 def test_a_process_whose_database_is_current_never_loads_alembic(tmp_path: Path) -> None:
@@ -55,8 +59,6 @@ def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
                             env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "database is at head" in result.stdout
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
         tables = {row[0] for row in conn.execute("select name from sqlite_master where type='table'")}
     assert {"channels", "threads", "messages", "usage_ledger", "budgets", "budget_reservations",
@@ -78,12 +80,48 @@ async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: 
         await db.dispose()
 
 
+def _cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True,
+                          env=env | {"DATABASE_URL": url}, cwd=tmp_path, timeout=120)
+
+
+@pytest.mark.parametrize("revision", ["0009", "c3a1f2e9b7d4", "0007,0008"])  # newer; another app's; two heads
+def test_a_sqlite_database_at_an_unknown_revision_is_one_line_not_a_traceback(tmp_path: Path, revision: str) -> None:
+    """A rollback: a newer release migrated the file, then this one starts on it. Handed to Alembic, it ended
+    every command in a ~120-line CommandError ("Can't locate revision"); it is refused in one line, untouched."""
+    path = tmp_path / "bot.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM alembic_version")
+        conn.executemany("INSERT INTO alembic_version VALUES (?)", [(r,) for r in revision.split(",")])
+    result = _cli(tmp_path, f"sqlite+aiosqlite:///{path}", "spend")
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr[-600:]
+    assert result.returncode == 2 and revision in lines[0] and "does not know" in lines[0]
+    with sqlite3.connect(path) as conn:
+        assert sorted(r for (r,) in conn.execute("SELECT version_num FROM alembic_version")) == revision.split(",")
+
+
+async def test_a_postgres_database_at_a_newer_revision_is_not_told_to_upgrade(postgres_url: str) -> None:
+    """`seedbot db upgrade` of this release cannot move a database a newer release migrated (Alembic cannot
+    locate the revision), so the error says what happened instead of advising it."""
+    db = Database(postgres_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0009'")
+        with pytest.raises(ConfigError) as raised:
+            await ensure_schema(db)
+        assert "0009" in str(raised.value) and "newer seedbot" in str(raised.value)
+        assert "seedbot db upgrade" not in str(raised.value)
+    finally:
+        await db.dispose()
+
+
 def test_upgrading_to_0008_gives_running_reservations_the_scopes_of_their_counters(tmp_path: Path) -> None:
     """Before 0008 a reservation named a counter of each of its scopes and did not keep its scopes. A running one
     gets them from its counters, so that a counter opening after the upgrade counts it and it moves that counter
     (bot.budget.counters); without them, a counter opened before it settled missed its cost."""
-    import sqlite3
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
     migrate.upgrade(url, "0007")
     keys = "global|day|2026-12-01T00:00:00;slack:C1|day|2026-12-01T00:00:00;slack:U1@slack:C1|month|2026-12-01T00:00:00"

@@ -61,6 +61,22 @@ async def test_steady_traffic_holds_a_dispatch_no_longer_than_the_hold() -> None
     assert dispatched == ["first"]
 
 
+async def test_a_shutdown_releasing_the_queue_while_requests_arrive_logs_no_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """stop_accepting releases the queue while the release waits a turn of the loop, and the requests answered
+    503 meanwhile still count as arrivals: the release found its queue empty and raised IndexError."""
+    tasks = BackgroundTasks()
+    dispatched, dispatch_of = recording()
+    gate = AckFirst(tasks, hold_seconds=60.0)
+    gate.dispatch_later(dispatch_of("acknowledged"))
+    await asyncio.sleep(0)  # the release is waiting its turn
+    gate.release_now()
+    gate.arrived()
+    await tasks.drain(5.0)
+    assert dispatched == ["acknowledged"]
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
 async def _requests_every_turn(gate: AckFirst) -> None:
     while True:  # what handle_http does first for each request, in every turn of the loop: a burst
         gate.arrived()

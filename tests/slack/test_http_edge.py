@@ -47,6 +47,12 @@ def test_payload_shapes() -> None:
         assert examined.problem is None and event_callback_problem(bad), fields
         assert examine_payload(json.dumps(bad), "text/plain").problem, fields
     assert examine_payload(json.dumps({"type": "url_verification", "challenge": 5}), "application/json").problem
+    # Bolt's own payloads are checked whole: an `event` that is not an object broke its middleware.
+    assert examine_payload(json.dumps({"type": "url_verification", "challenge": "c", "event": 5}),
+                           "application/json").problem
+    # Nested past the interpreter's stack, json raises RecursionError, which became a 500 and a traceback.
+    assert examine_payload('{"type": "event_callback", "x": ' + "[" * 5000 + "]" * 5000 + "}", "application/json"
+                           ).problem == "body is not JSON"
     assert examine_payload("%%%===", "application/x-www-form-urlencoded").problem
     assert examine_payload("payload=%7B%7B", "application/x-www-form-urlencoded").problem
 
@@ -78,7 +84,39 @@ def hostile_payloads(slack: FakeSlack) -> dict[str, bytes]:
         "files string": json.dumps({**base, "event": {**event, "files": "x"}}).encode(),
         "ts int": json.dumps({**base, "event": {**event, "ts": 5}}).encode(),
         "blocks string": json.dumps({**base, "event": {**event, "blocks": "x"}}).encode(),
+        "nested too deep": b'{"type":"event_callback","event":{"type":"message","x":' + b"[" * 5000 + b"]" * 5000
+                           + b"}}",
+        "url_verification with event int": json.dumps({"type": "url_verification", "challenge": "c",
+                                                       "event": 5}).encode(),
     }
+
+
+def odd_contexts(slack: FakeSlack) -> dict[str, bytes]:
+    """Signed events whose `app_context`/`context` holds `entities` that are not a list: read as no context."""
+    base = slack.events.app_mention("hi")
+    dm = {**base["event"], "type": "message", "channel": "D1", "channel_type": "im"}
+    return {
+        "DM message": json.dumps({**base, "event": {**dm, "app_context": {"entities": 5}}}).encode(),
+        "app_context_changed": json.dumps({**base, "event": {"type": "app_context_changed", "user": "U2",
+                                                             "context": {"entities": 5}}}).encode(),
+        "app_home_opened": json.dumps({**base, "event": {"type": "app_home_opened", "user": "U2", "tab": "messages",
+                                                         "channel": "D1", "app_context": {"entities": 7}}}).encode(),
+    }
+
+
+@pytest.mark.parametrize("name", ["DM message", "app_context_changed", "app_home_opened"])
+async def test_entities_that_are_not_a_list_are_no_context_not_a_traceback(
+        name: str, slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake_seed.script(Reply(content="Still here."))
+    async with running_bot(slack, settings_for, tmp_path) as bot, slack.sender(bot.events_url) as sender:
+        caplog.clear()
+        assert (await sender.post_raw(odd_contexts(slack)[name], "application/json")).status == 200
+        await bot.idle()
+        assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING], \
+            [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        if name == "DM message":  # answered, without a context
+            assert len(fake_seed.requests) == 1
 
 
 async def test_slack_http_edge_answers_every_malformed_request_without_a_traceback(
