@@ -13,6 +13,7 @@ MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config(url: str) -> Config:
+    """An Alembic configuration for `url` (a SQLAlchemy URL) with migrations/ as its scripts, no alembic.ini."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser interpolation would eat a % in a password.
@@ -21,6 +22,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` up to `revision` (blocking: callers on the event loop use a thread).
+    Raises Alembic's CommandError for a revision it cannot locate, SQLAlchemy's errors for the database."""
     command.upgrade(alembic_config(url), revision)
 
 
