@@ -290,7 +290,7 @@ def forget(
     """Delete a person's messages everywhere (and the answers to them), or one conversation. Spend
     history stays: ledger rows keep their money and lose only the thread they belonged to."""
     from bot.domain import Address
-    from bot.ops.retention import Retention
+    from bot.ops.retention import Retention, ThreadBeingAnswered
 
     if (user is None) == (thread is None):
         die("give exactly one of --user or --thread", 2)
@@ -318,7 +318,10 @@ def forget(
         if len(found) > 1:
             die(f"{len(found)} conversations have the thread id {thread_id} (in "
                  f"{', '.join(sorted(ref.address for ref in found))}); write it as platform:channel:ID", 2)
-        removed = await retention.forget_thread(found[0].pk)
+        try:
+            removed = await retention.forget_thread(found[0].pk)
+        except ThreadBeingAnswered:
+            die(f"{thread} is being answered right now; try again in a minute")
         return f"{thread}: {removed.describe()}"
 
     typer.echo(_with_core(settings, work))

@@ -24,13 +24,21 @@ CHANNEL_REFUSED = frozenset({UNKNOWN_CHANNEL, MISSING_ACCESS})
 ARCHIVE_MINUTES = 1440
 
 
+# Refusals as final as a 403, under other statuses (Discord's JSON error codes,
+# https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes): an interaction's
+# token past its 15 minutes answers 401 Invalid Webhook Token (50027) to every call; a thread archived (and
+# locked) under the answer answers 400 to every edit and post in it (50083).
+_REFUSED_FOR_GOOD = frozenset({(401, 50027), (400, 50083)})
+
+
 def forbidden_or_not_found(exc: BaseException) -> TypeGuard[discord.HTTPException]:
     """Whether Discord refused a call for good: HTTP 403 FORBIDDEN (Missing Access 50001, Missing Permissions
     50013, ...) or 404 NOT FOUND (Unknown Channel 10003, Unknown Message 10008, Unknown Webhook 10015, ...), as
-    https://discord.com/developers/docs/topics/opcodes-and-status-codes#http-http-response-codes lists them.
-    Not 429 or 5xx: discord.py waits and retries those itself, and one that outlasts its retries says nothing
-    about the channel."""
-    return isinstance(exc, discord.Forbidden | discord.NotFound)
+    https://discord.com/developers/docs/topics/opcodes-and-status-codes#http-http-response-codes lists them, or
+    one of `_REFUSED_FOR_GOOD`. Not 429 or 5xx: discord.py waits and retries those itself, and one that outlasts
+    its retries says nothing about the channel."""
+    return isinstance(exc, discord.Forbidden | discord.NotFound) or (
+        isinstance(exc, discord.HTTPException) and (exc.status, exc.code) in _REFUSED_FOR_GOOD)
 
 
 class Posted(Protocol):

@@ -31,6 +31,16 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 
 
+class ThreadBeingAnswered(Exception):
+    """The thread has a model call in flight (an active reservation). Deleted now, the answer could not be
+    stored and its settlement would fail: the person would see an error instead of the answer they were
+    reading. Its `thread_pk` is the thread's row id."""
+
+    def __init__(self, thread_pk: int) -> None:
+        super().__init__(f"conversation {thread_pk} is being answered right now; try again in a minute")
+        self.thread_pk = thread_pk
+
+
 @dataclass(slots=True)
 class Removed:
     """What one deletion removed: message rows by role, whole threads, and where (channel addresses)."""
@@ -121,8 +131,18 @@ class Retention:
         return [ThreadRef(pk, f"{p}:{c}", t) for pk, p, c, t in rows]
 
     async def forget_thread(self, thread_pk: int) -> Removed:
-        """Delete one thread and all its messages."""
-        return await self._db.run(lambda session: self._delete_threads(session, [thread_pk]))
+        """Delete one thread and all its messages (`Removed.threads` is 0 when there was no such thread).
+        Raises ThreadBeingAnswered while a call of it is in flight; the check and the deletion are one
+        transaction."""
+
+        def work(session: Session) -> Removed:
+            answering = select(Reservation.id).where(Reservation.thread_pk == thread_pk,
+                                                     Reservation.status == "active")
+            if session.scalar(answering.limit(1)) is not None:
+                raise ThreadBeingAnswered(thread_pk)
+            return self._delete_threads(session, [thread_pk])
+
+        return await self._db.run(work)
 
     @staticmethod
     def _delete_threads(session: Session, thread_pks: Sequence[int]) -> Removed:

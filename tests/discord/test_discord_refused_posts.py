@@ -117,3 +117,32 @@ async def test_an_answer_deleted_while_it_streams_stops_there(
     assert await stored_statuses(bot) == [("user", "failed"), ("assistant", "failed")]
     (warning,) = bot_warnings(caplog)
     assert str(dm.id) in warning and "10008" in warning
+
+
+async def test_an_interaction_token_expiring_mid_answer_stops_it_there(
+        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+    """Past Discord's 15 minutes every call through an interaction's token is 401 Invalid Webhook Token (50027),
+    as final as a 404. It was taken for a passing error: the model kept streaming into nothing and the answer
+    was booked as delivered."""
+    fake_seed.script(Reply(content=prose(600, seed=3), chunk_chars=20, chunk_delay=0.02))
+    await fake.dispatch_interaction_create("ask", options={"question": "explain monads at length"})
+    await fake.wait_until(lambda: any(e.via == "interaction" and e.kind == "edit" for e in fake.records.message_events))
+    fake.inject_error(None, "/webhooks/", status=401, code=50027, message="Invalid Webhook Token")
+    row = await settled_call(bot)
+    await fake.wait_until(lambda: fake_seed.requests[0].client_closed)  # the model is stopped
+    assert row.status == "failed" and row.error is not None and "50027" in row.error, row.error
+    assert (await stored_statuses(bot))[0] == ("user", "failed")
+
+
+async def test_a_thread_archived_mid_answer_stops_it_there(
+        fake: FakeDiscord, fake_seed: FakeSeed, bot: RunningBot) -> None:
+    """A moderator archives and locks the answer's thread: every edit and post in it is 400 (50083)."""
+    fake_seed.script(Reply(content=prose(600, seed=4), chunk_chars=20, chunk_delay=0.02))
+    question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} explain monads")
+    thread_id = int(question["id"])
+    await fake.wait_until(lambda: bool(bot.bot_messages(thread_id)))
+    fake.inject_error(None, f"/channels/{thread_id}/", status=400, code=50083, message="Thread is archived")
+    row = await settled_call(bot)
+    await fake.wait_until(lambda: fake_seed.requests[0].client_closed)  # the model is stopped
+    assert row.status == "failed" and row.error is not None and "50083" in row.error, row.error
+    assert (await stored_statuses(bot))[0] == ("user", "failed")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.budget.scopes import channel_scope
 from bot.ops.reports import Reports
+from bot.ops.retention import Retention
 from bot.storage.engine import Database
 from bot.storage.names import CHANNEL, USER
 from bot.storage.tables import Channel, Delivery, DisplayName, Message, Reservation, Thread, UsageEntry
@@ -98,6 +99,7 @@ class ConsoleQueries:
     def __init__(self, db: Database, reports: Reports) -> None:
         self._db = db
         self._reports = reports
+        self._retention = Retention(db)
 
     def _ledger_conditions(self, filters: LedgerFilter) -> list[object]:
         conditions: list[object] = []
@@ -195,19 +197,12 @@ class ConsoleQueries:
             for pk, p, c, name, thread_id, updated in session.execute(query)])
 
     async def delete_thread(self, thread_pk: int) -> int | None:
-        """Delete a conversation's messages and the thread itself; its ledger rows stay (their spend
-        is history) with their thread reference cleared. Returns how many messages were deleted, or None
-        when there was no such conversation."""
-
-        def work(session: Session) -> int | None:
-            if session.get(Thread, thread_pk) is None:
-                return None
-            session.execute(update(UsageEntry).where(UsageEntry.thread_pk == thread_pk).values(thread_pk=None))
-            deleted = session.execute(delete(Message).where(Message.thread_pk == thread_pk)).rowcount
-            session.execute(delete(Thread).where(Thread.id == thread_pk))
-            return int(deleted or 0)
-
-        return await self._db.run(work)
+        """Delete a conversation's messages and the thread itself, by the rule of `Retention.forget_thread`
+        (its ledger rows and reservations stay, their thread reference cleared). Returns how many messages
+        were deleted, or None when there was no such conversation. Raises ThreadBeingAnswered while a call
+        of it is in flight."""
+        removed = await self._retention.forget_thread(thread_pk)
+        return removed.user_messages + removed.answers if removed.threads else None
 
     async def health(self) -> Health:
         """Whether the database answers, when a daily summary was last delivered, and the money held by

@@ -37,6 +37,7 @@ from bot.budget.periods import project_month_end
 from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
 from bot.domain import format_usd, usd_string
 from bot.ops.reports import render_chart
+from bot.ops.retention import ThreadBeingAnswered
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,10 @@ class Console:
 
     async def delete_conversation(self, request: web.Request) -> web.Response:
         pk = int(request.match_info["pk"])
-        deleted = await self._queries.delete_thread(pk)
+        try:
+            deleted = await self._queries.delete_thread(pk)
+        except ThreadBeingAnswered as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
         if deleted is None:
             raise web.HTTPNotFound(text="no such conversation (it may have been deleted already)")
         raise web.HTTPSeeOther(f"{PREFIX}/conversations?{urlencode({'deleted': f'{pk}:{deleted}'})}")
