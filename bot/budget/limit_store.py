@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.budget.counters import budget_keys_in
 from bot.budget.limits import BudgetLimit, Period, parse_budget
+from bot.budget.locks import take_scope
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
@@ -90,11 +91,14 @@ class LimitStore:
         return await self._db.run(work)
 
     async def set_limit(self, scope_key: str, limit: BudgetLimit | str, changed_by: str) -> tuple[str, str]:
-        """Set a scope's budget and record the change. Returns (old, new) as people read them."""
+        """Set a scope's budget and record the change. Returns (old, new) as people read them. Two admins
+        setting one scope at once are taken in turn (the scope's books lock, held exclusively): on PostgreSQL
+        the second of two inserting a new scope's row failed on its key, and each recorded the same "old"."""
         if isinstance(limit, str):
             limit = parse_budget(limit)
 
         def work(session: Session) -> Any:
+            take_scope(session.connection(), scope_key)
             old = self.limit_for(session.connection(), scope_key)
             row = session.get(Budget, scope_key)
             if row is None:

@@ -214,3 +214,16 @@ async def test_a_full_global_cap_alerts_admins_once_without_pausing_channels(cor
         assert answer is not None and answer.status == "refused"
     assert [(s.kind, s.to) for s in slack.sent] == [("direct", "UADMIN"), ("direct", "UADMIN")]
     assert all(s.text.startswith("Budget alert: the global cap has used") for s in slack.sent)
+
+
+async def test_two_admins_setting_one_new_scope_at_once_are_taken_in_turn(core_for, database_url: str) -> None:
+    """On PostgreSQL both saw no row and the second insert failed on the key (the console said the database was
+    away; /budget set, a traceback), and each change recorded the same "old" value."""
+    core = await core_for(database_url, SEEDBOT_ADMINS="slack:U1,slack:U9")
+    for n in range(10):  # a new scope each round: no budgets row yet
+        scope = f"slack:CRACE{n}"
+        replies = await asyncio.gather(core.admin.budget_set("slack", "U1", scope, "5/day"),
+                                       core.admin.budget_set("slack", "U9", scope, "7/day"), return_exceptions=True)
+        assert not [r for r in replies if isinstance(r, BaseException)], (n, replies)
+        changes = await core.budget.limits.changes(scope)
+        assert len(changes) == 2 and changes[0].old_value == changes[1].new_value, n  # A -> X, then X -> Y

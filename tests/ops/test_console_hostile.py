@@ -50,6 +50,10 @@ async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSl
             for page in ("/ledger", "/ledger.csv"):
                 response = await client.get(base + page, params={"day": day})
                 assert response.status == 400 and _guarded(response), (page, day)
+        for name in ("channel", "person", "status"):  # PostgreSQL refuses a NUL: not "the database is away"
+            for page in ("/ledger", "/ledger.csv"):
+                response = await client.get(base + page, params={name: "slack:C\x001"})
+                assert response.status == 400 and "NUL" in await response.text(), (page, name)
         for pk in ("99999999999999999999", "4242"):
             shown = await client.get(f"{base}/conversations/{pk}")
             assert shown.status == 404 and _guarded(shown), pk
