@@ -38,26 +38,29 @@ def formula_safe(text: str) -> str:
 
 
 def csv_document(fields: Sequence[str], rows: Iterable[Sequence[object]],
-                 number_fields: Collection[str] = frozenset()) -> str:
-    """A CSV document (RFC 4180 quoting by the stdlib csv module, CRLF line ends): the `fields` header,
-    then `rows`, each as long as `fields`. A cell in a column named in `number_fields` is written as is
-    (a negative number we computed stays a number); any other cell is text, `str()` of it passed through
+                 number_fields: Collection[str] = frozenset(), *, header: bool = True) -> str:
+    """A CSV document (RFC 4180 quoting by the stdlib csv module, CRLF line ends): the `fields` header
+    (unless `header` is False: a later part of a document sent in parts), then `rows`, each as long as
+    `fields`. A cell in a column named in `number_fields` is written as is (a negative number we computed
+    stays a number); any other cell is text, `str()` of it passed through
     `formula_safe`, so a column added later is guarded unless declared a number. Raises ValueError for a
     row of the wrong length."""
     numbers = [field in number_fields for field in fields]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(fields)
+    if header:
+        writer.writerow(fields)
     for row in rows:
         writer.writerow([cell if number else formula_safe(str(cell))
                          for cell, number in zip(row, numbers, strict=True)])
     return buffer.getvalue()
 
 
-def ledger_csv(rows: Iterable[LedgerRow]) -> str:
+def ledger_csv(rows: Iterable[LedgerRow], *, header: bool = True) -> str:
     """The ledger rows as the console's CSV download: CSV_FIELDS, money as exact dollars (`0.0016`),
-    `started_at` ISO 8601 naive UTC, names as the platform last gave them (empty when unknown)."""
+    `started_at` ISO 8601 naive UTC, names as the platform last gave them (empty when unknown). `header=False`
+    for every page of the download but its first."""
     return csv_document(CSV_FIELDS, ((
         r.id, r.started_at.isoformat(), r.channel, r.person, r.kind, r.model, r.status, r.prompt_tokens,
         r.cached_tokens, r.completion_tokens, r.reasoning_tokens, r.web_searches, usd_string(r.cost_nanos),
-        r.channel_name, r.person_name) for r in rows), CSV_NUMBER_FIELDS)
+        r.channel_name, r.person_name) for r in rows), CSV_NUMBER_FIELDS, header=header)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.budget.scopes import channel_scope
@@ -116,8 +116,10 @@ class ConsoleQueries:
             conditions.append(UsageEntry.status == filters.status)
         return conditions
 
-    async def ledger(self, filters: LedgerFilter, limit: int | None = LEDGER_PAGE_ROWS) -> list[LedgerRow]:
-        """Ledger rows matching `filters`, newest first; `limit=None` for all of them (the CSV)."""
+    async def ledger(self, filters: LedgerFilter, limit: int = LEDGER_PAGE_ROWS,
+                     after: LedgerRow | None = None) -> list[LedgerRow]:
+        """Up to `limit` ledger rows matching `filters`, newest first, starting after the row `after` (the
+        last of the page before: the CSV download reads the ledger page by page)."""
         # Columns, not ORM entities: a CSV of the whole ledger should not build an object per row.
         e = UsageEntry
         # Names as bot.ops.reports picks them: the learned display name, else the name the channel came with.
@@ -133,6 +135,9 @@ class ConsoleQueries:
                                               person_name.platform_id == e.user_id))
                  .where(*self._ledger_conditions(filters))
                  .order_by(e.started_at.desc(), e.id.desc()).limit(limit))
+        if after is not None:
+            query = query.where(or_(e.started_at < after.started_at,
+                                    and_(e.started_at == after.started_at, e.id < after.id)))
 
         def work(session: Session) -> list[LedgerRow]:
             return [LedgerRow(row_id, started, channel_scope(platform, channel_id), f"{platform}:{user_id}", *rest)
