@@ -304,7 +304,10 @@ def forget(
     async def work(core: Core) -> str:
         retention = Retention(core.db)
         if user is not None:
-            removed = await retention.forget_user(person.platform, person.workspace_id, person.id)
+            try:
+                removed = await retention.forget_user(person.platform, person.workspace_id, person.id)
+            except ThreadBeingAnswered:
+                die(f"{user} is being answered right now; try again in a minute")
             return f"{user}: {removed.describe()}"
         assert thread is not None
         *where, thread_id = thread.split(":")

@@ -95,7 +95,8 @@ class Retention:
 
     async def forget_user(self, platform: str, workspace_id: str | None, user_id: str) -> Removed:
         """Delete every message `user_id` wrote on `platform` (in one workspace, or all when None) and
-        every answer to them; threads left empty are deleted too."""
+        every answer to them; threads left empty are deleted too. Raises ThreadBeingAnswered while a call
+        of one of those threads is in flight (nothing is deleted then)."""
         def work(session: Session) -> Removed:
             query = (select(Message.id, Message.thread_pk).join(Thread, Message.thread_pk == Thread.id)
                      .join(Channel, Thread.channel_pk == Channel.id)
@@ -105,6 +106,7 @@ class Retention:
             rows = session.execute(query).all()
             message_pks = [pk for pk, _ in rows]
             thread_pks = sorted({thread_pk for _, thread_pk in rows})
+            _refuse_while_answered(session, thread_pks)
             removed = Removed(places=set().union(*(_places(session, chunk) for chunk in _chunks(thread_pks))))
             for chunk in _chunks(message_pks):
                 removed.answers += session.execute(
@@ -136,10 +138,7 @@ class Retention:
         transaction."""
 
         def work(session: Session) -> Removed:
-            answering = select(Reservation.id).where(Reservation.thread_pk == thread_pk,
-                                                     Reservation.status == "active")
-            if session.scalar(answering.limit(1)) is not None:
-                raise ThreadBeingAnswered(thread_pk)
+            _refuse_while_answered(session, [thread_pk])
             return self._delete_threads(session, [thread_pk])
 
         return await self._db.run(work)
@@ -160,6 +159,15 @@ class Retention:
         session.execute(delete(Message).where(Message.thread_pk.in_(thread_pks)))
         removed.threads = session.execute(delete(Thread).where(Thread.id.in_(thread_pks))).rowcount
         return removed
+
+
+def _refuse_while_answered(session: Session, thread_pks: Sequence[int]) -> None:
+    """Raise ThreadBeingAnswered for the first of `thread_pks` with an active reservation (a call in flight)."""
+    for chunk in _chunks(thread_pks):
+        answering = session.scalar(select(Reservation.thread_pk).where(
+            Reservation.thread_pk.in_(chunk), Reservation.status == "active").limit(1))
+        if answering is not None:
+            raise ThreadBeingAnswered(answering)
 
 
 class RetentionSweep:
