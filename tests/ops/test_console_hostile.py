@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from adapters.web.console import routes
+from adapters.web.console import export
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from adapters.web.console.routes import DATABASE_AWAY, SECURITY_HEADERS
 from bot.domain import usd_string
@@ -128,7 +128,7 @@ async def test_the_ledger_csv_is_sent_page_by_page_every_row_once_in_order(
     """Read whole, a year of ledger held the event loop for seconds; it is read and sent in pages, each after
     the last row of the one before (rows sharing a start time are ordered by id, so none is skipped or
     repeated at a page's edge)."""
-    monkeypatch.setattr(routes, "CSV_PAGE_ROWS", 3)
+    monkeypatch.setattr(export, "CSV_PAGE_ROWS", 3)
     async with running_console(slack, settings_for, tmp_path) as console, _client() as client:
         core = console.core
         await seed_ledger(core, now_local(core))

@@ -3,6 +3,7 @@ and the daily summary): ledger rows under filters, conversations, and the proces
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -29,6 +30,23 @@ class LedgerFilter:
     channel: str | None = None
     person: str | None = None
     status: str | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> LedgerFilter:
+        """The filters of a ledger page's query string. Raises ValueError, in words for the admin, for a day
+        that is not a date between 1970 and 9000 (the next day and a local midnight of each must exist as
+        datetimes), or a value holding a NUL (PostgreSQL refuses one in a text parameter)."""
+        if any("\x00" in query.get(name, "") for name in ("channel", "person", "status")):
+            raise ValueError("a filter may not hold a NUL character")
+        text = query.get("day")
+        try:
+            day = date.fromisoformat(text) if text else None
+        except ValueError:
+            day = date.min
+        if day is not None and not date(1970, 1, 1) <= day <= date(9000, 12, 31):
+            raise ValueError("day must be a date like 2026-11-26")
+        return cls(day=day, channel=query.get("channel") or None, person=query.get("person") or None,
+                   status=query.get("status") or None)
 
     def query_string(self) -> dict[str, str]:
         values = {"day": self.day.isoformat() if self.day else "", "channel": self.channel or "",
