@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.budget.counters import budget_keys_in
 from bot.budget.limits import BudgetLimit, Period, parse_budget
-from bot.budget.locks import take_scope
 from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, person_scope, split_person_scope
 from bot.config import Settings
 from bot.storage.engine import Database
@@ -91,14 +91,12 @@ class LimitStore:
         return await self._db.run(work)
 
     async def set_limit(self, scope_key: str, limit: BudgetLimit | str, changed_by: str) -> tuple[str, str]:
-        """Set a scope's budget and record the change. Returns (old, new) as people read them. Two admins
-        setting one scope at once are taken in turn (the scope's books lock, held exclusively): on PostgreSQL
-        the second of two inserting a new scope's row failed on its key, and each recorded the same "old"."""
+        """Set a scope's budget and record the change. Returns (old, new) as people read them. Raises
+        ValueError for a malformed `limit` text (parse_budget)."""
         if isinstance(limit, str):
             limit = parse_budget(limit)
 
         def work(session: Session) -> Any:
-            take_scope(session.connection(), scope_key)
             old = self.limit_for(session.connection(), scope_key)
             row = session.get(Budget, scope_key)
             if row is None:
@@ -112,7 +110,12 @@ class LimitStore:
                                      new_value=limit.describe(), changed_at=self._clock()))
             return old.describe(), limit.describe()
 
-        return await self._db.run(work)
+        try:
+            return await self._db.run(work)
+        except IntegrityError:
+            # Another admin inserted this scope's row between our read and our insert (PostgreSQL; SQLite
+            # writes one at a time): again, now as an update of theirs, so the change history reads A -> X -> Y.
+            return await self._db.run(work)
 
     async def changes(self, scope_key: str, limit: int = 10) -> list[BudgetChange]:
         """A scope's last `limit` budget changes, newest first."""
