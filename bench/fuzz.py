@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.slack_ack_bench import free_port, wait_healthy
+from bench.harness import clean_environment, free_port, wait_healthy
 from bot.budget.scopes import split_person_scope
 from bot.storage.engine import Database
 from bot.storage.tables import BudgetCounter, Channel, Message, Reservation, UsageEntry
@@ -200,8 +200,8 @@ async def run(slack_events: int, discord_messages: int, seed: int, keep_log: Pat
         port = free_port()
         with tempfile.TemporaryDirectory() as tmp:
             db_url = f"sqlite+aiosqlite:///{tmp}/fuzz.db"
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD"))}
-            env |= {"SEED_API_KEY": model.api_key, "SEED_BASE_URL": model.base_url, "SEED_MAX_RETRIES": "0",
+            env = clean_environment() | {
+                    "SEED_API_KEY": model.api_key, "SEED_BASE_URL": model.base_url, "SEED_MAX_RETRIES": "0",
                     "SLACK_BOT_TOKEN": slack.config.bot_token, "SLACK_SIGNING_SECRET": slack.config.signing_secret,
                     "SLACK_API_URL": slack.api_url, "DISCORD_BOT_TOKEN": discord.token,
                     "DISCORD_API_URL": discord.api_base, "DISCORD_GATEWAY_URL": discord.gateway_url,

@@ -17,6 +17,7 @@ from bot.config import ConfigError
 from bot.storage import migrate
 from bot.storage.engine import Database
 from bot.storage.revision import ensure_schema
+from tests.cli.test_cli_start_errors import seedbot
 
 
 async def test_alembic_check_reports_no_drift(database_url: str) -> None:
@@ -80,12 +81,6 @@ async def test_an_unmigrated_postgres_database_is_one_clear_error(postgres_url: 
         await db.dispose()
 
 
-def _cli(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
-    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True,
-                          env=env | {"DATABASE_URL": url}, cwd=tmp_path, timeout=120)
-
-
 @pytest.mark.parametrize("revision", ["0009", "c3a1f2e9b7d4", "0007,0008"])  # newer; another app's; two heads
 def test_a_sqlite_database_at_an_unknown_revision_is_one_line_not_a_traceback(tmp_path: Path, revision: str) -> None:
     """A rollback: a newer release migrated the file, then this one starts on it. Handed to Alembic, it ended
@@ -95,10 +90,10 @@ def test_a_sqlite_database_at_an_unknown_revision_is_one_line_not_a_traceback(tm
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM alembic_version")
         conn.executemany("INSERT INTO alembic_version VALUES (?)", [(r,) for r in revision.split(",")])
-    result = _cli(tmp_path, f"sqlite+aiosqlite:///{path}", "spend")
-    lines = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr[-600:]
-    assert result.returncode == 2 and revision in lines[0] and "does not know" in lines[0]
+    code, stderr = seedbot(tmp_path, f"sqlite+aiosqlite:///{path}", "spend")
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and len(lines) == 1, stderr[-600:]
+    assert code == 2 and revision in lines[0] and "does not know" in lines[0]
     with sqlite3.connect(path) as conn:
         assert sorted(r for (r,) in conn.execute("SELECT version_num FROM alembic_version")) == revision.split(",")
 
