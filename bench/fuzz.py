@@ -50,6 +50,7 @@ BAD_USAGE: tuple[Any, ...] = ("lots", [1], {"prompt_tokens": 10, "completion_tok
 class Plan:
     slack_expected: list[tuple[str, str]] = field(default_factory=list)  # (channel, ts) of valid mentions
     discord_expected: list[int] = field(default_factory=list)  # message ids of valid mentions
+    discord_unconnected: list[int] = field(default_factory=list)  # valid mentions sent while no socket was open
     sent: int = 0
 
 
@@ -127,11 +128,24 @@ async def send_discord(slack: FakeSlack, discord: FakeDiscord, count: int, rng: 
                                            ("empty.txt", b"", "text/plain"), ("\u202e.diff", b"@@ -1 +1 @@", None),
                                            ("big.txt", b"y" * 3_000_000, "text/plain")))
             attachments.append(discord.add_attachment(name, data, kind))
+        connected = bool(discord.gateway.connected_sessions())
         message = await discord.dispatch_message_create(discord.channel, discord.alice, content,
                                                         attachments=attachments)
         if addressed:
             plan.discord_expected.append(int(message["id"]))
+            if not connected:
+                plan.discord_unconnected.append(int(message["id"]))
         plan.sent += 1
+
+
+async def wait_for_gateway(discord: FakeDiscord, seconds: float = 60.0) -> None:
+    """Until the bot's Discord session is connected: /healthz answers before it is, and a message posted while a
+    bot is not connected never reaches it (on Discord as in the fake), so it would count as unanswered."""
+    deadline = time.monotonic() + seconds
+    while not discord.gateway.connected_sessions():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the bot did not connect to the fake Discord gateway")
+        await asyncio.sleep(0.1)
 
 
 def answered_counts(slack: FakeSlack, discord: FakeDiscord, plan: Plan) -> tuple[int, int, int]:
@@ -146,10 +160,23 @@ def answered_counts(slack: FakeSlack, discord: FakeDiscord, plan: Plan) -> tuple
                 streaming += m.stream_state == "streaming"
     slack_done = sum(1 for key in plan.slack_expected
                      if by_thread.get(key) and all(m.stream_state != "streaming" for m in by_thread[key]))
+    discord_done = len(plan.discord_expected) - len(unanswered_discord(discord, plan))
+    return slack_done, discord_done, streaming
+
+
+def unanswered_discord(discord: FakeDiscord, plan: Plan) -> list[int]:
     threads_with_bot = {int(m["channel_id"]) for m in discord.world.messages.values()
                         if int(m["author"]["id"]) == discord.bot.id}
-    discord_done = sum(1 for message_id in plan.discord_expected if message_id in threads_with_bot)
-    return slack_done, discord_done, streaming
+    return [message_id for message_id in plan.discord_expected if message_id not in threads_with_bot]
+
+
+def discord_fate(discord: FakeDiscord, message_id: int) -> str:
+    """What the fake saw of one unanswered mention: its thread, and any REST call that named it."""
+    calls = [f"{c.method} {c.path} {c.status}" for c in discord.records.calls if str(message_id) in c.path]
+    thread = message_id in discord.world.channels
+    sent = discord.world.messages.get(message_id, {})
+    return (f"{message_id} (thread {'opened' if thread else 'none'}, calls {calls or 'none'}, "
+            f"content {str(sent.get('content', ''))[:30]!r})")
 
 
 async def books_mismatches(db_url: str) -> tuple[int, list[str]]:
@@ -214,6 +241,7 @@ async def run(slack_events: int, discord_messages: int, seed: int, keep_log: Pat
                 started = time.monotonic()
                 try:
                     await wait_healthy(f"http://127.0.0.1:{port}/healthz")
+                    await wait_for_gateway(discord)
                     await asyncio.gather(send_slack(slack, discord, f"http://127.0.0.1:{port}/slack/events",
                                                     slack_events, rng, plan),
                                          send_discord(slack, discord, discord_messages, rng, plan))
@@ -245,6 +273,11 @@ async def run(slack_events: int, discord_messages: int, seed: int, keep_log: Pat
     print(f"valid messages answered:         {slack_done + discord_done:,} / {expected:,} "
           f"(Slack {slack_done:,}/{slack_expected:,}, Discord {discord_done:,}/{discord_expected:,})")
     print(f"Slack messages left streaming:   {streaming}")
+    print(f"Discord: gateway connections {len(discord.records.connections)}, resumes {len(discord.records.resumes)}, "
+          f"mentions sent while no socket was open {len(plan.discord_unconnected)}")
+    if discord_done < discord_expected:
+        print("Discord unanswered, first 5:    " + "; ".join(
+            discord_fate(discord, message_id) for message_id in unanswered_discord(discord, plan)[:5]))
     print(f"books mismatches:                {mismatches}" + "".join(f"\n  {p}" for p in problems[:10]))
 
 
