@@ -2,8 +2,8 @@
 
 Prints: event -> model request latency (p50/p99), answers per second with 200-token answers, the database
 connections the pool opened during the run, the CPU time per answer, and RSS before and after, for one bot
-process on SQLite (a new file, migrated by `seedbot db upgrade` before the bot starts, as a deployment is after
-its first start: bench.harness.migrate_first) or the PostgreSQL database given.
+process on SQLite (a new file, which the process migrates as at its first start: by a child process, so the
+RSS is the same as at any later start) or the PostgreSQL database given.
 Run: .venv/bin/python -m bench.core_bench [--messages 10000] [--concurrency 50] [--database-url URL]
      [--one-way-ms 0.5] (PostgreSQL through bench.delay_proxy: a network's round trip on loopback)
      [--channel-budget 1000/day] (every channel limited, so each has a counter row to open and lock)
@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.core import build_core
 from bench.delay_proxy import delay_proxy_process, measured_rtt_ms
-from bench.harness import Figure, fake_seed_process, migrate_first, percentile, rss_mib, run_like_seedbot
+from bench.harness import Figure, fake_seed_process, percentile, rss_mib, run_like_seedbot
 from bot.config import load_settings
 from tests.factories import incoming
 from tests.sinks import RecordingSink
@@ -56,7 +56,6 @@ async def run(messages: int = 2000, concurrency: int = 50, database_url: str | N
         if database_url is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory())
             database_url = f"sqlite+aiosqlite:///{folder}/bench.db"
-            await migrate_first(database_url, folder)
         settings = load_settings(_env_file=None, SEED_API_KEY="test-seed-key", SEED_BASE_URL=base_url,
                                  DATABASE_URL=database_url,
                                  SEEDBOT_DEFAULT_CHANNEL_BUDGET=channel_budget)

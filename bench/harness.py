@@ -44,18 +44,6 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "SLACK", "DISCORD", "DATABASE"))}
 
 
-async def migrate_first(database_url: str, cwd: str) -> None:
-    """`seedbot db upgrade` on `database_url` in a child process, before the measured process starts: a process
-    that finds its database current never loads Alembic (bot.storage.revision), as in every start of a deployment
-    after its first, so the figures are a running deployment's, not its first start's (~13 MiB more RSS). The
-    child gets `clean_environment` and runs in `cwd`, where no .env is, like the bot."""
-    env = clean_environment() | {"DATABASE_URL": database_url}
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "db", "upgrade", env=env,
-                                                 cwd=cwd, stdout=asyncio.subprocess.DEVNULL)
-    if await child.wait() != 0:
-        raise RuntimeError(f"seedbot db upgrade failed on {database_url}")
-
-
 async def wait_healthy(url: str, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as session:
@@ -93,12 +81,11 @@ class BotChild:
 @asynccontextmanager
 async def seedbot_run(env: dict[str, str], database_dir: str) -> AsyncIterator[BotChild]:
     """`seedbot run` (python -m adapters.cli run) in a child process with `env` on top of a clean environment,
-    SQLite in `database_dir` (migrated first: `migrate_first`); yields once /healthz answers."""
+    SQLite in `database_dir` (a new file the bot migrates, as at every first start); yields once /healthz answers."""
     port = free_port()
     clean = clean_environment() | {"SEEDBOT_HTTP_HOST": "127.0.0.1", "SEEDBOT_HTTP_PORT": str(port),
                                    "DATABASE_URL": f"sqlite+aiosqlite:///{database_dir}/bench.db",
                                    "SEEDBOT_DEFAULT_CHANNEL_BUDGET": "none"} | env
-    await migrate_first(clean["DATABASE_URL"], database_dir)
     bot = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.cli", "run", env=clean, cwd=database_dir)
     try:
         base_url = f"http://127.0.0.1:{port}"

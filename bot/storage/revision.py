@@ -1,12 +1,17 @@
 """Which schema revision a database is at, read without Alembic, and the start-up check built on it.
 
-Alembic and its Mako templates stay resident once imported (about 9 MiB of a `seedbot run` process that
-never migrates again: `python -m bench.core_bench --messages 10000` shows the RSS), so the check reads
-`alembic_version` itself and loads `bot.storage.migrate` only when the database is behind."""
+Alembic and its Mako templates stay resident once imported (about 9 MiB of a `seedbot run` process, more
+with what a migration leaves behind: `python -m bench.core_bench --messages 10000` shows the RSS), so the
+check reads `alembic_version` itself, and a SQLite file that is behind is migrated by a child process
+(`python -m bot.storage.migrate`) that takes Alembic with it when it exits."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
@@ -15,8 +20,12 @@ from bot.config import ConfigError
 from bot.storage.engine import Database
 from migrations import HEAD, REVISIONS
 
+log = logging.getLogger(__name__)
+
 # Alembic's own table (alembic.runtime.migration.MigrationContext): one row per head, its revision id.
 VERSION_TABLE = "alembic_version"
+# Where `bot` and `migrations` were imported from: the migrating child imports this very copy of seedbot.
+SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def database_revision(connection: Connection) -> str | None:
@@ -29,11 +38,11 @@ def database_revision(connection: Connection) -> str | None:
 
 
 async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:
-    """SQLite (one process) is brought up to date on start; PostgreSQL, shared by replicas, is migrated by
-    `seedbot db upgrade`, so a replica never races another one's migration. Raises ConfigError for a
-    database at a revision this release does not know (a newer release migrated it: upgrading cannot help),
-    and, naming that command, for a PostgreSQL database behind `migrations.HEAD`; OSError where the database
-    cannot be reached."""
+    """SQLite (one process) is brought up to date on start, by a child process (`upgrade_in_child`); PostgreSQL,
+    shared by replicas, is migrated by `seedbot db upgrade`, so a replica never races another one's migration.
+    Raises ConfigError for a database at a revision this release does not know (a newer release migrated it:
+    upgrading cannot help), for a SQLite file whose migration failed, and, naming that command, for a PostgreSQL
+    database behind `migrations.HEAD`; OSError where the database cannot be reached."""
     async with db.engine.connect() as connection:
         revision = await connection.run_sync(database_revision)
     if revision == HEAD:
@@ -43,9 +52,23 @@ async def ensure_schema(db: Database, *, upgrade_sqlite: bool = True) -> None:
                           "does not know: a newer seedbot migrated it, or another application shares its "
                           f"{VERSION_TABLE} table")
     if db.is_sqlite and upgrade_sqlite:
-        from bot.storage import migrate  # only here: see the module's docstring
-
-        await asyncio.to_thread(migrate.upgrade, db.url)
+        await upgrade_in_child(db.url)
+        log.info("SQLite database migrated from schema %s to %s", revision or "nothing", HEAD)
         return
     raise ConfigError(f"DATABASE_URL: the database schema is at {revision or 'nothing'}, not {HEAD}; "
                       "run `seedbot db upgrade` first")
+
+
+async def upgrade_in_child(url: str) -> None:
+    """Migrate the SQLite database at `url` to the head in a child Python (`python -m bot.storage.migrate`),
+    so that this process never loads Alembic (the module's docstring). Raises ConfigError with the last line
+    the child wrote (its exception: an unwritable file, a full disk) when it fails."""
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (SOURCE_ROOT, os.environ.get("PYTHONPATH"))))}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.storage.migrate", url, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await child.communicate()
+    if child.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise ConfigError(f"DATABASE_URL: migrating the SQLite database to schema {HEAD} failed: "
+                          f"{lines[-1] if lines else f'exit status {child.returncode}'}")

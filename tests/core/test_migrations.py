@@ -34,8 +34,8 @@ def test_migrations_revisions_name_alembics_history_oldest_first() -> None:
 
 
 def test_a_process_whose_database_is_current_never_loads_alembic(tmp_path: Path) -> None:
-    """A database already at head is checked by reading alembic_version (bot.storage.revision); Alembic is
-    loaded only to upgrade one that is behind (and then stays resident, ~9 MiB)."""
+    """A database already at head is checked by reading alembic_version (bot.storage.revision); one that is
+    behind is upgraded by a child process, so Alembic (~9 MiB, resident once imported) never enters this one."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     script = (
         "import asyncio, sys\n"
@@ -50,7 +50,30 @@ def test_a_process_whose_database_is_current_never_loads_alembic(tmp_path: Path)
     runs = [subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
             for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
-    assert [r.stdout.strip() for r in runs] == ["['alembic', 'mako']", "[]"]  # a new file upgraded; then current
+    assert [r.stdout.strip() for r in runs] == ["[]", "[]"]  # a new file upgraded (by a child); then current
+    with sqlite3.connect(tmp_path / "bot.db") as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.HEAD,)]
+
+
+async def test_a_sqlite_file_whose_migration_fails_is_one_line_naming_the_cause(tmp_path: Path) -> None:
+    """The child that migrates (bot.storage.revision.upgrade_in_child) fails: what it raised reaches the person
+    starting the bot as one line, and the file stays at its revision. Here 0008 meets a column already added by
+    hand."""
+    path = tmp_path / "old.db"
+    await asyncio.to_thread(migrate.upgrade, f"sqlite:///{path}", "0007")
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE budget_counters ADD COLUMN opened_through BIGINT")
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        with pytest.raises(ConfigError) as raised:
+            await ensure_schema(db)
+    finally:
+        await db.dispose()
+    message = str(raised.value)
+    assert "\n" not in message and "duplicate column name: opened_through" in message, message
+    assert message.startswith("DATABASE_URL: migrating the SQLite database to schema 0008 failed: ")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
 
 
 def test_seedbot_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
