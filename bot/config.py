@@ -69,6 +69,8 @@ def _database_url(value: object) -> object:
         port = url.port
     except (ArgumentError, ValueError):
         raise ValueError("is not a database URL (write sqlite+aiosqlite:///path.db or postgresql://...)") from None
+    if url.host and "@" in url.host:  # the password's tail: never echo it
+        raise ValueError("holds an @ after the password's first one: write an @ inside the password as %40")
     if url.drivername not in ASYNC_DRIVERS.values():
         raise ValueError(f"{url.drivername!r} is not supported: use sqlite+aiosqlite:///path.db or postgresql://...")
     if port is not None and not 0 < port < 65536:

@@ -16,7 +16,7 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 NAME_MAX_CHARS = 200
 # Characters that steer or hide text without showing anything (Unicode bidi controls, UAX #9; zero-width
 # space, word joiner and invisible operators, BOM).
-_INVISIBLE = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+INVISIBLE = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
                        "\u2066\u2067\u2068\u2069\ufeff")
 
 
@@ -38,5 +38,5 @@ def clean_name(name: str) -> str:
     at most NAME_MAX_CHARS characters, then `clean_text`. Joiners inside emoji and scripts (U+200C, U+200D)
     and tag characters of flags stay. The empty string when nothing printable is left."""
     kept = "".join(" " if ch.isspace() else ch for ch in name
-                   if ch.isspace() or (ch not in _INVISIBLE and unicodedata.category(ch) != "Cc"))
+                   if ch.isspace() or (ch not in INVISIBLE and unicodedata.category(ch) != "Cc"))
     return clean_text(" ".join(kept.split())[:NAME_MAX_CHARS])

@@ -32,6 +32,7 @@ from bot.chat.secret_rules import (
     mask_for,
 )
 from bot.domain import AttachmentKind, Incoming
+from bot.text_safety import INVISIBLE
 
 # A line longer than WINDOW is cut after about SEGMENT_CHARS, moved past the end of a match that straddles
 # the cut: a secret up to LONGEST_MATCH characters long is never split (the longest fixed-length shapes
@@ -197,6 +198,17 @@ def _forced_cut(text: str, start: int) -> int:
 
 
 def _mask_segment(segment: str) -> tuple[str, int]:
+    """The segment with its secrets masked, and how many. A segment holding invisible characters (a zero-width
+    space inside a token hides it from every rule) is masked without them too; if that finds more, that wins,
+    so the invisible characters of that segment are dropped with its secrets."""
+    masked = _mask_spans(segment)
+    if not INVISIBLE.intersection(segment):
+        return masked
+    visible = _mask_spans("".join(ch for ch in segment if ch not in INVISIBLE))
+    return visible if visible[1] > masked[1] else masked
+
+
+def _mask_spans(segment: str) -> tuple[str, int]:
     spans = [(m.start(), m.end(), PRIVATE_KEY) for m in KEY_BLOCK.finditer(segment)]
     offset = 0
     for line in segment.split("\n"):

@@ -80,7 +80,8 @@ def _plausible_value(value: str, line: str) -> bool:
     placeholders and attribute paths that code and docs put after `password:`."""
     return not (
         len(value) < 6
-        or value.startswith(MASK_PREFIX)  # masked already: masking twice changes nothing
+        or value.startswith(MASK_PREFIX.rstrip())  # masked already: masking twice changes nothing
+        or value.startswith(("/", "~/", "./", "../"))  # a path (`PWD=/home/me`), not a password
         or value.lower() in _PLACEHOLDER_VALUES
         or _ATTRIBUTE_PATH.fullmatch(value) is not None
         or heuristic.is_templated_secret(value)
@@ -92,6 +93,30 @@ def _plausible_value(value: str, line: str) -> bool:
     )
 
 
+def _plausible_quoted(value: str, _line: str) -> bool:
+    """`_plausible_value` for a quoted literal, which cannot be the indirect reference that filter looks for in its
+    line (`Client(api_key="…")` reads as one to detect-secrets)."""
+    return _plausible_value(value, "")
+
+
+def _plausible_literal(value: str, _line: str) -> bool:
+    """`_plausible_quoted` for a URL's query value, holding a letter and a digit (`?token=abc&page=2`: a secret
+    is random) and no template (`?token={link_token(id)}`)."""
+    return (_plausible_quoted(value, "") and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+            and not any(c in value for c in "%{}<>"))
+
+
+def _plausible_variable(value: str, line: str) -> bool:
+    """`_plausible_value` for a shell variable's value, which must hold a letter (`MAX_TOKENS=100000` is a number)
+    and not be the placeholder of a README (`SEED_API_KEY=your-key`)."""
+    return _plausible_value(value, line) and any(c.isalpha() for c in value) and not value.startswith("your")
+
+
+def _not_a_port(value: str, _line: str) -> bool:
+    """A URL "password" that is a port and a path (`https://host:8443/users/@me`) is not one."""
+    return re.match(r"\d{1,5}(?:/|$)", value) is None
+
+
 def _valid_jwt(value: str, _line: str) -> bool:
     return JwtTokenDetector.is_formally_valid(value)
 
@@ -99,14 +124,21 @@ def _valid_jwt(value: str, _line: str) -> bool:
 # detect-secrets' keyword list (password, secret, api_key, private_key, ...) lacks these three.
 _KEYWORDS = "|".join((*keyword.DENYLIST, "token", "credentials?", "access_?key"))
 # A whole line that assigns a secret-named key a single value: .env (`export X=...`), YAML (`key: v`,
-# `- key: v`), INI/TOML/properties (`key = v`) and JSON (`"key": "v",`). A value must be all the line
-# holds (a comment aside), which keeps `password: str = Field()` and `token = get(...)` out.
+# `- key: v`), INI/TOML/properties (`key = v`) and JSON (`"key": "v",`), also as an added or removed line of
+# a diff (`+KEY=v`). A value must be all the line holds (a comment aside), which keeps
+# `password: str = Field()` and `token = get(...)` out.
 _ASSIGNMENT = re.compile(
-    r"^\s*(?:export\s+|-\s+)?([\"']?)[\w.-]*(?:" + _KEYWORDS + r")[\w.-]*\1\s*[:=]\s*"
+    r"^[+-]?\s*(?:export\s+|-\s+)?([\"']?)[\w.-]*(?:" + _KEYWORDS + r")[\w.-]*\1\s*[:=]\s*"
     r"(?:\"(?P<dq>[^\"\n]{1,256})\"|'(?P<sq>[^'\n]{1,256})'|(?P<bare>[^\s\"'#;,]{1,256}))"
     r"\s*,?\s*(?:#.*)?$",
     re.IGNORECASE,
 )
+
+# (The match starts at the keyword: only the value is masked, and a leading `[\w]*` would make every word of a
+# line a backtracking search.)
+_SHELL_VARIABLE = re.compile(
+    r"(?:" + _KEYWORDS.upper() + r")[A-Z0-9_]*="
+    r"([^\s\"'`;&|$()\[][^\s\"'`;&|$()]{0,255})(?=\s|$)")  # `[`: a value masked already
 
 # Every keyword in detect-secrets' list holds one of these; ours add two.
 _KEYWORD_TRIGGERS = ("key", "pass", "pwd", "secret", "contras")
@@ -148,20 +180,46 @@ RULES: tuple[Rule, ...] = (
     _library("JSON Web Token", JwtTokenDetector, 0, ("eyj",), extend=True, keep=_valid_jwt),
     # Passwords in URLs and assignments
     _library("URL password", BasicAuthDetector, 0, ("://",), groups=(1,)),
-    # detect-secrets wants a user name and RFC 3986-clean passwords; people paste `redis://:pw@` and `p!ss`.
-    Rule("URL password", re.compile(r"://[^\s:/?#@]{0,256}:([^\s/?#@]{1,256})@"), "seedbot", ("://",),
-         groups=(1,)),
+    # detect-secrets wants a user name and RFC 3986-clean passwords; people paste `redis://:pw@`, `p!ss` and `p/ss`.
+    Rule("URL password", re.compile(r"://[^\s:/?#@]{0,256}:([^\s?#@]{1,256})@"), "seedbot", ("://",),
+         groups=(1,), keep=_not_a_port),
     Rule("connection string password", re.compile(
         r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot",
         ("password=", "pwd="), groups=(1,), keep=_plausible_value),
     *(Rule("password or secret", pattern, "detect-secrets KeywordDetector", _KEYWORD_TRIGGERS, groups=(group,),
-           keep=_plausible_value)
+           keep=_plausible_quoted)
       for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
       if pattern is not keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX),
     Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
          _ASSIGNMENT_TRIGGERS, groups=("dq", "sq", "bare"), keep=_plausible_value),
+    # Shell: an environment variable set for one command (`DB_PASSWORD=x npm start`, `docker run -e X=y`,
+    # `env X=y cmd`), named in capitals as environment variables are, so code's `password=x` is left to the
+    # rules above.
+    Rule("password or secret", _SHELL_VARIABLE, "seedbot (keyword list from detect-secrets)",
+         _ASSIGNMENT_TRIGGERS, groups=(1,), keep=_plausible_variable),
+    Rule("password or secret", re.compile(r"\bmysql(?:dump|admin)?\b[^\n]*?\s-p([^\s\"']{4,})"), "seedbot",
+         ("mysql",), groups=(1,), keep=_plausible_value),
+    # HTTP: credentials in headers (RFC 9110 Authorization: Bearer/Basic/Token; X-Api-Key and its kin),
+    # `curl -u user:password`, and in a query string (`?api_key=`, `&access_token=`).
+    Rule("HTTP credentials", re.compile(
+        r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|bot)\s+([A-Za-z0-9._~+/=-]{8,})"),
+        "seedbot (RFC 9110)", ("authorization",), groups=(1,)),
+    Rule("HTTP credentials", re.compile(r"(?i)\bx-[\w-]*(?:key|token|secret)\s*:\s*([^\s\"',;]{8,})"), "seedbot",
+         ("key", "token", "secret"), groups=(1,), keep=_plausible_value),
+    Rule("HTTP credentials", re.compile(r"\bcurl\b.*?\s(?:-u|--user)[ =]?[\"']?[^\s:\"']*:([^\s\"']{4,})"), "seedbot",
+         ("curl",), groups=(1,), keep=_plausible_value),
+    Rule("HTTP credentials", re.compile(
+        r"(?i)[?&](?:api_?key|apikey|access_?token|auth_?token|token|client_secret|secret|password|sig)="
+        r"([^&\s#\"'<>]{8,})"), "seedbot", ("key=", "token=", "secret=", "password=", "sig="), groups=(1,),
+        keep=_plausible_literal),
+    # Kinds detect-secrets lacks.
+    Rule("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}"), "seedbot", ("hf_",)),
+    Rule("Stripe key", re.compile(r"\b[rs]k_test_[0-9a-zA-Z]{24,}"), "seedbot", ("k_test_",)),
+    Rule("Kubernetes client key", re.compile(r"(?i)\bclient-key-data\s*:\s*([A-Za-z0-9+/=]{16,})"), "seedbot",
+         ("client-key-data",), groups=(1,)),
 )
-SPANS_BLANKS = re.compile("|".join(map(re.escape, (*_ASSIGNMENT_TRIGGERS, "aws", "----", "//"))))
+SPANS_BLANKS = re.compile("|".join(map(re.escape, (*_ASSIGNMENT_TRIGGERS, "aws", "----", "//", "curl", "mysql",
+                                                   "authorization"))))
 
 # Which rules a line can match: each trigger in the casefolded line selects the rules that list it. One
 # substring test per distinct trigger (about 50) is faster than one regex scan for all of them, which

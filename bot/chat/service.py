@@ -224,9 +224,10 @@ class ChatService:
 
     async def _stream(self, request: ChatRequest, sink: GuardedSink, opened: OpenCall, started: Callable[[], None],
                       stop: StopSwitch | None = None, *, web_search: bool = False) -> StreamedCall:
-        """Stream the answer into the sink, secrets masked; the stored answer keeps the model's exact
-        text, since the next turn's prompt must repeat it byte for byte. Once the platform refuses the
-        answer for good (`sink.lost`), the model's stream is closed at once: nobody would read the rest."""
+        """Stream the answer into the sink, secrets masked (`call.masked_parts`, which is also what is stored:
+        masking is deterministic, so every later turn's prompt repeats the stored text byte for byte). Once the
+        platform refuses the answer for good (`sink.lost`), the model's stream is closed at once: nobody would
+        read the rest."""
         call = StreamedCall(parts=opened.parts, started=self._clock())
         redactor = StreamRedactor()
         searching = Step("web", "Searching the web") if web_search else None
@@ -248,6 +249,7 @@ class ChatService:
                             await sink.step(Step(searching.id, searching.title, "complete"))
                             searching = None
                         if shown := redactor.feed(event.text):
+                            call.masked_parts.append(shown)
                             await sink.append(shown)
                     if sink.lost is not None:
                         break
@@ -255,8 +257,10 @@ class ChatService:
             call.error = exc
         if searching is not None:
             await sink.step(Step(searching.id, searching.title, "error" if call.error else "complete"))
-        if (rest := redactor.flush()) and sink.lost is None:
-            await sink.append(rest)
+        if rest := redactor.flush():
+            call.masked_parts.append(rest)
+            if sink.lost is None:
+                await sink.append(rest)
         call.lost = sink.lost
         return call
 
@@ -319,7 +323,7 @@ class ChatService:
             self.metrics.overrun.inc(cost - grant.amount_nanos)
             log.warning("call cost %d nanos, above its reservation of %d", cost, grant.amount_nanos)
         # An answer of only white space shows nothing: it ends like an empty one, with a sentence.
-        answer_text = call.text if call.text.strip() else ""
+        answer_text = call.masked_text if call.masked_text.strip() else ""
         if not answer_text and status == "ok":  # the ledger and the message say what the person saw
             status = "empty_answer"
         # Counted before the transaction: the SQLite writer thread serves every answer in turn.

@@ -5,21 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.chat.controls import Stopper
+from bot.chat.redaction import redact
 from bot.domain import Usage
 from bot.llm import SeedContentFiltered, SeedError, SeedStreamBroken
 from bot.ports import SinkBroken
 
-# Said to a sink that can no longer show anything (it only closes), and kept as the Answer's reason.
-NOT_POSTED = "The answer could not be posted here, so it was stopped."
+# Said to a sink that can no longer show anything, and kept as the Answer's reason. A sink refused for good only
+# closes; one whose post failed this once shows it (adapters.slack.sink).
+NOT_POSTED = "The answer could not be posted here, so it was stopped; please ask again."
 
 
 @dataclass(slots=True)
 class StreamedCall:
-    """The state of one streamed model call. `sent`: the request went to the provider (the cost rule
-    charges nothing for one that did not); `lost`: the platform refused the answer for good, so the
-    call was not made or was cut there (bot.ports.SinkBroken)."""
+    """The state of one streamed model call. `parts`: the model's text as it came; `masked_parts`: the same with
+    its secrets masked (bot.chat.redaction.StreamRedactor), what the person is shown and what is stored. `sent`:
+    the request went to the provider (the cost rule charges nothing for one that did not); `lost`: the platform
+    refused the answer for good, so the call was not made or was cut there (bot.ports.SinkBroken)."""
 
     parts: list[str] = field(default_factory=list)
+    masked_parts: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     stopper: Stopper | None = None
     usage: Usage | None = None
@@ -39,6 +43,10 @@ class StreamedCall:
         return "".join(self.parts)
 
     @property
+    def masked_text(self) -> str:
+        return "".join(self.masked_parts)
+
+    @property
     def failure(self) -> str | None:
         """What went wrong, for the ledger's `error` ("SeedStreamBroken: …", "SinkBroken: …"), or None."""
         problem = self.lost or self.error
@@ -46,8 +54,9 @@ class StreamedCall:
 
 
 def described(problem: Exception) -> str:
-    """An exception as the ledger's `error` column keeps it: its class name, then its message."""
-    return f"{type(problem).__name__}: {problem}"
+    """An exception as the ledger's `error` column keeps it: its class name, then its message, secrets masked (a
+    provider's error may quote what it was sent)."""
+    return redact(f"{type(problem).__name__}: {problem}")
 
 
 def cut_reason(error: SeedError) -> str:

@@ -128,10 +128,11 @@ class ReviewService:
         if 0 < unreported < len(charged):
             notes.append(f"usage not reported for {counted(unreported, 'review call')}, charged their reservations")
         status = "ok" if any(r.review for r in results) or not plan.chunks else "failed"
+        text = redact(text)  # stored as shown: the model may write a secret it found in the diff
         await self._store.save_answer(claimed, text, estimate_message_tokens(text), status)
         if not plan.chunks:
             await sink.start()
-        await sink.append(redact(text))
+        await sink.append(text)
         remaining = await self._budget.remaining(claimed.channel.scope_key)
         await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
                                  budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
@@ -181,7 +182,7 @@ class ReviewService:
         except SeedContentFiltered:
             await self._settle(grant, result, None, "filtered", "content filter", started, answered=True)
         except SeedError as exc:
-            await self._settle(grant, result, None, "failed", f"{type(exc).__name__}: {exc}", started,
+            await self._settle(grant, result, None, "failed", described(exc), started,
                                answered=isinstance(exc, SeedStreamBroken))
         else:
             await self._settle(grant, result, completion, "ok", None, started, answered=True)

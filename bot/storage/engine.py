@@ -119,6 +119,9 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE, ping_after_idle_secon
     `sqlite_query_only`, a SQLite engine's connections refuse writes (`PRAGMA query_only`) and begin deferred, so
     WAL lets them read beside the writer."""
     url = normalise_url(url)
+    # A failed statement's error names its SQL, not its values: those may be a person's message or an installed
+    # workspace's token, and such an error is logged.
+    kw.setdefault("hide_parameters", True)
     if is_sqlite(url):
         # A connection goes back to the pool rolled back (SQLAlchemy's default): a session cancelled between
         # its BEGIN IMMEDIATE and SQLAlchemy noting it began (a shutdown cancelling a maintenance tick) would
@@ -167,7 +170,7 @@ def create_sqlite_sync_engine(url: str) -> Engine:
     set up as every seedbot SQLite connection is (WAL, busy timeout, writes BEGIN IMMEDIATE): the group-commit
     writer's, and the migrations'."""
     engine = create_sync_engine(make_url(normalise_url(url)).set(drivername="sqlite"),
-                                connect_args=_SQLITE_CONNECT_ARGS, pool_reset_on_return=None)
+                                connect_args=_SQLITE_CONNECT_ARGS, pool_reset_on_return=None, hide_parameters=True)
     _configure_sqlite(engine)
     return engine
 

@@ -24,6 +24,8 @@ def seedbot(cwd: Path, database_url: str, *args: str, env: dict[str, str] | None
 @pytest.mark.parametrize(("url", "says"), [
     ("garbage", "DATABASE_URL: is not a database URL"),
     ("mysql://root:hunter2@db/seed", "DATABASE_URL: 'mysql' is not supported"),
+    # An @ inside the password, not written %40, would put the password's tail in the host the error names.
+    ("postgresql://app:hunter2@hunter2@127.0.0.1:1/x", "DATABASE_URL: holds an @ after the password's first one"),
 ])
 def test_a_malformed_or_unsupported_url_is_a_usage_error_naming_the_variable(
         tmp_path: Path, url: str, says: str) -> None:

@@ -43,3 +43,16 @@ async def test_a_write_inside_a_read_is_refused_and_changes_nothing(database_url
         assert await db.read(lambda session: session.scalar(text("SELECT count(*) FROM read_only_probe"))) == 0
     finally:
         await db.dispose()
+
+
+async def test_a_failed_statement_names_its_sql_but_not_its_values(database_url: str) -> None:
+    """Errors get logged; a statement's values may be a person's message or a workspace's token
+    (SQLAlchemy's hide_parameters, set by bot.storage.engine.create_engine)."""
+    db = Database(database_url)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await db.run(lambda session: session.execute(text("SELECT x FROM no_such_table WHERE x = :v"),
+                                                         {"v": "xoxb-secret-value"}))
+        assert "no_such_table" in str(raised.value) and "xoxb-secret-value" not in str(raised.value)
+    finally:
+        await db.dispose()

@@ -44,8 +44,10 @@ def test_vendor_rules_are_the_library_regexes_themselves() -> None:
     patterns = {id(rule.pattern) for rule in RULES}
     for pattern in (*AWSKeyDetector.denylist, *SlackDetector.denylist):
         assert id(pattern) in patterns
+    # Most rules are the library's; ours cover the shapes people paste that it lacks (shell variables, HTTP
+    # headers and query strings, a few vendors), each named "seedbot" in its source.
     ours = [rule for rule in RULES if rule.source.startswith("seedbot")]
-    assert 0 < len(ours) < len(RULES) / 3
+    assert 0 < len(ours) < len(RULES) / 2
 
 
 @pytest.mark.parametrize(("text", "kind"), [

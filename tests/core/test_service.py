@@ -250,8 +250,9 @@ async def test_budget_race_across_two_processes_on_postgres(core_for, postgres_u
     assert sum(r.cost_nanos for r in rows) == n * worst <= limit
 
 
-async def test_a_secret_in_the_answer_is_masked_but_stored_exactly(core_for, sqlite_url: str,
+async def test_a_secret_in_the_answer_is_masked_and_stored_as_shown(core_for, sqlite_url: str,
                                                                    fake_seed: FakeSeed) -> None:
+    """The stored answer is the masked text the person saw; the next turn repeats it byte for byte."""
     core = await core_for(sqlite_url)
     key = "AKIAQ3EGV7LXNW4PZK2T"
     fake_seed.script(Reply(content=f"Your key {key} is exposed; rotate it.", chunk_chars=7))
@@ -260,4 +261,4 @@ async def test_a_secret_in_the_answer_is_masked_but_stored_exactly(core_for, sql
     assert sink.text == "Your key [redacted: AWS access key id] is exposed; rotate it."
     fake_seed.script(Reply(content="Done."))
     await core.service.handle(incoming("Thanks"), RecordingSink())
-    assert key in fake_seed.completions[1].body["messages"][2]["content"]
+    assert fake_seed.completions[1].body["messages"][2]["content"] == sink.text

@@ -1,0 +1,116 @@
+"""Secrets in the shapes people paste when they ask why a command fails (headers, shell variables, query strings,
+diffs of .env files, a zero-width space inside a token) are masked before the model or the database sees them,
+and ordinary lines of code and shell that look a little like them are left alone.
+
+Not covered, on purpose: a password in prose ("the password is X"): no rule tells it from ordinary words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.chat.redaction import StreamRedactor, mask_secrets
+from bot.config import Settings
+from bot.storage.tables import Message
+from tests.fakes.seed import FakeSeed, Reply
+from tests.fakes.slack import FakeSlack
+from tests.slack.harness import running_bot, wait_for_answer
+
+# (name, pasted line, the secret in it)
+PASTES = [
+    ("curl bearer header", 'curl -H "Authorization: Bearer 8f3a9c2b7d1e4f6a0b5c9d8e7f6a5b4c" https://api.acme.io/v1/me',
+     "8f3a9c2b7d1e4f6a0b5c9d8e7f6a5b4c"),
+    ("basic auth header", "Authorization: Basic YWRtaW46czNjcjN0UDRzc3cwcmQ=", "YWRtaW46czNjcjN0UDRzc3cwcmQ="),
+    ("api key header", 'curl -H "X-Api-Key: 5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a" https://api.acme.io',
+     "5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a"),
+    ("curl -u", "curl -u admin:Vq7pLm2xRt9sKw4z https://api.acme.io", "Vq7pLm2xRt9sKw4z"),
+    ("api_key in a URL", "GET https://api.acme.io/v1/items?api_key=9d8e7f6a5b4c8f3a9c2b7d1e",
+     "9d8e7f6a5b4c8f3a9c2b7d1e"),
+    ("access_token in a URL", "https://graph.acme.io/me?access_token=EAAB7d1e4f6a0b5c9d8e7f6a",
+     "EAAB7d1e4f6a0b5c9d8e7f6a"),
+    ("inline env before a command", "DB_PASSWORD=Jk3mW8qZp2Vx7Ld npm start", "Jk3mW8qZp2Vx7Ld"),
+    ("docker run -e", "docker run -e POSTGRES_PASSWORD=Rt5nB8vC2xZq9Lm postgres:16", "Rt5nB8vC2xZq9Lm"),
+    ("mysql -p", "mysql -u root -pHq4wE7rT1yU9iO3 shop", "Hq4wE7rT1yU9iO3"),
+    ("kwarg api_key", 'client = Client(api_key="e7f6a5b4c8f3a9c2b7d1e4f6")', "e7f6a5b4c8f3a9c2b7d1e4f6"),
+    ("Hugging Face token", "HF_TOKEN hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567"),
+    ("Stripe test key", "sk_test_51H8abcdefghijklmnopqrstuvwx", "sk_test_51H8abcdefghijklmnopqrstuvwx"),
+    ("kubeconfig client key", "    client-key-data: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFcEFJQkFBS0NBUUVB",
+     "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFcEFJQkFBS0NBUUVB"),
+    ("URL password with a slash", "postgresql://app:pa/ss9Kw4zRt7@db.internal/prod", "pa/ss9Kw4zRt7"),
+    ("zero-width space inside a GitHub token", "ghp_\u200bQ7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4",
+     "Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4"),
+    ("added line of a diff of .env", "+DB_PASSWORD=Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
+    ("added line of a diff of YAML", "+  password: Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
+    ("added unquoted INI line of a diff", "+SECRET_KEY = Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
+]
+
+# Lines that look a little like the shapes above and hold no secret: each must come back unchanged.
+ORDINARY = [
+    "MAX_TOKENS=100000 python run.py",
+    "TOKENIZERS_PARALLELISM=false pytest",
+    "OLDPWD=~/src/app",
+    "PWD=/home/me/src",
+    "export GITHUB_TOKEN=$GITHUB_TOKEN",
+    "SEED_API_KEY=your-key .venv/bin/seedbot ask hi",
+    "authorization: Bearer $TOKEN",
+    "X-Api-Key: ${API_KEY}",
+    "x-request-id: 12345678-aaaa",
+    "see https://example.com:8443/users/@me",
+    "mysql -u root -p shop",
+    "GET /search?token=abc&page=2",
+    'return f"{base}/login?token={auth.link_token(admin_id)}"',
+    'os.environ["TOKEN"] = "_sa_default"',
+    'upgrade_token="%s_upgrades" % name',
+    "+    max_tokens = settings.max_tokens",
+]
+
+
+@pytest.mark.parametrize(("line", "secret"), [(p[1], p[2]) for p in PASTES], ids=[p[0] for p in PASTES])
+def test_a_pasted_secret_is_masked(line: str, secret: str) -> None:
+    masked = mask_secrets(line)
+    assert secret not in masked.text and masked.count == 1, masked.text
+    assert mask_secrets(masked.text).count == 0  # masking is idempotent: history stays byte-stable
+
+
+@pytest.mark.parametrize("line", ORDINARY)
+def test_an_ordinary_line_is_left_alone(line: str) -> None:
+    assert mask_secrets(line).text == line
+
+
+def test_a_long_command_line_is_masked_the_same_streamed_a_character_at_a_time() -> None:
+    # Prose streams in pieces cut at blanks; a rule whose match spans blanks (curl ... -u user:pw) must not be cut.
+    line = ("curl --retry 3 --silent --show-error --location --compressed --max-time 30 -X GET api.acme.io/v1/items "
+            "-u admin:Vq7pLm2xRt9sKw4z\nthe request that fails sends these headers, in this order: Accept: text/csv "
+            "Authorization: Bearer 8f3a9c2b7d1e4f6a0b5c9d8e\n")
+    redactor = StreamRedactor()
+    streamed = "".join(redactor.feed(ch) for ch in line) + redactor.flush()
+    assert streamed == mask_secrets(line).text
+    assert "Vq7pLm2xRt9sKw4z" not in streamed and "8f3a9c2b7d1e4f6a0b5c9d8e" not in streamed
+
+
+def test_a_zero_width_space_is_dropped_only_with_the_secret_it_hid() -> None:
+    # The segment that hid a token loses its invisible characters; a line without a secret keeps them.
+    assert mask_secrets("a\u200bb ghp_\u200bQ7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4").text == "ab [redacted: GitHub token]"
+    assert mask_secrets("zero\u200bwidth").text == "zero\u200bwidth"
+
+
+async def test_pasted_secrets_reach_neither_the_model_nor_the_database(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    fake_seed.script(Reply(content="Looks like an expired credential.", chunk_chars=7))
+    question = "Why do these fail?\n```\n" + "\n".join(p[1] for p in PASTES) + "\n```"
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        mention = slack.events.app_mention(question)
+        async with slack.sender(bot.events_url) as sender:
+            await sender.post_event(mention)
+        await wait_for_answer(slack, "C1", mention["event"]["ts"], timeout=30)
+        assert bot.process.core is not None
+        async with bot.process.core.db.session() as session:
+            stored = "\n".join((await session.execute(select(Message.content))).scalars())
+    prompt = json.dumps(fake_seed.completions[-1].body["messages"], ensure_ascii=False)
+    assert "Why do these fail?" in prompt
+    leaked = {"model": [p[0] for p in PASTES if p[2] in prompt], "database": [p[0] for p in PASTES if p[2] in stored]}
+    assert leaked == {"model": [], "database": []}, json.dumps(leaked)
