@@ -49,6 +49,13 @@ def markdown_block(text: str) -> JSON:
     return {"type": "markdown", "text": text}
 
 
+def escape_mrkdwn(text: str) -> str:
+    """`text` for a mrkdwn field (a message's `text`, its notification when blocks carry the message): `&`,
+    `<` and `>` as HTML entities, as Slack's "Formatting text for app surfaces" asks, so model output cannot
+    form a control sequence (`<!channel>`, `<@U…>`, a link) there."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True, slots=True)
 class Click:
     """One click on an answer control, from a block_actions payload."""

@@ -28,8 +28,11 @@ Slack refusing the answer for good (adapters.slack.transport.REFUSED_FOR_GOOD: n
 is_archived, message_not_found for a message deleted mid-stream, a revoked token, ...) ends it where it
 stands: nothing more is posted in that channel, not even a sentence saying so, the log says it once
 (WARNING, with the channel id and Slack's error code), and `start`, `step`, `append` and `finish` raise
-bot.ports.SinkBroken, so the core stops asking the model and ends the message failed. Other Slack errors
-stay here: the answer goes on as well as it can.
+bot.ports.SinkBroken, so the core stops asking the model and ends the message failed. A new message Slack
+does not take this once (internal_error, ratelimited past the client's retries: the message's `dropped`)
+ends the answer the same way, except that a sentence saying so is still posted (`fail`'s, or INCOMPLETE when
+it was the last write), since the next post may well go through. Other Slack errors stay here: the answer
+goes on as well as it can.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ FLUSH_INTERVAL_SECONDS = 1.0
 BIG_BUFFER_CHARS = 4_000
 # Slack takes at most 12,000 characters of `markdown_text` per message.
 MESSAGE_LIMIT = 12_000
+# What the person reads when the last write of an answer was a new message Slack did not take.
+INCOMPLETE = "Part of this answer could not be posted, so it is incomplete; please ask again."
 
 
 class SlackSink:
@@ -90,7 +95,8 @@ class SlackSink:
         self.messages: list[AnswerMessage] = []
         self._current = self._new_message()
         self._status_shown = False
-        self._refusal = Refusal(log)
+        self._refusal = Refusal(log)  # Slack refused the answer for good: nothing more is posted
+        self._undelivered = Refusal(log)  # a message Slack did not take this once: a sentence may still go
 
     # -- ReplySink --
 
@@ -139,8 +145,8 @@ class SlackSink:
             await self.status(step.title)
 
     async def append(self, delta: str) -> None:
-        """Add `delta` to the answer. Raises SinkBroken once Slack refused the answer for good."""
-        self._refusal.raise_if_lost()
+        """Add `delta` to the answer. Raises SinkBroken once Slack refused the answer (or did not take a message)."""
+        self._raise_if_ended()
         if not delta:
             return
         await self._take(self._splitter.feed(delta))
@@ -149,10 +155,14 @@ class SlackSink:
 
     async def finish(self, footer: Footer) -> None:
         """End the answer with `footer`. Raises SinkBroken if Slack refused it for good (its last write
-        among others: a short answer's only one)."""
-        self._refusal.raise_if_lost()
+        among others: a short answer's only one), or did not take one of its messages; then INCOMPLETE is
+        posted first, if Slack takes that."""
+        self._raise_if_ended()
         await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
         await self._current.flush(final=True, blocks=feedback_blocks(self._answer_key) if self._answer_key else None)
+        self._lose()
+        if self._undelivered.lost is not None and self._refusal.lost is None:
+            await self._notify(INCOMPLETE)
         await self._clear_status()
         self._check()
 
@@ -170,13 +180,21 @@ class SlackSink:
         if self._refusal.lost is not None:  # Slack would refuse the sentence too; the log says why
             await self._clear_status()
             return
-        notice = current if opened_only else self._new_message(stream=False)
-        notice.add(reason)
-        await notice.flush(final=True)
-        self._lose()  # a notice refused for good is logged like an answer (fail itself never raises)
+        await self._notify(reason, current if opened_only else None)
         await self._clear_status()
 
     # -- internals --
+
+    async def _notify(self, sentence: str, message: AnswerMessage | None = None) -> None:
+        """Post `sentence` as the answer's last message (or as the text of `message`, a stream that shows
+        nothing yet); a sentence Slack refuses or does not take is logged like an answer (it never raises)."""
+        notice = message or self._new_message(stream=False)
+        notice.add(sentence)
+        after_a_drop = self._undelivered.lost is not None
+        await notice.flush(final=True)
+        self._lose()  # the sentence's own failure, if it is the answer's first, is logged there
+        if notice.dropped is not None and after_a_drop:
+            log.info("Slack did not take the sentence saying so either (%s)", notice.dropped.code)
 
     def _new_message(self, *, stream: bool | None = None) -> AnswerMessage:
         if stream is None:
@@ -196,7 +214,7 @@ class SlackSink:
         self._current.add(parts[0])
         for part in parts[1:]:
             await self._current.flush(final=True)
-            if self._current.refused is not None:
+            if self._current.failed:
                 return
             self._new_message().add(part)
 
@@ -205,10 +223,16 @@ class SlackSink:
         return next((m.refused for m in self.messages if m.refused is not None), None)
 
     def _lose(self) -> None:
-        """Turn a refusal the messages recorded into the answer's SinkBroken (logged once)."""
+        """Turn a refusal the messages recorded into the answer's SinkBroken (logged once); else a message
+        Slack did not take into the answer's end (logged once too)."""
         refused = self._refused()
         if refused is not None:
             self._refuse(refused)
+            return
+        dropped = next((m.dropped for m in self.messages if m.dropped is not None), None)
+        if dropped is not None:
+            self._undelivered.refuse(f"Slack did not take {dropped.method} in channel {self._target.channel} "
+                                     f"({dropped.code})")
 
     def _refuse(self, refused: Refused) -> None:
         """Keep `refused` as the answer's SinkBroken (the first one only), worded with the channel."""
@@ -216,9 +240,13 @@ class SlackSink:
         self._refusal.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: {refused.code}")
 
     def _check(self) -> None:
-        """Raises SinkBroken if Slack refused the answer for good."""
+        """Raises SinkBroken if Slack refused the answer for good, or did not take one of its messages."""
         self._lose()
+        self._raise_if_ended()
+
+    def _raise_if_ended(self) -> None:
         self._refusal.raise_if_lost()
+        self._undelivered.raise_if_lost()
 
     async def _pace(self, *, first: bool = False) -> None:
         """Flush the current message if its next write is due. `first`: what is pending should show at once

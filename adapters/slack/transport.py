@@ -7,7 +7,9 @@ logged and the answer goes on as well as it can, so the core always gets to sett
 Slack refusing a call for good (REFUSED_FOR_GOOD: the bot may not post in the channel, the channel, the
 thread or the message is gone, the token is dead) is different: the message records it as `refused` and
 sends nothing more, with no fallback (a re-post or a new message would be refused too, or show the answer
-twice), for the sink to end the answer (bot.ports.SinkBroken). Transient errors keep their fallbacks.
+twice), for the sink to end the answer (bot.ports.SinkBroken). Transient errors keep their fallbacks, except
+a new message Slack does not take: it has no fallback left, so it is recorded as `dropped`, and the sink ends
+the answer there too, with a sentence.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.controls import JSON, markdown_block
+from adapters.slack.controls import JSON, escape_mrkdwn, markdown_block
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,8 @@ class StreamingSwitch:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A Web API call Slack refused for good: the `method`, Slack's error `code`, and the `ts` of the
-    message it was to change (None for a new one)."""
+    """A Web API call Slack refused (for good, or only this once: AnswerMessage.refused, .dropped): the
+    `method`, Slack's error `code`, and the `ts` of the message it was to change (None for a new one)."""
 
     method: str
     code: str
@@ -139,7 +141,9 @@ class AnswerMessage:
         self.stream_failed = False  # a stream call failed: later messages of this answer should not try
         self.failed = False  # Slack refused the message itself; later text is dropped
         self.refused: Refused | None = None  # ... for good (REFUSED_FOR_GOOD): the answer cannot go on
+        self.dropped: Refused | None = None  # ... this once (internal_error, ratelimited past the client's retries)
         self._stream_ended = False  # Slack ended the stream itself; it may still be edited
+        self._stream_error = ""  # the code of the last stream call Slack did not take
         self.last_write = float("-inf")
         self.writes = 0
 
@@ -191,16 +195,19 @@ class AnswerMessage:
             if self.failed:
                 return
             if not self._stream_ended:
-                # Slack refused the text (rate limited past the client's retries, msg_too_long):
-                # the message is stopped as it stands and the rest continues in a new one.
-                await self._stop_as_is()
+                # Slack did not take the text: the message is stopped as it stands. Too long, the rest continues
+                # in a new message; otherwise (ratelimited past the client's retries, internal_error) the message
+                # takes it by chat.update, which writes the whole text, so a call Slack took despite its error
+                # shows nothing twice, and no message is left empty.
+                stopped = await self._stop_as_is()
                 if self.failed:
                     return
-                self.ts, self.shown = None, ""
-                self.chunks.clear()
-                if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
-                    await self._post(self.pending, blocks if final else self._controls)
-                return
+                if not stopped or self._stream_error == "msg_too_long":
+                    self.ts, self.shown = None, ""
+                    self.chunks.clear()
+                    if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
+                        await self._post(self.pending, blocks if final else self._controls)
+                    return
         self.chunks.clear()
         await self._edit(final, blocks if final else self._controls)
 
@@ -267,6 +274,7 @@ class AnswerMessage:
                 return False
             # Slack ended the stream itself (its timeout): the message can still be edited.
             self._stream_ended = code in STREAM_ENDED
+            self._stream_error = code
             log.info("%s failed (%s); continuing %s", name, code,
                      "with chat.update" if self._stream_ended else "in a new message")
             self.stream_failed = True
@@ -274,9 +282,10 @@ class AnswerMessage:
         self._sent()
         return True
 
-    async def _stop_as_is(self) -> None:
+    async def _stop_as_is(self) -> bool:
         """chat.stopStream without new text, tried until Slack takes it (each try already waits out
-        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS."""
+        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS. False if it
+        gave up, or Slack refused for good."""
         assert self.ts is not None
         for attempt in range(1, STOP_ATTEMPTS + 1):
             try:
@@ -284,17 +293,18 @@ class AnswerMessage:
             except Exception as exc:  # noqa: BLE001 - tried again after a pause
                 code = error_code(exc)
                 if code in STREAM_ENDED:
-                    return
+                    return True
                 if code in REFUSED_FOR_GOOD:
                     self._refuse("chat.stopStream", code, self.ts)
-                    return
+                    return False
                 log.info("chat.stopStream without text failed (%s), attempt %d of %d", code, attempt,
                          STOP_ATTEMPTS)
                 await self._sleep(self._interval * attempt)
                 continue
-            return
+            return True
         log.warning("chat.stopStream kept failing; message %s may show as streaming until Slack ends it",
                     self.ts)
+        return False
 
     # -- posting and editing --
 
@@ -309,8 +319,11 @@ class AnswerMessage:
             if code in REFUSED_FOR_GOOD:
                 self._refuse("chat.postMessage", code)
                 return
-            log.warning("chat.postMessage to %s failed (%s); the rest of this answer is dropped", t.channel, code)
+            # Not tried again: Slack may have posted it anyway (internal_error says so), and twice is worse. The
+            # sink ends the answer with a sentence saying so (adapters.slack.sink), and logs it once.
+            log.info("chat.postMessage to %s failed (%s)", t.channel, code)
             self.failed = True
+            self.dropped = Refused("chat.postMessage", code)
             return
         self.ts = str(response["ts"])
         self._sent()
@@ -335,10 +348,23 @@ class AnswerMessage:
                 self._refuse("chat.update", code, self.ts)
                 return
             log.info("chat.update failed (%s); continuing in a new message", code)
+            await self._drop_controls()
             self.ts, self.shown = None, ""
             await self._post(self.pending, blocks)
             return
         self._sent()
+
+    async def _drop_controls(self) -> None:
+        """A message left behind keeps the Stop button its failed edit was to replace: one chat.update of the
+        text it shows, without blocks under it, tried once (an edit smaller than the one that failed)."""
+        if not self._controls or not self.shown.strip():
+            return
+        assert self.ts is not None
+        try:
+            await self._client.chat_update(channel=self._target.channel, ts=self.ts,
+                                           **self._text_and_blocks(self.shown, []))
+        except Exception as exc:  # noqa: BLE001 - the button stays; a click is told the answer finished
+            log.info("removing the Stop button of message %s failed too (%s)", self.ts, error_code(exc))
 
     async def _opened(self) -> None:
         """Tell `on_open` where this message lives, for crash recovery."""
@@ -370,9 +396,3 @@ class AnswerMessage:
         self.last_write = self._clock()
         self.writes += 1
 
-
-def escape_mrkdwn(text: str) -> str:
-    """`text` for a mrkdwn field (a message's `text`, its notification when blocks carry the message): `&`,
-    `<` and `>` as HTML entities, as Slack's "Formatting text for app surfaces" asks, so model output cannot
-    form a control sequence (`<!channel>`, `<@U…>`, a link) there."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,17 +1,19 @@
 """Slack messages are always closed (point 8 of the failure contract): under sustained 429s and on
-msg_too_long, every message the bot opened ends stopped and the rest of the answer continues in a
-new message."""
+msg_too_long, every message the bot opened ends stopped, and the rest of the answer continues in a
+new message (msg_too_long) or in the same one, by chat.update (a passing error); no message is left
+empty, and none that is finished keeps its Stop button."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+from adapters.slack.controls import STOP_ACTION
 from bot.config import Settings
 from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
-from tests.fakes.slack import FakeSlack
-from tests.slack.harness import RunningBot, bot_replies, running_bot
+from tests.fakes.slack import FakeSlack, Message
+from tests.slack.harness import RunningBot, answer_part, bot_replies, running_bot
 
 
 async def answered(bot: RunningBot, slack: FakeSlack, text: str) -> list:
@@ -58,3 +60,58 @@ async def test_msg_too_long_at_the_end_stops_the_message_and_continues_in_a_new_
     assert bot.process.core is not None
     books = await read_books(bot.process.core.db)
     assert books.user_statuses == ["ok"] and books.balanced()
+
+
+def stop_buttons(message: Message) -> list[dict]:
+    """The Stop buttons a message shows: in its blocks (posted) or in a blocks chunk of its stream."""
+    blocks = list(message.blocks or [])
+    blocks += [b for c in message.chunks if c.get("type") == "blocks" for b in c.get("blocks", [])]
+    elements = [e for b in blocks for e in b.get("elements", []) if isinstance(e, dict)]
+    return [e for e in elements if e.get("action_id") == STOP_ACTION]
+
+
+async def test_a_stop_that_fails_once_on_a_stream_showing_nothing_leaves_no_empty_message(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """The stream opens with the Stop button alone; its only write, chat.stopStream with the text, fails once:
+    the stream is stopped as it is, then takes the text by chat.update, instead of staying empty above a
+    second message."""
+    fake_seed.script(Reply(content="Yes.", prompt_tokens=10, completion_tokens=2))
+    slack.inject_error("chat.stopStream", "internal_error", times=1)
+    [reply] = await answered(bot, slack, "is it?")
+    assert reply.visible_text.startswith("Yes.") and " tokens · $" in reply.visible_text
+    assert reply.stream_state == "stopped"
+
+
+async def test_a_failure_sentence_after_a_stop_that_fails_once_leaves_no_empty_message(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(fault="context_400"))  # the model refuses before any text: one sentence is due
+    slack.inject_error("chat.stopStream", "internal_error", times=1)
+    replies = await answered(bot, slack, "hello")
+    assert replies and all(m.visible_text.strip() for m in replies), [m.visible_text for m in replies]
+    assert all(m.stream_state in (None, "stopped") for m in replies)
+
+
+async def test_a_message_left_behind_by_a_failed_edit_loses_its_stop_button(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """Streaming unavailable: the answer is posted with the Stop button under it and edited; one chat.update
+    fails, so the rest goes to a new message, and the one left behind is edited once more, without it."""
+    slack.config.streaming_enabled = False
+    slack.inject_error("chat.update", "internal_error", times=1)
+    fake_seed.script(Reply(content=" ".join(f"word{i}" for i in range(300)), chunk_chars=30, chunk_delay=0.02,
+                           prompt_tokens=10, completion_tokens=300))
+    replies = await answered(bot, slack, "write three hundred words")
+    assert len(replies) == 2 and [len(stop_buttons(m)) for m in replies] == [0, 0]
+    assert "".join(m.visible_text for m in replies).count("word") == 300
+
+
+async def test_an_append_that_fails_once_continues_the_same_message_by_edits(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """chat.appendStream fails once mid-answer: the stream is stopped as it is and the message takes the rest by
+    chat.update, which writes the whole text (a write Slack took despite its error would show nothing twice)."""
+    slack.inject_error("chat.appendStream", "internal_error", times=1)
+    fake_seed.script(Reply(content=" ".join(f"word{i}" for i in range(400)), chunk_chars=20, chunk_delay=0.01,
+                           prompt_tokens=10, completion_tokens=400))
+    [reply] = await answered(bot, slack, "write four hundred words")
+    assert answer_part(reply.visible_text).split() == [f"word{i}" for i in range(400)]
+    assert reply.stream_state == "stopped" and " tokens · $" in reply.visible_text
+    assert "chat.update" in [c.method for c in slack.calls()]

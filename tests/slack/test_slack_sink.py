@@ -59,16 +59,18 @@ async def test_assistant_status_is_set_in_assistant_threads_only(slack: FakeSlac
                                                  "chat.stopStream"]
 
 
-async def test_a_sink_never_raises_when_slack_fails_for_a_while(slack: FakeSlack, client: AsyncWebClient) -> None:
+async def test_a_message_slack_does_not_take_ends_the_answer(slack: FakeSlack, client: AsyncWebClient) -> None:
+    """Streaming fails, then so does the post it falls back to: the answer ends there (SinkBroken, so the core
+    asks the model for no more), and its closing sentence is tried once more, not the answer."""
     slack.inject_error("chat.startStream", "internal_error")
     slack.inject_error("chat.postMessage", "fatal_error", times=5)
     sink = sink_for(client, "1.000001", channel="C404", assistant=True)
     await sink.status("thinking…")
-    for piece in ("a", "b", "c"):
-        await sink.append(piece)
-    await sink.finish(FOOTER)
+    with pytest.raises(SinkBroken, match=r"Slack did not take chat.postMessage in channel C404 \(fatal_error\)"):
+        await sink.append("Answer.\n")
     await sink.fail("nope")
     assert slack.messages("C404") == []
+    assert [c.params.get("markdown_text") for c in slack.calls("chat.postMessage")] == ["Answer.\n", "nope"]
     # Nothing could be posted, so the status the sink set is cleared by the sink itself.
     assert [c.params["status"] for c in slack.calls("assistant.threads.setStatus")] == ["thinking…", ""]
 
