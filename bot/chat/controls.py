@@ -47,13 +47,16 @@ class Stopper:
 
 class StopSwitch:
     """One answer's stop switch. `stopped` resolves once someone allowed to stop it did. An answer
-    that cannot honour a stop (a review) sets `stoppable` False while it runs, so clicks are told."""
+    that cannot honour a stop (a review) sets `stoppable` False while it runs, so clicks are told; `ended`
+    turns true once the model's stream is over (`until_stopped`), after which a click changes nothing and is
+    told the answer has finished, while its last words are still being posted."""
 
     def __init__(self, key: str, asker_id: str, place: str = "") -> None:
         self.key = key
         self.asker_id = asker_id
         self.place = place
         self.stoppable = True
+        self.ended = False
         self.stopper: Stopper | None = None
         self._event = asyncio.Event()
 
@@ -95,6 +98,8 @@ class StopSwitches:
             return StopOutcome.FINISHED
         if stopper.user_id != switch.asker_id and not is_admin:
             return StopOutcome.NOT_ALLOWED
+        if switch.ended:
+            return StopOutcome.FINISHED
         if not switch.stoppable:
             return StopOutcome.UNSUPPORTED
         switch.stop(stopper)
@@ -131,6 +136,7 @@ async def until_stopped(events: AsyncIterator[StreamEvent], stop: StopSwitch, *,
             cut = True
             raise
         finally:
+            stop.ended = True  # however it ended (done, broken, stopped), a later click changes nothing
             queue.put_nowait(_END)
 
     reader = asyncio.create_task(read(), name="seed-stream")

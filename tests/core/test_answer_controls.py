@@ -4,14 +4,16 @@ and what app_context says the user is viewing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from adapters.discord.controls import ControlClick, feedback_view, parse_custom_id, stop_view
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, clicks, feedback_blocks, rating
 from adapters.slack.routing import Addressed, BotIdentity, decide, viewing_context
 from bot.budget.cost_rule import stopped_call_charge
-from bot.chat.controls import StopOutcome, Stopper, StopSwitches, stop_reply
+from bot.chat.controls import StopOutcome, Stopper, StopSwitches, stop_reply, until_stopped
 from bot.chat.tokens import count_tokens
 from bot.domain import Usage
+from bot.llm import ContentDelta, StreamEvent
 from tests.core.test_pricing import book
 
 
@@ -54,6 +56,22 @@ async def test_only_the_asker_or_an_admin_stops_and_a_finished_answer_says_so() 
     switches.close(switch)
     assert len(switches) == 0
     assert switches.request_stop("slack:T1:C1:1.0", Stopper("U1", "alice"), is_admin=False) is StopOutcome.FINISHED
+
+
+async def test_a_click_after_the_models_stream_ended_is_told_the_answer_finished() -> None:
+    """The model has answered and its last words are still being posted: a stop would change nothing, so the
+    clicker is told so instead of nothing (the answer, which says when it was stopped, will not)."""
+
+    async def stream() -> AsyncIterator[StreamEvent]:
+        yield ContentDelta("All done.")
+
+    switches = StopSwitches()
+    switch = switches.open("slack:T1:C1:3.0", "U1")
+    assert [event async for event in until_stopped(stream(), switch, on_cut=lambda _: None)] == [
+        ContentDelta("All done.")]
+    assert switches.request_stop("slack:T1:C1:3.0", Stopper("U1", "alice"), is_admin=False) is StopOutcome.FINISHED
+    assert switch.stopper is None
+    assert switches.request_stop("slack:T1:C1:3.0", Stopper("U2", "bob"), is_admin=False) is StopOutcome.NOT_ALLOWED
 
 
 async def test_a_second_delivery_of_the_message_leaves_the_streaming_answers_stop_button_working() -> None:

@@ -3,6 +3,7 @@ the fake Slack, the fake Seed model)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from bot.chat.controls import STOP_TOO_LATE
 from bot.storage.tables import AnswerFeedback, UsageEntry
 from tests.cli.test_cli_ask import run_cli
 from tests.fakes.seed import FakeSeed, Reply
@@ -64,6 +66,28 @@ async def test_stop_ends_the_answer_cancels_the_model_call_and_books_less_than_t
     assert 0 < row.cost_nanos < row.reserved_nanos
     # The finished (stopped) answer still carries the feedback buttons.
     assert reply.blocks and reply.blocks[-1]["type"] == "context_actions"
+
+
+async def test_stop_clicked_while_the_last_words_are_posted_is_told_the_answer_has_finished(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    assert bot.process.core is not None
+    fake_seed.script(Reply(content="A complete short answer.", prompt_tokens=10, completion_tokens=5))
+    slack.set_latency(2.0, "chat.stopStream")  # the finishing write takes a while
+    mention = slack.events.app_mention("hello")
+    ts = mention["event"]["ts"]
+    async with slack.sender(bot.events_url) as sender:
+        await sender.post_event(mention)
+        [reply] = await slack.wait_for(lambda: bot_replies(slack, "C1", ts) or None, timeout=10)
+        for _ in range(200):  # settled: its ledger row is written just before the last write
+            if await ledger(bot):
+                break
+            await asyncio.sleep(0.05)
+        clicked = await sender.post_interaction(slack.click("C1", reply.ts, "seedbot_stop", user="U1"))
+        assert clicked.status == 200
+        note = await slack.wait_for(lambda: slack.response_url_posts, timeout=5)
+        await bot.idle(timeout=15)
+    assert note[0].body["text"] == STOP_TOO_LATE
+    assert "stopped by" not in reply.visible_text and [r.status for r in await ledger(bot)] == ["ok"]
 
 
 async def test_the_native_stop_control_of_an_agent_session_stops_the_answer(
