@@ -6,6 +6,10 @@ import logging
 
 from bot.ports import SinkBroken
 
+# What the person reads when the last write of an answer was a new message the platform did not take this once
+# (not refused for good: the sentence may go through where the message did not).
+INCOMPLETE = "This answer could not be posted in full; please ask again."
+
 
 class Refusal:
     """The first time a platform refused an answer for good (no permission to post in the channel, the

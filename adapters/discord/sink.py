@@ -18,7 +18,9 @@ Discord refusing for good (403 Forbidden: Missing Access, Missing Permissions; 4
 Channel, the message deleted by a moderator) ends the answer where it stands: nothing more is posted
 there, not even a sentence saying so, the log says it once (channel id and Discord's error code), and
 `start`, `append` and `finish` raise bot.ports.SinkBroken, so the core stops asking the model and ends
-the message failed. Any other Discord error stays here: a sink that cannot post logs why and stops.
+the message failed. A new message Discord does not take this once (a 429 or 5xx past discord.py's retries)
+ends the answer the same way, except that a sentence saying so is still tried (`fail`'s, or INCOMPLETE when
+it was the last write): the next post may well go through. A failed edit has a fallback (below).
 
 `start` waits for the thread of a mention to open, so a channel refused for good costs no model call;
 after that all Discord calls run in one pump task per answer, so `append` never waits for Discord.
@@ -40,7 +42,7 @@ import discord
 from discord.utils import MISSING
 
 from adapters.common.footer import DISCORD_FOOTER, render_footer
-from adapters.common.refusal import Refusal
+from adapters.common.refusal import INCOMPLETE, Refusal
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.transport import Posted, Target, forbidden_or_not_found
@@ -66,6 +68,7 @@ class _Live:
     content: str
     shown: int  # how much of its message text (see DiscordSink._texts) it shows, without a closing fence
     touched: float  # when it was sent or its last edit was sent
+    buttons: tuple[str, ...]  # the custom ids of the buttons it was last sent or edited with
 
 
 class DiscordSink:
@@ -84,6 +87,7 @@ class DiscordSink:
         self._closed = False
         self._broken = False  # nothing more can be sent: the pump ends
         self._refusal = Refusal(log)  # ... because Discord refused the answer for good
+        self._undelivered = Refusal(log)  # ... because a new message was not taken this once: a sentence may go
         self._opened = False
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -130,26 +134,37 @@ class DiscordSink:
         self._footer = render_footer(footer, DISCORD_FOOTER)
         self._closing.set()
         self._wake.set()
-        await self._wait_for(self._ensure_pump())
+        try:
+            await self._wait_for(self._ensure_pump())
+        except asyncio.CancelledError:  # a shutdown: `fail` still gives the text its last edit, then the notice
+            self._closed = self._final = False
+            self._pump = None
+            raise
+        if self._undelivered.lost is not None and self._refusal.lost is None:
+            await self._say(INCOMPLETE)
         self._raise_if_lost()  # the last edit (or a short answer's only message) was refused
 
     async def fail(self, reason: str) -> None:
         if self._closed:
             return
         self._closed = True
-        # Text already shown gets its last edit (all that was produced, fences closed) first.
-        self._final = self._pump is not None and self._visible and not self._broken
+        # Text already shown gets its last edit (all that was produced, fences closed, Stop gone) first.
+        self._final = self._visible and not self._broken
         self._aborted = not self._final
         self._closing.set()
         self._wake.set()
-        if self._pump is not None:
-            await self._wait_for(self._pump)
+        if self._final or self._pump is not None:
+            await self._wait_for(self._ensure_pump())
         await self._open()
         if self._refusal.lost is not None:  # Discord would refuse the sentence too; the log already says why
             return
-        for content in split_markdown(reason or FALLBACK_REASON, self._limit):
+        await self._say(reason or FALLBACK_REASON)
+
+    async def _say(self, sentence: str) -> None:
+        """`sentence` in messages of its own, never edited."""
+        for content in split_markdown(sentence, self._limit):
             self._current = None
-            if not await self._show(content, len(content), 0):  # always a new message: never edited
+            if not await self._show(content, len(content), 0):
                 return
 
     @property
@@ -289,14 +304,15 @@ class DiscordSink:
             except SEND_ERRORS as exc:
                 if forbidden_or_not_found(exc):
                     self._lose("sending the answer", exc)
-                else:
-                    log.warning("sending an answer message failed: %s", exc)
+                else:  # not posted again: Discord may have taken it anyway, and twice is worse
+                    self._undelivered.refuse(f"Discord did not take a message in channel {self._target.channel_id}: "
+                                             f"{type(exc).__name__} {exc}")
                 self._broken = True
                 return False
-            self._current = _Live(posted, content, shown, sent_at)
+            self._current = _Live(posted, content, shown, sent_at, _custom_ids(buttons or None))
             self.messages_sent += 1
             return True
-        if current.content == content:
+        if current.content == content and (buttons is MISSING or current.buttons == _custom_ids(buttons)):
             current.shown = shown
             return True
         try:
@@ -311,6 +327,8 @@ class DiscordSink:
             self._continue_after(index, current.shown)
             return False
         current.content, current.shown, current.touched = content, shown, sent_at
+        if buttons is not MISSING:
+            current.buttons = _custom_ids(buttons)
         self.edits += 1
         return True
 
@@ -333,6 +351,7 @@ class DiscordSink:
 
     def _raise_if_lost(self) -> None:
         self._refusal.raise_if_lost()
+        self._undelivered.raise_if_lost()
 
     def _continue_after(self, index: int, shown: int) -> None:
         """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest
@@ -343,3 +362,8 @@ class DiscordSink:
         self._texts[index:index + 1] = [text[:shown], reopen + text[shown:]]
         self._current = None
         self._first_open = index + 1
+
+
+def _custom_ids(view: discord.ui.View | None) -> tuple[str, ...]:
+    """What a message's buttons are, to tell an edit that changes only them from one that changes nothing."""
+    return tuple(str(getattr(item, "custom_id", "")) for item in view.children) if view is not None else ()

@@ -176,9 +176,9 @@ class InteractionTarget:
 
     async def send(self, content: str, *, view: discord.ui.View | None = None) -> Posted:
         if self._first:
-            self._first = False
             original = await self._interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS,
                                                                       view=view or MISSING)
+            self._first = False  # only once it is taken: "thinking…" is replaced by the next send otherwise
             return _Message(original)
         followup = await self._interaction.followup.send(content, wait=True, allowed_mentions=NO_PINGS,
                                                          view=view or MISSING)

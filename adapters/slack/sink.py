@@ -46,7 +46,7 @@ import time
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.footer import SLACK_FOOTER, render_footer
-from adapters.common.refusal import Refusal
+from adapters.common.refusal import INCOMPLETE, Refusal
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
 from adapters.slack.transport import (
@@ -69,8 +69,6 @@ FLUSH_INTERVAL_SECONDS = 1.0
 BIG_BUFFER_CHARS = 4_000
 # Slack takes at most 12,000 characters of `markdown_text` per message.
 MESSAGE_LIMIT = 12_000
-# What the person reads when the last write of an answer was a new message Slack did not take.
-INCOMPLETE = "Part of this answer could not be posted, so it is incomplete; please ask again."
 
 
 class SlackSink:

@@ -13,6 +13,7 @@ import pytest
 from discord.utils import MISSING
 
 from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.common.refusal import INCOMPLETE
 from adapters.discord.sink import DiscordSink
 from adapters.discord.transport import MISSING_ACCESS, THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage
@@ -63,6 +64,7 @@ class MemoryTarget:
     gone: set[int] = field(default_factory=set)
     failing: set[int] = field(default_factory=set)
     refusal: discord.HTTPException | None = None  # what every send (and open) raises, if set
+    passing: list[discord.HTTPException] = field(default_factory=list)  # what the next sends raise, once each
     typing_calls: int = 0
     opened: int = 0
     edit_seconds: float = 0.0  # how long Discord takes to answer an edit
@@ -75,9 +77,9 @@ class MemoryTarget:
 
     async def send(self, content: str, *, view: object = None) -> Memo:
         assert 0 < len(content) <= 2000 and content.strip()
-        if self.refusal is not None:
+        if self.refusal is not None or self.passing:
             self.calls.append(("refused", 0, content, time.monotonic()))
-            raise self.refusal
+            raise self.refusal or self.passing.pop(0)
         memo = Memo(len(self.messages) + 1, self, content, view)
         self.messages.append(memo)
         self.calls.append(("send", memo.id, content, time.monotonic()))
@@ -170,6 +172,23 @@ async def test_an_edit_discord_keeps_failing_loses_its_stop_button_and_the_rest_
     first, second = target.messages
     assert first.view is None and ("remove_components", 1) in [(kind, mid) for kind, mid, *_ in target.calls]
     assert second.content == "second part\n" + footer_line(FOOTER) and isinstance(second.view, discord.ui.View)
+
+
+async def test_a_last_message_discord_does_not_take_ends_the_answer_with_a_sentence() -> None:
+    """An edit fails, so the rest moves to a new message, and Discord does not take that one either (a 503 past
+    discord.py's retries): finish says the answer is incomplete, and raises so the core books it failed."""
+    target = MemoryTarget()
+    sink = DiscordSink(target, interval=0.02, answer_key="k")
+    await sink.append("first part of the answer ")
+    await target_has(target, 1)
+    target.failing.add(1)
+    target.passing.append(http_error(503, 0))
+    await sink.append("second part")
+    with pytest.raises(SinkBroken, match="Discord did not take a message in channel 7"):
+        await sink.finish(FOOTER)
+    first, notice = target.messages
+    assert first.content == "first part of the answer " and first.view is None
+    assert notice.content == INCOMPLETE
 
 
 async def test_a_channel_refusing_the_first_message_raises_and_posts_nothing_more() -> None:

@@ -9,7 +9,8 @@ import logging
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.sink import INCOMPLETE, SlackSink
+from adapters.common.refusal import INCOMPLETE
+from adapters.slack.sink import SlackSink
 from adapters.slack.transport import StreamingSwitch, Target
 from bot.chat.streamed import NOT_POSTED
 from bot.domain import Footer, Usage
