@@ -64,10 +64,16 @@ async def upgrade_in_child(url: str) -> None:
     so that this process never loads Alembic (the module's docstring). Raises ConfigError with the last line
     the child wrote (its exception: an unwritable file, a full disk) when it fails."""
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (SOURCE_ROOT, os.environ.get("PYTHONPATH"))))}
+    # -P: not the working directory first on the path, where someone's bot.py or migrations/ would be imported.
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.storage.migrate", url, env=env,
+        sys.executable, "-P", "-m", "bot.storage.migrate", url, env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await child.communicate()
+    try:
+        _, err = await child.communicate()
+    except asyncio.CancelledError:  # the start was given up (a signal): the migration is not left running alone
+        child.kill()
+        await child.wait()
+        raise
     if child.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise ConfigError(f"DATABASE_URL: migrating the SQLite database to schema {HEAD} failed: "

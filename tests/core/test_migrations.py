@@ -154,3 +154,20 @@ def test_upgrading_to_0008_gives_running_reservations_the_scopes_of_their_counte
     with sqlite3.connect(tmp_path / "old.db") as conn:
         rows = conn.execute("SELECT status, scope_keys FROM budget_reservations ORDER BY id").fetchall()
     assert rows == [("active", "global;slack:C1;slack:U1@slack:C1"), ("settled", "")]
+
+
+@pytest.mark.parametrize("layout", ["bot.py", "migrations/__init__.py"])
+def test_a_start_from_a_folder_holding_modules_named_like_seedbots_migrates_seedbots_schema(
+        tmp_path: Path, layout: str) -> None:
+    """The migrating child (python -m bot.storage.migrate) must import the seedbot that started it, not a `bot.py`
+    or a `migrations` package in the folder it is started from, which `-m` alone would put first on its path."""
+    (tmp_path / layout).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / layout).write_text("raise SystemExit('someone else code was imported')\n")
+    # The console script, as a user runs it: unlike `python -m`, it does not put its folder on the path itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEED", "DATABASE_URL", "SLACK", "DISCORD"))}
+    done = subprocess.run([str(Path(sys.executable).parent / "seedbot"), "spend"], cwd=tmp_path, timeout=120,
+                          env=env | {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "bot.db") as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.HEAD,)]
