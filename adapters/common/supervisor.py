@@ -18,6 +18,7 @@ from adapters.common.recovery import INTERRUPTED_NOTICE, ReplyTracker
 from bot.chat.controls import StopSwitch
 from bot.chat.inflight import InFlight, close_abandoned
 from bot.chat.service import Answer, ChatService
+from bot.chat.streamed import described
 from bot.domain import Footer, Incoming
 from bot.ops.logs import answer_context
 from bot.ports import ReplySink, Step
@@ -97,7 +98,7 @@ class AnswerSupervisor:
             raise
         except Exception as exc:  # noqa: BLE001 - the contract: whatever escapes, the message ends truthfully
             log.exception("answering message %s failed", incoming.dedup_key)
-            await self._close(incoming, watched, inflight, "failed", FAILED_SENTENCE, f"{type(exc).__name__}: {exc}")
+            await self._close(incoming, watched, inflight, "failed", FAILED_SENTENCE, described(exc))
             return Answer("failed", reason=FAILED_SENTENCE)
 
     async def _close(self, incoming: Incoming, sink: WatchedSink, inflight: InFlight, status: str, sentence: str,

@@ -199,13 +199,14 @@ def _forced_cut(text: str, start: int) -> int:
 
 def _mask_segment(segment: str) -> tuple[str, int]:
     """The segment with its secrets masked, and how many. A segment holding invisible characters (a zero-width
-    space inside a token hides it from every rule) is masked without them too; if that finds more, that wins,
-    so the invisible characters of that segment are dropped with its secrets."""
+    space inside a token hides it from every rule, or cuts it short: its tail would show) is masked without them
+    too; if that finds as many secrets or more, that wins, so the invisible characters of that segment are dropped
+    with its secrets."""
     masked = _mask_spans(segment)
     if not INVISIBLE.intersection(segment):
         return masked
     visible = _mask_spans("".join(ch for ch in segment if ch not in INVISIBLE))
-    return visible if visible[1] > masked[1] else masked
+    return visible if visible[1] >= max(masked[1], 1) else masked
 
 
 def _mask_spans(segment: str) -> tuple[str, int]:

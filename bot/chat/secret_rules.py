@@ -74,10 +74,11 @@ _PLACEHOLDER_VALUES = frozenset({"none", "null", "nil", "true", "false", "str", 
 _ATTRIBUTE_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
-def _plausible_value(value: str, line: str) -> bool:
+def _plausible_value(value: str, line: str, *, quoted: bool = False) -> bool:
     """detect-secrets' default false-positive filters for keyword hits (templates like `${X}` and `<x>`,
     `$VAR`, `x = get_secret()`, no letters at all, `abcdef`-style runs, ids), plus type names and
-    placeholders and attribute paths that code and docs put after `password:`."""
+    placeholders and attribute paths that code and docs put after `password:`. A `quoted` literal cannot be
+    the indirect reference that filter looks for in its line (`Client(api_key="…")` reads as one)."""
     return not (
         len(value) < 6
         or value.startswith(MASK_PREFIX.rstrip())  # masked already: masking twice changes nothing
@@ -86,30 +87,33 @@ def _plausible_value(value: str, line: str) -> bool:
         or _ATTRIBUTE_PATH.fullmatch(value) is not None
         or heuristic.is_templated_secret(value)
         or heuristic.is_prefixed_with_dollar_sign(value)
-        or heuristic.is_indirect_reference(line)
+        or (not quoted and heuristic.is_indirect_reference(line))
         or heuristic.is_not_alphanumeric_string(value)
         or heuristic.is_sequential_string(value)
         or heuristic.is_likely_id_string(value, line)
     )
 
 
-def _plausible_quoted(value: str, _line: str) -> bool:
-    """`_plausible_value` for a quoted literal, which cannot be the indirect reference that filter looks for in its
-    line (`Client(api_key="…")` reads as one to detect-secrets)."""
-    return _plausible_value(value, "")
+def _plausible_quoted(value: str, line: str) -> bool:
+    return _plausible_value(value, line, quoted=True)
 
 
-def _plausible_literal(value: str, _line: str) -> bool:
-    """`_plausible_quoted` for a URL's query value, holding a letter and a digit (`?token=abc&page=2`: a secret
-    is random) and no template (`?token={link_token(id)}`)."""
-    return (_plausible_quoted(value, "") and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+def _plausible_literal(value: str, line: str) -> bool:
+    """`_plausible_quoted` for a URL's query value, holding a letter and a digit (a secret is random) and no
+    template (`?token={link_token(id)}`)."""
+    return (_plausible_quoted(value, line) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
             and not any(c in value for c in "%{}<>"))
 
 
+# A value that names where a secret is (a file, a URL, a list of places), not the secret.
+_NOT_A_SECRET_VALUE = re.compile(r"://|,|\.(?:json|pem|key|crt|cer|p12|pfx|txt|ya?ml|toml|ini|env|cfg|conf)$", re.I)
+
+
 def _plausible_variable(value: str, line: str) -> bool:
-    """`_plausible_value` for a shell variable's value, which must hold a letter (`MAX_TOKENS=100000` is a number)
-    and not be the placeholder of a README (`SEED_API_KEY=your-key`)."""
-    return _plausible_value(value, line) and any(c.isalpha() for c in value) and not value.startswith("your")
+    """`_plausible_value` for a shell variable's value, which must hold a letter (`MAX_TOKENS=100000` is a number),
+    not be the placeholder of a README (`SEED_API_KEY=your-key`), nor name a file, a URL or a list."""
+    return (_plausible_value(value, line) and any(c.isalpha() for c in value) and not value.startswith("your")
+            and _NOT_A_SECRET_VALUE.search(value) is None)
 
 
 def _not_a_port(value: str, _line: str) -> bool:
@@ -134,11 +138,13 @@ _ASSIGNMENT = re.compile(
     re.IGNORECASE,
 )
 
-# (The match starts at the keyword: only the value is masked, and a leading `[\w]*` would make every word of a
-# line a backtracking search.)
+# The keyword is a whole part of the name (`TOKENIZER` is not a token), and a last part that says the value is
+# where the secret is (`_FILE`, `_URL`, `_NAME`, ...) is not one. The lookbehind starts a match only at a name's
+# first letter, so the parts before the keyword cost no search at every letter of a line.
+_NOT_A_SECRET_NAME = "FILE|PATH|DIR|URL|URI|NAME|ENDPOINT|LOCATION|BACKEND|ID|TYPE|ARN|HOST|PORT|USER|USERNAME"
 _SHELL_VARIABLE = re.compile(
-    r"(?:" + _KEYWORDS.upper() + r")[A-Z0-9_]*="
-    r"([^\s\"'`;&|$()\[][^\s\"'`;&|$()]{0,255})(?=\s|$)")  # `[`: a value masked already
+    r"(?<![A-Za-z0-9_])(?:[A-Z0-9]+_)*(?:" + _KEYWORDS.upper() + r")(?:_(?!(?:" + _NOT_A_SECRET_NAME + r")=)"
+    r"[A-Z0-9]+)*=([^\s\"'`;&|$()\[][^\s\"'`;&|$()]{0,255})(?=\s|$)")  # `[`: a value masked already
 
 # Every keyword in detect-secrets' list holds one of these; ours add two.
 _KEYWORD_TRIGGERS = ("key", "pass", "pwd", "secret", "contras")
@@ -181,7 +187,7 @@ RULES: tuple[Rule, ...] = (
     # Passwords in URLs and assignments
     _library("URL password", BasicAuthDetector, 0, ("://",), groups=(1,)),
     # detect-secrets wants a user name and RFC 3986-clean passwords; people paste `redis://:pw@`, `p!ss` and `p/ss`.
-    Rule("URL password", re.compile(r"://[^\s:/?#@]{0,256}:([^\s?#@]{1,256})@"), "seedbot", ("://",),
+    Rule("URL password", re.compile(r"://(?!\[)[^\s:/?#@]{0,256}:([^\s?#@\[\]{}]{1,256})@"), "seedbot", ("://",),
          groups=(1,), keep=_not_a_port),
     Rule("connection string password", re.compile(
         r"(?i)(?<![\w.-])(?:Password|Pwd)=([^;\s\"'(),]{4,256})(?=;|[\"'\s]|$)"), "seedbot",
@@ -197,23 +203,25 @@ RULES: tuple[Rule, ...] = (
     # rules above.
     Rule("password or secret", _SHELL_VARIABLE, "seedbot (keyword list from detect-secrets)",
          _ASSIGNMENT_TRIGGERS, groups=(1,), keep=_plausible_variable),
-    Rule("password or secret", re.compile(r"\bmysql(?:dump|admin)?\b[^\n]*?\s-p([^\s\"']{4,})"), "seedbot",
-         ("mysql",), groups=(1,), keep=_plausible_value),
+    Rule("password or secret", re.compile(
+        r"\bmysql(?:dump|admin)?\b[^\n]*?\s(?:-p|--password=)([\"']?)([^\s\"']{4,})\1"), "seedbot", ("mysql",),
+        groups=(2,), keep=_plausible_value),
     # HTTP: credentials in headers (RFC 9110 Authorization: Bearer/Basic/Token; X-Api-Key and its kin),
     # `curl -u user:password`, and in a query string (`?api_key=`, `&access_token=`).
     Rule("HTTP credentials", re.compile(
         r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|bot)\s+([A-Za-z0-9._~+/=-]{8,})"),
         "seedbot (RFC 9110)", ("authorization",), groups=(1,)),
-    Rule("HTTP credentials", re.compile(r"(?i)\bx-[\w-]*(?:key|token|secret)\s*:\s*([^\s\"',;]{8,})"), "seedbot",
-         ("key", "token", "secret"), groups=(1,), keep=_plausible_value),
+    Rule("HTTP credentials", re.compile(r"(?i)\b(?:[a-z0-9]+-)+(?:key|token|secret)\s*:\s*([^\s\"',;]{8,})"),
+         "seedbot", ("key", "token", "secret"), groups=(1,), keep=_plausible_value),
     Rule("HTTP credentials", re.compile(r"\bcurl\b.*?\s(?:-u|--user)[ =]?[\"']?[^\s:\"']*:([^\s\"']{4,})"), "seedbot",
          ("curl",), groups=(1,), keep=_plausible_value),
     Rule("HTTP credentials", re.compile(
         r"(?i)[?&](?:api_?key|apikey|access_?token|auth_?token|token|client_secret|secret|password|sig)="
-        r"([^&\s#\"'<>]{8,})"), "seedbot", ("key=", "token=", "secret=", "password=", "sig="), groups=(1,),
+        r"([^&\s#\"'<>]{16,})"), "seedbot", ("key=", "token=", "secret=", "password=", "sig="), groups=(1,),
         keep=_plausible_literal),
     # Kinds detect-secrets lacks.
     Rule("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}"), "seedbot", ("hf_",)),
+    Rule("Vault token", re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}"), "seedbot", ("hvs.", "hvb.", "hvr.")),
     Rule("Stripe key", re.compile(r"\b[rs]k_test_[0-9a-zA-Z]{24,}"), "seedbot", ("k_test_",)),
     Rule("Kubernetes client key", re.compile(r"(?i)\bclient-key-data\s*:\s*([A-Za-z0-9+/=]{16,})"), "seedbot",
          ("client-key-data",), groups=(1,)),

@@ -46,6 +46,18 @@ PASTES = [
     ("added line of a diff of .env", "+DB_PASSWORD=Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
     ("added line of a diff of YAML", "+  password: Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
     ("added unquoted INI line of a diff", "+SECRET_KEY = Zq8vR2mT5wK9pL3x", "Zq8vR2mT5wK9pL3x"),
+    ("mysql --password=", "mysql -u root --password=Hq4wE7rT1yU9iO3 shop", "Hq4wE7rT1yU9iO3"),
+    ("mysql -p quoted", "mysql -u root -p'Hq4wE7rT1yU9iO3' shop", "Hq4wE7rT1yU9iO3"),
+    ("GitLab Private-Token header",
+     'curl -H "PRIVATE-TOKEN: 5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a" https://gitlab.example.com/api/v4/user',
+     "5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a"),
+    ("Api-Key header", 'curl -H "Api-Key: 5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a" https://api.acme.io',
+     "5b4c8f3a9c2b7d1e4f6a0b5c9d8e7f6a"),
+    ("Vault token header",
+     'curl -H "X-Vault-Token: hvs.CAESIJ2f8d7e6c5b4a39281716151413121110aBcD" https://vault:8200/v1/kv',
+     "CAESIJ2f8d7e6c5b4a39281716151413121110aBcD"),
+    ("Vault token variable", "VAULT_TOKEN=hvs.CAESIJ2f8d7e6c5b4a39281716151413121110aBcD vault kv get secret/app",
+     "CAESIJ2f8d7e6c5b4a39281716151413121110aBcD"),
 ]
 
 # Lines that look a little like the shapes above and hold no secret: each must come back unchanged.
@@ -66,6 +78,22 @@ ORDINARY = [
     'os.environ["TOKEN"] = "_sa_default"',
     'upgrade_token="%s_upgrades" % name',
     "+    max_tokens = settings.max_tokens",
+    # Names whose keyword is part of another word, or whose value says where a secret is, not what it is.
+    "TOKENIZER=bert-base-uncased python train.py",
+    "GOOGLE_APPLICATION_CREDENTIALS=service-account.json gcloud auth list",
+    "SECRET_KEY_FILE=secrets/django.key ./manage.py runserver",
+    "docker run -e POSTGRES_PASSWORD_FILE=run/secrets/pg -d postgres",
+    "ENV SECRETS_DIR=config/secrets",
+    "ARG TOKEN_ENDPOINT=https://auth.example.com/oauth/token",
+    "SECRET_NAME=my-app-db-credentials kubectl get secret $SECRET_NAME",
+    "JWT_TOKEN_LOCATION=headers,cookies flask run",
+    "SECRETS_BACKEND=vault-kv2 ./deploy.sh",
+    # URLs whose "user:password@" is an IPv6 literal, a templated port, or a short pagination cursor.
+    "open http://[::1]:5173/@vite/client",
+    "http://localhost:${PORT}/@vite/client",
+    "https://example.com/search?q=python&page=2&token=next_page_2",
+    "GET /api/v1/stream?access_token=page2cursor HTTP/1.1",
+    'secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:MySecret"',
 ]
 
 
@@ -90,6 +118,29 @@ def test_a_long_command_line_is_masked_the_same_streamed_a_character_at_a_time()
     streamed = "".join(redactor.feed(ch) for ch in line) + redactor.flush()
     assert streamed == mask_secrets(line).text
     assert "Vq7pLm2xRt9sKw4z" not in streamed and "8f3a9c2b7d1e4f6a0b5c9d8e" not in streamed
+
+
+# A zero-width space after a rule's minimum length: the head matches with it or without it, and the tail must
+# not show.
+TAILS = [
+    ("OpenAI project key",
+     "key: sk-proj-NqVwYS81VP7Hb1DX8pPd5khxE3pyIgKpaUnArl63\u200bXykWZeiNNCiia3anXn9k3ksu9mI4ROnl89Sm9",
+     "XykWZeiNNCiia3anXn9k3ksu9mI4ROnl89Sm9"),
+    ("Stripe live key", "sk_live_7F3vlfFrGYJ3GxeYYXwSLQcWtxJTQr\u200b1FqXSTs98vPlL2aEJXquQrDs0GPRZwwrPwV81Aw71l33SC",
+     "1FqXSTs98vPlL2aEJXquQrDs0GPRZwwrPwV81Aw71l33SC"),
+    ("GitHub fine-grained token",
+     "github_pat_lZfOjUStEkUdfMI7zcpVMw0qDPAjd6OcZFv1niUK8iO5YAgkBxjd2AsjD7N2\u200bkHD9FSUuErsEz5jhy0I9lO",
+     "kHD9FSUuErsEz5jhy0I9lO"),
+    ("Hugging Face token", "hf_ihu9lEmJcADwyQNeLnpT5xawz8r2A3hS1J\u200bx9cJNtgsIG", "x9cJNtgsIG"),
+]
+
+
+@pytest.mark.parametrize(("line", "tail"), [(t[1], t[2]) for t in TAILS], ids=[t[0] for t in TAILS])
+def test_a_zero_width_space_late_in_a_token_hides_no_part_of_it(line: str, tail: str) -> None:
+    whole = mask_secrets(line).text
+    redactor = StreamRedactor()
+    assert "".join(redactor.feed(ch) for ch in line) + redactor.flush() == whole
+    assert tail not in whole, whole
 
 
 def test_a_zero_width_space_is_dropped_only_with_the_secret_it_hid() -> None:
