@@ -58,6 +58,7 @@ class _CallResult:
     usage: Usage | None = None
     cost_nanos: int = 0
     refused: Denial | None = None
+    grant: Grant | None = None  # the call's reservation, once granted
     error: str = ""
     cut: bool = False  # the model stopped at max_tokens (finish_reason "length"): the reply may lack findings
 
@@ -133,15 +134,25 @@ class ReviewService:
         if not plan.chunks:
             await sink.start()
         await sink.append(text)
-        remaining = await self._budget.remaining(claimed.channel.scope_key)
-        await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
-                                 budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
-                                 usage_known=not charged or unreported < len(charged),
-                                 secrets_masked=turn.secrets_masked))
-        if sink.lost is not None:  # the platform refused the review itself (posted last, in one go)
-            await self._store.restate_answer(claimed, "failed")
+        if sink.lost is not None:  # its post was refused, or not taken: `fail` says so where it still can
+            await sink.fail(NOT_POSTED)
+        else:
+            remaining = await self._budget.remaining(claimed.channel.scope_key)
+            await sink.finish(Footer(usage=usage, cost_nanos=cost, budget_left_fraction=remaining.fraction,
+                                     budget_left_nanos=remaining.left_nanos, notes=tuple(notes),
+                                     usage_known=not charged or unreported < len(charged),
+                                     secrets_masked=turn.secrets_masked))
+        if sink.lost is not None:  # the review itself (posted last, in one go) did not reach the person
+            await self._restate_failed(claimed, [r.grant for r in results if r.grant is not None], sink.lost)
             return Answer("failed", text, usage, cost, reason=NOT_POSTED)
         return Answer(status, text, usage, cost)
+
+    async def _restate_failed(self, claimed: Claimed, grants: list[Grant], lost: Exception) -> None:
+        """The review was settled, then not shown: its calls' ledger rows and its turn say `failed`, the money
+        as booked (as ChatService does for an answer whose last post the platform refused)."""
+        for grant in grants:
+            await self._budget.restate(grant, status="failed", error=described(lost))
+        await self._store.restate_answer(claimed, "failed")
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,
                             sink: GuardedSink, steps: list[Step]) -> _CallResult:
@@ -165,6 +176,7 @@ class ReviewService:
         if isinstance(grant, Denial):
             result.refused = grant
             return result
+        result.grant = grant
         opened = inflight.open(grant, chunk.prompt_tokens)
         started = time.monotonic()
         # Checked after the reservation's await, right before the call: the sink may have been lost meanwhile.

@@ -232,6 +232,7 @@ async def test_a_review_refused_at_its_only_post_ends_failed(core_for, sqlite_ur
     assert answer is not None and answer.status == "failed" and answer.reason == NOT_POSTED
     assert len(fake_seed.completions) == 1
     [row] = await ledger(core)
-    assert row.status == "ok" and row.cost_nanos > 0  # the call itself was made and is paid
+    # The call was made and is paid; like a chat answer whose last post was refused, its row says failed.
+    assert row.status == "failed" and row.cost_nanos > 0 and (row.error or "").startswith("SinkBroken: ")
     books = await read_books(core.db)
     assert [(m.role, m.status) for m in books.messages] == [("user", "failed"), ("assistant", "failed")]

@@ -5,6 +5,7 @@ saying so, the model is not asked for more, and the books call the answer failed
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,6 +19,8 @@ from bot.ports import SinkBroken
 from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
+from tests.review.test_review_service import review_reply, small_diff
+from tests.review.test_review_support import GitRepo, added_lines_in_prompt
 from tests.slack.harness import RunningBot, bot_replies
 
 
@@ -86,3 +89,26 @@ async def test_the_last_write_failing_once_leaves_the_answer_shown_so_far_and_sa
     with pytest.raises(SinkBroken, match="did not take chat.postMessage"):
         await sink.finish(Footer(usage=Usage(prompt_tokens=1, completion_tokens=1), cost_nanos=1))
     assert [m.visible_text for m in slack.thread("C1", parent) if m.is_bot] == ["First part.\n", INCOMPLETE]
+
+
+async def test_a_review_whose_post_slack_does_not_take_says_so_and_is_booked_failed(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    """Streaming unavailable: the review is posted in one chat.postMessage, which Slack does not take once. The
+    person reads NOT_POSTED; the review's call and its turn say failed (the money as booked)."""
+    slack.config.streaming_enabled = False
+    diff = small_diff(GitRepo(tmp_path / "repo"))
+
+    def answer(body: dict) -> Reply:
+        (path, line), *_ = added_lines_in_prompt(body["messages"][-1]["content"])
+        return review_reply([{"path": path, "line": line, "severity": "major", "title": "Subtraction",
+                              "explanation": "`add` subtracts."}])
+
+    fake_seed.responder = answer
+    slack.inject_error("chat.postMessage", "internal_error", times=1)
+    ts = await mention(bot, slack, f"review please\n```diff\n{diff}```")
+    await bot.idle(timeout=30)
+    assert bot.process.core is not None
+    books = await read_books(bot.process.core.db)
+    assert [m.visible_text for m in bot_replies(slack, "C1", ts)] == [NOT_POSTED]
+    assert books.user_statuses == ["failed"] and [r.status for r in books.ledger] == ["failed"]
+    assert "did not take chat.postMessage" in (books.ledger[0].error or "") and books.balanced()
