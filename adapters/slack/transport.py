@@ -195,10 +195,9 @@ class AnswerMessage:
             if self.failed:
                 return
             if not self._stream_ended:
-                # Slack did not take the text: the message is stopped as it stands. Too long, the rest continues
-                # in a new message; otherwise (ratelimited past the client's retries, internal_error) the message
-                # takes it by chat.update, which writes the whole text, so a call Slack took despite its error
-                # shows nothing twice, and no message is left empty.
+                # Slack did not take the text: the message is stopped as it stands, then takes it by chat.update
+                # (the whole text: a call Slack took despite its error shows nothing twice, no message is left
+                # empty); too long (msg_too_long), the rest continues in a new message.
                 stopped = await self._stop_as_is()
                 if self.failed:
                     return
@@ -350,7 +349,10 @@ class AnswerMessage:
             log.info("chat.update failed (%s); continuing in a new message", code)
             await self._drop_controls()
             self.ts, self.shown = None, ""
-            await self._post(self.pending, blocks)
+            if self.pending.strip():
+                await self._post(self.pending, blocks)
+            else:  # an edit that only replaced buttons leaves nothing to post
+                self.pending = ""
             return
         self._sent()
 
