@@ -86,6 +86,7 @@ class DiscordSink:
         self._aborted = False
         self._closed = False
         self._broken = False  # nothing more can be sent: the pump ends
+        self._sending = False  # a new message is on its way: cancelled there, it may or may not exist
         self._refusal = Refusal(log)  # ... because Discord refused the answer for good
         self._undelivered = Refusal(log)  # ... because a new message was not taken this once: a sentence may go
         self._opened = False
@@ -136,9 +137,10 @@ class DiscordSink:
         self._wake.set()
         try:
             await self._wait_for(self._ensure_pump())
-        except asyncio.CancelledError:  # a shutdown: `fail` still gives the text its last edit, then the notice
-            self._closed = self._final = False
+        except asyncio.CancelledError:  # a shutdown: `fail` still gives the text its last edit, then the notice,
+            self._closed = self._final = False  # unless a new message was on its way: sent again, it could show twice
             self._pump = None
+            self._broken = self._broken or self._sending
             raise
         if self._undelivered.lost is not None and self._refusal.lost is None:
             await self._say(INCOMPLETE)
@@ -299,9 +301,11 @@ class DiscordSink:
         current = self._current
         sent_at = self._clock()
         if current is None:
+            self._sending = True
             try:
                 posted = await self._target.send(content, view=buttons or None)
             except SEND_ERRORS as exc:
+                self._sending = False
                 if forbidden_or_not_found(exc):
                     self._lose("sending the answer", exc)
                 else:  # not posted again: Discord may have taken it anyway, and twice is worse
@@ -309,6 +313,7 @@ class DiscordSink:
                                              f"{type(exc).__name__} {exc}")
                 self._broken = True
                 return False
+            self._sending = False
             self._current = _Live(posted, content, shown, sent_at, _custom_ids(buttons or None))
             self.messages_sent += 1
             return True

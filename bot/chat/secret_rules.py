@@ -106,14 +106,22 @@ def _plausible_literal(value: str, line: str) -> bool:
 
 
 # A value that names where a secret is (a file, a URL, a list of places), not the secret.
-_NOT_A_SECRET_VALUE = re.compile(r"://|,|\.(?:json|pem|key|crt|cer|p12|pfx|txt|ya?ml|toml|ini|env|cfg|conf)$", re.I)
+_NOT_A_SECRET_VALUE = re.compile(r"://|\.(?:json|pem|key|crt|cer|p12|pfx|txt|ya?ml|toml|ini|env|cfg|conf)$", re.I)
 
 
 def _plausible_variable(value: str, line: str) -> bool:
     """`_plausible_value` for a shell variable's value, which must hold a letter (`MAX_TOKENS=100000` is a number),
-    not be the placeholder of a README (`SEED_API_KEY=your-key`), nor name a file, a URL or a list."""
+    not be the placeholder of a README (`SEED_API_KEY=your-key`), nor name a file or a URL."""
     return (_plausible_value(value, line) and any(c.isalpha() for c in value) and not value.startswith("your")
             and _NOT_A_SECRET_VALUE.search(value) is None)
+
+
+def _plausible_assignment(value: str, line: str) -> bool:
+    """`_plausible_value` for a whole line's assignment, unless its name says the value is where a secret is
+    (`GITHUB_TOKEN_URL=…`, `token_type: bearer`, `API_TOKEN_NAME=…`) or the value is a URL or a file."""
+    name = _ASSIGNED_NAME.match(line)
+    return (_plausible_value(value, line) and _NOT_A_SECRET_VALUE.search(value) is None
+            and (name is None or _NOT_A_SECRET_SUFFIX.search(name.group(1)) is None))
 
 
 def _not_a_port(value: str, _line: str) -> bool:
@@ -142,6 +150,8 @@ _ASSIGNMENT = re.compile(
 # where the secret is (`_FILE`, `_URL`, `_NAME`, ...) is not one. The lookbehind starts a match only at a name's
 # first letter, so the parts before the keyword cost no search at every letter of a line.
 _NOT_A_SECRET_NAME = "FILE|PATH|DIR|URL|URI|NAME|ENDPOINT|LOCATION|BACKEND|ID|TYPE|ARN|HOST|PORT|USER|USERNAME"
+_NOT_A_SECRET_SUFFIX = re.compile(r"[_.-](?:" + _NOT_A_SECRET_NAME + r")$", re.IGNORECASE)
+_ASSIGNED_NAME = re.compile(r"^[+-]?\s*(?:export\s+|-\s+)?[\"']?([\w.-]+)")
 _SHELL_VARIABLE = re.compile(
     r"(?<![A-Za-z0-9_])(?:[A-Z0-9]+_)*(?:" + _KEYWORDS.upper() + r")(?:_(?!(?:" + _NOT_A_SECRET_NAME + r")=)"
     r"[A-Z0-9]+)*=([^\s\"'`;&|$()\[][^\s\"'`;&|$()]{0,255})(?=\s|$)")  # `[`: a value masked already
@@ -197,7 +207,7 @@ RULES: tuple[Rule, ...] = (
       for pattern, group in keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
       if pattern is not keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX),
     Rule("password or secret", _ASSIGNMENT, "seedbot (keyword list from detect-secrets)",
-         _ASSIGNMENT_TRIGGERS, groups=("dq", "sq", "bare"), keep=_plausible_value),
+         _ASSIGNMENT_TRIGGERS, groups=("dq", "sq", "bare"), keep=_plausible_assignment),
     # Shell: an environment variable set for one command (`DB_PASSWORD=x npm start`, `docker run -e X=y`,
     # `env X=y cmd`), named in capitals as environment variables are, so code's `password=x` is left to the
     # rules above.
@@ -211,8 +221,9 @@ RULES: tuple[Rule, ...] = (
     Rule("HTTP credentials", re.compile(
         r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|bot)\s+([A-Za-z0-9._~+/=-]{8,})"),
         "seedbot (RFC 9110)", ("authorization",), groups=(1,)),
-    Rule("HTTP credentials", re.compile(r"(?i)\b(?:[a-z0-9]+-)+(?:key|token|secret)\s*:\s*([^\s\"',;]{8,})"),
-         "seedbot", ("key", "token", "secret"), groups=(1,), keep=_plausible_value),
+    Rule("HTTP credentials", re.compile(
+        r"(?i)\b(?:x-[\w-]*|api-|private-|auth-|access-)(?:key|token|secret)\s*:\s*([^\s\"',;]{8,})"),
+        "seedbot", ("key", "token", "secret"), groups=(1,), keep=_plausible_value),
     Rule("HTTP credentials", re.compile(r"\bcurl\b.*?\s(?:-u|--user)[ =]?[\"']?[^\s:\"']*:([^\s\"']{4,})"), "seedbot",
          ("curl",), groups=(1,), keep=_plausible_value),
     Rule("HTTP credentials", re.compile(

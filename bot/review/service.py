@@ -143,15 +143,18 @@ class ReviewService:
                                      usage_known=not charged or unreported < len(charged),
                                      secrets_masked=turn.secrets_masked))
         if sink.lost is not None:  # the review itself (posted last, in one go) did not reach the person
-            await self._restate_failed(claimed, [r.grant for r in results if r.grant is not None], sink.lost)
+            await self._restate_failed(claimed, results, sink.lost)
             return Answer("failed", text, usage, cost, reason=NOT_POSTED)
         return Answer(status, text, usage, cost)
 
-    async def _restate_failed(self, claimed: Claimed, grants: list[Grant], lost: Exception) -> None:
-        """The review was settled, then not shown: its calls' ledger rows and its turn say `failed`, the money
-        as booked (as ChatService does for an answer whose last post the platform refused)."""
-        for grant in grants:
-            await self._budget.restate(grant, status="failed", error=described(lost))
+    async def _restate_failed(self, claimed: Claimed, results: list[_CallResult], lost: Exception) -> None:
+        """The review was settled, then not shown: its calls' ledger rows (each keeping its own error after the
+        platform's) and its turn say `failed`, the money as booked (as ChatService does for an answer whose last
+        post the platform refused)."""
+        for result in results:
+            if result.grant is not None:
+                error = "; ".join(filter(None, [described(lost), result.error]))
+                await self._budget.restate(result.grant, status="failed", error=error)
         await self._store.restate_answer(claimed, "failed")
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,

@@ -58,6 +58,8 @@ PASTES = [
      "CAESIJ2f8d7e6c5b4a39281716151413121110aBcD"),
     ("Vault token variable", "VAULT_TOKEN=hvs.CAESIJ2f8d7e6c5b4a39281716151413121110aBcD vault kv get secret/app",
      "CAESIJ2f8d7e6c5b4a39281716151413121110aBcD"),
+    ("a password holding a comma", "PASSWORD=hunter2abc,def", "hunter2abc,def"),
+    ("a password holding a comma, inline", "run DB_PASSWORD=Xk9,pQ2mZ7 ./migrate", "Xk9,pQ2mZ7"),
 ]
 
 # Lines that look a little like the shapes above and hold no secret: each must come back unchanged.
@@ -94,6 +96,16 @@ ORDINARY = [
     "https://example.com/search?q=python&page=2&token=next_page_2",
     "GET /api/v1/stream?access_token=page2cursor HTTP/1.1",
     'secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:MySecret"',
+    # Keys and headers named like secrets that hold none (a table's key, a cache key, a nonce, an idempotency id).
+    "partition-key: customer_id",
+    "sort-key: createdAt2024",
+    "cache-key: sha256-deadbeefcafe1234",
+    "Idempotency-Key: 6f1c2d3e-aaaa-bbbb-cccc-1234567890ab",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    # An .env's names that say where a secret is, on a line of their own.
+    "GITHUB_TOKEN_URL=https://example.com/login/oauth/access_token",
+    "TOKEN_TYPE=Bearer",
+    "API_TOKEN_NAME=prod-deployer-token1",
 ]
 
 

@@ -191,6 +191,40 @@ async def test_a_last_message_discord_does_not_take_ends_the_answer_with_a_sente
     assert notice.content == INCOMPLETE
 
 
+@dataclass
+class SlowSendTarget(MemoryTarget):
+    """Discord takes each new message at once, but its answer comes `send_seconds` later."""
+
+    send_seconds: float = 0.0
+
+    async def send(self, content: str, *, view: object = None) -> Memo:
+        memo = Memo(len(self.messages) + 1, self, content, view)
+        self.messages.append(memo)
+        self.calls.append(("send", memo.id, content, time.monotonic()))
+        await asyncio.sleep(self.send_seconds)
+        return memo
+
+
+async def test_a_shutdown_while_the_last_message_is_sent_does_not_send_it_twice() -> None:
+    """finish is cancelled (a shutdown past its grace) while the answer's only message is on its way; fail then
+    posts the notice alone: the message may exist, and a second copy would show the answer twice."""
+    target = SlowSendTarget(send_seconds=0.5)
+    sink = DiscordSink(target, interval=0.02, answer_key="k")
+    await sink.append("The whole answer, in one piece.")
+    finishing = asyncio.create_task(sink.finish(FOOTER))
+    for _ in range(100):
+        if target.messages:
+            break
+        await asyncio.sleep(0.01)
+    finishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await finishing
+    await sink.fail("The bot was restarted while answering; please ask again.")
+    answer, notice = target.messages  # not the answer twice
+    assert answer.content.startswith("The whole answer")
+    assert notice.content == "The bot was restarted while answering; please ask again."
+
+
 async def test_a_channel_refusing_the_first_message_raises_and_posts_nothing_more() -> None:
     target = MemoryTarget(refusal=http_error(403, 50013))
     sink = DiscordSink(target, interval=0.02)
