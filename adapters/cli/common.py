@@ -7,6 +7,7 @@ from typing import NoReturn
 
 import typer
 
+from bot.chat.redaction import redact
 from bot.config import ConfigError, Settings, load_settings
 from bot.ops.logs import configure_logging, writes_json
 
@@ -36,5 +37,5 @@ def settings_from_env(*, quiet: bool = False) -> Settings:
     except ConfigError as exc:
         die(str(exc), 2)
     level = "ERROR" if quiet and "log_level" not in settings.model_fields_set else settings.log_level
-    configure_logging(settings.log_format, level)
+    configure_logging(settings.log_format, level, mask=redact)
     return settings

@@ -11,7 +11,8 @@ timestamps and values json cannot encode, which a hand-written formatter would h
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -44,6 +45,25 @@ def answer_context(incoming: Incoming) -> Iterator[None]:
         _answer_ids.reset(token)
 
 
+class SecretMaskingFilter(logging.Filter):
+    """Masks secrets with `mask` (text -> text: bot.chat.redaction.redact, passed in by the process that
+    configures logging) in each record's message, arguments included, and traceback, so that an error quoting
+    what it was given (a provider's refusal, a library's exception) writes no secret into the log. It never drops
+    a record. Runs on the handler, once per record written."""
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        super().__init__()
+        self._mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._mask(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        if record.stack_info:
+            record.stack_info = self._mask(record.stack_info)
+        return True
+
+
 class AnswerContextFilter(logging.Filter):
     """Copies the current answer's ids onto each record as attributes (it never drops a record)."""
 
@@ -68,12 +88,14 @@ LIBRARY_LEVELS = {"slack_bolt": logging.INFO, "slack_sdk": logging.INFO, "discor
                   "aiohttp": logging.INFO, "aiosqlite": logging.INFO, "sqlalchemy": logging.WARNING}
 
 
-def configure_logging(log_format: str, level: str) -> None:
+def configure_logging(log_format: str, level: str, *, mask: Callable[[str], str]) -> None:
     """Replace the root logger's handlers with one stderr handler in `log_format` ("text" or "json") at
-    `level`; the libraries of LIBRARY_LEVELS log at their floor or above."""
+    `level`; the libraries of LIBRARY_LEVELS log at their floor or above; every line is masked by `mask`
+    (SecretMaskingFilter)."""
     handler = logging.StreamHandler()
     handler.addFilter(LibraryFloorFilter())
     handler.addFilter(AnswerContextFilter())
+    handler.addFilter(SecretMaskingFilter(mask))
     handler.setFormatter(json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     root_level = logging.getLogger().level

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat.redaction import redact
 from bot.config import Settings
 from bot.ops.logs import LIBRARY_LEVELS, AnswerContextFilter, configure_logging, json_formatter
 from tests.cli.test_cli_ask import run_cli
@@ -79,7 +80,7 @@ def debug_log() -> Iterator[io.StringIO]:
     root logger and the library levels restored after."""
     root = logging.getLogger()
     saved_level, saved_handlers = root.level, root.handlers[:]
-    configure_logging("text", "DEBUG")
+    configure_logging("text", "DEBUG", mask=redact)
     stream = io.StringIO()
     root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
     try:
@@ -105,3 +106,19 @@ async def test_debug_logging_keeps_a_pasted_secret_out_of_the_socket_mode_payloa
     written = debug_log.getvalue()
     assert "DEBUG bot.ops: seedbot's own DEBUG lines are written" in written
     assert secret not in written
+
+
+def test_a_secret_in_a_log_line_or_its_traceback_is_masked(debug_log: io.StringIO) -> None:
+    """An error that quotes what it was given (a provider's refusal, a library's exception) reaches the log masked,
+    in the message, its arguments and its traceback (bot.ops.logs.SecretMaskingFilter)."""
+    token = "ghp_" + "Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4"
+    logger = logging.getLogger("bot.llm.client")
+    logger.warning("seed call failed (%s), retry 1/3", f"Seed API 400: invalid content near '{token}'")
+    try:
+        raise ValueError(f"bad header Authorization: Bearer {token}")
+    except ValueError:
+        logger.exception("answering message %s failed", "slack:T1:C1:1.0")
+    written = debug_log.getvalue()
+    assert token not in written and token[4:] not in written
+    assert "seed call failed (Seed API 400: invalid content near '[redacted: GitHub token]'), retry 1/3" in written
+    assert "Traceback (most recent call last)" in written and "ValueError: bad header" in written
