@@ -57,8 +57,10 @@ class SecretMaskingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self._mask(record.getMessage()), None
-        if record.exc_info and not record.exc_text:
+        if record.exc_info:
+            # The text formatter writes exc_text when it is set; the JSON one only once exc_info is gone.
             record.exc_text = self._mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+            record.exc_info = None
         if record.stack_info:
             record.stack_info = self._mask(record.stack_info)
         return True

@@ -108,17 +108,29 @@ async def test_debug_logging_keeps_a_pasted_secret_out_of_the_socket_mode_payloa
     assert secret not in written
 
 
-def test_a_secret_in_a_log_line_or_its_traceback_is_masked(debug_log: io.StringIO) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_secret_in_a_log_line_or_its_traceback_is_masked(log_format: str) -> None:
     """An error that quotes what it was given (a provider's refusal, a library's exception) reaches the log masked,
-    in the message, its arguments and its traceback (bot.ops.logs.SecretMaskingFilter)."""
+    in the message, its arguments and its traceback (bot.ops.logs.SecretMaskingFilter), in either format."""
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, root.handlers[:]
+    configure_logging(log_format, "INFO", mask=redact)
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
     token = "ghp_" + "Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4"
     logger = logging.getLogger("bot.llm.client")
-    logger.warning("seed call failed (%s), retry 1/3", f"Seed API 400: invalid content near '{token}'")
     try:
-        raise ValueError(f"bad header Authorization: Bearer {token}")
-    except ValueError:
-        logger.exception("answering message %s failed", "slack:T1:C1:1.0")
-    written = debug_log.getvalue()
+        logger.warning("seed call failed (%s), retry 1/3", f"Seed API 400: invalid content near '{token}'")
+        try:
+            raise ValueError(f"bad header Authorization: Bearer {token}")
+        except ValueError:
+            logger.exception("answering message %s failed", "slack:T1:C1:1.0")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name in LIBRARY_LEVELS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    written = stream.getvalue()
     assert token not in written and token[4:] not in written
     assert "seed call failed (Seed API 400: invalid content near '[redacted: GitHub token]'), retry 1/3" in written
     assert "Traceback (most recent call last)" in written and "ValueError: bad header" in written
