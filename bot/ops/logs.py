@@ -56,7 +56,11 @@ class SecretMaskingFilter(logging.Filter):
         self._mask = mask
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self._mask(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a call whose arguments do not fit its format: the handler reports it
+            return True
+        record.msg, record.args = self._mask(message), None
         if record.exc_info:
             # The text formatter writes exc_text when it is set; the JSON one only once exc_info is gone.
             record.exc_text = self._mask("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))

@@ -125,6 +125,7 @@ def test_a_secret_in_a_log_line_or_its_traceback_is_masked(log_format: str) -> N
             raise ValueError(f"bad header Authorization: Bearer {token}")
         except ValueError:
             logger.exception("answering message %s failed", "slack:T1:C1:1.0")
+        logger.warning("a format with %s %s and one argument", "x")  # logging reports it; the caller goes on
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
