@@ -275,7 +275,7 @@ class AnswerMessage:
             self._stream_ended = code in STREAM_ENDED
             self._stream_error = code
             log.info("%s failed (%s); continuing %s", name, code,
-                     "with chat.update" if self._stream_ended else "in a new message")
+                     "in a new message" if code == "msg_too_long" else "with chat.update")
             self.stream_failed = True
             return False
         self._sent()
