@@ -144,7 +144,7 @@ class SlackSink:
 
     async def append(self, delta: str) -> None:
         """Add `delta` to the answer. Raises SinkBroken once Slack refused the answer (or did not take a message)."""
-        self._raise_if_ended()
+        self._raise_if_lost()
         if not delta:
             return
         await self._take(self._splitter.feed(delta))
@@ -155,7 +155,7 @@ class SlackSink:
         """End the answer with `footer`. Raises SinkBroken if Slack refused it for good (its last write
         among others: a short answer's only one), or did not take one of its messages; then INCOMPLETE is
         posted first, if Slack takes that."""
-        self._raise_if_ended()
+        self._raise_if_lost()
         await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
         await self._current.flush(final=True, blocks=feedback_blocks(self._answer_key) if self._answer_key else None)
         self._lose()
@@ -240,9 +240,9 @@ class SlackSink:
     def _check(self) -> None:
         """Raises SinkBroken if Slack refused the answer for good, or did not take one of its messages."""
         self._lose()
-        self._raise_if_ended()
+        self._raise_if_lost()
 
-    def _raise_if_ended(self) -> None:
+    def _raise_if_lost(self) -> None:
         self._refusal.raise_if_lost()
         self._undelivered.raise_if_lost()
 

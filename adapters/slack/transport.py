@@ -142,7 +142,6 @@ class AnswerMessage:
         self.failed = False  # Slack refused the message itself; later text is dropped
         self.refused: Refused | None = None  # ... for good (REFUSED_FOR_GOOD): the answer cannot go on
         self.dropped: Refused | None = None  # ... this once (internal_error, ratelimited past the client's retries)
-        self._stream_ended = False  # Slack ended the stream itself; it may still be edited
         self._stream_error = ""  # the code of the last stream call Slack did not take
         self.last_write = float("-inf")
         self.writes = 0
@@ -194,7 +193,8 @@ class AnswerMessage:
             self.streaming = False
             if self.failed:
                 return
-            if not self._stream_ended:
+            # A stream Slack ended itself (its timeout) is simply edited from here; any other is stopped first.
+            if self._stream_error not in STREAM_ENDED:
                 # Slack did not take the text: the message is stopped as it stands, then takes it by chat.update
                 # (the whole text: a call Slack took despite its error shows nothing twice, no message is left
                 # empty); too long (msg_too_long), the rest continues in a new message.
@@ -271,8 +271,6 @@ class AnswerMessage:
             if code in REFUSED_FOR_GOOD:
                 self._refuse(name, code, self.ts)
                 return False
-            # Slack ended the stream itself (its timeout): the message can still be edited.
-            self._stream_ended = code in STREAM_ENDED
             self._stream_error = code
             log.info("%s failed (%s); continuing %s", name, code,
                      "in a new message" if code == "msg_too_long" else "with chat.update")
