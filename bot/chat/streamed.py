@@ -11,7 +11,7 @@ from bot.llm import SeedContentFiltered, SeedError, SeedStreamBroken
 from bot.ports import SinkBroken
 
 # Said to a sink that can no longer show anything, and kept as the Answer's reason. A sink refused for good only
-# closes; one whose post failed this once shows it (adapters.slack.sink).
+# closes; one whose post failed this once shows it (adapters.slack.sink, adapters.discord.sink).
 NOT_POSTED = "The answer could not be posted here, so it was stopped; please ask again."
 
 
