@@ -15,7 +15,7 @@ on PostgreSQL, `bot.budget.ledger`), then moves the counters. Limits themselves 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, Unpack
@@ -205,15 +205,17 @@ class BudgetManager:
             # reservation nobody can settle expires after the TTL instead of living with the process.
             self._live.discard(grant.reservation_id)
 
-    async def restate(self, grant: Grant, *, status: str, error: str, also: AlsoInTransaction | None = None) -> None:
-        """Give a settled call's ledger row another `status` and `error`; its money stays as booked (the cost
-        rule priced it when it settled). For an answer the platform refused after its call was settled.
-        `also` runs in the same transaction."""
-        statement = (update(_LEDGER).where(_LEDGER.c.reservation_pk == grant.reservation_id)
-                     .values(status=status, error=error))
+    async def restate(self, rows: Sequence[tuple[Grant, str]], *, status: str,
+                      also: AlsoInTransaction | None = None) -> None:
+        """Give settled calls' ledger rows another `status`, each (grant, error) its own `error`, in one
+        transaction; their money stays as booked (the cost rule priced it when they settled). For an answer
+        the platform refused after its calls were settled. `also` runs in the same transaction."""
+        statements = [update(_LEDGER).where(_LEDGER.c.reservation_pk == grant.reservation_id)
+                      .values(status=status, error=error) for grant, error in rows]
 
         def work(connection: Connection) -> None:
-            connection.execute(statement)
+            for statement in statements:
+                connection.execute(statement)
             if also is not None:
                 also(connection)
 

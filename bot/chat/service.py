@@ -369,7 +369,7 @@ class ChatService:
     async def _restate(self, claimed: Claimed, grant: Grant, error: str) -> None:
         """Mark a settled answer failed after all: its ledger row (the money stays as booked, the cost rule
         having priced it already) and the turn's messages, in one transaction."""
-        await self.budget.restate(grant, status="failed", error=error,
+        await self.budget.restate([(grant, error)], status="failed",
                                   also=lambda connection: ConversationStore.restate_turn(connection, claimed, "failed"))
 
     def _count(self, usage: Usage, cost: int, platform: str) -> None:

@@ -11,6 +11,7 @@ call is made: each one not yet sent is settled failed at no cost (its reservatio
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -150,12 +151,11 @@ class ReviewService:
     async def _restate_failed(self, claimed: Claimed, results: list[_CallResult], lost: Exception) -> None:
         """The review was settled, then not shown: its calls' ledger rows (each keeping its own error after the
         platform's) and its turn say `failed`, the money as booked (as ChatService does for an answer whose last
-        post the platform refused)."""
-        for result in results:
-            if result.grant is not None:
-                error = "; ".join(filter(None, [described(lost), result.error]))
-                await self._budget.restate(result.grant, status="failed", error=error)
-        await self._store.restate_answer(claimed, "failed")
+        post the platform refused), in one transaction."""
+        rows = [(result.grant, "; ".join(filter(None, [described(lost), result.error])))
+                for result in results if result.grant is not None]
+        turn_failed = functools.partial(ConversationStore.restate_turn, claimed=claimed, status="failed")
+        await self._budget.restate(rows, status="failed", also=turn_failed)
 
     async def _review_chunk(self, incoming: Incoming, claimed: Claimed, chunk: ReviewChunk, inflight: InFlight,
                             sink: GuardedSink, steps: list[Step]) -> _CallResult:

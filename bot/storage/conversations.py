@@ -214,11 +214,6 @@ class ConversationStore:
             connection, claimed=claimed, answer=answer, answer_tokens=answer_tokens, status=status,
             floor_pk=claimed.thread.floor_pk, prompt_estimate=0, prompt_actual=None))
 
-    async def restate_answer(self, claimed: Claimed, status: str) -> None:
-        """Give a saved turn another final `status` (restate_turn in a transaction of its own): a review the
-        platform refused after it was saved."""
-        await self._db.run_core(lambda connection: self.restate_turn(connection, claimed, status))
-
     async def has_thread(self, platform: str, workspace_id: str, channel_id: str, thread_id: str) -> bool:
         """Whether the bot already holds a conversation in this thread: how adapters tell a thread the
         bot is in from one it is not, without asking the platform's history API."""
