@@ -41,8 +41,8 @@ import aiohttp
 import discord
 from discord.utils import MISSING
 
+from adapters.common.delivery import INCOMPLETE, DeliveryFailure
 from adapters.common.footer import DISCORD_FOOTER, render_footer
-from adapters.common.refusal import INCOMPLETE, Refusal
 from adapters.common.splitter import MarkdownSplitter, split_markdown
 from adapters.discord.controls import feedback_view, stop_view
 from adapters.discord.transport import Posted, Target, forbidden_or_not_found
@@ -87,8 +87,7 @@ class DiscordSink:
         self._closed = False
         self._broken = False  # nothing more can be sent: the pump ends
         self._sending = False  # a new message is on its way: cancelled there, it may or may not exist
-        self._refusal = Refusal(log)  # ... because Discord refused the answer for good
-        self._undelivered = Refusal(log)  # ... because a new message was not taken this once: a sentence may go
+        self._failure = DeliveryFailure(log)  # ... because Discord refused the answer, or did not take a message
         self._opened = False
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -142,7 +141,7 @@ class DiscordSink:
             self._pump = None
             self._broken = self._broken or self._sending
             raise
-        if self._undelivered.lost is not None and self._refusal.lost is None:
+        if self._failure.dropped_only:
             await self._say(INCOMPLETE)
         self._raise_if_lost()  # the last edit (or a short answer's only message) was refused
 
@@ -158,7 +157,7 @@ class DiscordSink:
         if self._final or self._pump is not None:
             await self._wait_for(self._ensure_pump())
         await self._open()
-        if self._refusal.lost is not None:  # Discord would refuse the sentence too; the log already says why
+        if self._failure.for_good:  # Discord would refuse the sentence too; the log already says why
             return
         await self._say(reason or FALLBACK_REASON)
 
@@ -309,7 +308,7 @@ class DiscordSink:
                 if forbidden_or_not_found(exc):
                     self._lose("sending the answer", exc)
                 else:  # not posted again: Discord may have taken it anyway, and twice is worse
-                    self._undelivered.refuse(f"Discord did not take a message in channel {self._target.channel_id}: "
+                    self._failure.drop(f"Discord did not take a message in channel {self._target.channel_id}: "
                                              f"{type(exc).__name__} {exc}")
                 self._broken = True
                 return False
@@ -351,12 +350,11 @@ class DiscordSink:
         """Discord refused the answer for good: the pump ends, nothing more is posted, the next call of the
         core raises SinkBroken, and the log says it here, once."""
         self._broken = True
-        self._refusal.refuse(f"Discord refused {doing} in channel {self._target.channel_id}: "
+        self._failure.refuse(f"Discord refused {doing} in channel {self._target.channel_id}: "
                              f"{exc.status} {exc.text[:200] or 'no message'} (error code {exc.code})")
 
     def _raise_if_lost(self) -> None:
-        self._refusal.raise_if_lost()
-        self._undelivered.raise_if_lost()
+        self._failure.raise_if_lost()
 
     def _continue_after(self, index: int, shown: int) -> None:
         """Message `index` can no longer change: it keeps the `shown` characters it has, and the rest

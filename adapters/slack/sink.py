@@ -45,8 +45,8 @@ import time
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.delivery import INCOMPLETE, DeliveryFailure
 from adapters.common.footer import SLACK_FOOTER, render_footer
-from adapters.common.refusal import INCOMPLETE, Refusal
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
 from adapters.slack.transport import (
@@ -93,8 +93,8 @@ class SlackSink:
         self.messages: list[AnswerMessage] = []
         self._current = self._new_message()
         self._status_shown = False
-        self._refusal = Refusal(log)  # Slack refused the answer for good: nothing more is posted
-        self._undelivered = Refusal(log)  # a message Slack did not take this once: a sentence may still go
+        # Slack refused the answer for good (nothing more is posted), or did not take a message (a sentence may go).
+        self._failure = DeliveryFailure(log)
 
     # -- ReplySink --
 
@@ -111,7 +111,7 @@ class SlackSink:
         (assistant.threads.setStatus); elsewhere nothing. Raises SinkBroken if Slack refuses it for good (the
         channel gone, the token dead: the codes its page shares with REFUSED_FOR_GOOD), so in the pane too
         the model is not asked for an answer nobody could see; any other failure only loses the status."""
-        if not self._assistant or self._current.ts is not None or self._refusal.lost is not None:
+        if not self._assistant or self._current.ts is not None or self._failure.for_good:
             return
         try:
             await self._client.assistant_threads_setStatus(channel_id=self._target.channel,
@@ -122,13 +122,13 @@ class SlackSink:
             # missing_scope is not the thread refused: an app may post (chat:write) without the status's scope.
             if code in REFUSED_FOR_GOOD and code != "missing_scope":
                 self._refuse(Refused("assistant.threads.setStatus", code))
-                self._refusal.raise_if_lost()
+                self._failure.raise_if_lost()
             log.info("assistant.threads.setStatus failed (%s)", code)
 
     async def step(self, step: Step) -> None:
         """Show `step` (a task update of the stream, else the status). Raises SinkBroken if Slack refused
         the stream it started or rode in for good."""
-        if self._refusal.lost is not None:
+        if self._failure.for_good:
             return
         message = self._current
         if not message.streams:
@@ -159,36 +159,36 @@ class SlackSink:
         await self._take(self._splitter.finish(render_footer(footer, self._footer_style)))
         await self._current.flush(final=True, blocks=feedback_blocks(self._answer_key) if self._answer_key else None)
         self._lose()
-        if self._undelivered.lost is not None and self._refusal.lost is None:
+        if self._failure.dropped_only:
             await self._notify(INCOMPLETE)
         await self._clear_status()
         self._check()
 
     async def fail(self, reason: str) -> None:
-        """End the answer with `reason` in a message of its own (or as the only text of the stream `start`
-        opened, if it shows none yet); after a refusal for good, post nothing."""
+        """End the answer with `reason` in a message of its own (or as the only text of a message that shows
+        none yet: the stream `start` opened, even one stopped since); after a refusal for good, post nothing."""
         current = self._current
-        # A stream `start` opened that shows nothing yet takes the reason as its text: one message, as before.
-        opened_only = current.streaming and not current.shown and not current.pending
-        if self._refusal.lost is None and not opened_only and (current.ts is not None or current.pending):
+        # One message, not an empty one (with its Stop button) above the sentence.
+        blank = current.ts is not None and not current.failed and not current.shown and not current.pending
+        if not self._failure.for_good and not blank and (current.ts is not None or current.pending):
             closing = self._splitter.finish()
             await self._take(closing)
             await self._current.flush(final=True)
         self._lose()
-        if self._refusal.lost is not None:  # Slack would refuse the sentence too; the log says why
+        if self._failure.for_good:  # Slack would refuse the sentence too; the log says why
             await self._clear_status()
             return
-        await self._notify(reason, current if opened_only else None)
+        await self._notify(reason, current if blank else None)
         await self._clear_status()
 
     # -- internals --
 
     async def _notify(self, sentence: str, message: AnswerMessage | None = None) -> None:
-        """Post `sentence` as the answer's last message (or as the text of `message`, a stream that shows
-        nothing yet); a sentence Slack refuses or does not take is logged like an answer (it never raises)."""
+        """Post `sentence` as the answer's last message (or as the text of `message`, one that shows nothing
+        yet); a sentence Slack refuses or does not take is logged like an answer (it never raises)."""
         notice = message or self._new_message(stream=False)
         notice.add(sentence)
-        after_a_drop = self._undelivered.lost is not None
+        after_a_drop = self._failure.dropped_only
         await notice.flush(final=True)
         self._lose()  # the sentence's own failure, if it is the answer's first, is logged there
         if notice.dropped is not None and after_a_drop:
@@ -229,13 +229,13 @@ class SlackSink:
             return
         dropped = next((m.dropped for m in self.messages if m.dropped is not None), None)
         if dropped is not None:
-            self._undelivered.refuse(f"Slack did not take {dropped.method} in channel {self._target.channel} "
+            self._failure.drop(f"Slack did not take {dropped.method} in channel {self._target.channel} "
                                      f"({dropped.code})")
 
     def _refuse(self, refused: Refused) -> None:
         """Keep `refused` as the answer's SinkBroken (the first one only), worded with the channel."""
         of = f" of message {refused.ts}" if refused.ts else ""
-        self._refusal.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: {refused.code}")
+        self._failure.refuse(f"Slack refused {refused.method}{of} in channel {self._target.channel}: {refused.code}")
 
     def _check(self) -> None:
         """Raises SinkBroken if Slack refused the answer for good, or did not take one of its messages."""
@@ -243,8 +243,7 @@ class SlackSink:
         self._raise_if_lost()
 
     def _raise_if_lost(self) -> None:
-        self._refusal.raise_if_lost()
-        self._undelivered.raise_if_lost()
+        self._failure.raise_if_lost()
 
     async def _pace(self, *, first: bool = False) -> None:
         """Flush the current message if its next write is due. `first`: what is pending should show at once

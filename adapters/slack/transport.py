@@ -207,6 +207,9 @@ class AnswerMessage:
                     if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
                         await self._post(self.pending, blocks if final else self._controls)
                     return
+            # The stream's opening chunks (the Stop button) are part of the message now: every edit from here
+            # gives its blocks, so they are replaced.
+            self.carries_blocks = bool(self._controls)
         self.chunks.clear()
         await self._edit(final, blocks if final else self._controls)
 

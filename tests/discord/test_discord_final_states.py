@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from adapters.common.refusal import INCOMPLETE
+from adapters.common.delivery import INCOMPLETE
 from bot.chat.streamed import NOT_POSTED
 from bot.config import Settings
 from tests.books import read_books

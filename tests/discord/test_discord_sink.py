@@ -12,8 +12,8 @@ import discord
 import pytest
 from discord.utils import MISSING
 
+from adapters.common.delivery import INCOMPLETE
 from adapters.common.footer import DISCORD_FOOTER, render_footer
-from adapters.common.refusal import INCOMPLETE
 from adapters.discord.sink import DiscordSink
 from adapters.discord.transport import MISSING_ACCESS, THREAD_EXISTS, NewThreadTarget
 from bot.domain import Footer, Usage

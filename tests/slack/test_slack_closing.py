@@ -5,6 +5,7 @@ empty, and none that is finished keeps its Stop button."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,3 +116,17 @@ async def test_an_append_that_fails_once_continues_the_same_message_by_edits(
     assert answer_part(reply.visible_text).split() == [f"word{i}" for i in range(400)]
     assert reply.stream_state == "stopped" and " tokens · $" in reply.visible_text
     assert "chat.update" in [c.method for c in slack.calls()]
+
+
+async def test_a_failure_after_a_step_slack_did_not_take_leaves_no_empty_message(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """The stream opens with the Stop button; the web search step's append fails once, so the stream is stopped
+    showing nothing; then the model fails before any text. The sentence takes that message: no empty message
+    with a Stop button stays above it."""
+    slack.inject_error("chat.appendStream", "internal_error", times=1)
+    fake_seed.script(Reply(fault="server_500", first_token_delay=0.3), Reply(fault="server_500"),
+                     Reply(fault="server_500"), Reply(fault="server_500"))
+    [reply] = await answered(bot, slack, "what is new? --web")
+    assert reply.visible_text == "The model's service is unreachable right now; please try again shortly."
+    # The edit gave the message's blocks, the Stop button not among them.
+    assert reply.stream_state == "stopped" and reply.blocks and STOP_ACTION not in json.dumps(reply.blocks)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.common.refusal import INCOMPLETE
+from adapters.common.delivery import INCOMPLETE
 from adapters.slack.sink import SlackSink
 from adapters.slack.transport import StreamingSwitch, Target
 from bot.chat.streamed import NOT_POSTED
