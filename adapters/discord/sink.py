@@ -309,7 +309,7 @@ class DiscordSink:
                     self._lose("sending the answer", exc)
                 else:  # not posted again: Discord may have taken it anyway, and twice is worse
                     self._failure.drop(f"Discord did not take a message in channel {self._target.channel_id}: "
-                                             f"{type(exc).__name__} {exc}")
+                                       f"{type(exc).__name__} {exc}")
                 self._broken = True
                 return False
             self._sending = False

@@ -230,7 +230,7 @@ class SlackSink:
         dropped = next((m.dropped for m in self.messages if m.dropped is not None), None)
         if dropped is not None:
             self._failure.drop(f"Slack did not take {dropped.method} in channel {self._target.channel} "
-                                     f"({dropped.code})")
+                               f"({dropped.code})")
 
     def _refuse(self, refused: Refused) -> None:
         """Keep `refused` as the answer's SinkBroken (the first one only), worded with the channel."""
