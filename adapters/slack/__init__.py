@@ -9,6 +9,8 @@
     manifest.py       the app manifest (YAML) from what listeners.py registers
     sink.py           the ReplySink: splitting, pacing, steps, assistant status
     transport.py      one Slack message: chat streaming, falling back to postMessage + update
+    errors.py         Slack's error codes as they decide what an answer does next (refused for good, ...)
+    recovery.py       crash recovery's Slack part: a dead process's reply finished with the notice
     files.py          shared files: downloaded with the bot token, judged by adapters.common.attachments
     users.py          display names from users.info, in a bounded LRU
     names.py          channel and people names for reports (conversations.info)

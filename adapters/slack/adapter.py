@@ -36,12 +36,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
+from adapters.slack.errors import error_code
 from adapters.slack.files import FileFetcher
 from adapters.slack.http_edge import decode_body, event_callback_problem, examine_payload, header_problem, needs_bolt
 from adapters.slack.listeners import SlackHandlers
 from adapters.slack.notifier import SlackNotifier
+from adapters.slack.recovery import finish_interrupted
 from adapters.slack.routing import BotIdentity
-from adapters.slack.transport import StreamingSwitch, error_code
+from adapters.slack.transport import StreamingSwitch
 from adapters.slack.users import UserNames
 from adapters.slack.workspaces import InstalledNotifier, SlackWorkspace, Workspaces, oauth_settings
 from bot.config import ConfigError, Settings
@@ -224,24 +226,14 @@ class SlackAdapter:
         return await to_aiohttp_response(bolt_response)
 
     async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
-        """Crash recovery: a reply still streaming is stopped with `notice` as its last line; otherwise
-        (never opened, posted, or its stream ended by Slack) `notice` is posted in the thread."""
+        """Crash recovery: the answer's reply finished with `notice` (adapters.slack.recovery), through the
+        client of its workspace."""
         client = await self._client_of(answer.workspace_id)
         if client is None:
             log.warning("no Slack client for workspace %s: interrupted answer %d left without a notice",
                         answer.workspace_id, answer.message_pk)
             return
-        where = answer.reply_location
-        channel = str(where.get("channel") or answer.channel_id)
-        thread_ts = str(where.get("thread_ts") or answer.thread_id)
-        if where.get("ts") and where.get("streaming"):
-            try:
-                await client.chat_stopStream(channel=channel, ts=str(where["ts"]),
-                                                  markdown_text=f"\n\n_{notice}_")
-                return
-            except Exception as exc:  # noqa: BLE001 - the notice goes in the thread instead
-                log.info("chat.stopStream of an interrupted answer failed (%s)", error_code(exc))
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=notice)
+        await finish_interrupted(client, answer, notice)
 
     async def _dispatch_event(self, envelope: dict[str, Any], body: str, query: str,
                               headers: Mapping[str, str]) -> None:

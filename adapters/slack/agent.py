@@ -20,8 +20,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncRespond
 
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, Click, clicks, rating
+from adapters.slack.errors import error_code
 from adapters.slack.routing import ASSISTANT_PROMPTS, ASSISTANT_TITLE, viewing_context
-from adapters.slack.transport import error_code
 from adapters.slack.workspaces import SlackWorkspace
 from bot.chat.controls import RATED, RATING_LOST, Stopper, StopSwitches, stop_reply
 from bot.storage.feedback import FeedbackStore

@@ -30,6 +30,26 @@ def stop_chunk(answer_key: str) -> JSON:
     return {"type": "blocks", "blocks": [{"type": "actions", "elements": [button]}]}
 
 
+def without_stop_button(blocks: object) -> list[JSON] | None:
+    """`blocks` as Slack returned them for a message (its `blocks` field, untrusted), without the Stop button
+    (an `actions` block left empty goes too); None when they hold no Stop button, so nothing needs changing."""
+    if not isinstance(blocks, list):
+        return None
+    kept: list[JSON] = []
+    found = False
+    for block in blocks:
+        elements = block.get("elements") if isinstance(block, dict) else None
+        if isinstance(elements, list) and block.get("type") == "actions":
+            others = [e for e in elements if not (isinstance(e, dict) and e.get("action_id") == STOP_ACTION)]
+            if len(others) < len(elements):
+                found = True
+                if others:
+                    kept.append({**block, "elements": others})
+                continue
+        kept.append(block)
+    return kept if found else None
+
+
 def feedback_blocks(answer_key: str) -> list[JSON]:
     """The thumbs under a finished answer; each button's value names the rating and the answer."""
 

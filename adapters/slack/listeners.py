@@ -25,6 +25,7 @@ from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.slack.agent import AgentListeners
 from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION
+from adapters.slack.errors import error_code
 from adapters.slack.names import SlackNames
 from adapters.slack.routing import (
     ASSISTANT_PROMPTS,
@@ -35,7 +36,7 @@ from adapters.slack.routing import (
     decide,
 )
 from adapters.slack.sink import FLUSH_INTERVAL_SECONDS, SlackSink
-from adapters.slack.transport import StreamingSwitch, Target, error_code
+from adapters.slack.transport import StreamingSwitch, Target
 from adapters.slack.workspaces import SlackWorkspace
 from bot.chat.controls import StopSwitches
 from bot.domain import Incoming

@@ -24,7 +24,7 @@ status shows until the first text, as Slack clears it when a reply appears, and 
 good is that refusal; a refusal met only at the first text, where streaming is unavailable, stops the
 model's call then.)
 
-Slack refusing the answer for good (adapters.slack.transport.REFUSED_FOR_GOOD: not_in_channel,
+Slack refusing the answer for good (adapters.slack.errors.REFUSED_FOR_GOOD: not_in_channel,
 is_archived, message_not_found for a message deleted mid-stream, a revoked token, ...) ends it where it
 stands: nothing more is posted in that channel, not even a sentence saying so, the log says it once
 (WARNING, with the channel id and Slack's error code), and `start`, `step`, `append` and `finish` raise
@@ -49,17 +49,8 @@ from adapters.common.delivery import INCOMPLETE, DeliveryFailure
 from adapters.common.footer import SLACK_FOOTER, render_footer
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
-from adapters.slack.transport import (
-    REFUSED_FOR_GOOD,
-    AnswerMessage,
-    Clock,
-    OnOpen,
-    Refused,
-    Sleep,
-    StreamingSwitch,
-    Target,
-    error_code,
-)
+from adapters.slack.errors import REFUSED_FOR_GOOD, error_code
+from adapters.slack.transport import AnswerMessage, Clock, OnOpen, Refused, Sleep, StreamingSwitch, Target
 from bot.domain import Footer
 from bot.ports import SinkBroken, Step
 

@@ -21,60 +21,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.controls import JSON, escape_mrkdwn, markdown_block
+from adapters.slack.controls import JSON, escape_mrkdwn, markdown_block, without_stop_button
+from adapters.slack.errors import REFUSED_FOR_GOOD, STREAM_ENDED, STREAMING_UNAVAILABLE, error_code
 
 log = logging.getLogger(__name__)
 
-# Errors that say streaming is not available to this app at all (not just for one message).
-STREAMING_UNAVAILABLE = frozenset({"unknown_method", "method_deprecated", "not_allowed_token_type",
-                                   "missing_scope", "feature_not_enabled", "not_supported"})
 STREAMING_RECHECK_SECONDS = 600.0
-# Errors that say a stream is over already (Slack's stream timeout): the message needs no stop, and may
-# still be edited. (message_not_found is not one: that message was deleted, see REFUSED_FOR_GOOD.)
-STREAM_ENDED = frozenset({"message_not_in_streaming_state"})
-# Slack's error codes ({"ok": false, "error": code}, HTTP 200) that refuse a post, a stream call or an edit
-# for good, as the methods' pages list them: https://docs.slack.dev/reference/methods/chat.postMessage,
-# chat.startStream, chat.appendStream and chat.stopStream (the channel and thread codes; message_not_found
-# for the stream calls), chat.update (message_not_found, cant_update_message, is_inactive); the token codes
-# (account_inactive, invalid_auth, token_revoked, token_expired, missing_scope, team_access_not_granted) from
-# the same pages' lists of the errors every method can return, as chat.update's page gave them in 2025
-# (mirrored as JSON in github.com/slack-ruby/slack-api-ref, methods/chat/). Retrying or posting elsewhere in
-# the thread cannot help. Not in it: what a retry or a fallback may fix (ratelimited, internal_error,
-# fatal_error, service_unavailable, request_timeout, message_not_in_streaming_state), and msg_too_long, which
-# the splitter prevents.
-REFUSED_FOR_GOOD = frozenset({
-    # The channel or thread: gone, archived or frozen, the bot not a member, posting restricted there.
-    "channel_not_found", "not_in_channel", "is_archived", "is_inactive", "no_permission", "ekm_access_denied",
-    "restricted_action", "restricted_action_read_only_channel", "restricted_action_thread_locked",
-    "restricted_action_non_threadable_channel",
-    # The message streamed into or edited: deleted, or not the bot's to change.
-    "message_not_found", "cant_update_message",
-    # The bot's token: uninstalled, revoked, expired, or without the scope or workspace access to post.
-    "account_inactive", "invalid_auth", "token_revoked", "token_expired", "missing_scope",
-    "team_access_not_granted",
-})
 STOP_ATTEMPTS = 5
 # Paced writes of one message come at most every interval x (writes so far), up to this many intervals.
 MAX_INTERVAL_STEPS = 4
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-# Called with {"channel", "thread_ts", "ts", "streaming"} when a message of the answer opens.
+# Called with {"channel", "thread_ts", "ts", "streaming", "controls"} when a message of the answer opens
+# ("controls": it opens with the Stop button).
 OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def error_code(exc: Exception) -> str:
-    """Slack's `error` code of a failed Web API call (SlackApiError), or what else went wrong."""
-    if isinstance(exc, SlackApiError):
-        response: Any = exc.response
-        try:
-            return str(response.get("error") or f"http_{response.status_code}")
-        except AttributeError:
-            return "slack_api_error"
-    return type(exc).__name__
 
 
 class StreamingSwitch:
@@ -111,6 +74,22 @@ class Target:
     thread_ts: str
     recipient_user_id: str
     recipient_team_id: str
+
+
+async def remove_kept_stop_button(client: AsyncWebClient, channel: str, ts: str, message: object) -> None:
+    """If `message` (a message object Slack returned: chat.stopStream's `message`, or the message read back) still
+    shows the Stop button, edit it out: one chat.update giving the message's own blocks without it. Slack's pages
+    do not say whether a stream's `blocks` chunks (the Stop button rides in one) outlive chat.stopStream, so this
+    costs a call only where they do. A failure is logged; the button stays, and a click is told the answer ended."""
+    kept = without_stop_button(message.get("blocks") if isinstance(message, dict) else None)
+    if kept is None:
+        return
+    assert isinstance(message, dict)
+    text = message.get("text")
+    try:
+        await client.chat_update(channel=channel, ts=ts, text=text if isinstance(text, str) else "", blocks=kept)
+    except Exception as exc:  # noqa: BLE001 - only a button is left behind
+        log.info("removing the Stop button Slack kept in message %s failed (%s)", ts, error_code(exc))
 
 
 class AnswerMessage:
@@ -254,33 +233,39 @@ class AnswerMessage:
     async def _append(self) -> bool:
         if not self.pending and not self.chunks:
             return True
-        return await self._stream_call("chat.appendStream", self._client.chat_appendStream, **self._content())
+        return await self._stream_call("chat.appendStream", self._client.chat_appendStream, **self._content()) \
+            is not None
 
     async def _stop_stream(self, blocks: list[JSON] | None) -> bool:
         extra = self._content()
         if blocks:
             extra["blocks"] = blocks
-        done = await self._stream_call("chat.stopStream", self._client.chat_stopStream, **extra)
-        if done:
-            self.streaming = False
-        return done
+        response = await self._stream_call("chat.stopStream", self._client.chat_stopStream, **extra)
+        if response is None:
+            return False
+        self.streaming = False
+        if self._opening:
+            assert self.ts is not None
+            await remove_kept_stop_button(self._client, self._target.channel, self.ts, response.get("message"))
+        return True
 
-    async def _stream_call(self, name: str, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> bool:
+    async def _stream_call(self, name: str, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any | None:
+        """Slack's response to a stream call on this message, or None if it did not take it."""
         assert self.ts is not None
         try:
-            await method(channel=self._target.channel, ts=self.ts, **kwargs)
+            response = await method(channel=self._target.channel, ts=self.ts, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the message goes on as edits, or in a new message
             code = error_code(exc)
             if code in REFUSED_FOR_GOOD:
                 self._refuse(name, code, self.ts)
-                return False
+                return None
             self._stream_error = code
             log.info("%s failed (%s); continuing %s", name, code,
                      "in a new message" if code == "msg_too_long" else "with chat.update")
             self.stream_failed = True
-            return False
+            return None
         self._sent()
-        return True
+        return response
 
     async def _stop_as_is(self) -> bool:
         """chat.stopStream without new text, tried until Slack takes it (each try already waits out
@@ -374,7 +359,7 @@ class AnswerMessage:
         if self._on_open is not None:
             t = self._target
             await self._on_open({"channel": t.channel, "thread_ts": t.thread_ts, "ts": self.ts,
-                                 "streaming": self.streaming})
+                                 "streaming": self.streaming, "controls": bool(self._opening)})
 
     def _text_and_blocks(self, text: str, blocks: list[JSON] | None) -> dict[str, Any]:
         """chat.postMessage/chat.update content: markdown_text alone, or (since markdown_text excludes

@@ -6,6 +6,7 @@ the interrupted message is answered anew."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
+from adapters.slack.controls import STOP_ACTION
 from bot.config import Settings
 from bot.domain import Platform
 from bot.storage.claimants import INTERRUPTED, Claimants
@@ -59,6 +61,7 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
         slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
     db_path = tmp_path / "crash.db"
     env = bot_env(slack, fake_seed, db_path)
+    slack.config.stream_keeps_chunk_blocks = True  # so the Stop button the stream opened with must be edited out
     fake_seed.script(Reply(content="A long answer, streamed slowly. " * 200, chunk_chars=20, chunk_delay=0.05))
     first = await start_bot(env, tmp_path)
     try:
@@ -78,6 +81,7 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
         # After the dead process's TTL, the maintenance loop finishes its answer with the notice.
         await slack.wait_for(lambda: NOTICE in half.visible_text, 60)
         assert half.stream_state == "stopped"
+        await slack.wait_for(lambda: half.blocks and STOP_ACTION not in json.dumps(half.blocks), 10)
         assert (await read_books_at(f"sqlite+aiosqlite:///{db_path}")).user_statuses == [INTERRUPTED]
         # Slack retries the event: the interrupted message is answered again, in a new message.
         await slack.socket_send_event(mention, retry_attempt=1, retry_reason="timeout")
@@ -107,6 +111,40 @@ async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_bal
     # Only the channel has a limit (the default $5/day), so only it has a counter.
     assert {c.scope_key: (c.spent_nanos, c.reserved_nanos) for c in counters} == {"slack:C1": (total, 0)}
     assert books.user_statuses == ["ok"]  # the retry answered it
+
+
+async def test_a_posted_half_answer_of_a_dead_process_loses_its_stop_button_and_gets_the_notice(
+        slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
+    """Streaming unavailable: the answer is posted with the Stop button under it and edited as it grows. After a
+    SIGKILL and a restart, recovery posts the notice in the thread and reads the half message back
+    (conversations.replies) to edit its Stop button out, its text kept."""
+    db_path = tmp_path / "crash.db"
+    env = bot_env(slack, fake_seed, db_path)
+    slack.config.streaming_enabled = False
+    fake_seed.script(Reply(content="A long answer, posted slowly. " * 200, chunk_chars=20, chunk_delay=0.05))
+    first = await start_bot(env, tmp_path)
+    try:
+        mention = await mention_over_socket(slack, "explain everything")
+        ts = mention["event"]["ts"]
+        (half,) = await slack.wait_for(
+            lambda: [m for m in bot_replies(slack, "C1", ts) if len(m.visible_text) > 100] or None, 60)
+        assert STOP_ACTION in json.dumps(half.blocks)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    shown = half.visible_text
+
+    second = await start_bot(env, tmp_path)
+    try:
+        notice = await slack.wait_for(
+            lambda: next((m for m in bot_replies(slack, "C1", ts) if NOTICE in m.visible_text), None), 60)
+        await slack.wait_for(lambda: half.blocks and STOP_ACTION not in json.dumps(half.blocks), 10)
+        assert half.visible_text == shown and notice is not half
+        assert "conversations.replies" in [c.method for c in slack.calls()]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 0, err.decode()[-2000:]
 
 
 async def test_discord_an_answer_of_a_dead_process_gets_the_notice_in_its_conversation(

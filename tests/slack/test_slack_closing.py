@@ -130,3 +130,26 @@ async def test_a_failure_after_a_step_slack_did_not_take_leaves_no_empty_message
     assert reply.visible_text == "The model's service is unreachable right now; please try again shortly."
     # The edit gave the message's blocks, the Stop button not among them.
     assert reply.stream_state == "stopped" and reply.blocks and STOP_ACTION not in json.dumps(reply.blocks)
+
+
+async def test_a_stop_button_slack_keeps_after_the_stream_stops_is_edited_out(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """Where a stopped stream keeps its blocks chunks (the fake's switch: Slack's pages do not say), the Stop button
+    chat.stopStream's response still shows is removed by one chat.update; the text and the feedback buttons stay."""
+    slack.config.stream_keeps_chunk_blocks = True
+    fake_seed.script(Reply(content="A short answer.", prompt_tokens=10, completion_tokens=4))
+    before = len(slack.calls())
+    [reply] = await answered(bot, slack, "hello")
+    assert reply.blocks and STOP_ACTION not in json.dumps(reply.blocks)
+    assert [b["type"] for b in reply.blocks] == ["markdown", "context_actions"]
+    assert reply.visible_text.startswith("A short answer.") and " tokens · $" in reply.visible_text
+    assert [c.method for c in slack.calls()[before:]][-2:] == ["chat.stopStream", "chat.update"]
+
+
+async def test_a_stream_whose_stop_takes_its_chunks_along_costs_no_edit(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="A short answer.", prompt_tokens=10, completion_tokens=4))
+    before = len(slack.calls())
+    [reply] = await answered(bot, slack, "hello")
+    assert reply.stream_state == "stopped" and " tokens · $" in reply.visible_text
+    assert "chat.update" not in [c.method for c in slack.calls()[before:]]

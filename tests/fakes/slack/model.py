@@ -34,6 +34,10 @@ class SlackConfig:
     streaming_enabled: bool = True
     # Slack ends a stream on its own after ~5 minutes; later appends get message_not_in_streaming_state.
     stream_ttl: float | None = 300.0
+    # Whether a stopped stream's message lists the blocks of its `blocks` chunks among its blocks (after its text as
+    # a markdown block), in chat.stopStream's `message` and after: Slack's pages do not say; True tries the case
+    # where a Stop button sent as a chunk would stay in the finished answer.
+    stream_keeps_chunk_blocks: bool = False
     # Slack requires recipient_user_id/recipient_team_id on chat.startStream outside DMs.
     require_stream_recipient: bool = True
     # How a file URL answers without the bot token: "redirect" (302 to an HTML sign-in page) or "forbidden".

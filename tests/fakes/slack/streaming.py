@@ -120,7 +120,11 @@ class Streams:
         if params.get("blocks"):
             check_blocks(params["blocks"])
         self._extend(message, params)
-        if params.get("blocks"):
+        if self.config.stream_keeps_chunk_blocks:
+            kept = [b for c in message.chunks if c.get("type") == "blocks" for b in c["blocks"]]
+            message.blocks = [{"type": "markdown", "text": message.markdown_text or ""}, *kept,
+                              *(params.get("blocks") or [])]
+        elif params.get("blocks"):
             message.blocks = params["blocks"]
         if params.get("metadata"):
             message.metadata = params["metadata"]

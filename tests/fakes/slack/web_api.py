@@ -34,6 +34,7 @@ class WebApi:
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
             "conversations.info": self.conversations_info,
+            "conversations.replies": self.conversations_replies,
             "assistant.threads.setStatus": self.set_status,
             "assistant.threads.setSuggestedPrompts": self.set_suggested_prompts,
             "assistant.threads.setTitle": self.set_title,
@@ -132,6 +133,32 @@ class WebApi:
             return {"channel": {"id": channel_id, "is_im": True, "is_channel": False, "is_group": False,
                                 "is_private": True, "user": "U" + channel_id[1:], "created": 1_700_000_000}}
         raise SlackError("channel_not_found")
+
+    def conversations_replies(self, params: JSON) -> JSON:
+        """A thread (https://docs.slack.dev/reference/methods/conversations.replies), `ts` naming its parent or
+        any of its replies: the parent first, always, then its replies oldest first within `oldest` and
+        `latest` (each excluded unless `inclusive`), at most `limit`; one page (has_more false).
+        thread_not_found if `ts` names no message of the channel."""
+        channel = channel_param(params)
+        require(params, "ts")
+        found = self.state.find(channel, str(params["ts"]))
+        if found is None:
+            raise SlackError("thread_not_found")
+        root = self.state.find(channel, found.thread_ts) if found.thread_ts else found
+        if root is None:
+            raise SlackError("thread_not_found")
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+        oldest, latest = float(params.get("oldest") or 0), float(params.get("latest") or "inf")
+
+        def within(message: Message) -> bool:
+            at = float(message.ts)
+            return (oldest <= at <= latest) if inclusive else (oldest < at < latest)
+
+        replies = [m for m in self.state.thread(channel, root.ts) if m is not root and within(m)]
+        limit = int(params.get("limit") or 1000)
+        messages = [root, *replies][:limit]
+        return {"messages": [self._api(m) for m in messages], "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
 
     def _assistant_thread(self, params: JSON, *required: str) -> AssistantThread:
         require(params, "channel_id", "thread_ts", *required)
