@@ -8,6 +8,7 @@ and `slack:*@slack:C0123` is everyone in that channel without a limit of their o
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import false, select
@@ -25,6 +26,14 @@ def channel_scope(platform: str, channel_id: str, workspace_id: str | None = Non
     when given the workspace (several of the platform's workspaces share the deployment). Keyed by the
     platform's ids rather than our row id, so a budget can be set before the bot has seen the channel."""
     return f"{platform}:{workspace_id}:{channel_id}" if workspace_id else f"{platform}:{channel_id}"
+
+
+def deployment_channel_scope(platform: str, channel_id: str, workspace_id: str | None,
+                             workspace_scoped: Collection[str]) -> str:
+    """The budget key this deployment gives a channel: `channel_scope` with the workspace only where it keys
+    `platform`'s budgets by workspace (`workspace_scoped`: Settings.workspace_scoped_platforms, the platforms
+    several of whose workspaces share the deployment), as the bot reserves in it."""
+    return channel_scope(platform, channel_id, workspace_id if platform in workspace_scoped else None)
 
 
 def is_scope_key(text: str) -> bool:
@@ -59,6 +68,17 @@ def split_person_scope(scope_key: str) -> tuple[str, str] | None:
     if not at:
         return None
     return person.partition(":")[2], channel
+
+
+def is_budget_key(text: str) -> bool:
+    """Whether `text` names any budget: a scope key (`is_scope_key`), or a person's limit inside a channel of the
+    same platform (`slack:U0456@slack:C0123`, everyone's: `slack:*@slack:C0123`)."""
+    person = split_person_scope(text)
+    if person is None:
+        return is_scope_key(text)
+    user_id, channel = person
+    return (channel != GLOBAL_SCOPE and is_scope_key(channel) and channel.partition(":")[0] == text.partition(":")[0]
+            and (user_id == EVERYONE or _PLATFORM_ID.fullmatch(user_id) is not None))
 
 
 def channel_pks(scope_key: str):  # noqa: ANN202 - a scalar subquery

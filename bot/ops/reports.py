@@ -18,7 +18,7 @@ from bot.budget.limits import Period
 from bot.budget.periods import local_midnight_utc, project_month_end
 from bot.budget.pricing import PriceBook
 from bot.budget.reservations import BudgetManager
-from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_pks, channel_scope, split_person_scope
+from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_pks, deployment_channel_scope, split_person_scope
 from bot.config import Settings
 from bot.domain import NANOS_PER_USD, counted, format_usd, usd_string
 from bot.storage.engine import Database
@@ -285,8 +285,7 @@ class Reports:
         return series
 
     def _scope(self, platform: str, workspace_id: str, channel_id: str) -> str:
-        scoped = platform in self._settings.workspace_scoped_platforms
-        return channel_scope(platform, channel_id, workspace_id if scoped else None)
+        return deployment_channel_scope(platform, channel_id, workspace_id, self._settings.workspace_scoped_platforms)
 
 
 def _workspace_channels(workspace: tuple[str, str] | None) -> Select[Any] | None:

@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from adapters.core import Core
+from adapters.web.console import mount_console
+from adapters.web.console.auth import SESSION_COOKIE, ConsoleAuth, signing_key
 from bot.budget.periods import local_midnight_utc
 from bot.config import Settings
 from bot.storage.tables import Channel, UsageEntry
@@ -121,3 +126,30 @@ async def seed_ledger(core: Core, today: date) -> None:
 
 def now_local(core: Core) -> date:
     return datetime.now(core.settings.tz).date()
+
+
+@asynccontextmanager
+async def mounted_console(core: Core, admin_id: str) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """`core`'s console alone on a test server, and a client signed in as `admin_id`: (client, base URL)."""
+    app = web.Application()
+    await mount_console(app, core, lambda: [])
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    base = f"http://127.0.0.1:{server.port}"
+    auth = ConsoleAuth(core.db, await signing_key(core.db), core.settings.admin_ids)
+    cookie = await auth.start_session(admin_id)
+    client = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    client.cookie_jar.update_cookies({SESSION_COOKIE: cookie}, URL(base + "/admin/"))
+    try:
+        yield client, base
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def csrf(client: aiohttp.ClientSession, url: str) -> str:
+    """The CSRF token of the form on the console page at `url`."""
+    page = await (await client.get(url)).text()
+    marker = 'name="csrf_token" value="'
+    start = page.index(marker) + len(marker)
+    return page[start:page.index('"', start)]

@@ -26,6 +26,7 @@ from tests.fakes.slack import FakeSlack
 from tests.ops.console_harness import (
     CONSOLE_FORMS,
     CONSOLE_PAGES,
+    csrf,
     now_local,
     press_sign_in,
     running_console,
@@ -37,13 +38,6 @@ def _client() -> aiohttp.ClientSession:
     # unsafe=True: keep cookies set by an IP-address host (127.0.0.1).
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
                                  timeout=aiohttp.ClientTimeout(total=60))
-
-
-async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
-    page = await (await client.get(url)).text()
-    marker = 'name="csrf_token" value="'
-    start = page.index(marker) + len(marker)
-    return page[start:page.index('"', start)]
 
 
 async def test_every_page_redirects_or_refuses_without_a_session(slack: FakeSlack, settings_for,
@@ -98,7 +92,7 @@ async def test_a_printed_link_signs_in_once_and_sets_a_guarded_cookie(slack: Fak
         async with _client() as other:
             refused = await other.get(f"{console.base_url}/admin/login?token={not_admin}", allow_redirects=False)
             assert refused.status == 403 and "not in SEEDBOT_ADMINS" in await refused.text()
-        token = await _csrf(client, console.base_url + "/admin/health")
+        token = await csrf(client, console.base_url + "/admin/health")
         await client.post(console.base_url + "/admin/logout", data={"csrf_token": token})
         assert (await client.get(console.base_url + "/admin/health", allow_redirects=False)).status == 302
         secure = await press_sign_in(client, await console.link("--as", "slack:U9"),
@@ -114,7 +108,7 @@ async def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(slack: 
         copied = (await console.sign_in(client)).cookies[SESSION_COOKIE].value
         await console.sign_in(second_browser)  # the same admin, elsewhere
         await console.sign_in(other_admin, "--as", "slack:U9")
-        token = await _csrf(client, base + "/health")
+        token = await csrf(client, base + "/health")
         signed_out = await client.post(base + "/logout", data={"csrf_token": token}, allow_redirects=False)
         assert signed_out.status == 303 and signed_out.headers["Location"] == "/admin/login"
 
@@ -192,7 +186,7 @@ async def test_forms_need_the_csrf_token(slack: FakeSlack, settings_for, tmp_pat
         assert wrong.status == 403
         assert "slack:C1: unlimited" not in await console.cli("budget", "show")
         assert await console.core.budget.limits.explicit_limits() == []
-        token = await _csrf(client, console.base_url + "/admin/channels")
+        token = await csrf(client, console.base_url + "/admin/channels")
         done = await client.post(console.base_url + "/admin/channels", data={
             "scope": "slack:C1", "value": "7/day", "csrf_token": token})
         assert done.status == 200 and "changed from $5/day to $7/day" in await done.text()
@@ -209,7 +203,7 @@ async def test_deleting_a_conversation_keeps_its_ledger_rows(slack: FakeSlack, s
         assert "t-seed" in listing
         thread = await (await client.get(console.base_url + "/admin/conversations/1")).text()
         assert "How do I reverse a list?" in thread and "And a tuple?" in thread
-        token = await _csrf(client, console.base_url + "/admin/conversations/1")
+        token = await csrf(client, console.base_url + "/admin/conversations/1")
         deleted = await client.post(console.base_url + "/admin/conversations/1/delete", data={"csrf_token": token})
         assert deleted.status == 200 and "t-seed" not in await deleted.text()
         assert (await client.get(console.base_url + "/admin/conversations/1")).status == 404
@@ -276,7 +270,7 @@ async def test_ledger_filters_and_deletion_on_every_database(core_for, database_
     core = await core_for(database_url)
     today = now_local(core)
     await seed_ledger(core, today)
-    queries = ConsoleQueries(core.db, core.reports)
+    queries = ConsoleQueries(core.db, core.reports, core.settings.workspace_scoped_platforms)
     everything = await core.reports.spend(datetime(2000, 1, 1), datetime(2100, 1, 1))
     assert await queries.ledger_totals(LedgerFilter()) == (everything.requests, everything.cost_nanos)
     today_report = await core.reports.spend_days(today, today)

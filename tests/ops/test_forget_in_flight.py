@@ -39,7 +39,7 @@ async def test_a_conversation_is_not_deleted_while_it_is_answered_and_is_once_it
     answering, sink = await streaming(core, fake_seed)
     async with core.db.session() as session:
         (thread_pk,) = list(await session.scalars(select(Thread.id)))
-    queries = ConsoleQueries(core.db, core.reports)
+    queries = ConsoleQueries(core.db, core.reports, core.settings.workspace_scoped_platforms)
     with pytest.raises(ThreadBeingAnswered, match="being answered right now"):
         await queries.delete_thread(thread_pk)  # the admin's click
 

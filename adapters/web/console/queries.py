@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from bot.budget.scopes import channel_scope
+from bot.budget.scopes import deployment_channel_scope
 from bot.ops.reports import Reports
 from bot.ops.retention import Retention
 from bot.storage.engine import Database
@@ -23,8 +23,8 @@ THREAD_LIST_ROWS = 100
 
 @dataclass(frozen=True, slots=True)
 class LedgerFilter:
-    """Filters of the ledger page, each optional: a local day, a channel (`slack:C0123`), a person
-    (`slack:U0123`), a ledger status (`ok`, `failed`, ...)."""
+    """Filters of the ledger page, each optional: a local day, a channel (`slack:C0123`, or `slack:T0123:C0456`
+    where several workspaces share the deployment), a person (`slack:U0123`), a ledger status (`ok`, ...)."""
 
     day: date | None = None
     channel: str | None = None
@@ -114,9 +114,12 @@ class Health:
 class ConsoleQueries:
     """Read (and, for conversations, delete) what the console shows beyond bot.ops.reports' figures."""
 
-    def __init__(self, db: Database, reports: Reports) -> None:
+    def __init__(self, db: Database, reports: Reports, workspace_scoped: frozenset[str]) -> None:
+        """`workspace_scoped`: Settings.workspace_scoped_platforms, so a channel's address is the budget key
+        the bot reserves in (`slack:T0123:C0456` where several Slack workspaces share the deployment)."""
         self._db = db
         self._reports = reports
+        self._workspace_scoped = workspace_scoped
         self._retention = Retention(db)
 
     def _ledger_conditions(self, filters: LedgerFilter) -> list[object]:
@@ -125,8 +128,10 @@ class ConsoleQueries:
             start, end = self._reports.day_bounds(filters.day)
             conditions += [UsageEntry.started_at >= start, UsageEntry.started_at < end]
         if filters.channel:
-            platform, _, channel_id = filters.channel.partition(":")
-            conditions += [Channel.platform == platform, Channel.channel_id == channel_id]
+            platform, *ids = filters.channel.split(":")
+            conditions += [Channel.platform == platform, Channel.channel_id == ids[-1]]
+            if len(ids) > 1:
+                conditions.append(Channel.workspace_id == ids[0])
         if filters.person:
             platform, _, user_id = filters.person.partition(":")
             conditions += [Channel.platform == platform, UsageEntry.user_id == user_id]
@@ -142,7 +147,8 @@ class ConsoleQueries:
         e = UsageEntry
         # Names as bot.ops.reports picks them: the learned display name, else the name the channel came with.
         channel_name, person_name = aliased(DisplayName), aliased(DisplayName)
-        query = (select(e.id, e.started_at, Channel.platform, Channel.channel_id, e.user_id, e.kind, e.model,
+        query = (select(e.id, e.started_at, Channel.platform, Channel.workspace_id, Channel.channel_id, e.user_id,
+                        e.kind, e.model,
                         e.status, e.prompt_tokens, e.cached_tokens, e.completion_tokens, e.reasoning_tokens,
                         e.web_searches, e.cost_nanos, e.thread_pk, func.coalesce(channel_name.name, Channel.name),
                         func.coalesce(person_name.name, ""))
@@ -158,8 +164,9 @@ class ConsoleQueries:
                                     and_(e.started_at == after.started_at, e.id < after.id)))
 
         def work(session: Session) -> list[LedgerRow]:
-            return [LedgerRow(row_id, started, channel_scope(platform, channel_id), f"{platform}:{user_id}", *rest)
-                    for row_id, started, platform, channel_id, user_id, *rest in session.execute(query)]
+            return [LedgerRow(row_id, started, self._address(platform, workspace_id, channel_id),
+                              f"{platform}:{user_id}", *rest)
+                    for row_id, started, platform, workspace_id, channel_id, user_id, *rest in session.execute(query)]
 
         return await self._db.read(work)
 
@@ -184,21 +191,22 @@ class ConsoleQueries:
 
     async def channels(self) -> list[tuple[str, str]]:
         """Every channel the bot has seen, as (address, name)."""
-        query = select(Channel.platform, Channel.channel_id, Channel.name).order_by(Channel.platform,
-                                                                                     Channel.channel_id)
-        return await self._db.read(lambda session: [(channel_scope(p, c), n) for p, c, n in session.execute(query)])
+        query = select(Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name).order_by(
+            Channel.platform, Channel.workspace_id, Channel.channel_id)
+        return await self._db.read(
+            lambda session: [(self._address(p, w, c), n) for p, w, c, n in session.execute(query)])
 
     async def threads(self, limit: int = THREAD_LIST_ROWS) -> list[ThreadSummary]:
         """The most recently active conversations."""
         counts = (select(Message.thread_pk, func.count(Message.id).label("n"))
                   .group_by(Message.thread_pk).subquery())
-        query = (select(Thread.id, Channel.platform, Channel.channel_id, Channel.name, Thread.platform_thread_id,
-                        func.coalesce(counts.c.n, 0), Thread.updated_at)
+        query = (select(Thread.id, Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
+                        Thread.platform_thread_id, func.coalesce(counts.c.n, 0), Thread.updated_at)
                  .join(Channel, Channel.id == Thread.channel_pk).outerjoin(counts, counts.c.thread_pk == Thread.id)
                  .order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit))
         return await self._db.read(lambda session: [
-            ThreadSummary(pk, channel_scope(p, c), name, thread_id, int(n), updated)
-            for pk, p, c, name, thread_id, n, updated in session.execute(query)])
+            ThreadSummary(pk, self._address(p, w, c), name, thread_id, int(n), updated)
+            for pk, p, w, c, name, thread_id, n, updated in session.execute(query)])
 
     async def thread(self, thread_pk: int) -> tuple[ThreadSummary, list[ThreadMessage]] | None:
         """A conversation and its messages, oldest first; None if there is no such thread."""
@@ -213,11 +221,15 @@ class ConsoleQueries:
         return summary, messages
 
     async def _thread_row(self, thread_pk: int) -> list[ThreadSummary]:
-        query = (select(Thread.id, Channel.platform, Channel.channel_id, Channel.name, Thread.platform_thread_id,
-                        Thread.updated_at).join(Channel, Channel.id == Thread.channel_pk).where(Thread.id == thread_pk))
+        query = (select(Thread.id, Channel.platform, Channel.workspace_id, Channel.channel_id, Channel.name,
+                        Thread.platform_thread_id, Thread.updated_at)
+                 .join(Channel, Channel.id == Thread.channel_pk).where(Thread.id == thread_pk))
         return await self._db.read(lambda session: [
-            ThreadSummary(pk, channel_scope(p, c), name, thread_id, 0, updated)
-            for pk, p, c, name, thread_id, updated in session.execute(query)])
+            ThreadSummary(pk, self._address(p, w, c), name, thread_id, 0, updated)
+            for pk, p, w, c, name, thread_id, updated in session.execute(query)])
+
+    def _address(self, platform: str, workspace_id: str, channel_id: str) -> str:
+        return deployment_channel_scope(platform, channel_id, workspace_id, self._workspace_scoped)
 
     async def delete_thread(self, thread_pk: int) -> int | None:
         """Delete a conversation's messages and the thread itself, by the rule of `Retention.forget_thread`

@@ -35,7 +35,7 @@ from adapters.web.console.auth import (
 )
 from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from bot.budget.periods import project_month_end
-from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
+from bot.budget.scopes import GLOBAL_SCOPE, is_budget_key, split_person_scope
 from bot.domain import format_usd, usd_string
 from bot.ops.reports import render_chart
 from bot.ops.retention import ThreadBeingAnswered
@@ -89,7 +89,7 @@ class Console:
         self._settings = core.settings
         self._auth = auth
         self._platforms = platforms
-        self._queries = ConsoleQueries(core.db, core.reports)
+        self._queries = ConsoleQueries(core.db, core.reports, core.settings.workspace_scoped_platforms)
         self._templates = jinja2.Environment(
             loader=jinja2.PackageLoader("adapters.web.console", "templates"),
             autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
@@ -206,11 +206,13 @@ class Console:
         rows = []
         for scope in scopes:
             state = await budget.scope_state(scope)
-            spent = (month.cost_nanos if scope == GLOBAL_SCOPE else month_spend.get(scope, 0))
+            # A person's limit has no month figure here: the month's report sums channels, not people in them.
+            spent = month.cost_nanos if scope == GLOBAL_SCOPE else month_spend.get(scope, 0)
+            person = split_person_scope(scope) is not None
             rows.append({"scope": scope, "name": names.get(scope, ""), "budget": state.limit.describe(),
                          "period": state.limit.period.value, "used": state.spent_nanos + state.reserved_nanos,
-                         "limit": state.limit.limit_nanos, "month": spent,
-                         "forecast": project_month_end(spent, today),
+                         "limit": state.limit.limit_nanos, "month": None if person else spent,
+                         "forecast": None if person else project_month_end(spent, today),
                          "changes": await budget.limits.changes(scope, limit=5)})
         return self._render(request, "channels.html", rows=rows, message=message,
                             default_budget=self._settings.default_budget.describe())
@@ -219,7 +221,7 @@ class Console:
         form = await request.post()
         scope = str(form.get("scope", ""))
         value = str(form.get("value", "")).strip()
-        if not is_scope_key(scope) or not value:
+        if not is_budget_key(scope) or not value:
             return await self.channels(request, "Give a channel and a budget like 5/day, 12.50/week or none.")
         platform, _, user_id = request[SESSION_KEY].admin_id.partition(":")
         return await self.channels(request, await self._core.admin.budget_set(platform, user_id, scope, value))
