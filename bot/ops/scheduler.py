@@ -19,7 +19,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from bot.budget.outcomes import Denial, Remaining
-from bot.budget.scopes import split_person_scope
+from bot.budget.scopes import GLOBAL_SCOPE, split_person_scope
 from bot.config import Settings
 from bot.domain import Incoming, format_usd
 from bot.ops.reports import Reports, render_chart, render_summary
@@ -53,6 +53,15 @@ class Admin:
         workspace only. None for `slack:U0456`: the whole deployment."""
         workspace_id, _, _ = self.user_id.rpartition(":")
         return (self.platform, workspace_id) if workspace_id else None
+
+    def hears_of(self, scope_key: str) -> bool:
+        """Whether an alert about the budget `scope_key` is for this admin: one of the whole deployment hears of
+        every budget; a workspace's admin of the global cap and of their workspace's channels only (another
+        workspace's channel names and spend are another tenant's)."""
+        if self.workspace is None or scope_key == GLOBAL_SCOPE:
+            return True
+        platform, *ids = scope_key.split(":")
+        return len(ids) == 2 and (platform, ids[0]) == self.workspace
 
 
 class Deliveries:
@@ -177,7 +186,7 @@ class BudgetAlerts:
         for admin in self._admins:
             notifier = self._notifiers.get(admin.platform)
             key = f"alert:{scope_key}:{period_end.isoformat()}:{threshold:.0%}:{admin}"
-            if notifier is None or not await self._deliveries.claim(key):
+            if notifier is None or not admin.hears_of(scope_key) or not await self._deliveries.claim(key):
                 continue
             label = await self._reports.scope_label(scope_key)
             text = (f"Budget alert: {label} has used {threshold:.0%} of its budget "

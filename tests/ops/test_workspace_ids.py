@@ -96,3 +96,16 @@ async def test_a_workspaces_summary_counts_only_its_own_ratings(core_for, sqlite
     assert (t1.feedback.helpful, t1.feedback.not_helpful) == (1, 0)
     everywhere = await core.reports.spend(since, until)
     assert (everywhere.feedback.helpful, everywhere.feedback.not_helpful) == (1, 1)
+
+
+async def test_a_budget_alert_about_a_workspaces_channel_reaches_only_admins_who_may_see_it(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    slack = RecordingNotifier()
+    core = await core_for(sqlite_url, notifiers={"slack": slack}, SEEDBOT_ADMINS="slack:T1:UA,slack:T2:UB,slack:UALL",
+                          SEEDBOT_DEFAULT_CHANNEL_BUDGET="0.000001/day", **INSTALLS)
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    await core.names.note("slack", "channel", "C6", "t2-secret-project")
+    answer = await core.service.handle(in_workspace("T2", "C6", "question"), RecordingSink())
+    assert answer is not None and answer.status == "refused"  # the channel's budget is full: admins are alerted
+    told = {s.to for s in slack.sent if s.kind == "direct" and "Budget alert" in s.text}
+    assert told == {"T2:UB", "UALL"}, slack.sent  # not T1's admin: another workspace's channel and spend
