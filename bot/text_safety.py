@@ -40,3 +40,15 @@ def clean_name(name: str) -> str:
     kept = "".join(" " if ch.isspace() else ch for ch in name
                    if ch.isspace() or (ch not in INVISIBLE and unicodedata.category(ch) != "Cc"))
     return clean_text(" ".join(kept.split())[:NAME_MAX_CHARS])
+
+
+# The characters with which a name could make Markdown that is not its own text: a link (`[text](url)`), an
+# autolink or Slack's `<url|text>` and `<!channel>`, a table cell's end (`|`); and the escape itself.
+_MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>|])")
+
+
+def markdown_literal(text: str) -> str:
+    """`text` (a name anyone may choose) for a Markdown message as the text it is: each of `\\ [ ] < > |`
+    backslash-escaped (CommonMark's escapes, which Slack's markdown and Discord honour), so it can form no link,
+    mention or table cell. Emphasis marks are left alone: they can only restyle the name itself."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", text)

@@ -14,6 +14,7 @@ from bot.domain import Address, counted, format_usd
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
 from bot.storage.tables import utcnow
+from bot.text_safety import markdown_literal
 
 BUDGETS = "budgets"
 WEB_SEARCH = "this channel's web search setting (/seed web on|off)"
@@ -57,7 +58,7 @@ class AdminCommands:
         state = await self._budget.scope_state(scope_key)
         used = state.spent_nanos + state.reserved_nanos
         resets = state.period_end.strftime("%Y-%m-%d %H:%M") + " UTC"
-        label = await self._reports.scope_label(scope_key)
+        label = markdown_literal(await self._reports.scope_label(scope_key))
         if state.limit.limit_nanos is None:
             text = f"Budget for {label}: unlimited. Spent this {state.limit.period.value}: {format_usd(used)}."
         else:
@@ -92,7 +93,7 @@ class AdminCommands:
         except ValueError as exc:
             return str(exc)
         old, new = await self._budget.limits.set_limit(scope_key, limit, changed_by=f"{platform}:{user_id}")
-        label = await self._reports.scope_label(scope_key)
+        label = markdown_literal(await self._reports.scope_label(scope_key))
         return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 
     async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None,
@@ -101,11 +102,12 @@ class AdminCommands:
         one `channel` (a scope key), by name, with the month-end forecast of monthly budgets."""
         until = now or utcnow()
         report = await self._reports.spend(until - timedelta(days=days), until, channel=channel, workspace=workspace)
-        where = "" if channel is None else f" in {(await self._reports.channel_labels([channel]))[channel]}"
+        where = "" if channel is None else \
+            f" in {markdown_literal((await self._reports.channel_labels([channel]))[channel])}"
         lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in "
                  f"{counted(report.requests, 'model call')} ({report.refusals} refused for budget)."]
         for c in report.channels[:10]:
-            line = f"• {c.label}: {format_usd(c.cost_nanos)} ({counted(c.requests, 'call')})"
+            line = f"• {markdown_literal(c.label)}: {format_usd(c.cost_nanos)} ({counted(c.requests, 'call')})"
             if c.position.forecast_nanos is not None:
                 line += f"; month-end forecast {format_usd(c.position.forecast_nanos)} of {c.position.budget}"
             lines.append(line)

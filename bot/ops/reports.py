@@ -25,6 +25,7 @@ from bot.storage.engine import Database
 from bot.storage.feedback import FeedbackCounts, FeedbackStore
 from bot.storage.names import CHANNEL, USER, NameBook, channel_label, person_label
 from bot.storage.tables import Channel, Refusal, UsageEntry
+from bot.text_safety import markdown_literal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -317,8 +318,8 @@ def render_summary(report: SpendReport, day: date) -> str:
             position = channel.position
             used = "" if position.utilisation is None else f"{position.utilisation:.0%}"
             forecast = "" if position.forecast_nanos is None else format_usd(position.forecast_nanos)
-            lines.append(f"| {channel.label} | {format_usd(channel.cost_nanos)} | {position.budget} | {used} "
-                         f"| {forecast} |")
+            lines.append(f"| {markdown_literal(channel.label)} | {format_usd(channel.cost_nanos)} | {position.budget} "
+                         f"| {used} | {forecast} |")
         lines += runs_out_lines(report)
     if report.users:
         lines += ["", top_users_line(report)]
@@ -334,13 +335,13 @@ def render_summary(report: SpendReport, day: date) -> str:
 
 def top_users_line(report: SpendReport) -> str:
     """The biggest spenders (TOP_USERS) by name, with what each spent."""
-    return "Top users: " + ", ".join(f"{u.label} {format_usd(u.cost_nanos)}" for u in report.users)
+    return "Top users: " + ", ".join(f"{markdown_literal(u.label)} {format_usd(u.cost_nanos)}" for u in report.users)
 
 
 def runs_out_lines(report: SpendReport) -> list[str]:
     """One warning per channel whose monthly budget is projected to run out before the month ends."""
-    return [f"⚠ {c.label} is projected to spend {format_usd(c.position.forecast_nanos or 0)} this month, more "
-            f"than its {c.position.budget}: it will run out before the month ends."
+    return [f"⚠ {markdown_literal(c.label)} is projected to spend {format_usd(c.position.forecast_nanos or 0)} this "
+            f"month, more than its {c.position.budget}: it will run out before the month ends."
             for c in report.channels if c.position.runs_out]
 
 
@@ -366,7 +367,9 @@ def chart_figure(series: dict[str, list[int]], last_day: date, labels: dict[str,
 
     days = len(next(iter(series.values()))) if series else CHART_DAYS
     ranked = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
-    stacks = [(labels.get(address, address), values) for address, values in ranked[:CHART_TOP_CHANNELS]]
+    # A `$` in a name is a dollar sign, not the start of matplotlib's math text (which raises on `$$`).
+    stacks = [(labels.get(address, address).replace("$", r"\$"), values)
+              for address, values in ranked[:CHART_TOP_CHANNELS]]
     if len(ranked) > CHART_TOP_CHANNELS:
         rest = [sum(day) for day in zip(*(values for _, values in ranked[CHART_TOP_CHANNELS:]), strict=True)]
         stacks.append(("others", rest))

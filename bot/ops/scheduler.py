@@ -26,6 +26,7 @@ from bot.ops.reports import Reports, render_chart, render_summary
 from bot.ports import Notifier
 from bot.storage.engine import Database
 from bot.storage.tables import Delivery, utcnow
+from bot.text_safety import markdown_literal
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class BudgetAlerts:
             key = f"alert:{scope_key}:{period_end.isoformat()}:{threshold:.0%}:{admin}"
             if notifier is None or not admin.hears_of(scope_key) or not await self._deliveries.claim(key):
                 continue
-            label = await self._reports.scope_label(scope_key)
+            label = markdown_literal(await self._reports.scope_label(scope_key))
             text = (f"Budget alert: {label} has used {threshold:.0%} of its budget "
                     f"({format_usd(spent)} of {format_usd(limit)}) this period, which resets "
                     f"{period_end:%Y-%m-%d %H:%M} UTC. Raise it with `/seed budget` or `seedbot budget set`.")
