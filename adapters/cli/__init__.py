@@ -28,7 +28,14 @@ from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, first_line, format_usd
 from bot.ops.logs import TEXT_FORMAT
-from bot.ops.reports import SpendReport, render_chart, render_summary, runs_out_lines, top_users_line
+from bot.ops.reports import (
+    SpendReport,
+    parse_report_day,
+    render_chart,
+    render_summary,
+    runs_out_lines,
+    top_users_line,
+)
 from bot.storage.engine import database_unreachable
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",
@@ -338,9 +345,9 @@ def _check_scope(scope: str) -> None:
 
 def _parse_day(text: str, option: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        die(f"{option} must be a date like 2026-11-26", 2)
+        return parse_report_day(text)
+    except ValueError as exc:
+        die(f"{option} {exc}", 2)
 
 
 def _with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:

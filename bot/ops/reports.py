@@ -123,6 +123,22 @@ class SpendReport:
         }
 
 
+# The days a report may be asked for: wide enough for any ledger, narrow enough that the day after and each day's
+# local midnight in any time zone exist as datetimes (`day_bounds`).
+REPORT_DAYS = (date(1970, 1, 1), date(9000, 12, 31))
+
+
+def parse_report_day(text: str) -> date:
+    """A day written YYYY-MM-DD, within REPORT_DAYS. Raises ValueError, in words for the admin."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = date.min
+    if not REPORT_DAYS[0] <= day <= REPORT_DAYS[1]:
+        raise ValueError(f"must be a date like 2026-11-26, from {REPORT_DAYS[0]} to {REPORT_DAYS[1]}")
+    return day
+
+
 class Reports:
     def __init__(self, db: Database, settings: Settings, prices: PriceBook, budget: BudgetManager,
                  names: NameBook) -> None:
@@ -134,7 +150,8 @@ class Reports:
         self.feedback = FeedbackStore(db)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
-        """A calendar day in SEEDBOT_TIMEZONE, as naive UTC [start, end)."""
+        """A calendar day in SEEDBOT_TIMEZONE, as naive UTC [start, end). `day` must be a REPORT_DAYS one (outside
+        it the next day or a local midnight may not exist as a datetime: OverflowError)."""
         tz = self._settings.tz
         return local_midnight_utc(day, tz), local_midnight_utc(day + timedelta(days=1), tz)
 

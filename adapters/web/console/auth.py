@@ -215,7 +215,8 @@ class ConsoleAuth:
             expected = self._serializer("state").loads(cookie, max_age=STATE_MAX_AGE_SECONDS)
         except BadSignature:
             return False
-        return isinstance(expected, str) and hmac.compare_digest(expected, state)
+        # compare_digest takes str only when both are ASCII (it raises TypeError otherwise): compare bytes.
+        return isinstance(expected, str) and hmac.compare_digest(expected.encode(), state.encode())
 
 
 def _fields(payload: object, *names: str) -> tuple[str | None, ...]:

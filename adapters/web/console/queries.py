@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.budget.scopes import deployment_channel_scope
-from bot.ops.reports import Reports
+from bot.ops.reports import Reports, parse_report_day
 from bot.ops.retention import Retention
 from bot.storage.engine import Database
 from bot.storage.names import CHANNEL, USER
@@ -34,17 +34,15 @@ class LedgerFilter:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> LedgerFilter:
         """The filters of a ledger page's query string. Raises ValueError, in words for the admin, for a day
-        that is not a date between 1970 and 9000 (the next day and a local midnight of each must exist as
-        datetimes), or a value holding a NUL (PostgreSQL refuses one in a text parameter)."""
+        that is not a date of bot.ops.reports.REPORT_DAYS, or a value holding a NUL (PostgreSQL refuses one in
+        a text parameter)."""
         if any("\x00" in query.get(name, "") for name in ("channel", "person", "status")):
             raise ValueError("a filter may not hold a NUL character")
         text = query.get("day")
         try:
-            day = date.fromisoformat(text) if text else None
-        except ValueError:
-            day = date.min
-        if day is not None and not date(1970, 1, 1) <= day <= date(9000, 12, 31):
-            raise ValueError("day must be a date like 2026-11-26")
+            day = parse_report_day(text) if text else None
+        except ValueError as exc:
+            raise ValueError(f"day {exc}") from None
         return cls(day=day, channel=query.get("channel") or None, person=query.get("person") or None,
                    status=query.get("status") or None)
 
