@@ -76,20 +76,24 @@ class StopSwitches:
 
     def __init__(self) -> None:
         self._open: dict[str, StopSwitch] = {}
+        self._holders: dict[str, int] = {}
 
     def open(self, key: str, asker_id: str, place: str = "") -> StopSwitch:
         """A switch for the answer to the message `key`, in the conversation `place` (the
-        platform:workspace:channel:thread of a ThreadKey); `close` it when the answer is final. A second
-        delivery of the same message (a gateway replay, a Slack retry) gets a switch of its own that Stop
-        buttons do not reach: the answer already streaming keeps its own, and the duplicate is dropped when
-        its claim finds the message taken."""
-        switch = StopSwitch(key, asker_id, place)
-        self._open.setdefault(key, switch)
+        platform:workspace:channel:thread of a ThreadKey); `close` it when the answer is final. Every delivery
+        of the same message in this process (a gateway replay, a Slack retry) holds the one switch: whichever
+        of them wins the claim and answers, Stop reaches it (the others find the message taken and close)."""
+        switch = self._open.setdefault(key, StopSwitch(key, asker_id, place))
+        self._holders[key] = self._holders.get(key, 0) + 1
         return switch
 
     def close(self, switch: StopSwitch) -> None:
-        if self._open.get(switch.key) is switch:
-            del self._open[switch.key]
+        """One holder of `switch` is done; the last one takes it out of reach."""
+        if self._open.get(switch.key) is not switch:
+            return
+        self._holders[switch.key] -= 1
+        if not self._holders[switch.key]:
+            del self._open[switch.key], self._holders[switch.key]
 
     def request_stop(self, key: str, stopper: Stopper, *, is_admin: bool) -> StopOutcome:
         """Stop the answer under `key` if `stopper` asked the question or is an admin."""

@@ -74,14 +74,22 @@ async def test_a_click_after_the_models_stream_ended_is_told_the_answer_finished
     assert switches.request_stop("slack:T1:C1:3.0", Stopper("U2", "bob"), is_admin=False) is StopOutcome.NOT_ALLOWED
 
 
-async def test_a_second_delivery_of_the_message_leaves_the_streaming_answers_stop_button_working() -> None:
-    switches = StopSwitches()
-    live = switches.open("discord:G1:C1:9", "U1")
-    replay = switches.open("discord:G1:C1:9", "U1")  # a gateway replay: dropped at its claim, then closed
-    switches.close(replay)
-    assert switches.request_stop("discord:G1:C1:9", Stopper("U1", "alice"), is_admin=False) is StopOutcome.STOPPED
-    assert await asyncio.wait_for(live.stopped(), 1) == Stopper("U1", "alice")
-    assert replay.stopper is None
+async def test_every_delivery_of_a_message_holds_one_switch_so_stop_reaches_whichever_answers() -> None:
+    """A gateway replay or a Slack retry may win the claim over the first delivery (which then drops out):
+    Stop must reach the one that answers, and only the last to close takes the switch out of reach."""
+    for answering in ("first", "replay"):
+        switches = StopSwitches()
+        first = switches.open("discord:G1:C1:9", "U1")
+        replay = switches.open("discord:G1:C1:9", "U1")
+        assert replay is first
+        switches.close(replay if answering == "first" else first)  # the delivery that found the message taken
+        assert switches.request_stop("discord:G1:C1:9", Stopper("U1", "alice"), is_admin=False) \
+            is StopOutcome.STOPPED
+        assert await asyncio.wait_for(first.stopped(), 1) == Stopper("U1", "alice")
+        switches.close(first if answering == "first" else replay)
+        assert len(switches) == 0
+        assert switches.request_stop("discord:G1:C1:9", Stopper("U1", "alice"), is_admin=False) \
+            is StopOutcome.FINISHED
 
 
 def test_slack_clicks_are_parsed_and_anything_else_is_dropped() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.runtime import BotProcess
 from bot.config import ConfigError, Settings
+from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import answer_part, bot_replies, running_bot, wait_for_answer
@@ -157,6 +158,31 @@ async def test_a_retry_that_arrives_first_is_answered(
             assert (await sender.post_event(mention, retry_num=2, retry_reason="http_error")).status == 200
         [reply] = await wait_for_answer(slack, "C1", mention["event"]["ts"])
     assert answer_part(reply.visible_text) == "Answered on the retry."
+
+
+async def test_stop_reaches_an_answer_whose_retry_overtook_the_first_delivery(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    """The first delivery waits out a rate-limited users.info while Slack's retry of the event prepares faster and
+    claims the message; the first then finds it taken and drops out. The asker's Stop still stops the answer."""
+    fake_seed.script(Reply(content=" ".join(f"word{i}" for i in range(600)), chunk_chars=12, chunk_delay=0.02))
+    slack.inject_rate_limit("users.info", times=1, retry_after=1)
+    async with running_bot(slack, settings_for, tmp_path) as bot:
+        mention = slack.events.app_mention("write me six hundred words")
+        ts = mention["event"]["ts"]
+        async with slack.sender(bot.events_url) as sender:
+            assert (await sender.post_event(mention)).status == 200
+            await asyncio.sleep(0.3)
+            assert (await sender.post_event(mention, retry_num=1, retry_reason="http_timeout")).status == 200
+            reply = await slack.wait_for(lambda: next(
+                (m for m in bot_replies(slack, "C1", ts) if "word1" in (m.markdown_text or "")), None), 10)
+            await asyncio.sleep(1.2)  # the first delivery has found the message taken by now
+            assert reply.stream_state == "streaming"
+            assert (await sender.post_interaction(slack.click("C1", reply.ts, "seedbot_stop", user="U1"))).status == 200
+        await bot.idle(20)
+        books = await read_books(bot.process.core.db)
+    assert "stopped by" in reply.visible_text.rsplit("\n", 1)[-1], reply.visible_text[-80:]
+    assert not any("already finished" in str(n.body.get("text")) for n in slack.response_url_posts)
+    assert [r.status for r in books.ledger] == ["stopped"] and books.balanced()
 
 
 async def test_tokens_and_the_signing_secret_never_reach_the_logs(
