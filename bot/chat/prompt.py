@@ -91,7 +91,10 @@ def build_user_turn(text: str, attachments: Sequence[Attachment], *, max_image_b
 
 @dataclass(frozen=True, slots=True)
 class HistoryTurn:
-    pk: int
+    """One message of a thread's history. `question_pk` places it: a question's own message pk, an answer's
+    question's (so each answer follows its question, however the answers' writes interleaved)."""
+
+    question_pk: int
     role: str
     content: str
     token_estimate: int
@@ -99,7 +102,7 @@ class HistoryTurn:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Which history goes into the prompt: messages with pk >= floor_pk."""
+    """Which history goes into the prompt: the turns whose question_pk >= floor_pk."""
 
     floor_pk: int
     turns: list[HistoryTurn]
@@ -120,7 +123,7 @@ def choose_window(history: Sequence[HistoryTurn], *, floor_pk: int, budget_token
     `fixed_tokens` is what every prompt carries besides history (system prompt, new turn);
     `correction` scales local estimates towards what the provider counted last time.
     """
-    kept = [t for t in history if t.pk >= floor_pk]
+    kept = [t for t in history if t.question_pk >= floor_pk]
     before = len(history) - len(kept)
 
     def total(turns: Sequence[HistoryTurn]) -> float:
@@ -136,7 +139,7 @@ def choose_window(history: Sequence[HistoryTurn], *, floor_pk: int, budget_token
     while start < len(kept) and kept[start].role != "user":
         start += 1
     window = kept[start:]
-    new_floor = window[0].pk if window else (kept[-1].pk + 1 if kept else floor_pk)
+    new_floor = window[0].question_pk if window else (kept[-1].question_pk + 1 if kept else floor_pk)
     return Window(new_floor, window, before + start)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select, true, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from bot.budget.scopes import channel_scope
@@ -49,12 +49,15 @@ _SET_STATUS = Precompiled(update(_MESSAGES).where(_MESSAGES.c.id == bindparam("m
                           .values(status=bindparam("m_status")))
 _ADD_MESSAGE = Precompiled(insert(_MESSAGES))
 _TOUCH_THREAD = Precompiled(update(_THREADS).where(_THREADS.c.id == bindparam("t_id")))  # columns come as parameters
+# Each answer right after its question (the order the thread shows), not in the order the answers were settled:
+# two questions asked at once in a thread are answered in either order. A turn's place is its question's pk.
+_QUESTION_PK = func.coalesce(_MESSAGES.c.reply_to_pk, _MESSAGES.c.id)
 _HISTORY = Precompiled(
-    select(_MESSAGES.c.id, _MESSAGES.c.role, _MESSAGES.c.content, _MESSAGES.c.token_estimate)
-    .where(_MESSAGES.c.thread_pk == bindparam("thread_pk"), _MESSAGES.c.id >= bindparam("floor_pk"),
+    select(_QUESTION_PK.label("question_pk"), _MESSAGES.c.role, _MESSAGES.c.content, _MESSAGES.c.token_estimate)
+    .where(_MESSAGES.c.thread_pk == bindparam("thread_pk"), _QUESTION_PK >= bindparam("floor_pk"),
            _MESSAGES.c.id < bindparam("before_pk"),
            _MESSAGES.c.status.in_([bindparam(f"h{i}", status) for i, status in enumerate(HISTORY_STATUSES)]))
-    .order_by(_MESSAGES.c.id)
+    .order_by(_QUESTION_PK, _MESSAGES.c.id)
 )
 
 

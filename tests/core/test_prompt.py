@@ -38,8 +38,9 @@ def test_text_files_become_fenced_blocks_and_big_images_are_noted() -> None:
 
 
 def turns(n: int, tokens: int = 100) -> list[HistoryTurn]:
-    return [HistoryTurn(pk=i + 1, role="user" if i % 2 == 0 else "assistant", content=f"m{i}", token_estimate=tokens)
-            for i in range(n)]
+    """Questions and answers in turn: question i has pk i + 1, its answer the same question_pk."""
+    return [HistoryTurn(question_pk=i - i % 2 + 1, role="user" if i % 2 == 0 else "assistant", content=f"m{i}",
+                        token_estimate=tokens) for i in range(n)]
 
 
 def test_window_holds_still_while_it_fits_then_jumps_to_half() -> None:

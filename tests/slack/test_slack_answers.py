@@ -11,6 +11,7 @@ import pytest
 
 from bot.chat.tokens import count_tokens
 from bot.config import Settings
+from tests.books import read_books
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import (
@@ -199,3 +200,42 @@ async def test_a_bot_token_in_the_environment_starts_the_bot_without_bolt_warnin
     async with running_bot(slack, settings_for, tmp_path):
         pass
     assert [r.getMessage() for r in caplog.records if r.name.startswith("slack_bolt")] == []
+
+
+async def test_two_questions_answered_at_once_keep_each_answer_after_its_question_in_later_prompts(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """A second question asked in a thread while the first is answered is answered at once, so the answers are
+    written in the other order; later prompts still show each answer after its question, as the thread does."""
+    fake_seed.script(
+        Reply(content="Answer zero."),
+        # Q1's answer streams slowly; Q2, asked while it streams, is answered at once.
+        Reply(content="ANSWER-ONE is about rebasing. " * 4, chunk_chars=8, chunk_delay=0.05),
+        Reply(content="ANSWER-TWO is about merging."),
+        Reply(content="Answer three."),
+    )
+    async with slack.sender(bot.events_url) as sender:
+        ts = await mention_answered(sender, slack, "question zero")
+        q1 = slack.events.app_mention("QUESTION-ONE: how do I rebase?", thread_ts=ts)
+        await sender.post_event(q1)
+        await slack.wait_for(lambda: len(fake_seed.completions) >= 2 or None, 5)
+        q2 = slack.events.app_mention("QUESTION-TWO: how do I merge?", thread_ts=ts)
+        await sender.post_event(q2)
+        await bot.idle(15)
+        assert len(bot_replies(slack, "C1", ts)) == 3
+        q3 = slack.events.message("QUESTION-THREE: which is better?", channel="C1", channel_type="channel",
+                                  thread_ts=ts)
+        await sender.post_event(q3)
+        await wait_for_answer(slack, "C1", ts, count=4)
+    await bot.idle()
+
+    books = await read_books(bot.process.core.db)
+    assert books.balanced()
+    prompt = fake_seed.completions[-1].body["messages"]
+    turns = [(m["role"], m["content"].split(" ")[0]) for m in prompt[1:]]
+    # Each answer follows the question it answered, as the person saw them in the thread.
+    assert turns == [
+        ("user", "question"), ("assistant", "Answer"),
+        ("user", "QUESTION-ONE:"), ("assistant", "ANSWER-ONE"),
+        ("user", "QUESTION-TWO:"), ("assistant", "ANSWER-TWO"),
+        ("user", "QUESTION-THREE:"),
+    ], turns
