@@ -329,6 +329,8 @@ class ChatService:
         # Counted before the transaction: the SQLite writer thread serves every answer in turn.
         answer_tokens = await _estimate(lambda: estimate_message_tokens(answer_text), len(answer_text))
         error_text = call.failure
+        if status == "empty_answer" and call.finish == "length" and error_text is None:
+            error_text = f"the length limit ({grant.max_tokens:,} tokens) was reached before any answer text"
         if charge.basis is Basis.RESERVED and error_text is None:
             error_text = call.usage_problem
         now = self._clock()

@@ -66,6 +66,10 @@ def cut_reason(error: SeedError) -> str:
     return error.user_message.rstrip(".").lower() + "."
 
 
+LIMIT_REACHED_THINKING = ("The model used its whole output limit thinking and wrote no answer; ask again with --fast "
+                          "(less thinking) or a narrower question.")
+
+
 def failure_sentence(call: StreamedCall) -> str:
     """What the user reads when a call produced no answer text, or what could not be posted."""
     if call.lost is not None:
@@ -74,4 +78,6 @@ def failure_sentence(call: StreamedCall) -> str:
         return call.error.user_message
     if call.finish == "content_filter":
         return SeedContentFiltered.user_message
+    if call.finish == "length":  # a thinking model can spend the whole limit on reasoning: rephrasing won't help
+        return LIMIT_REACHED_THINKING
     return "The model returned an empty answer; please rephrase and try again."

@@ -153,3 +153,17 @@ async def test_a_stream_whose_stop_takes_its_chunks_along_costs_no_edit(
     [reply] = await answered(bot, slack, "hello")
     assert reply.stream_state == "stopped" and " tokens · $" in reply.visible_text
     assert "chat.update" not in [c.method for c in slack.calls()[before:]]
+
+
+async def test_an_answer_whose_limit_ran_out_while_thinking_says_so(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """Reasoning until max_tokens runs out (no answer text, finish_reason "length"): the sentence names the limit and
+    what helps (--fast), not "rephrase"; the ledger's row says the limit was reached, and the thinking is paid."""
+    fake_seed.script(Reply(content="", reasoning="thinking " * 50, finish_reason="length"))
+    [reply] = await answered(bot, slack, "prove the Collatz conjecture")
+    assert reply.visible_text.startswith("The model used its whole output limit thinking") and "--fast" in \
+        reply.visible_text
+    books = await read_books(bot.process.core.db)
+    [row] = books.ledger
+    assert row.status == "empty_answer" and row.error.startswith("the length limit (") and row.cost_nanos > 0
+    assert books.balanced()
