@@ -13,7 +13,6 @@ from bot.config import Settings
 from bot.domain import Address, counted, format_usd
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
 from bot.storage.conversations import ConversationStore
-from bot.storage.tables import utcnow
 from bot.text_safety import markdown_literal
 
 BUDGETS = "budgets"
@@ -96,12 +95,14 @@ class AdminCommands:
         label = markdown_literal(await self._reports.scope_label(scope_key))
         return f"Budget for {label} changed from {old} to {new}. It applies from the next message."
 
-    async def spend(self, days: int = 7, now: datetime | None = None, *, channel: str | None = None,
+    async def spend(self, days: int = 7, *, channel: str | None = None,
                     workspace: tuple[str, str] | None = None) -> str:
-        """The last `days` days of spend, everywhere (or in one `workspace`: platform, workspace id) or in
-        one `channel` (a scope key), by name, with the month-end forecast of monthly budgets."""
-        until = now or utcnow()
-        report = await self._reports.spend(until - timedelta(days=days), until, channel=channel, workspace=workspace)
+        """The spend of the last `days` days (today and the days before it in SEEDBOT_TIMEZONE, as `seedbot spend`
+        and the console count them), everywhere (or in one `workspace`: platform, workspace id) or in one
+        `channel` (a scope key), by name, with the month-end forecast of monthly budgets."""
+        today = datetime.now(self._settings.tz).date()
+        report = await self._reports.spend_days(today - timedelta(days=days - 1), today, channel=channel,
+                                                workspace=workspace)
         where = "" if channel is None else \
             f" in {markdown_literal((await self._reports.channel_labels([channel]))[channel])}"
         lines = [f"Spend{where} over the last {days} days: {format_usd(report.cost_nanos)} in "

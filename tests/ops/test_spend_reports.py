@@ -1,16 +1,20 @@
-"""Names anyone chooses (a display name, a channel's name) go into the admins' Markdown messages and the summary's
-chart as the text they are: no link, mention or table cell of their making, no math text that stops the chart."""
+"""What admins read of spend: names anyone chooses (a display name, a channel's name) go into the Markdown messages
+and the summary's chart as the text they are (no link, mention or table cell of their making, no math text that
+stops the chart), and every surface counts the same days."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from bot.domain import Platform
+from bot.budget.periods import local_midnight_utc
+from bot.domain import Platform, format_usd
 from bot.ops.scheduler import Scheduler
-from bot.storage.tables import utcnow
+from bot.storage.tables import UsageEntry, utcnow
 from bot.text_safety import markdown_literal
 from tests.factories import incoming
 from tests.fakes.seed import FakeSeed, Reply
+from tests.ops.console_harness import now_local, seed_ledger
 from tests.sinks import RecordingNotifier, RecordingSink
 
 LINK = "[seedbot: session expired, sign in again](https://evil.example/admin)"
@@ -54,3 +58,20 @@ async def test_a_channel_named_with_dollar_signs_does_not_stop_the_daily_summary
     scheduler = Scheduler(core.settings, core.db, core.reports, {"discord": notifier})
     assert await scheduler.send_summary(utcnow().date()) == 1
     assert notifier.sent and notifier.sent[0].png and "money-$$" in notifier.sent[0].text
+
+
+async def test_seed_spend_counts_the_same_calendar_days_as_seedbot_spend_and_the_console(
+        core_for, sqlite_url: str, fake_seed: FakeSeed) -> None:
+    """`/seed spend` said "the last 7 days" of a rolling 168 hours, where `seedbot spend` and the console's week
+    count today and the six days before it in SEEDBOT_TIMEZONE: a row late on the eighth day back was in one
+    total and not the others."""
+    core = await core_for(sqlite_url, SEEDBOT_ADMINS="slack:UADMIN", SEEDBOT_TIMEZONE="Asia/Tokyo")
+    await seed_ledger(core, now_local(core))  # rows 0 to 12 days back, each just after its local midnight
+    eighth_day_late = local_midnight_utc(now_local(core) - timedelta(days=6), core.settings.tz) - timedelta(minutes=1)
+    async with core.db.session() as session:
+        session.add(UsageEntry(channel_pk=1, user_id="U9", kind="chat", model="seed-2-0-code", prompt_tokens=1,
+                               cached_tokens=0, completion_tokens=1, cost_nanos=7_000_000_000, status="ok",
+                               started_at=eighth_day_late))
+    week = await core.reports.spend_days(now_local(core) - timedelta(days=6), now_local(core))
+    spend = await core.admin.slash_command("slack", "UADMIN", "C1", "spend")
+    assert spend.startswith(f"Spend over the last 7 days: {format_usd(week.cost_nanos)} in "), (spend, week.cost_nanos)
