@@ -24,7 +24,7 @@ from adapters.common.supervisor import AnswerSupervisor
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
 from adapters.slack.agent import AgentListeners
-from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION
+from adapters.slack.controls import FEEDBACK_ACTION, STOP_ACTION, escape_mrkdwn
 from adapters.slack.errors import error_code
 from adapters.slack.names import SlackNames
 from adapters.slack.routing import (
@@ -200,4 +200,5 @@ class SlackHandlers:
             # The subcommand only: the rest of the line is the user's text.
             log.exception("/seed %s failed", str(command.get("text") or "").split(" ", 1)[0])
             text = COMMAND_FAILED
-        await respond(text=text, response_type="ephemeral")
+        # The reply is mrkdwn, where `<` starts a link or a mention whatever precedes it (a name, a usage's `<amount>`).
+        await respond(text=escape_mrkdwn(text), response_type="ephemeral")

@@ -159,8 +159,9 @@ class SlackSink:
         """End the answer with `reason` in a message of its own (or as the only text of a message that shows
         none yet: the stream `start` opened, even one stopped since); after a refusal for good, post nothing."""
         current = self._current
-        # One message, not an empty one (with its Stop button) above the sentence.
-        blank = current.ts is not None and not current.failed and not current.shown and not current.pending
+        # One message, not one showing nothing (white space, its Stop button) above the sentence.
+        blank = (current.ts is not None and not current.failed and not current.shown.strip()
+                 and not current.pending.strip())
         if not self._failure.for_good and not blank and (current.ts is not None or current.pending):
             closing = self._splitter.finish()
             await self._take(closing)

@@ -180,7 +180,10 @@ class AnswerMessage:
                 stopped = await self._stop_as_is()
                 if self.failed:
                     return
-                if not stopped or self._stream_error == "msg_too_long":
+                if stopped is None or self._stream_error == "msg_too_long":
+                    if stopped and self._opening:  # left for a new message, it is not edited again: check it now
+                        assert self.ts is not None
+                        await remove_kept_stop_button(self._client, self._target.channel, self.ts, stopped)
                     self.ts, self.shown = None, ""
                     self.chunks.clear()
                     if self.pending:  # a refused call that carried only task updates or buttons: nothing to post
@@ -267,29 +270,31 @@ class AnswerMessage:
         self._sent()
         return response
 
-    async def _stop_as_is(self) -> bool:
+    async def _stop_as_is(self) -> JSON | None:
         """chat.stopStream without new text, tried until Slack takes it (each try already waits out
-        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS. False if it
-        gave up, or Slack refused for good."""
+        429s in the client), so no message is left streaming; gives up after STOP_ATTEMPTS. The message as
+        Slack's response gives it ({} where Slack had ended the stream itself), or None if it gave up, or Slack
+        refused for good."""
         assert self.ts is not None
         for attempt in range(1, STOP_ATTEMPTS + 1):
             try:
-                await self._client.chat_stopStream(channel=self._target.channel, ts=self.ts)
+                stopped = await self._client.chat_stopStream(channel=self._target.channel, ts=self.ts)
             except Exception as exc:  # noqa: BLE001 - tried again after a pause
                 code = error_code(exc)
                 if code in STREAM_ENDED:
-                    return True
+                    return {}
                 if code in REFUSED_FOR_GOOD:
                     self._refuse("chat.stopStream", code, self.ts)
-                    return False
+                    return None
                 log.info("chat.stopStream without text failed (%s), attempt %d of %d", code, attempt,
                          STOP_ATTEMPTS)
                 await self._sleep(self._interval * attempt)
                 continue
-            return True
+            message = stopped.get("message")
+            return message if isinstance(message, dict) else {}
         log.warning("chat.stopStream kept failing; message %s may show as streaming until Slack ends it",
                     self.ts)
-        return False
+        return None
 
     # -- posting and editing --
 

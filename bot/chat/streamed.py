@@ -68,6 +68,7 @@ def cut_reason(error: SeedError) -> str:
 
 LIMIT_REACHED_THINKING = ("The model used its whole output limit thinking and wrote no answer; ask again with --fast "
                           "(less thinking) or a narrower question.")
+LIMIT_REACHED = "The model reached its output limit before writing an answer; please ask a narrower question."
 
 
 def failure_sentence(call: StreamedCall) -> str:
@@ -78,6 +79,7 @@ def failure_sentence(call: StreamedCall) -> str:
         return call.error.user_message
     if call.finish == "content_filter":
         return SeedContentFiltered.user_message
-    if call.finish == "length":  # a thinking model can spend the whole limit on reasoning: rephrasing won't help
-        return LIMIT_REACHED_THINKING
+    if call.finish == "length":  # rephrasing would not help
+        thought = any(call.reasoning) or bool(call.usage and call.usage.reasoning_tokens)
+        return LIMIT_REACHED_THINKING if thought else LIMIT_REACHED
     return "The model returned an empty answer; please rephrase and try again."

@@ -167,3 +167,43 @@ async def test_an_answer_whose_limit_ran_out_while_thinking_says_so(
     [row] = books.ledger
     assert row.status == "empty_answer" and row.error.startswith("the length limit (") and row.cost_nanos > 0
     assert books.balanced()
+
+
+async def test_an_answer_that_reached_its_limit_without_thinking_is_not_told_to_think_less(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    fake_seed.script(Reply(content="\n" * 200, finish_reason="length", completion_tokens=4096))
+    [reply] = await answered(bot, slack, "list every prime --fast")
+    assert fake_seed.completions[-1].body.get("enable_thinking") is False
+    assert reply.visible_text.strip() == ("The model reached its output limit before writing an answer; please ask "
+                                          "a narrower question.")
+
+
+async def test_an_answer_of_only_white_space_leaves_one_message_with_the_sentence(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """The stream showed only newlines: to a person that is nothing, so the sentence goes into that message."""
+    fake_seed.script(Reply(content="\n" * 40, prompt_tokens=10, completion_tokens=40))
+    replies = await answered(bot, slack, "hello")
+    assert [r.visible_text.strip() for r in replies] == [
+        "The model returned an empty answer; please rephrase and try again."], [r.visible_text for r in replies]
+
+
+async def test_a_message_left_at_msg_too_long_loses_a_stop_button_slack_kept(
+        bot: RunningBot, slack: FakeSlack, fake_seed: FakeSeed) -> None:
+    """The first message is stopped as it stands and the rest goes on in a new message; where Slack keeps the
+    stream's blocks chunks, the Stop button the left message still shows is edited out then (it is not edited
+    again)."""
+    slack.config.stream_keeps_chunk_blocks = True
+    fake_seed.script(Reply(content=" ".join(f"word{i}" for i in range(400)), chunk_chars=20, chunk_delay=0.02,
+                           prompt_tokens=10, completion_tokens=400))
+    mention = slack.events.app_mention("write four hundred words")
+    async with slack.sender(bot.events_url) as sender:
+        assert (await sender.post_event(mention)).status == 200
+        await slack.wait_for(lambda: any("word1" in (m.markdown_text or "")
+                                         for m in bot_replies(slack, "C1", mention["event"]["ts"])), 10)
+        slack.inject_error("chat.appendStream", "msg_too_long", times=1)
+    await bot.idle(timeout=60)
+    replies = bot_replies(slack, "C1", mention["event"]["ts"])
+    assert len(replies) == 2 and all(m.stream_state in (None, "stopped") for m in replies)
+    assert replies[0].blocks and STOP_ACTION not in json.dumps(replies[0].blocks)
+    shown = replies[0].visible_text + answer_part(replies[1].visible_text)
+    assert shown.split() == [f"word{i}" for i in range(400)]

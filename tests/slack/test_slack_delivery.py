@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -183,6 +184,25 @@ async def test_stop_reaches_an_answer_whose_retry_overtook_the_first_delivery(
     assert "stopped by" in reply.visible_text.rsplit("\n", 1)[-1], reply.visible_text[-80:]
     assert not any("already finished" in str(n.body.get("text")) for n in slack.response_url_posts)
     assert [r.status for r in books.ledger] == ["stopped"] and books.balanced()
+
+
+async def test_a_display_name_makes_no_link_or_mention_in_the_slash_commands_reply(
+        slack: FakeSlack, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    """/seed's reply is mrkdwn, where a backslash escapes nothing and `<` starts a link or a mention whatever
+    precedes it: a display name `<https://…|…>` in "Top users" must arrive as &lt;…&gt; (Slack's own escapes)."""
+    slack.add_user("U7", "mallory", display_name="<https://evil.example/login|Session expired: sign in again>")
+    fake_seed.default_reply = Reply(content="ok", prompt_tokens=1_000, completion_tokens=100)
+    async with running_bot(slack, settings_for, tmp_path, SEEDBOT_ADMINS="slack:U1") as bot:
+        async with slack.sender(bot.events_url) as sender:
+            mention = slack.events.app_mention("question", user="U7")
+            await sender.post_event(mention)
+            await wait_for_answer(slack, "C1", mention["event"]["ts"])
+            await bot.idle()
+            await sender.post_slash_command(slack.events.slash_command("spend", user_id="U1", channel_id="C1"))
+            [post] = await slack.wait_for(lambda: slack.response_url_posts)
+    text = post.body["text"]
+    assert "Top users: \\&lt;https://evil.example/login\\|Session expired: sign in again\\&gt;" in text, text
+    assert not re.search(r"<(https?://|!|@)", text), text
 
 
 async def test_tokens_and_the_signing_secret_never_reach_the_logs(
