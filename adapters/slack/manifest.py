@@ -16,7 +16,7 @@ import yaml
 from adapters.slack.adapter import EVENTS_PATH
 
 # Events API types that Slack subscribes to under other names (message.* by conversation type).
-SUBSCRIPTION_NAMES = {"message": ("message.channels", "message.groups", "message.im")}
+SUBSCRIPTION_NAMES = {"message": ("message.channels", "message.groups", "message.im", "message.mpim")}
 # Bot scopes, each for what needs it.
 BOT_SCOPES = (
     "app_mentions:read",  # app_mention
@@ -32,6 +32,7 @@ BOT_SCOPES = (
     "im:history",  # message.im
     "im:read",  # DM metadata on events
     "im:write",  # conversations.open for summaries and alerts
+    "mpim:history",  # message.mpim: replies in a group DM's thread the bot answers in
     "users:read",  # users.info for names
 )
 DESCRIPTION = "Answers code questions and reviews diffs with ByteDance seed-2-0-code, within per-channel budgets."

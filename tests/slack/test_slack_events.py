@@ -73,6 +73,12 @@ def test_thread_reply_without_mention_needs_the_database_to_decide() -> None:
     assert d.incoming.text == "thanks! and if the list holds strings & ints?"
 
 
+def test_a_reply_in_a_group_dms_thread_is_a_thread_reply_not_a_dm() -> None:
+    d = addressed("thread_reply_mpim")  # message.mpim, which the manifest subscribes to for exactly this
+    assert d.needs_thread_check and not d.incoming.is_direct
+    assert d.incoming.thread == ThreadKey(Platform.SLACK, "T0ABC12345", "G0MPIM7Q2", "1700000110.000300")
+
+
 def test_direct_message_is_its_own_thread() -> None:
     d = addressed("message_im")
     assert d.incoming.is_direct and not d.needs_thread_check

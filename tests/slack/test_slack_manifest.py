@@ -78,8 +78,10 @@ async def test_manifest_subscribes_to_exactly_what_the_running_app_listens_to(
     assert reached == await matching_listeners(app, None), "a listener no manifest entry reaches"
 
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"app_mentions:read", "channels:history", "groups:history", "im:history", "commands",
+    assert {"app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "commands",
             "assistant:write", "chat:write"} <= scopes
+    assert {"message.channels", "message.groups", "message.im", "message.mpim"} <= set(
+        settings["event_subscriptions"]["bot_events"])
 
 
 async def test_socket_mode_manifest_has_no_request_urls(fake_seed: FakeSeed, tmp_path: Path) -> None:
