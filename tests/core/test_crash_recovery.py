@@ -27,7 +27,7 @@ from tests.discord import harness as discord_harness
 from tests.factories import incoming
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.seed import FakeSeed, Reply
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Message
 from tests.slack.harness import bot_replies
 
 NOTICE = "I was interrupted while answering this (the bot restarted)."
@@ -57,22 +57,29 @@ async def mention_over_socket(slack: FakeSlack, text: str) -> dict[str, Any]:
     return mention
 
 
+async def killed_mid_answer(slack: FakeSlack, env: dict[str, str], cwd: Path) -> tuple[dict[str, Any], Message]:
+    """Starts the bot, mentions it in C1, SIGKILLs it once its reply shows 100 characters: (the mention, the reply
+    left half written). The fake model's script must hold a long, slow answer."""
+    first = await start_bot(env, cwd)
+    try:
+        mention = await mention_over_socket(slack, "explain everything")
+        (half,) = await slack.wait_for(lambda: [m for m in bot_replies(slack, "C1", mention["event"]["ts"])
+                                                if len(m.visible_text) > 100] or None, 60)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    return mention, half
+
+
 async def test_sigkill_mid_stream_then_restart_finishes_the_half_message_and_balances_the_books(
         slack: FakeSlack, fake_seed: FakeSeed, tmp_path: Path) -> None:
     db_path = tmp_path / "crash.db"
     env = bot_env(slack, fake_seed, db_path)
     slack.config.stream_keeps_chunk_blocks = True  # so the Stop button the stream opened with must be edited out
     fake_seed.script(Reply(content="A long answer, streamed slowly. " * 200, chunk_chars=20, chunk_delay=0.05))
-    first = await start_bot(env, tmp_path)
-    try:
-        mention = await mention_over_socket(slack, "explain everything")
-        ts = mention["event"]["ts"]
-        (half,) = await slack.wait_for(
-            lambda: [m for m in bot_replies(slack, "C1", ts) if len(m.visible_text) > 100] or None, 60)
-        assert half.stream_state == "streaming"
-    finally:
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
+    mention, half = await killed_mid_answer(slack, env, tmp_path)
+    ts = mention["event"]["ts"]
+    assert half.stream_state == "streaming"
 
     fake_seed.script(Reply(content="The full answer, this time.", prompt_tokens=50, completion_tokens=7))
     second = await start_bot(env, tmp_path)
@@ -122,16 +129,9 @@ async def test_a_posted_half_answer_of_a_dead_process_loses_its_stop_button_and_
     env = bot_env(slack, fake_seed, db_path)
     slack.config.streaming_enabled = False
     fake_seed.script(Reply(content="A long answer, posted slowly. " * 200, chunk_chars=20, chunk_delay=0.05))
-    first = await start_bot(env, tmp_path)
-    try:
-        mention = await mention_over_socket(slack, "explain everything")
-        ts = mention["event"]["ts"]
-        (half,) = await slack.wait_for(
-            lambda: [m for m in bot_replies(slack, "C1", ts) if len(m.visible_text) > 100] or None, 60)
-        assert STOP_ACTION in json.dumps(half.blocks)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
+    mention, half = await killed_mid_answer(slack, env, tmp_path)
+    ts = mention["event"]["ts"]
+    assert STOP_ACTION in json.dumps(half.blocks)
     shown = half.visible_text
 
     second = await start_bot(env, tmp_path)
