@@ -27,15 +27,9 @@ from bot.budget.scopes import GLOBAL_SCOPE, is_scope_key
 from bot.chat.service import Answer
 from bot.config import ConfigError, Settings
 from bot.domain import Attachment, AttachmentKind, Incoming, Platform, ThreadKey, counted, first_line, format_usd
+from bot.ops.chart import render_chart
 from bot.ops.logs import TEXT_FORMAT
-from bot.ops.reports import (
-    SpendReport,
-    parse_report_day,
-    render_chart,
-    render_summary,
-    runs_out_lines,
-    top_users_line,
-)
+from bot.ops.reports import SpendReport, parse_report_day, render_summary, runs_out_lines, top_users_line
 from bot.storage.engine import database_unreachable
 
 app = typer.Typer(help="seedbot: code answers and diff reviews from seed-2-0-code, in Slack, Discord and here.",

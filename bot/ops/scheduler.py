@@ -22,7 +22,8 @@ from bot.budget.outcomes import Denial, Remaining
 from bot.budget.scopes import GLOBAL_SCOPE, split_person_scope
 from bot.config import Settings
 from bot.domain import Incoming, format_usd
-from bot.ops.reports import Reports, render_chart, render_summary
+from bot.ops.chart import render_chart
+from bot.ops.reports import Reports, render_summary
 from bot.ports import Notifier
 from bot.storage.engine import Database
 from bot.storage.tables import Delivery, utcnow

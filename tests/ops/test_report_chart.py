@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from bot.ops.reports import CHART_TOP_CHANNELS, chart_figure
+from bot.ops.chart import CHART_TOP_CHANNELS, chart_figure
 from bot.storage.tables import UsageEntry
 from tests.factories import incoming
 from tests.ops.test_admin import run_cli

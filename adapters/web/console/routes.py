@@ -37,7 +37,7 @@ from adapters.web.console.queries import ConsoleQueries, LedgerFilter
 from bot.budget.periods import project_month_end
 from bot.budget.scopes import GLOBAL_SCOPE, is_budget_key, split_person_scope
 from bot.domain import format_usd, usd_string
-from bot.ops.reports import render_chart
+from bot.ops.chart import render_chart
 from bot.ops.retention import ThreadBeingAnswered
 
 log = logging.getLogger(__name__)
