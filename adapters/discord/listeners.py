@@ -39,6 +39,8 @@ from bot.storage.names import CHANNEL, USER
 
 log = logging.getLogger(__name__)
 
+RESTARTING = "seedbot is restarting; please ask again in a moment."
+
 DM_CHANNEL_NAME = "direct messages"
 
 
@@ -59,7 +61,7 @@ class Conversations:
     # -- messages ----------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        if not self.accepting or self._client.user is None:
+        if self._client.user is None:
             return
         facts = facts_from_message(message)
         if facts is None:  # a guild channel not in the cache: ask Discord what it is, off the event
@@ -75,6 +77,9 @@ class Conversations:
         if isinstance(decision, Ignore):
             log.debug("message %s ignored: %s", message.id, decision.reason)
             return
+        if not self.accepting:  # Discord never delivers it again: the person is told, as /ask's are
+            self.spawn(self._decline(message, decision), f"discord-restarting-{message.id}")
+            return
         self.spawn(self._answer_message(message, facts, decision), f"discord-message-{message.id}")
 
     async def _uncached(self, message: discord.Message) -> None:
@@ -86,6 +91,18 @@ class Conversations:
         facts = facts_from_message(message, channel)
         if facts is not None:
             self._route(message, facts)
+
+    async def _decline(self, message: discord.Message, decision: Reply) -> None:
+        """A message that would be answered, arriving while the process shuts down: one reply saying so."""
+        key = decision.key
+        if decision.needs_thread_check and not await self._store.has_thread(
+                key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
+            return
+        log.info("message %s arrived while shutting down; told to ask again", message.id)
+        try:
+            await message.reply(RESTARTING, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.info("could not tell message %s's author to ask again: %s", message.id, exc)
 
     async def _answer_message(self, message: discord.Message, facts: MessageFacts, decision: Reply) -> None:
         key = decision.key
@@ -123,8 +140,7 @@ class Conversations:
         """/ask and /review: acknowledge at once (Discord allows 3 s), then answer like a message,
         streaming into the command's response."""
         if not self.accepting:
-            await interaction.response.send_message("seedbot is restarting; please ask again in a moment.",
-                                                    ephemeral=True)
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
             return
         try:
             await interaction.response.defer(thinking=True)

@@ -36,7 +36,12 @@ DEFAULT_MESSAGE, REPLY_MESSAGE = 0, 19
 PERSON_MESSAGE_TYPES = frozenset({DEFAULT_MESSAGE, REPLY_MESSAGE})
 
 _MARKUP = re.compile(r"[*_~`>#|]+")
+# Discord's markup for a person, a role or a channel (`<@id>`, `<@&id>`, `<#id>`), a timestamp (`<t:…>`) and a
+# custom emoji (`<:name:id>`, its name kept): a thread's name shows none of them rendered, only the raw ids.
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|<t:-?\d+(?::[tTdDfFR])?>")
+_CUSTOM_EMOJI = re.compile(r"<a?:(\w+):\d+>")
 _SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" +([,.;!?])")
 
 
 class Place(StrEnum):
@@ -164,14 +169,15 @@ def strip_mentions(content: str, bot_id: int, bot_role_ids: frozenset[int] = fro
 
 
 def thread_name(text: str, author_name: str = "") -> str:
-    """The first words of the question (no Markdown, secrets masked), at most 100 characters, cut between
-    words. The bot creates the thread, so its name is the bot's output too."""
+    """The first words of the question (no Markdown, no mentions' raw ids, secrets masked), at most 100
+    characters, cut between words. The bot creates the thread, so its name is the bot's output too."""
     for line in text.split("\n"):
         stripped = redact(line).strip()
         if not stripped or stripped.startswith(("```", "~~~")):
             continue
+        stripped = _CUSTOM_EMOJI.sub(r":\1:", _MENTION.sub(" ", stripped))
         # clean_name: no NUL, no bidi override turning "gnp.exe" around, no zero-width-only name.
-        words = clean_name(_SPACES.sub(" ", _MARKUP.sub(" ", stripped)))
+        words = clean_name(_SPACE_BEFORE_PUNCTUATION.sub(r"\1", _SPACES.sub(" ", _MARKUP.sub(" ", stripped))))
         if words:
             return _shorten(words, THREAD_NAME_LIMIT)
     author_name = clean_name(author_name)

@@ -182,6 +182,9 @@ def test_strip_mentions_keeps_code_spacing_and_other_mentions() -> None:
     ("```\n```", "Question from alice"),
     ("rtl \u202egnp.exe\u202c", "rtl gnp.exe"),  # no override to show it as "exe.png"
     ("\u202e\u202e\u200b\nnul\x00here", "nulhere"),
+    # Discord shows no mention, channel, role or timestamp in a thread's name rendered: only their raw ids.
+    ("<@123> says <#456> races <:blob:789> at <t:1700000000:R>, why? <@&12> <@!5>", "says races :blob: at, why?"),
+    ("<@123>\nthe real question", "the real question"),
 ])
 def test_thread_name_is_the_first_words_without_markdown(text: str, expected: str) -> None:
     assert thread_name(text, "alice") == expected

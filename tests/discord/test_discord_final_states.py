@@ -125,3 +125,25 @@ async def test_a_shutdown_while_the_last_edit_waits_out_a_rate_limit_still_ends_
 
 async def _noop() -> None:
     return None
+
+
+async def test_a_message_during_the_shutdown_grace_is_told_to_ask_again(
+        fake: FakeDiscord, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    """`seedbot run` stops accepting, then gives answers in flight their grace. Discord never delivers a gateway
+    event twice, so a mention or a DM arriving then gets the sentence /ask gets, not silence; chatter the bot
+    would not answer gets nothing."""
+    fake_seed.script(Reply(content="answered"))
+    async with running_bot(fake, settings_for, tmp_path) as bot:
+        dm = fake.open_dm(fake.alice)
+        await bot.adapter.stop_accepting()  # what BotProcess.stop does first, for the whole grace period
+        question = await fake.dispatch_message_create(fake.channel, fake.alice, f"{fake.bot.mention} still there?")
+        await fake.dispatch_message_create(dm, fake.alice, "are you there?")
+        await fake.dispatch_message_create(fake.channel, fake.alice, "lunch anyone?")
+        await fake.wait_until(lambda: len(bot.bot_messages(fake.channel)) + len(bot.bot_messages(dm)) >= 2,
+                              seconds=10)
+        await bot.idle()
+        [in_channel], [in_dm] = bot.bot_messages(fake.channel), bot.bot_messages(dm)
+    assert in_channel["content"] == in_dm["content"] == "seedbot is restarting; please ask again in a moment."
+    assert in_channel["message_reference"]["message_id"] == question["id"]
+    assert not fake_seed.completions
+
