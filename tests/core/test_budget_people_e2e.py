@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import Settings
-from bot.ops.reports import chart_figure
+from bot.ops.chart import chart_figure
 from bot.ops.scheduler import Scheduler
 from tests.fakes.seed import FakeSeed, Reply
 from tests.fakes.slack import FakeSlack
