@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from bot.chat.inflight import InFlight
@@ -16,6 +16,8 @@ from bot.storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
+# A sink's hook, called with where a message of the answer lives when it opens (each platform's own keys).
+OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 INTERRUPTED_NOTICE = "I was interrupted while answering this (the bot restarted). Ask again and I'll answer in full."
 
 
@@ -27,8 +29,9 @@ class InterruptedFinisher(Protocol):
 
 
 class ReplyTracker:
-    """Handed to a sink as its `on_open` and to the supervisor: stores the location of each
-    platform message the answer opens (e.g. {"channel", "thread_ts", "ts", "streaming"})."""
+    """Handed to a sink as its `on_open` and to the supervisor: stores the location of each platform message
+    the answer opens, the last one kept (Slack's {"channel", "thread_ts", "ts", "streaming", "controls"},
+    Discord's {"channel", "message", "controls"}; "controls": it carries the Stop button)."""
 
     def __init__(self, store: ConversationStore) -> None:
         self._store = store

@@ -104,17 +104,29 @@ class DiscordAdapter:
         await self._shut()
 
     async def finish_interrupted(self, answer: InterruptedAnswer, notice: str) -> None:
-        """Crash recovery: post `notice` where the conversation is, the thread (a thread's id is the
-        conversation's thread id for mentions and threads) or else its channel. Discord keeps no
-        stream state, so the half message itself is left as it was."""
-        for channel_id in dict.fromkeys((answer.thread_id, answer.channel_id)):
+        """Crash recovery: post `notice` where the half answer is (its reply location), else where the
+        conversation is, the thread (a thread's id is the conversation's thread id for mentions and threads) or
+        else its channel; then the half answer loses its Stop button (one PATCH of its components)."""
+        where = answer.reply_location
+        for channel_id in dict.fromkeys(filter(None, (str(where.get("channel") or ""), answer.thread_id,
+                                                      answer.channel_id))):
             try:
                 channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
                 await channel.send(notice, allowed_mentions=discord.AllowedMentions.none())  # type: ignore[union-attr]
-                return
+                break
             except (discord.NotFound, discord.Forbidden, ValueError, AttributeError) as exc:
                 log.info("interruption notice not posted to %s: %s", channel_id, exc)
-        log.warning("no channel took the interruption notice for message %s", answer.message_pk)
+        else:
+            log.warning("no channel took the interruption notice for message %s", answer.message_pk)
+        if where.get("controls") and where.get("message") and where.get("channel"):
+            await self._remove_stop(str(where["channel"]), str(where["message"]))
+
+    async def _remove_stop(self, channel_id: str, message_id: str) -> None:
+        try:
+            half = self.client.get_partial_messageable(int(channel_id)).get_partial_message(int(message_id))
+            await half.edit(view=None)
+        except (discord.HTTPException, ValueError) as exc:  # only a button is left behind
+            log.info("removing the Stop button of interrupted message %s failed: %s", message_id, exc)
 
     def _point_at_discord(self) -> None:
         """discord.py reads its REST base and first gateway URL from class attributes (process-wide),

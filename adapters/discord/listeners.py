@@ -16,6 +16,7 @@ from typing import Any
 
 import discord
 
+from adapters.common.recovery import ReplyTracker
 from adapters.common.supervisor import AnswerSupervisor
 from adapters.common.tasks import BackgroundTasks
 from adapters.core import Core
@@ -116,9 +117,10 @@ class Conversations:
             thread=key, message_id=str(message.id), user_id=str(message.author.id), text=decision.text,
             user_name=facts.author_name, channel_name=facts.channel_name, is_direct=decision.is_direct,
         )
+        tracker = ReplyTracker(self._store)
         await self._run(incoming, DiscordSink(self._target(message, decision), interval=self._interval,
-                                              answer_key=incoming.dedup_key),
-                        message.attachments)
+                                              answer_key=incoming.dedup_key, on_open=tracker.opened),
+                        message.attachments, tracker)
 
     async def _continued(self, key: ThreadKey, anchor: str) -> ThreadKey:
         """A reply to the bot continues the conversation its anchor message was part of."""
@@ -160,8 +162,10 @@ class Conversations:
             user_name=interaction.user.display_name, channel_name=channel_name(interaction.channel, place),
             is_direct=place is Place.DM, force_review=force_review, web_search=True if web else None,
         )
-        sink = DiscordSink(InteractionTarget(interaction), interval=self._interval, answer_key=incoming.dedup_key)
-        if not await self._run(incoming, sink, files):
+        tracker = ReplyTracker(self._store)
+        sink = DiscordSink(InteractionTarget(interaction), interval=self._interval, answer_key=incoming.dedup_key,
+                           on_open=tracker.opened)
+        if not await self._run(incoming, sink, files, tracker):
             # Seen before (cannot happen for a fresh interaction id); do not leave "thinking…" behind.
             try:
                 await interaction.delete_original_response()
@@ -170,9 +174,10 @@ class Conversations:
 
     # -- running answers ---------------------------------------------------------------------------
 
-    async def _run(self, incoming: Incoming, sink: DiscordSink, files: Sequence[discord.Attachment]) -> bool:
-        """Answer through the core under the answer supervisor, attachments read inside it; False if
-        the message was a duplicate (nothing was sent)."""
+    async def _run(self, incoming: Incoming, sink: DiscordSink, files: Sequence[discord.Attachment],
+                   tracker: ReplyTracker) -> bool:
+        """Answer through the core under the answer supervisor, attachments read inside it, `tracker` keeping
+        where the reply lives for crash recovery; False if the message was a duplicate (nothing was sent)."""
 
         async def prepare(incoming: Incoming) -> Incoming:
             return replace(incoming, attachments=await self._files.read_all(files))
@@ -182,7 +187,8 @@ class Conversations:
         switch = self.switches.open(incoming.dedup_key, incoming.user_id,
                                     f"{key.platform.value}:{key.workspace_id}:{key.channel_id}:{key.thread_id}")
         try:
-            return await self._supervisor.answer(incoming, sink, prepare=prepare, stop=switch) is not None
+            return await self._supervisor.answer(incoming, sink, prepare=prepare, tracker=tracker,
+                                                 stop=switch) is not None
         finally:
             self.switches.close(switch)
 

@@ -43,8 +43,9 @@ from discord.utils import MISSING
 
 from adapters.common.delivery import INCOMPLETE, DeliveryFailure
 from adapters.common.footer import DISCORD_FOOTER, render_footer
+from adapters.common.recovery import OnOpen
 from adapters.common.splitter import MarkdownSplitter, split_markdown
-from adapters.discord.controls import feedback_view, stop_view
+from adapters.discord.controls import STOP_PREFIX, feedback_view, stop_view
 from adapters.discord.transport import Posted, Target, forbidden_or_not_found
 from bot.chat.markdown import open_fence
 from bot.domain import Footer
@@ -73,8 +74,12 @@ class _Live:
 
 class DiscordSink:
     def __init__(self, target: Target, *, interval: float, limit: int = LIMIT,
-                 clock: Callable[[], float] = time.monotonic, answer_key: str = "") -> None:
+                 clock: Callable[[], float] = time.monotonic, answer_key: str = "",
+                 on_open: OnOpen | None = None) -> None:
+        """`on_open` is told where each new message of the answer lives ({"channel", "message", "controls"}:
+        "controls" when it carries the Stop button), for crash recovery (adapters.common.recovery.ReplyTracker)."""
         self._target = target
+        self._on_open = on_open
         self._answer_key = answer_key
         self._interval = interval
         self._limit = limit
@@ -315,6 +320,9 @@ class DiscordSink:
             self._sending = False
             self._current = _Live(posted, content, shown, sent_at, _custom_ids(buttons or None))
             self.messages_sent += 1
+            if self._on_open is not None:
+                await self._on_open({"channel": str(posted.channel_id), "message": str(posted.id),
+                                     "controls": any(i.startswith(STOP_PREFIX) for i in self._current.buttons)})
             return True
         if current.content == content and (buttons is MISSING or current.buttons == _custom_ids(buttons)):
             current.shown = shown

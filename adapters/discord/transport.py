@@ -42,9 +42,10 @@ def forbidden_or_not_found(exc: BaseException) -> TypeGuard[discord.HTTPExceptio
 
 
 class Posted(Protocol):
-    """A message we sent and may edit."""
+    """A message we sent and may edit, in the channel (or thread) `channel_id`."""
 
     id: int
+    channel_id: int
 
     async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
         """Replace the text; a `view` replaces the buttons (None removes them, MISSING keeps them)."""
@@ -75,6 +76,7 @@ class _Message:
     def __init__(self, message: discord.Message) -> None:
         self._message = message
         self.id = message.id
+        self.channel_id = message.channel.id
 
     async def edit(self, content: str, *, view: discord.ui.View | None = MISSING) -> None:
         await self._message.edit(content=content, allowed_mentions=NO_PINGS, view=view)

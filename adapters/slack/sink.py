@@ -47,10 +47,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.delivery import INCOMPLETE, DeliveryFailure
 from adapters.common.footer import SLACK_FOOTER, render_footer
+from adapters.common.recovery import OnOpen
 from adapters.common.splitter import MarkdownSplitter
 from adapters.slack.controls import feedback_blocks, stop_chunk
 from adapters.slack.errors import REFUSED_FOR_GOOD, error_code
-from adapters.slack.transport import AnswerMessage, Clock, OnOpen, Refused, Sleep, StreamingSwitch, Target
+from adapters.slack.transport import AnswerMessage, Clock, Refused, Sleep, StreamingSwitch, Target
 from bot.domain import Footer
 from bot.ports import SinkBroken, Step
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common.recovery import OnOpen
 from adapters.slack.controls import JSON, escape_mrkdwn, markdown_block, without_stop_button
 from adapters.slack.errors import REFUSED_FOR_GOOD, STREAM_ENDED, STREAMING_UNAVAILABLE, error_code
 
@@ -35,9 +36,6 @@ MAX_INTERVAL_STEPS = 4
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-# Called with {"channel", "thread_ts", "ts", "streaming", "controls"} when a message of the answer opens
-# ("controls": it opens with the Stop button).
-OnOpen = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class StreamingSwitch:
@@ -99,6 +97,8 @@ class AnswerMessage:
     def __init__(self, client: AsyncWebClient, target: Target, *, stream: bool, switch: StreamingSwitch,
                  interval: float, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
                  on_open: OnOpen | None = None, opening: tuple[JSON, ...] = ()) -> None:
+        """`on_open` is told {"channel", "thread_ts", "ts", "streaming", "controls"} when the message opens
+        ("controls": it opens with the Stop button)."""
         self._client = client
         self._on_open = on_open
         self._target = target

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.common.recovery import INTERRUPTED_NOTICE
+from adapters.discord.controls import stop_view
 from adapters.slack.controls import STOP_ACTION
 from bot.config import Settings
 from bot.domain import Platform
@@ -152,15 +153,23 @@ async def test_discord_an_answer_of_a_dead_process_gets_the_notice_in_its_conver
     async with discord_harness.running_bot(fake, settings_for, tmp_path, SEEDBOT_RESERVATION_TTL=2) as bot:
         core = discord_harness.core_of(bot)
         dead = Claimants(core.db, 2, clock=lambda: utcnow() - timedelta(seconds=60))
-        await dead.register()  # a process whose last heartbeat was a minute ago
         message = incoming("half answered", platform=Platform.DISCORD, channel=str(fake.channel.id),
                            thread="1234")  # a conversation keyed by a message, not a channel
-        assert await ConversationStore(core.db, claimant=dead.id).claim(message, message.text, 5) is not None
+        store = ConversationStore(core.db, claimant=dead.id)
+        claimed = await store.claim(message, message.text, 5)
+        assert claimed is not None
+        # It had posted half an answer with its Stop button, and the sink had said where.
+        channel = bot.adapter.client.get_channel(fake.channel.id)
+        half = await channel.send("Half an answer", view=stop_view(message.dedup_key))  # type: ignore[union-attr]
+        await store.set_reply_location(claimed.message_pk, json.dumps(
+            {"channel": str(fake.channel.id), "message": str(half.id), "controls": True}))
+        await dead.register()  # then died: its last heartbeat was a minute ago (recovery may take it from here)
         assert bot.process.recovery is not None
         await bot.process.recovery.run_once()  # or the keep-alive loop's tick does it first
-        await fake.wait_until(lambda: bool(bot.bot_messages(fake.channel)), seconds=30)
+        await fake.wait_until(lambda: len(bot.bot_messages(fake.channel)) == 2, seconds=30)
         assert await bot.process.recovery.run_once() == 0  # exactly once
-        notices = [m["content"] for m in bot.bot_messages(fake.channel)]
-        assert notices == [INTERRUPTED_NOTICE]
+        shown, notice = bot.bot_messages(fake.channel)
+        assert notice["content"] == INTERRUPTED_NOTICE
+        assert shown["content"] == "Half an answer" and not shown.get("components")
         books = await read_books(core.db)
         assert books.user_statuses == [INTERRUPTED]

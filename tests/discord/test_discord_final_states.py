@@ -5,12 +5,16 @@ waits out a rate limit: end to end, the bot process against the fake Discord and
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy import select
 
 from adapters.common.delivery import INCOMPLETE
 from bot.chat.streamed import NOT_POSTED
 from bot.config import Settings
+from bot.storage.tables import Message as StoredMessage
 from tests.books import read_books
 from tests.discord.harness import RunningBot, core_of, prose, running_bot
 from tests.fakes.discord_fake import JSON, FakeDiscord
@@ -147,3 +151,16 @@ async def test_a_message_during_the_shutdown_grace_is_told_to_ask_again(
     assert in_channel["message_reference"]["message_id"] == question["id"]
     assert not fake_seed.completions
 
+
+
+async def test_an_answer_records_where_its_reply_and_stop_button_live_for_crash_recovery(
+        fake: FakeDiscord, fake_seed: FakeSeed, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+    fake_seed.script(Reply(content="A short answer."))
+    async with running_bot(fake, settings_for, tmp_path) as bot:
+        dm = fake.open_dm(fake.alice)
+        await fake.dispatch_message_create(dm, fake.alice, "what is a monad?")
+        [reply] = await bot.answer_in(dm)
+        async with core_of(bot).db.session() as session:
+            locations = list(await session.scalars(select(StoredMessage.reply_location)
+                                                   .where(StoredMessage.role == "user")))
+    assert [json.loads(w) for w in locations] == [{"channel": str(dm.id), "message": reply["id"], "controls": True}]
