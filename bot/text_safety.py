@@ -49,6 +49,7 @@ _MARKDOWN_ACTIVE = re.compile(r"([\\\[\]<>|])")
 
 def markdown_literal(text: str) -> str:
     """`text` (a name anyone may choose) for a Markdown message as the text it is: each of `\\ [ ] < > |`
-    backslash-escaped (CommonMark's escapes, which Slack's markdown and Discord honour), so it can form no link,
-    mention or table cell. Emphasis marks are left alone: they can only restyle the name itself."""
+    backslash-escaped (CommonMark's escapes, which Discord honours), so it can form no link, mention or table cell.
+    Emphasis marks are left alone: they can only restyle the name itself. Slack's mrkdwn has no backslash escape:
+    a reply sent as mrkdwn also needs Slack's own (adapters.slack.controls.escape_mrkdwn)."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", text)
