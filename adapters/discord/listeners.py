@@ -95,9 +95,7 @@ class Conversations:
 
     async def _decline(self, message: discord.Message, decision: Reply) -> None:
         """A message that would be answered, arriving while the process shuts down: one reply saying so."""
-        key = decision.key
-        if decision.needs_thread_check and not await self._store.has_thread(
-                key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
+        if not await self._in_the_bots_thread(decision):
             return
         log.info("message %s arrived while shutting down; told to ask again", message.id)
         try:
@@ -105,12 +103,18 @@ class Conversations:
         except discord.HTTPException as exc:
             log.info("could not tell message %s's author to ask again: %s", message.id, exc)
 
-    async def _answer_message(self, message: discord.Message, facts: MessageFacts, decision: Reply) -> None:
+    async def _in_the_bots_thread(self, decision: Reply) -> bool:
+        """False for a reply without a mention in a thread the bot holds no conversation in (only the database
+        can say); True for every other message `route` addressed."""
         key = decision.key
-        if decision.needs_thread_check and not await self._store.has_thread(
-                key.platform.value, key.workspace_id, key.channel_id, key.thread_id):
+        return not decision.needs_thread_check or await self._store.has_thread(
+            key.platform.value, key.workspace_id, key.channel_id, key.thread_id)
+
+    async def _answer_message(self, message: discord.Message, facts: MessageFacts, decision: Reply) -> None:
+        if not await self._in_the_bots_thread(decision):
             log.debug("message %s is in a thread the bot is not in", message.id)
             return
+        key = decision.key
         if decision.conversation_anchor is not None:
             key = await self._continued(key, decision.conversation_anchor)
         incoming = Incoming(

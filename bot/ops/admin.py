@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from bot.budget.limits import parse_budget
 from bot.budget.reservations import BudgetManager
-from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, channel_scope, person_scope, split_person_scope
+from bot.budget.scopes import EVERYONE, GLOBAL_SCOPE, deployment_channel_scope, person_scope, split_person_scope
 from bot.config import Settings
 from bot.domain import Address, counted, format_usd
 from bot.ops.reports import Reports, runs_out_lines, top_users_line
@@ -152,7 +152,8 @@ class AdminCommands:
             words = text.split()
         if not words or words[0] not in ("budget", "spend", "web", "effort"):
             return HELP
-        here = scope = channel_scope(platform, channel_id, self._workspace(platform, workspace_id))
+        here = scope = deployment_channel_scope(platform, channel_id, workspace_id,
+                                                self._settings.workspace_scoped_platforms)
         if words[0] == "spend":
             return await self.spend_view(platform, user_id, here, workspace_id=workspace_id)
         if words[0] in ("web", "effort"):

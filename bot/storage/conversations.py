@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
-from bot.budget.scopes import channel_scope
+from bot.budget.scopes import channel_scope, deployment_channel_scope
 from bot.chat.prompt import HistoryTurn
 from bot.domain import Incoming, ThreadKey
 from bot.storage.engine import Database
@@ -110,10 +110,9 @@ class ConversationStore:
         self._add_thread = Precompiled(db.insert(_THREADS).on_conflict_do_nothing().returning(_THREADS.c.id))
 
     def channel_scope_of(self, key: ThreadKey) -> str:
-        """The budget key of the channel `key`'s thread is in (`scopes.channel_scope`; with the workspace where
-        this deployment keys its platform's budgets by workspace), as a claim of it gives it in
-        `ChannelInfo.scope_key`."""
-        return channel_scope(key.platform.value, key.channel_id, self._budget_workspace(key))
+        """The budget key of the channel `key`'s thread is in (`scopes.deployment_channel_scope`), as a claim of it
+        gives it in `ChannelInfo.scope_key`."""
+        return deployment_channel_scope(key.platform.value, key.channel_id, key.workspace_id, self._workspace_scoped)
 
     def _budget_workspace(self, key: ThreadKey) -> str | None:
         return key.workspace_id if key.platform.value in self._workspace_scoped else None
